@@ -1,0 +1,30 @@
+# `make run` and `make test` bootstrap everything from nothing: a virtualenv in .venv,
+# the package installed editable with its test extras, then the job itself.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test data bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/trimtab run configs/usdt_eth_staking_hedged_leveraged.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Rebuild the bundled data/ from the raw files in ../shared/data (needs ../shared).
+data: $(STAMP)
+	$(BIN)/python scripts/build_data.py --raw ../shared/data --out data
+
+bench: $(STAMP)
+	$(BIN)/python bench/backtest.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,374 @@
+"""Load a strategy config with its machine, rules and venues, and check every reference.
+
+``load_strategy(path)`` reads ``configs/x.yaml`` and the files it names from the project
+root (the nearest ancestor folder holding ``machines/``, ``rules/`` and ``venues/``), validates
+each against :mod:`trimtab.config.models`, then checks every cross-reference: machine states
+and rules, rule expressions and the names they use, parameters, venues, instrument keys and
+target ids. All problems of all files are collected and raised together as one
+:class:`~trimtab.errors.ConfigError` (``file:line:col: path: message`` per line).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ConfigIssue
+from ..keys import InstrumentKeyError, parse_key
+from ..rules.expr import CompiledExpr, ExprError, compile_expr
+from ..rules.expr import names as expr_names
+from ..rules.expr import parse as parse_expr
+from .models import (
+    LeveragedStakeTarget,
+    MachineSpec,
+    PerpHedgeTarget,
+    RuleFile,
+    RuleSpec,
+    StrategyConfig,
+    VenueSpec,
+    WalletReserveTarget,
+)
+from .yamlio import YamlDoc, load_yaml, suggest, validate
+
+#: Metrics the tight loop publishes (see trimtab.engine.monitors). ``margin_ratio.<venue>``
+#: is published per perp venue as well.
+METRICS = {
+    "health_factor": "Aave health factor: sum(collateral x price x liquidation threshold) / sum(debt x price); inf without debt",
+    "ltv": "Aave loan-to-value: debt value / collateral value",
+    "margin_ratio_min": "Smallest CEX margin ratio (account equity / position notional) over venues with a position; inf if none",
+    "net_delta": "Net exposure to the strategy's asset, in asset units",
+    "delta_drift": "net_delta / hedged delta (0 when nothing is hedged)",
+    "equity": "Equity in the share class",
+    "equity_deviation": "|equity - equity at last rebalance| / equity at last rebalance",
+    "idle_fraction": "Share-class tokens idle in the wallet / equity",
+    "hours_since_rebalance": "Hours since the last plan was submitted (inf before the first)",
+    "plan_in_flight": "1 while a plan has steps still to run, else 0",
+    "hedge_allocation_drift": "Largest |venue share of the hedge - its target share| over hedge legs",
+    "stale_venues": "Number of configured venues whose market data is stale at this tick",
+}
+METRIC_PREFIXES = ("margin_ratio.",)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule ready to evaluate: parameters folded in, metric names left free."""
+
+    name: str
+    spec: RuleSpec
+    expr: CompiledExpr
+    file: str
+    line: int
+    col: int
+
+
+@dataclass
+class Strategy:
+    """Everything the engine needs from YAML, cross-checked. Built by :func:`load_strategy`."""
+
+    config: StrategyConfig
+    config_file: str
+    root: Path
+    machine: MachineSpec
+    machine_file: str
+    rules: dict[str, CompiledRule]
+    params: dict[str, float]
+    param_docs: dict[str, str]
+    venues: dict[str, VenueSpec]
+    instruments: dict[str, tuple[str, Any]]  # key -> (venue name, InstrumentSpec)
+    docs: dict[str, YamlDoc] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def target_value(self, expr: float | str, params: dict[str, float] | None = None) -> float:
+        """Evaluate a target's number-or-expression against ``params`` (default: the strategy's)."""
+        if isinstance(expr, (int, float)):
+            return float(expr)
+        return float(compile_expr(expr)(params if params is not None else self.params))
+
+
+def find_root(config_path: Path) -> Path:
+    """The nearest ancestor of ``config_path`` holding machines/, rules/ and venues/."""
+    for parent in [config_path.resolve().parent, *config_path.resolve().parents]:
+        if all((parent / d).is_dir() for d in ("machines", "rules", "venues")):
+            return parent
+    raise ConfigError(
+        [ConfigIssue(str(config_path), 1, 1, "<root>", "no project root found: expected machines/, rules/ and venues/ folders in an ancestor of the config")]
+    )
+
+
+class _Checker:
+    """Collects issues across files; each check appends and carries on."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def add(self, doc: YamlDoc, path: tuple, message: str, key: bool = False) -> None:
+        self.issues.append(doc.issue(path, message, key=key))
+
+    def expr_issue(self, doc: YamlDoc, path: tuple, err: ExprError) -> None:
+        line, col = doc.locate(path)
+        # Point at the offending character: quoted scalars start one column later.
+        raw = doc.data
+        for p in path:
+            raw = raw[p]
+        quoted = 1 if _is_quoted(doc, path) else 0
+        self.issues.append(ConfigIssue(doc.file, line, col + quoted + err.offset, _fmt(path), f"bad expression: {err.message}"))
+
+
+def _is_quoted(doc: YamlDoc, path: tuple) -> bool:
+    line, col = doc.locate(path)
+    try:
+        text = Path(doc.file).read_text().splitlines()[line - 1]
+        return text[col - 1] in "\"'"
+    except (OSError, IndexError):
+        return False
+
+
+def _fmt(path: tuple) -> str:
+    from .yamlio import format_path
+
+    return format_path(path)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load_strategy(path: str | Path) -> Strategy:
+    """Load and cross-check a strategy config and the machine, rules and venues it names.
+
+    Raises:
+        ConfigError: every problem found in any of the files, each at ``file:line:col``.
+    """
+    path = Path(path)
+    chk = _Checker()
+    doc = load_yaml(path)
+    config, issues = validate(StrategyConfig, doc)
+    chk.issues += issues
+    if config is None:
+        raise ConfigError(chk.issues)
+    root = find_root(path)
+    docs: dict[str, YamlDoc] = {"config": doc}
+
+    def load_named(folder: str, name: str, model, ref_path: tuple):
+        file = root / folder / f"{name}.yaml"
+        if not file.exists():
+            have = sorted(p.stem for p in (root / folder).glob("*.yaml"))
+            chk.add(doc, ref_path, f"unknown {folder[:-1]} {name!r}{suggest(name, have)}; known: {', '.join(have)}")
+            return None, None
+        try:
+            d = load_yaml(_rel(file, root))
+        except ConfigError as e:
+            chk.issues += e.issues
+            return None, None
+        m, iss = validate(model, d)
+        chk.issues += iss
+        return m, d
+
+    machine, mdoc = load_named("machines", config.machine, MachineSpec, ("machine",))
+    rule_files: list[tuple[RuleFile, YamlDoc]] = []
+    for i, rname in enumerate(config.rules):
+        rf, rdoc = load_named("rules", rname, RuleFile, ("rules", i))
+        if rf is not None:
+            rule_files.append((rf, rdoc))
+    venues: dict[str, VenueSpec] = {}
+    vdocs: dict[str, YamlDoc] = {}
+    for i, vname in enumerate(config.venues):
+        v, vdoc = load_named("venues", vname, VenueSpec, ("venues", i))
+        if v is not None:
+            if v.name != vname:
+                chk.add(vdoc, ("name",), f"venue file {vname}.yaml names itself {v.name!r}; the name must match the file name")
+            venues[vname] = v
+            vdocs[vname] = vdoc
+
+    # Parameters: rule-file defaults, overridden by the config.
+    params: dict[str, float] = {}
+    param_docs: dict[str, str] = {}
+    for rf, _ in rule_files:
+        for pname, pspec in rf.parameters.items():
+            params[pname] = pspec.default
+            param_docs[pname] = pspec.description
+    declared = set(params)
+    params.update(config.parameters)
+
+    # Instruments of the configured venues.
+    instruments: dict[str, tuple[str, Any]] = {}
+    for vname, v in venues.items():
+        for j, inst in enumerate(v.instruments):
+            try:
+                k = parse_key(inst.key)
+            except InstrumentKeyError as e:
+                chk.add(vdocs[vname], ("instruments", j, "key"), str(e))
+                continue
+            if k.venue != vname:
+                chk.add(vdocs[vname], ("instruments", j, "key"), f"instrument {inst.key!r} belongs to venue {k.venue!r}, not {vname!r}")
+            instruments[inst.key] = (vname, inst)
+
+    # Rules: parse, then check every free name is a metric or a parameter.
+    rules: dict[str, CompiledRule] = {}
+    perp_venues = [n for n, v in venues.items() if v.model == "cex_perp"]
+    metric_names = set(METRICS) | {f"margin_ratio.{v}" for v in perp_venues}
+    for rf, rdoc in rule_files:
+        for rname, rspec in rf.rules.items():
+            rpath = ("rules", rname, "when")
+            if rname in rules:
+                chk.add(rdoc, ("rules", rname), f"rule {rname!r} is defined twice (also in {rules[rname].file})", key=True)
+                continue
+            try:
+                node = parse_expr(rspec.when)
+            except ExprError as e:
+                chk.expr_issue(rdoc, rpath, e)
+                continue
+            unknown = [n for n in sorted(expr_names(node)) if n not in metric_names and n not in params and not n.startswith(METRIC_PREFIXES)]
+            for n in unknown:
+                chk.add(rdoc, rpath, f"unknown name {n!r} in rule {rname!r}{suggest(n, sorted(metric_names | set(params)))}: not a metric nor a parameter")
+            if unknown:
+                continue
+            consts = {n: params[n] for n in expr_names(node) if n in params}
+            line, col = rdoc.locate(("rules", rname))
+            rules[rname] = CompiledRule(rname, rspec, compile_expr(node, consts), rdoc.file, line, col)
+    for rf, rdoc in rule_files:
+        for rname, rspec in rf.rules.items():
+            if rspec.hysteresis and rspec.hysteresis not in rules and rspec.hysteresis not in rf.rules:
+                chk.add(rdoc, ("rules", rname, "hysteresis"), f"unknown rule {rspec.hysteresis!r}{suggest(rspec.hysteresis, sorted(rules))}")
+
+    # Machine: states, transitions, rules, action overrides.
+    if machine is not None:
+        states = list(machine.states)
+        if machine.initial not in machine.states:
+            chk.add(mdoc, ("initial",), f"unknown state {machine.initial!r}{suggest(machine.initial, states)}; states: {', '.join(states)}")
+        for i, t in enumerate(machine.transitions):
+            srcs = [t.source] if isinstance(t.source, str) else t.source
+            for j, s in enumerate(srcs):
+                if s == "*" and isinstance(t.source, str):
+                    continue
+                if s not in machine.states:
+                    p = ("transitions", i, "source") if isinstance(t.source, str) else ("transitions", i, "source", j)
+                    chk.add(mdoc, p, f"unknown state {s!r}{suggest(s, states)}; states: {', '.join(states)}")
+            if t.dest not in machine.states:
+                chk.add(mdoc, ("transitions", i, "dest"), f"unknown state {t.dest!r}{suggest(t.dest, states)}; states: {', '.join(states)}")
+            for j, r in enumerate(t.when):
+                if r not in rules and not any(r in rf.rules for rf, _ in rule_files):
+                    known = sorted({n for rf, _ in rule_files for n in rf.rules})
+                    chk.add(mdoc, ("transitions", i, "when", j), f"unknown rule {r!r}{suggest(r, known)}; rules come from {', '.join(config.rules)}")
+        triggers = [t.trigger for t in machine.transitions]
+        for i, t in enumerate(triggers):
+            if triggers.index(t) != i:
+                chk.add(mdoc, ("transitions", i, "trigger"), f"trigger {t!r} is used twice; each transition needs its own trigger name")
+        for sname, st in machine.states.items():
+            if st.action:
+                for pname, val in st.action.overrides.items():
+                    if pname not in params:
+                        chk.add(mdoc, ("states", sname, "action", "overrides", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(params))}", key=True)
+                    if isinstance(val, str) and val not in params:
+                        chk.add(mdoc, ("states", sname, "action", "overrides", pname), f"unknown parameter {val!r}{suggest(val, sorted(params))}")
+
+    # Targets: instruments, venues of the right model, expressions over parameters.
+    target_ids = [t.id for t in config.targets]
+
+    def check_expr(p: tuple, value) -> None:
+        if isinstance(value, (int, float)):
+            return
+        try:
+            node = parse_expr(value)
+        except ExprError as e:
+            chk.expr_issue(doc, p, e)
+            return
+        for n in sorted(expr_names(node)):
+            if n not in params:
+                chk.add(doc, p, f"unknown parameter {n!r}{suggest(n, sorted(params))}")
+
+    def check_inst(p: tuple, k: str, types: tuple[str, ...]) -> None:
+        try:
+            ik = parse_key(k)
+        except InstrumentKeyError as e:
+            chk.add(doc, p, str(e))
+            return
+        if ik.venue not in venues:
+            chk.add(doc, p, f"instrument {k!r} is on venue {ik.venue!r}, which is not in this config's venues{suggest(ik.venue, list(venues))}")
+        elif k not in instruments:
+            chk.add(doc, p, f"venue {ik.venue!r} has no instrument {k!r}{suggest(k, sorted(instruments))}")
+        if ik.position_type not in types:
+            chk.add(doc, p, f"instrument {k!r} must be a {' or '.join(types)} position, not {ik.position_type}")
+
+    def check_venue(p: tuple, name: str, models: tuple[str, ...]) -> None:
+        if name not in venues:
+            chk.add(doc, p, f"unknown venue {name!r}{suggest(name, list(venues))}; add it to `venues:` or fix the name")
+        elif venues[name].model not in models:
+            chk.add(doc, p, f"venue {name!r} is a {venues[name].model} venue; expected {' or '.join(models)}")
+
+    for i, t in enumerate(config.targets):
+        base = ("targets", i)
+        if target_ids.index(t.id) != i:
+            chk.add(doc, base + ("id",), f"target id {t.id!r} is used twice")
+        if isinstance(t, LeveragedStakeTarget):
+            check_expr(base + ("allocation",), t.allocation)
+            check_expr(base + ("target_ltv",), t.target_ltv)
+            check_inst(base + ("collateral",), t.collateral, ("aToken",))
+            check_inst(base + ("debt",), t.debt, ("debtToken",))
+            check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
+            check_venue(base + ("flash_venue",), t.flash_venue, ("flash_loan",))
+            check_venue(base + ("bundler",), t.bundler, ("bundler",))
+            check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+        elif isinstance(t, PerpHedgeTarget):
+            check_expr(base + ("allocation",), t.allocation)
+            check_expr(base + ("hedge_ratio",), t.hedge_ratio)
+            for j, h in enumerate(t.hedges):
+                if h not in target_ids or h == t.id:
+                    chk.add(doc, base + ("hedges", j), f"unknown target {h!r}{suggest(h, [x for x in target_ids if x != t.id])}")
+            for j, leg in enumerate(t.legs):
+                check_inst(base + ("legs", j, "instrument"), leg.instrument, ("Perp",))
+                check_expr(base + ("legs", j, "weight"), leg.weight)
+        elif isinstance(t, WalletReserveTarget):
+            check_inst(base + ("instrument",), t.instrument, ("BaseToken",))
+            check_expr(base + ("amount",), t.amount)
+            check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+
+    # Config parameters must be declared by a rule file or used by the config/machine.
+    used: set[str] = set()
+    for t in config.targets:
+        for v in t.model_dump().values():
+            if isinstance(v, str):
+                try:
+                    used |= expr_names(parse_expr(v))
+                except ExprError:
+                    pass
+        if isinstance(t, PerpHedgeTarget):
+            for leg in t.legs:
+                if isinstance(leg.weight, str):
+                    try:
+                        used |= expr_names(parse_expr(leg.weight))
+                    except ExprError:
+                        pass
+    if machine is not None:
+        for st in machine.states.values():
+            if st.action:
+                used |= {v for v in st.action.overrides.values() if isinstance(v, str)}
+    for pname in config.parameters:
+        if pname not in declared and pname not in used:
+            chk.add(doc, ("parameters", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(declared | used))}: no rule, target or action uses it", key=True)
+
+    if "wallet" not in venues and not any(i.path == "venues" for i in chk.issues):
+        chk.add(doc, ("venues",), "every strategy needs the 'wallet' venue (it holds capital and pays gas)")
+
+    if chk.issues:
+        raise ConfigError(chk.issues)
+    docs.update({f"venue:{k}": v for k, v in vdocs.items()})
+    return Strategy(
+        config=config,
+        config_file=doc.file,
+        root=root,
+        machine=machine,
+        machine_file=mdoc.file,
+        rules=rules,
+        params=params,
+        param_docs=param_docs,
+        venues=venues,
+        instruments=instruments,
+        docs=docs,
+    )

@@ -1,0 +1,237 @@
+"""Pydantic models of trimtab's YAML: venues, rules, machines and strategy configs.
+
+Every model forbids unknown fields (``extra="forbid"``) so a misspelt key is an error at its
+``file:line:col`` rather than a silently ignored setting. These models check *shape*; the
+cross-file references (state, rule, venue, instrument, parameter names) are checked in
+:mod:`trimtab.config.load`, before any machine is built.
+
+A field typed :data:`Expr` takes a number or an expression over parameters
+(``1 - stake_allocation``), parsed by :mod:`trimtab.rules.expr` and folded to a number when
+the strategy is compiled.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Expr = Union[float, str]
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are errors; models are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- venues
+class InstrumentSpec(Strict):
+    """One instrument a venue holds. ``key`` is ``venue:position_type:symbol``.
+
+    ``reserve`` (Aave) names the reserve series (``aave.weETH``); ``mark_field`` and
+    ``funding_field`` (perps) name data fields; ``cost_pair`` keys the execution-cost table.
+    """
+
+    key: str
+    asset: str
+    reserve: str | None = None
+    mark_field: str | None = None
+    funding_field: str | None = None
+    cost_pair: str | None = None
+
+
+class OperationSpec(Strict):
+    """An operation a venue supports: gas units by ``gas_op`` (data/static.json gas_units),
+    fee in bps of notional, fixed fee in asset units, latency in seconds, minimum notional (USD)."""
+
+    gas_op: str | None = None
+    fee_bps: float = Field(0.0, ge=0)
+    fee: float = Field(0.0, ge=0)
+    latency_s: float = Field(0.0, ge=0)
+    min_notional: float = Field(0.0, ge=0)
+
+
+class AssetPrice(Strict):
+    """How an asset is priced in USD: a constant, a USD data field, or an ETH rate field."""
+
+    usd: float | None = None
+    usd_field: str | None = None
+    eth_rate_field: str | None = None
+    delta_asset: str
+
+
+class EmodeSpec(Strict):
+    assets: list[str]
+    ltv: float = Field(gt=0, lt=1)
+    liquidation_threshold: float = Field(gt=0, lt=1)
+    liquidation_bonus: float = Field(ge=0, lt=1)
+
+
+class ReserveRisk(Strict):
+    ltv: float = Field(ge=0, lt=1)
+    liquidation_threshold: float = Field(ge=0, lt=1)
+    liquidation_bonus: float = Field(ge=0, lt=1)
+
+
+class LendingRisk(Strict):
+    emode: EmodeSpec
+    standard: dict[str, ReserveRisk] = {}
+    close_factor: float = Field(0.5, gt=0, le=1)
+    full_close_health_factor: float = 0.95
+
+
+class LstSpec(Strict):
+    token: str
+    rate_field: str
+    dex_cost_pair: str
+
+
+class PerpSpec(Strict):
+    maintenance_margin: float = Field(gt=0, lt=1)
+    initial_margin: float = Field(gt=0, le=1)
+    funding_interval_h: int = Field(gt=0)
+    funding_hours_utc: list[int]
+    stale_after_h: float = Field(3.0, gt=0)
+
+
+class PairSpec(Strict):
+    price_field: str | None = None
+    cost_pair: str
+
+
+class VenueSpec(Strict):
+    """A venue of ``venues/<name>.yaml``. ``model`` picks the simulated venue model."""
+
+    name: str
+    model: Literal["wallet", "aave_v3", "lst", "flash_loan", "bundler", "dex", "cex_perp"]
+    description: str = ""
+    chain: str | None = None
+    atomic: bool = False
+    instruments: list[InstrumentSpec] = []
+    operations: dict[str, OperationSpec] = {}
+    assets: dict[str, AssetPrice] | None = None
+    risk: LendingRisk | None = None
+    lst: LstSpec | None = None
+    perp: PerpSpec | None = None
+    pairs: dict[str, PairSpec] | None = None
+
+
+# --------------------------------------------------------------------------- rules
+class ParameterSpec(Strict):
+    default: float
+    description: str = ""
+
+
+class RuleSpec(Strict):
+    """A named guard: ``when`` is an expression over metrics and parameters."""
+
+    when: str
+    description: str = ""
+    severity: Literal["info", "warning", "critical"] = "info"
+    hysteresis: str | None = None
+
+
+class RuleFile(Strict):
+    """``rules/<group>.yaml``: parameters with defaults, and rules."""
+
+    parameters: dict[str, ParameterSpec] = {}
+    rules: dict[str, RuleSpec]
+
+
+# --------------------------------------------------------------------------- machines
+class ActionSpec(Strict):
+    """What an action state does on entry: ``target`` plans toward the config's targets (with
+    parameter ``overrides``: parameter -> parameter name or number); ``unwind`` plans to zero."""
+
+    kind: Literal["target", "unwind"]
+    overrides: dict[str, Expr] = {}
+
+
+class StateSpec(Strict):
+    description: str = ""
+    action: ActionSpec | None = None
+
+
+class TransitionSpec(Strict):
+    """``source`` is a state, a list of states, or ``"*"`` (every state other than ``dest``).
+    The transition fires when every rule in ``when`` holds; transitions are tried in order."""
+
+    trigger: str
+    source: Union[str, list[str]]
+    dest: str
+    when: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class MachineSpec(Strict):
+    name: str
+    description: str = ""
+    initial: str
+    states: dict[str, StateSpec]
+    transitions: list[TransitionSpec]
+
+
+# --------------------------------------------------------------------------- strategy configs
+class _Target(Strict):
+    id: str
+
+
+class LeveragedStakeTarget(_Target):
+    """Stake the asset into an LST and loop it on a lending venue to ``target_ltv``, built and
+    resized with one atomic flash-loan bundle."""
+
+    template: Literal["leveraged_stake"]
+    allocation: Expr
+    collateral: str
+    debt: str
+    lst_venue: str
+    flash_venue: str
+    bundler: str
+    swap_venue: str
+    target_ltv: Expr
+
+
+class HedgeLeg(Strict):
+    instrument: str
+    weight: Expr
+
+
+class PerpHedgeTarget(_Target):
+    """Short perps against the delta of the ``hedges`` targets, spread over ``legs`` by weight,
+    margined with ``allocation`` of equity in the share class."""
+
+    template: Literal["perp_hedge"]
+    allocation: Expr
+    hedges: list[str] = Field(min_length=1)
+    hedge_ratio: Expr = 1.0
+    legs: list[HedgeLeg] = Field(min_length=1)
+
+
+class WalletReserveTarget(_Target):
+    """Keep ``amount`` of a token in the wallet (gas money), bought with ``swap_venue``."""
+
+    template: Literal["wallet_reserve"]
+    instrument: str
+    amount: Expr
+    swap_venue: str
+
+
+TargetSpec = Annotated[
+    Union[LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget],
+    Field(discriminator="template"),
+]
+
+
+class StrategyConfig(Strict):
+    """A strategy: which machine, rules and venues; parameters; target positions."""
+
+    name: str
+    description: str = ""
+    machine: str
+    rules: list[str] = Field(min_length=1)
+    venues: list[str] = Field(min_length=1)
+    share_class: Literal["USDT", "ETH", "BTC"]
+    asset: str
+    capital: float = Field(gt=0)
+    parameters: dict[str, float] = {}
+    targets: list[TargetSpec] = Field(min_length=1)

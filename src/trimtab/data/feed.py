@@ -1,0 +1,389 @@
+"""Historical market data on one hourly UTC clock, without look-ahead.
+
+Reads the bundle written by :mod:`trimtab.data.build` (``data/series/*.parquet``,
+``data/manifest.json``, ``data/static.json``; conventions in ``data/README.md``)
+and exposes every series as float64 arrays aligned to an hourly tick index::
+
+    md = load_market_data(start="2024-08-01", end="2024-09-01")
+    close = md.field("perp.binance.ETHUSDT.close")      # shape (len(md.index),)
+    age = md.age_hours("perp.binance.ETHUSDT")           # hours since the last bar closed
+
+Clock rules (no look-ahead):
+
+* Each stored row has an *availability* time (``avail``): when it could first be
+  known (a 1h bar at its close = open + 1h, a funding event at its timestamp, a
+  daily aggregate at the next midnight, ...; see :mod:`trimtab.data.catalog`).
+  A row is used from the first tick ``t >= avail`` on.
+* ``asof`` fields: value at tick ``t`` = latest row available at or before ``t``.
+  Before the first available row: NaN. A hole in the data is never zero-filled;
+  it shows as a growing :meth:`MarketData.age_hours` and in :meth:`MarketData.gaps`.
+* ``event`` fields (funding): the value only at the tick of the event, NaN elsewhere.
+* Accruing Aave indices sampled daily: geometric interpolation between samples,
+  see :func:`daily_to_hourly_geometric`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from trimtab.errors import TrimtabError
+
+__all__ = [
+    "DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "load_market_data",
+    "daily_to_hourly_geometric", "find_gaps",
+]
+
+DEFAULT_DATA_DIR: Path = Path(os.environ["TRIMTAB_DATA"]) if os.environ.get("TRIMTAB_DATA") \
+    else Path(__file__).resolve().parents[3] / "data"
+
+HOUR = 3600
+
+
+class DataError(TrimtabError):
+    """Missing bundle file, unknown series or field, or a timestamp outside the clock.
+
+    Messages name the offending key and list close matches, e.g.
+    ``unknown series 'perp.binance.ETHUSD'; did you mean: perp.binance.ETHUSDT``.
+    """
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A hole in one series: consecutive observations further apart than the threshold.
+
+    ``start`` is the availability time of the last observation before the hole,
+    ``end`` that of the first one after it (both tz-aware UTC; clipped to the
+    requested window by :meth:`MarketData.gaps`); ``hours = (end - start)`` in hours.
+    """
+
+    series: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    hours: float
+
+
+def _utc(ts) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _epoch(ts) -> int:
+    return int(_utc(ts).value // 1_000_000_000)     # .value is always nanoseconds
+
+
+def _to_ts(epoch_s: int) -> pd.Timestamp:
+    return pd.Timestamp(int(epoch_s), unit="s", tz="UTC")
+
+
+def _epochs(times) -> np.ndarray:
+    """int64 epoch seconds of a sequence of timestamps (or of epoch seconds already)."""
+    arr = np.asarray(times)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
+    return idx.as_unit("s").asi8.astype(np.int64)
+
+
+def find_gaps(avail_epoch: np.ndarray, interval_h: float, factor: float = 2.0) -> list[tuple[int, int]]:
+    """Holes in a sorted array of availability times (epoch seconds).
+
+    Returns ``(start, end)`` epoch pairs of consecutive distinct times more than
+    ``factor * interval_h`` hours apart. Shared by the loader and the build manifest.
+    """
+    t = np.unique(np.asarray(avail_epoch, dtype=np.int64))
+    if t.size < 2:
+        return []
+    d = np.diff(t)
+    k = np.nonzero(d > factor * interval_h * HOUR)[0]
+    return [(int(t[i]), int(t[i + 1])) for i in k]
+
+
+def _geometric(t_s: np.ndarray, v: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+    out = np.full(epoch.shape, np.nan)
+    if t_s.size == 0:
+        return out
+    a = np.searchsorted(t_s, epoch, side="right") - 1          # last sample at or before the tick
+    inside = (a >= 0) & (a < t_s.size - 1)
+    ai = a[inside]
+    w = (epoch[inside] - t_s[ai]) / (t_s[ai + 1] - t_s[ai])
+    out[inside] = v[ai] ** (1.0 - w) * v[ai + 1] ** w            # exact at w == 0
+    out[a == t_s.size - 1] = v[-1]                               # after the last sample: hold (stale)
+    return out
+
+
+def daily_to_hourly_geometric(times, values, hourly_index) -> np.ndarray:
+    """Put a sampled, continuously accruing index on an hourly clock.
+
+    ``idx(t) = idx_a ** (1 - w) * idx_b ** w`` with ``w = (t - t_a) / (t_b - t_a)``
+    for consecutive samples ``t_a <= t < t_b`` (exactly ``idx_a`` at ``t_a``);
+    NaN before the first sample; the last value held after the last sample (not
+    extrapolated; callers flag it stale with the sample age).
+
+    Why this is not look-ahead: an Aave liquidity / variable-borrow index accrues
+    continuously on-chain, and its value at ``t`` was readable at ``t`` (the
+    contract computes it from the last update and the current rate). The daily
+    file only *samples* that observable value; compounding at a constant rate
+    between samples is geometric, so this reconstructs what could have been read
+    at ``t`` (up to the intraday variation of the rate). Convention from the
+    data README ("interpolate between days, geometric in the index").
+
+    Args:
+        times: sample times, sorted ascending (datetime-like or int epoch seconds), shape (n,).
+        values: positive sample values, shape (n,).
+        hourly_index: the target ``pd.DatetimeIndex`` (tz-aware or UTC-naive), shape (m,).
+
+    Returns:
+        float64 array, shape (m,).
+
+    Raises:
+        ValueError: shapes differ, times not strictly increasing, or values not positive.
+    """
+    t_s = _epochs(times)
+    v = np.asarray(values, dtype=np.float64)
+    if t_s.shape != v.shape:
+        raise ValueError(f"times and values differ in shape: {t_s.shape} vs {v.shape}")
+    if t_s.size > 1 and np.any(np.diff(t_s) <= 0):
+        raise ValueError("sample times must be strictly increasing")
+    if np.any(~(v > 0)):
+        raise ValueError("geometric interpolation needs positive values")
+    return _geometric(t_s, v, _epochs(hourly_index))
+
+
+@dataclass
+class _Series:
+    """One loaded series: raw rows (sorted by availability) and its clock policy."""
+
+    name: str
+    avail: np.ndarray                  # int64 epoch seconds, non-decreasing
+    values: dict[str, np.ndarray]      # column -> float64, aligned with avail
+    interval_h: float
+    fill: str                          # "asof" | "event"
+    geometric: tuple[str, ...]
+    meta: dict = dc_field(default_factory=dict)
+
+
+class MarketData:
+    """All loaded series on one hourly UTC clock.
+
+    Attributes:
+        index: ``pd.DatetimeIndex`` of hourly ticks, tz UTC, inclusive [start, end].
+        epoch: int64 epoch seconds of each tick, shape ``(len(index),)``.
+        static: the parsed ``data/static.json`` (risk parameters, gas units, costs, rewards).
+
+    Arrays returned by :meth:`field` and :meth:`age_hours` are cached and read-only.
+    """
+
+    def __init__(self, index: pd.DatetimeIndex, series: dict[str, _Series], static: dict,
+                 bundle: Iterable[str] = ()):
+        self.index = index
+        self.epoch = index.as_unit("s").asi8.astype(np.int64)
+        self.static = static
+        self._series = series
+        self._bundle = sorted(bundle)
+        self._fields: dict[str, np.ndarray] = {}
+        self._last: dict[str, np.ndarray] = {}
+
+    # -- lookup -----------------------------------------------------------------
+    def series_names(self) -> list[str]:
+        """Names of the loaded series, sorted."""
+        return sorted(self._series)
+
+    def _get(self, name: str) -> _Series:
+        s = self._series.get(name)
+        if s is None:
+            close = difflib.get_close_matches(name, list(self._series) + self._bundle, n=5, cutoff=0.6)
+            hint = f"; did you mean: {', '.join(dict.fromkeys(close))}" if close else ""
+            where = " (it is in the bundle but was not loaded: pass it in series=)" if name in self._bundle else ""
+            raise DataError(f"unknown series {name!r}{where}{hint}; loaded: {len(self._series)} series")
+        return s
+
+    def fields(self, series: str) -> list[str]:
+        """Column names of ``series`` (e.g. ``['open', 'high', 'low', 'close', 'volume']``)."""
+        return list(self._get(series).values)
+
+    def _last_index(self, s: _Series) -> np.ndarray:
+        """Per tick, the row index of the latest observation available at or before it (-1: none)."""
+        k = self._last.get(s.name)
+        if k is None:
+            k = np.searchsorted(s.avail, self.epoch, side="right") - 1
+            self._last[s.name] = k
+        return k
+
+    def field(self, name: str) -> np.ndarray:
+        """Values of ``"<series>.<column>"`` on the clock, float64, shape ``(len(index),)``.
+
+        As-of (latest row available at or before each tick), NaN before the first;
+        funding (event series): value only at its settlement tick, NaN elsewhere;
+        daily Aave indices: geometric interpolation between samples. Never zero-filled.
+
+        Raises:
+            DataError: unknown series or column (with close matches).
+        """
+        arr = self._fields.get(name)
+        if arr is not None:
+            return arr
+        series, _, col = name.rpartition(".")
+        if not series:
+            raise DataError(f"field name {name!r} must be '<series>.<column>', e.g. 'perp.binance.ETHUSDT.close'")
+        s = self._get(series)
+        if col not in s.values:
+            close = difflib.get_close_matches(col, list(s.values), n=3, cutoff=0.5)
+            hint = f"; did you mean: {', '.join(close)}" if close else ""
+            raise DataError(f"series {series!r} has no field {col!r}{hint}; fields: {', '.join(s.values)}")
+        v = s.values[col]
+        if s.fill == "event":
+            arr = np.full(self.epoch.shape, np.nan)
+            if self.epoch.size:
+                k = np.searchsorted(self.epoch, s.avail, side="left")   # first tick at or after the event
+                ok = k < self.epoch.size
+                ok[ok] = self.epoch[k[ok]] - s.avail[ok] < HOUR           # event within the hour ending at tick
+                arr[k[ok]] = v[ok]                                        # later rows win on a shared tick
+        elif col in s.geometric:
+            arr = _geometric(s.avail, v, self.epoch)
+        else:
+            k = self._last_index(s)
+            arr = np.where(k >= 0, v[np.maximum(k, 0)], np.nan)
+        arr.flags.writeable = False
+        self._fields[name] = arr
+        return arr
+
+    def age_hours(self, series: str) -> np.ndarray:
+        """Hours since the latest observation of ``series`` available at or before each tick.
+
+        float64, shape ``(len(index),)``; ``np.inf`` before the first observation.
+        For daily interpolated indices this is the age of the previous daily sample,
+        so a missing day shows. Compare against the native interval to detect staleness.
+        """
+        key = "\0age:" + series
+        arr = self._fields.get(key)
+        if arr is None:
+            s = self._get(series)
+            k = self._last_index(s)
+            arr = np.where(k >= 0, (self.epoch - s.avail[np.maximum(k, 0)]) / HOUR, np.inf)
+            arr.flags.writeable = False
+            self._fields[key] = arr
+        return arr
+
+    def interval_hours(self, series: str) -> float:
+        """Native interval of ``series`` in hours (1 for bars, 8 for funding, 24 for daily)."""
+        return self._get(series).interval_h
+
+    def coverage(self, series: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last availability time of ``series`` in the bundle (UTC)."""
+        s = self._get(series)
+        if s.avail.size == 0:
+            raise DataError(f"series {series!r} has no observations")
+        return _to_ts(s.avail[0]), _to_ts(s.avail[-1])
+
+    def gaps(self, series: str, start=None, end=None, factor: float = 2.0) -> list[Gap]:
+        """Holes longer than ``factor`` x the native interval between consecutive observations.
+
+        Only holes overlapping [start, end] (default: this clock's span) are returned,
+        clipped to it. Time before the first or after the last observation is not a
+        gap (see :meth:`coverage` and :meth:`age_hours`).
+        """
+        s = self._get(series)
+        lo = _epoch(start) if start is not None else int(self.epoch[0])
+        hi = _epoch(end) if end is not None else int(self.epoch[-1])
+        out = []
+        for a, b in find_gaps(s.avail, s.interval_h, factor):
+            if b > lo and a < hi:
+                a, b = max(a, lo), min(b, hi)
+                out.append(Gap(series, _to_ts(a), _to_ts(b), (b - a) / HOUR))
+        return out
+
+    # -- clock ------------------------------------------------------------------
+    def position(self, ts) -> int:
+        """Tick index of ``ts`` (must be an exact hour within the clock).
+
+        Raises:
+            DataError: not on the hour, or outside [index[0], index[-1]].
+        """
+        e = _epoch(ts)
+        if e % HOUR:
+            raise DataError(f"{_utc(ts)} is not on an hourly tick")
+        i = (e - int(self.epoch[0])) // HOUR if self.epoch.size else -1
+        if not 0 <= i < self.epoch.size:
+            raise DataError(f"{_utc(ts)} is outside the clock [{self.index[0] if len(self.index) else None}, "
+                            f"{self.index[-1] if len(self.index) else None}]")
+        return int(i)
+
+    def slice(self, start, end) -> MarketData:
+        """A MarketData on the sub-clock [start, end] (same series, arrays recomputed)."""
+        return MarketData(_clock(start, end), self._series, self.static, self._bundle)
+
+    def __repr__(self) -> str:
+        span = f"{self.index[0]} .. {self.index[-1]}" if len(self.index) else "empty"
+        return f"MarketData({len(self._series)} series, {len(self.index)} hourly ticks, {span})"
+
+
+def _clock(start, end) -> pd.DatetimeIndex:
+    s, e = _utc(start).ceil("h"), _utc(end).floor("h")
+    if s > e:
+        raise DataError(f"empty clock: start {s} is after end {e}")
+    return pd.date_range(s, e, freq="h")
+
+
+def _read_series(path: Path, meta: dict) -> _Series:
+    if not path.exists():
+        raise DataError(f"bundle file missing: {path}; rebuild with "
+                        "`python scripts/build_data.py --raw ../shared/data --out data`")
+    table = pq.read_table(path)
+    cols = {n: table.column(n).to_numpy() for n in table.column_names}
+    avail = _epochs(cols.pop("avail"))
+    cols.pop("ts", None)
+    values = {c: np.asarray(cols[c], dtype=np.float64) for c in meta["columns"]}
+    return _Series(meta["name"], avail, values, float(meta["interval_h"]), meta["fill"],
+                   tuple(meta.get("geometric", ())), meta)
+
+
+def load_market_data(data_dir: Path | None = None, start=None, end=None,
+                     series: Iterable[str] | None = None) -> MarketData:
+    """Load the bundle onto an hourly UTC clock.
+
+    Args:
+        data_dir: bundle directory (default :data:`DEFAULT_DATA_DIR`: env ``TRIMTAB_DATA``
+            or the repository's ``data/``).
+        start, end: clock bounds (str or Timestamp; naive means UTC), inclusive, rounded
+            inward to whole hours. Default: from the first to the last availability time
+            (rounded up to the tick) over the loaded series.
+        series: names to load (default: all in the bundle).
+
+    Returns:
+        :class:`MarketData`.
+
+    Raises:
+        DataError: bundle or file missing, unknown series name (with close matches).
+    """
+    d = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    mpath = d / "manifest.json"
+    if not mpath.exists():
+        raise DataError(f"no data bundle at {d} (manifest.json missing); build it with "
+                        "`python scripts/build_data.py --raw ../shared/data --out data`")
+    manifest = json.loads(mpath.read_text())
+    catalog = manifest["series"]
+    names = list(catalog) if series is None else list(series)
+    for n in names:
+        if n not in catalog:
+            close = difflib.get_close_matches(n, list(catalog), n=5, cutoff=0.6)
+            hint = f"; did you mean: {', '.join(close)}" if close else ""
+            raise DataError(f"unknown series {n!r} in bundle {d}{hint}")
+    loaded = {n: _read_series(d / catalog[n]["file"], catalog[n]) for n in names}
+    spath = d / "static.json"
+    static = json.loads(spath.read_text()) if spath.exists() else {}
+    if start is None or end is None:
+        nonempty = [s.avail for s in loaded.values() if s.avail.size]
+        if not nonempty:
+            raise DataError("no observations in the requested series; give start and end")
+        start = start if start is not None else _to_ts(min(a[0] for a in nonempty)).ceil("h")
+        end = end if end is not None else _to_ts(max(a[-1] for a in nonempty)).ceil("h")
+    return MarketData(_clock(start, end), loaded, static, bundle=catalog)

@@ -1,0 +1,265 @@
+"""The executor: runs a plan's steps on the venues as their dependencies and latencies allow.
+
+A step runs at the first tick at which every step it depends on is done. Debits are clamped
+to what the balance holds (a plan is sized on estimates; the fill records what really moved).
+An atomic bundle applies whole or not at all: its fills are applied to a copy of the book and
+kept only if no balance goes negative, the flash loan is repaid and the lending venue's health
+factor stays >= 1. A failed step fails the plan: later steps are cancelled, what already
+happened stays (and is journaled), so positions stay consistent. Transfers in transit arrive
+even if their plan is cancelled: money in flight cannot be recalled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..accounting.attribution import Attribution
+from ..accounting.book import Book, Fill, Leg
+from ..planner.plan import Instruction, Plan, Step
+from ..venues.pricing import Pricing
+from ..venues.sim import WALLET_ETH, ExecutionError, SimVenues
+
+
+@dataclass
+class Transit:
+    plan_id: str
+    step_id: str
+    venue: str
+    arrival_epoch: int
+    src: str
+    dst: str
+    amount: float
+
+
+class Executor:
+    """Runs plans against :class:`SimVenues`, applying fills to the book and the attribution.
+
+    ``on_fill(fill)`` and ``on_step(plan_id, step, status, tick, detail)`` receive every fill and
+    step status change (the journal).
+    """
+
+    def __init__(self, px: Pricing, sim: SimVenues, book: Book, attribution: Attribution, on_fill, on_step):
+        self.px = px
+        self.sim = sim
+        self.book = book
+        self.attr = attribution
+        self.on_fill = on_fill
+        self.on_step = on_step
+        self.plan: Plan | None = None
+        self.status: dict[str, str] = {}
+        self.transits: list[Transit] = []
+        self.last_failure: str | None = None
+        self.counts = {"plans": 0, "instructions": 0, "failed_plans": 0}
+
+    # ------------------------------------------------------------------ plan lifecycle
+    @property
+    def in_flight(self) -> bool:
+        return self.plan is not None
+
+    def submit(self, plan: Plan, tick: int) -> None:
+        """Start ``plan`` (pre-empting any plan in flight) and run what is ready now."""
+        if self.plan is not None:
+            self.cancel(tick, f"pre-empted by plan {plan.id}")
+        self.plan = plan
+        self.status = {s.id: "pending" for s in plan.steps}
+        self.counts["plans"] += 1
+        self.counts["instructions"] += sum(len(s.instructions) for s in plan.steps)
+        for s in plan.steps:
+            self.on_step(plan.id, s, "pending", tick, "")
+        self.advance(tick)
+
+    def cancel(self, tick: int, reason: str) -> None:
+        if self.plan is None:
+            return
+        for s in self.plan.steps:
+            if self.status[s.id] == "pending":
+                self.status[s.id] = "cancelled"
+                self.on_step(self.plan.id, s, "cancelled", tick, reason)
+        self.plan = None
+
+    def advance(self, tick: int) -> None:
+        """Process arrivals due by this tick, then run every ready step (repeatedly)."""
+        now = self.px.view.epoch[tick]
+        for tr in [t for t in self.transits if t.arrival_epoch <= now]:
+            self.transits.remove(tr)
+            self.apply(Fill(tick, tr.venue, "arrival", "trading_fees", [Leg(tr.src, -tr.amount, -tr.amount), Leg(tr.dst, tr.amount, tr.amount)],
+                            plan_id=tr.plan_id, step_id=tr.step_id, note="transfer credited"))
+            if self.plan and self.plan.id == tr.plan_id and self.status.get(tr.step_id) == "in_transit":
+                self.status[tr.step_id] = "done"
+                self.on_step(tr.plan_id, self._step(tr.step_id), "done", tick, "arrived")
+        progress = True
+        while self.plan is not None and progress:
+            progress = False
+            for s in self.plan.steps:
+                if self.status[s.id] != "pending" or any(self.status[d] != "done" for d in s.depends_on):
+                    continue
+                try:
+                    self._run(s, tick)
+                except ExecutionError as e:
+                    self._fail(s, tick, str(e))
+                    return
+                progress = True
+            if all(v in ("done",) for v in self.status.values()):
+                self.plan = None
+
+    def _fail(self, s: Step, tick: int, reason: str) -> None:
+        self.status[s.id] = "failed"
+        self.on_step(self.plan.id, s, "failed", tick, reason)
+        self.last_failure = f"{self.plan.id}/{s.id}: {reason}"
+        self.counts["failed_plans"] += 1
+        self.cancel(tick, f"step {s.id} failed")
+
+    def _step(self, sid: str) -> Step:
+        return next(s for s in self.plan.steps if s.id == sid)
+
+    # ------------------------------------------------------------------ applying fills
+    def apply(self, fill: Fill, price: float | None = None, record: bool = True) -> Fill:
+        """Apply ``fill`` to the book at this tick's prices; set and book its equity impact."""
+        keys = {leg.key for leg in fill.legs}
+        for leg in fill.legs:
+            if self.px.info[leg.key].ptype == "Perp":
+                keys.add(f"{self.px.info[leg.key].venue}:Margin:USDT")
+        before = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)
+        self.book.apply(fill, price)
+        after = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)
+        fill.impact = after - before
+        if record:
+            self.attr.book_fill(fill)
+            self.on_fill(fill)
+        return fill
+
+    # ------------------------------------------------------------------ running steps
+    def _run(self, s: Step, tick: int) -> None:
+        pid = self.plan.id
+        if s.bundle:
+            self._run_bundle(s, tick)
+            self.status[s.id] = "done"
+            self.on_step(pid, s, "done", tick, "bundle applied atomically")
+            return
+        ins = s.instructions[0]
+        detail = self._run_instruction(ins, s, tick)
+        if s.latency_s > 0:
+            self.status[s.id] = "in_transit"
+            self.on_step(pid, s, "in_transit", tick, detail)
+        else:
+            self.status[s.id] = "done"
+            self.on_step(pid, s, "done", tick, detail)
+
+    def _tag(self, f: Fill, s: Step) -> Fill:
+        f.plan_id, f.step_id = self.plan.id, s.id
+        return f
+
+    def _gas(self, s: Step, tick: int, venue: str, operation: str, commit: bool = True) -> Fill | None:
+        f = self.sim.gas_fill(tick, venue, operation, self.sim.op(venue, operation).gas_op)
+        if f is None:
+            return None
+        if self.book.qty(WALLET_ETH) + f.legs[0].delta < -1e-12:
+            raise ExecutionError(f"not enough ETH in the wallet for gas of {venue}.{operation}: need {-f.legs[0].delta:.6f}, have {self.book.qty(WALLET_ETH):.6f}")
+        return self.apply(self._tag(f, s)) if commit else f
+
+    def _available(self, key: str, reserve: float = 0.0) -> float:
+        return max(self.book.qty(key) - reserve, 0.0)
+
+    def _run_instruction(self, ins: Instruction, s: Step, tick: int) -> str:
+        sim = self.sim
+        if ins.operation == "trade":
+            f, price = sim.perp_trade(tick, ins.instrument, ins.amount)
+            self.apply(self._tag(f, s), price)
+            return f.note
+        if ins.operation == "swap":
+            gas = sim.gas_eth(sim.op(ins.venue, "swap").gas_op)
+            reserve = gas if ins.instrument == WALLET_ETH else 0.0
+            amount = min(ins.amount, self._available(ins.instrument, reserve))
+            if amount <= 0:
+                raise ExecutionError(f"nothing to swap: {ins.instrument} is empty")
+            f = sim.swap(tick, ins.venue, ins.asset, ins.params["buy"], amount)
+            if ins.params["buy"] == "ETH":
+                # A wallet holding only stablecoins pays the gas of its first ETH purchase
+                # out of the ETH it receives (the swap router settles gas after the trade).
+                self.apply(self._tag(f, s))
+                self._gas(s, tick, ins.venue, "swap")
+            else:
+                self._gas(s, tick, ins.venue, "swap")
+                self.apply(self._tag(f, s))
+            return f.note + _clamped(ins.amount, amount)
+        if ins.operation == "deposit":
+            amount = min(ins.amount, self._available(ins.instrument))
+            if amount <= 0:
+                raise ExecutionError(f"nothing to deposit: {ins.instrument} is empty")
+            self._gas(s, tick, "wallet", "transfer")
+            f = sim.send(tick, ins.venue, "deposit", ins.instrument, f"{ins.venue}:Transit:USDT", amount)
+            self.apply(self._tag(f, s))
+            self._transit(s, tick, ins.venue, f"{ins.venue}:Transit:USDT", f"{ins.venue}:Margin:USDT", amount - sim.op(ins.venue, "deposit").fee)
+            return f.note + _clamped(ins.amount, amount)
+        if ins.operation == "withdraw":
+            eq, notional, _ = sim.perp_account(self.book, ins.venue)
+            floor = self.sim.venues[ins.venue].perp.initial_margin * notional
+            amount = min(ins.amount, self._available(ins.instrument), max(eq - floor, 0.0))
+            if amount <= 0:
+                raise ExecutionError(f"cannot withdraw from {ins.venue}: account equity {eq:.2f} is at the initial margin floor {floor:.2f}")
+            f = sim.send(tick, ins.venue, "withdraw", ins.instrument, "wallet:Transit:USDT", amount)
+            self.apply(self._tag(f, s))
+            self._transit(s, tick, ins.venue, "wallet:Transit:USDT", "wallet:BaseToken:USDT", amount - sim.op(ins.venue, "withdraw").fee)
+            return f.note + _clamped(ins.amount, amount)
+        raise ExecutionError(f"operation {ins.venue}.{ins.operation} cannot run outside a bundle")
+
+    def _transit(self, s: Step, tick: int, venue: str, src: str, dst: str, amount: float) -> None:
+        arrival = self.px.view.epoch[tick] + int(math.ceil(s.latency_s))
+        self.transits.append(Transit(self.plan.id, s.id, venue, arrival, src, dst, amount))
+
+    def _run_bundle(self, s: Step, tick: int) -> None:
+        """Apply every instruction to the book, then keep the result only if it is safe."""
+        sim = self.sim
+        snap = self.book.snapshot()
+        fills: list[tuple[Fill, float | None]] = []
+        gas = sim.gas_eth(sim.op(s.venue, s.operation).gas_op)
+        try:
+            for ins in s.instructions:
+                f = self._bundle_fill(ins, tick, gas)
+                self.apply(self._tag(f, s), record=False)
+                fills.append((f, None))
+            g = self._gas(s, tick, s.venue, s.operation, commit=False)
+            if g is not None:
+                self.apply(self._tag(g, s), record=False)
+                fills.append((g, None))
+            problems = self.book.negatives(1e-9)
+            flash = [k for k, v in self.book.bal.items() if ":flash" in k and abs(v) > 1e-9]
+            lending = {self.px.info[i.instrument].venue for i in s.instructions if i.operation in ("supply", "borrow", "repay", "withdraw")}
+            hfs = {v: sim.aave_health(self.book, v)[0] for v in lending}
+            if problems or flash or any(h < 1.0 for h in hfs.values()):
+                why = "; ".join(problems + [f"flash loan not repaid: {k}" for k in flash] + [f"{v} health factor {h:.4f} < 1" for v, h in hfs.items() if h < 1.0])
+                raise ExecutionError(f"bundle reverted: {why}")
+        except ExecutionError:
+            self.book.restore(snap)
+            raise
+        for f, _ in fills:
+            self.attr.book_fill(f)
+            self.on_fill(f)
+
+    def _bundle_fill(self, ins: Instruction, tick: int, gas: float) -> Fill:
+        sim, book = self.sim, self.book
+        op = ins.operation
+        if op in ("flash_borrow", "flash_repay"):
+            return sim.flash(tick, ins.venue, op, ins.amount)
+        if op == "stake":
+            amount = min(ins.amount, self._available(WALLET_ETH, gas))
+            return sim.stake(tick, ins.venue, amount)
+        if op == "supply":
+            amount = min(ins.amount, self._available(f"wallet:BaseToken:{ins.asset}"))
+            return sim.aave(tick, ins.venue, "supply", ins.instrument, amount)
+        if op == "withdraw":
+            amount = min(ins.amount, self.px.amount(ins.instrument, book.qty(ins.instrument)))
+            return sim.aave(tick, ins.venue, "withdraw", ins.instrument, amount)
+        if op == "repay":
+            amount = min(ins.amount, self.px.amount(ins.instrument, book.qty(ins.instrument)))
+            return sim.aave(tick, ins.venue, "repay", ins.instrument, amount)
+        if op == "borrow":
+            return sim.aave(tick, ins.venue, "borrow", ins.instrument, ins.amount)
+        if op == "swap":
+            amount = min(ins.amount, self._available(ins.instrument))
+            return sim.swap(tick, ins.venue, ins.asset, ins.params["buy"], amount)
+        raise ExecutionError(f"unknown bundle operation {ins.venue}.{op}")
+
+
+def _clamped(planned: float, actual: float) -> str:
+    return f" (clamped from {planned:.6f} to what the balance held)" if actual < planned * (1 - 1e-9) else ""

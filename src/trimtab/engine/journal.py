@@ -1,0 +1,123 @@
+"""The run journal: one SQLite file per run (``runs/<run-id>/journal.sqlite``).
+
+Tables: ``meta`` (key, value JSON), ``decisions`` (every machine step with every rule's
+observed values and thresholds), ``plans`` (the plan JSON), ``instructions`` (every step status
+change), ``fills`` (every position change with its legs, price, source field and equity
+impact), ``ledger`` (attribution per tick and category, share class units) and ``metrics``
+(the tight loop's metrics per tick). Rows are buffered and written in batches; WAL mode so a
+reader can follow a live run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS decisions (tick INTEGER, time TEXT, source TEXT, dest TEXT, trigger TEXT, plan_id TEXT, rules TEXT);
+CREATE TABLE IF NOT EXISTS plans (plan_id TEXT PRIMARY KEY, tick INTEGER, time TEXT, state TEXT, action TEXT, trigger TEXT, expected_cost REAL, plan TEXT);
+CREATE TABLE IF NOT EXISTS instructions (plan_id TEXT, step_id TEXT, tick INTEGER, time TEXT, status TEXT, venue TEXT, operation TEXT, bundle INTEGER, description TEXT, detail TEXT, instructions TEXT);
+CREATE TABLE IF NOT EXISTS fills (fill_id INTEGER PRIMARY KEY, tick INTEGER, time TEXT, plan_id TEXT, step_id TEXT, venue TEXT, operation TEXT, category TEXT, price REAL, price_field TEXT, impact REAL, legs TEXT, note TEXT);
+CREATE TABLE IF NOT EXISTS ledger (tick INTEGER, time TEXT, category TEXT, amount REAL);
+CREATE TABLE IF NOT EXISTS metrics (tick INTEGER PRIMARY KEY, time TEXT, state TEXT, equity REAL, health_factor REAL, ltv REAL, margin_ratio_min REAL, net_delta REAL, delta_drift REAL, equity_deviation REAL, hedge_allocation_drift REAL, data TEXT);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
+CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
+"""
+
+
+def jsonable(x):
+    """JSON-safe copy: inf/nan become the strings 'inf', '-inf', 'nan'."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def dumps(x) -> str:
+    return json.dumps(jsonable(x), separators=(",", ":"), default=str)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and (math.isinf(x) or math.isnan(x))) else x
+
+
+class Journal:
+    """Buffered writer of one run's journal. ``flush_every`` rows per table between writes."""
+
+    def __init__(self, path: Path, flush_every: int = 5000):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.unlink()
+        self.path = path
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics")}
+        self.flush_every = flush_every
+        self._fill_id = 0
+
+    _SQL = {
+        "decisions": "INSERT INTO decisions VALUES (?,?,?,?,?,?,?)",
+        "plans": "INSERT OR REPLACE INTO plans VALUES (?,?,?,?,?,?,?,?)",
+        "instructions": "INSERT INTO instructions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        "fills": "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "ledger": "INSERT INTO ledger VALUES (?,?,?,?)",
+        "metrics": "INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    }
+
+    def _add(self, table: str, row: tuple) -> None:
+        b = self.buf[table]
+        b.append(row)
+        if len(b) >= self.flush_every:
+            self.flush()
+
+    def meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, dumps(value)))
+
+    def decision(self, d) -> None:
+        self._add("decisions", (d.tick, d.time, d.source, d.dest, d.trigger, d.plan_id, dumps(d.rules)))
+
+    def plan(self, plan, tick: int) -> None:
+        self._add("plans", (plan.id, tick, plan.time, plan.state, plan.action, plan.trigger, plan.expected_cost, dumps(plan.to_dict())))
+
+    def step(self, plan_id: str, step, status: str, tick: int, time: str, detail: str) -> None:
+        ins = [dict(venue=i.venue, operation=i.operation, instrument=i.instrument, amount=i.amount, asset=i.asset,
+                    price_field=i.price_field, expected_cost=i.expected_cost) for i in step.instructions]
+        self._add("instructions", (plan_id, step.id, tick, time, status, step.venue or step.instructions[0].venue,
+                                   step.operation or step.instructions[0].operation, int(step.bundle), step.description, detail, dumps(ins)))
+
+    def fill(self, f, time: str) -> int:
+        self._fill_id += 1
+        f.id = self._fill_id
+        legs = [[l.key, l.delta, l.amount] for l in f.legs]
+        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, dumps(legs), f.note))
+        return f.id
+
+    def ledger(self, tick: int, time: str, amounts: dict[str, float]) -> None:
+        for cat, amt in amounts.items():
+            if amt:
+                self._add("ledger", (tick, time, cat, amt))
+
+    def metrics(self, tick: int, time: str, state: str, m: dict[str, float]) -> None:
+        self._add("metrics", (tick, time, state, m["equity"], _num(m["health_factor"]), m["ltv"], _num(m["margin_ratio_min"]),
+                              m["net_delta"], m["delta_drift"], m["equity_deviation"], m["hedge_allocation_drift"], dumps(m)))
+
+    def flush(self) -> None:
+        for table, rows in self.buf.items():
+            if rows:
+                self.db.executemany(self._SQL[table], rows)
+                rows.clear()
+        self.db.commit()
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()

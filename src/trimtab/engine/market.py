@@ -1,0 +1,91 @@
+"""Per-tick market view over the hourly feed, for the hot loop.
+
+Columns are copied once from :class:`trimtab.data.feed.MarketData` into Python lists, so a
+read in the loop is a list index rather than a pandas or numpy call (DESIGN.md: pandas
+belongs to loading; the loop works on plain floats). ``view.i`` is the current tick; the view
+only ever reads index ``i`` or earlier, which is what keeps decisions free of look-ahead.
+"""
+from __future__ import annotations
+
+import math
+
+from ..data.feed import DataError, MarketData
+
+
+def series_of(field: str) -> str:
+    """``perp.binance.ETHUSDT.close`` -> ``perp.binance.ETHUSDT``."""
+    return field.rsplit(".", 1)[0]
+
+
+class MarketView:
+    """Reads fields at the current tick ``i``.
+
+    Args:
+        data: the aligned market data (hourly clock).
+        fields: every field the strategy may read; loaded eagerly.
+
+    Raises:
+        DataError: a field or series the data does not have.
+    """
+
+    def __init__(self, data: MarketData, fields: set[str]):
+        self.data = data
+        self.times = list(data.index)
+        self.epoch = [int(x) for x in data.epoch]
+        self.n = len(self.times)
+        self.cols: dict[str, list[float]] = {}
+        self.ages: dict[str, list[float]] = {}
+        self.absent: set[str] = set()
+        self.i = 0
+        self.add_fields(fields)
+
+    def add_fields(self, fields: set[str]) -> None:
+        """Load more fields (idempotent). A field whose series the bundle lacks (a venue
+        catalog lists an instrument with no data, e.g. an OKX BTC perp) is remembered as
+        absent: reading it raises DataError, it never reads as a value."""
+        have = set(self.data.series_names())
+        for f in sorted(set(fields) - set(self.cols) - self.absent):
+            s = series_of(f)
+            if s not in have:
+                self.absent.add(f)
+                continue
+            self.cols[f] = self.data.field(f).tolist()
+            if s not in self.ages:
+                self.ages[s] = self.data.age_hours(s).tolist()
+
+    @property
+    def time(self):
+        return self.times[self.i]
+
+    def get(self, field: str, i: int | None = None) -> float:
+        """Value of ``field`` at tick ``i`` (default: the current tick); NaN if no data yet.
+
+        Raises:
+            DataError: the bundle has no such series.
+        """
+        try:
+            return self.cols[field][self.i if i is None else i]
+        except KeyError:
+            raise DataError(f"{field}: no such series in the bundled data") from None
+
+    def age(self, field_or_series: str, i: int | None = None) -> float:
+        """Hours since the series behind ``field_or_series`` last had an observation (inf if absent)."""
+        s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
+        if s not in self.ages:
+            return math.inf
+        return self.ages[s][self.i if i is None else i]
+
+    def fresh(self, field: str, max_age_h: float, i: int | None = None) -> bool:
+        """True when the field has a value no older than ``max_age_h`` hours."""
+        if field not in self.cols:
+            return False
+        v = self.get(field, i)
+        return not math.isnan(v) and self.age(field, i) <= max_age_h
+
+    def require(self, field: str, i: int | None = None) -> float:
+        """Value of ``field``; raises DataError rather than returning NaN."""
+        v = self.get(field, i)
+        if math.isnan(v):
+            t = self.times[self.i if i is None else i]
+            raise DataError(f"{field} has no data at {t:%Y-%m-%d %H:%M}Z; cannot value or trade on it")
+        return v

@@ -1,0 +1,94 @@
+"""The tight loop: position monitor -> exposure monitor -> risk monitor -> pnl monitor.
+
+Runs every tick (and again after a plan moves positions) and returns the metrics rules read
+(names documented in :data:`trimtab.config.load.METRICS`). Plain floats only; ratios are
+fractions; ``inf`` means "no exposure" (health factor without debt, margin ratio without a
+position).
+"""
+from __future__ import annotations
+
+import math
+
+from ..accounting.book import Book
+from ..config.load import Strategy
+from ..config.models import PerpHedgeTarget
+from ..planner.targets import hedge_allocation_drift
+from ..venues.pricing import Pricing
+from ..venues.sim import SimVenues
+
+
+class Monitors:
+    """Computes metrics for one strategy. Holds the equity and time of the last rebalance."""
+
+    def __init__(self, strategy: Strategy, px: Pricing, sim: SimVenues, book: Book):
+        self.s = strategy
+        self.px = px
+        self.sim = sim
+        self.book = book
+        self.asset = strategy.config.asset
+        self.hedged = any(isinstance(t, PerpHedgeTarget) for t in strategy.config.targets)
+        self.last_rebalance_equity: float | None = None
+        self.last_rebalance_epoch: int | None = None
+        self.idle_key = f"wallet:BaseToken:{strategy.config.share_class}"
+        self.hedge_keys = [leg.instrument for t in strategy.config.targets if isinstance(t, PerpHedgeTarget) for leg in t.legs]
+
+    def mark_rebalance(self, equity: float, epoch: int) -> None:
+        self.last_rebalance_equity = equity
+        self.last_rebalance_epoch = epoch
+
+    def equity(self) -> float:
+        """Equity in the share class: the sum of every position's value."""
+        px, book = self.px, self.book
+        return sum(px.value(k, q, book.entry.get(k, 0.0)) for k, q in book.bal.items() if q)
+
+    def run(self, tick: int, plan_in_flight: bool, params: dict[str, float]) -> dict[str, float]:
+        px, book, sim = self.px, self.book, self.sim
+        # position + exposure monitors
+        equity = 0.0
+        onchain_delta = perp_delta = 0.0
+        for k, q in book.bal.items():
+            if not q:
+                continue
+            equity += px.value(k, q, book.entry.get(k, 0.0))
+            da, units = px.delta(k, q)
+            if da == self.asset:
+                if px.info[k].ptype == "Perp":
+                    perp_delta += units
+                else:
+                    onchain_delta += units
+        net = onchain_delta + perp_delta
+        # risk monitor
+        m: dict[str, float] = {}
+        hf, ltv = math.inf, 0.0
+        for v in sim.lending:
+            h, l, _, _ = sim.aave_health(book, v)
+            hf, ltv = min(hf, h), max(ltv, l)
+        mr_min = math.inf
+        stale = 0
+        for v in sim.perp_venues:
+            _, _, mr = sim.perp_account(book, v)
+            m[f"margin_ratio.{v}"] = mr
+            mr_min = min(mr_min, mr)
+        for k in self.hedge_keys:
+            if not px.tradable(k):
+                stale += 1
+        # pnl monitor
+        if self.last_rebalance_equity is None:
+            self.last_rebalance_equity = equity
+        base = self.last_rebalance_equity
+        now = px.view.epoch[tick]
+        m.update(
+            health_factor=hf,
+            ltv=ltv,
+            margin_ratio_min=mr_min,
+            net_delta=net,
+            delta_drift=(net / onchain_delta) if self.hedged and abs(onchain_delta) > 1e-12 else 0.0,
+            equity=equity,
+            equity_deviation=abs(equity - base) / base if base > 0 else 0.0,
+            idle_fraction=max(book.qty(self.idle_key), 0.0) * px.asset_usd(self.s.config.share_class) / px.share_usd() / equity if equity > 0 else 0.0,
+            hours_since_rebalance=(now - self.last_rebalance_epoch) / 3600 if self.last_rebalance_epoch is not None else math.inf,
+            plan_in_flight=1.0 if plan_in_flight else 0.0,
+            hedge_allocation_drift=hedge_allocation_drift(self.s, params, px, book) if self.hedged else 0.0,
+            stale_venues=float(stale),
+        )
+        return m

@@ -1,0 +1,71 @@
+"""Plans are pure data: ordered steps of instructions or atomic bundles.
+
+Same inputs, same plan: a plan is built only from the strategy, the action, the positions and
+this tick's prices; it serialises to canonical JSON and its id is the SHA-256 of that JSON.
+A step runs when the steps it ``depends_on`` are done; a step with ``latency_s`` (a CEX
+deposit, a withdrawal) is done when its funds arrive.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One venue operation. ``amount`` is in asset units of ``asset`` (perp trades: signed
+    contracts in the perp's asset). ``expected_cost`` is in the share class."""
+
+    venue: str
+    operation: str
+    instrument: str
+    amount: float
+    asset: str
+    params: dict = field(default_factory=dict)
+    price_field: str | None = None
+    expected_cost: float = 0.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """A plan step: one instruction, or an atomic bundle (``bundle=True``) that applies whole
+    or not at all, executed by ``venue`` (the bundler) as ``operation``."""
+
+    id: str
+    description: str
+    instructions: tuple[Instruction, ...]
+    bundle: bool = False
+    venue: str | None = None
+    operation: str | None = None
+    depends_on: tuple[str, ...] = ()
+    latency_s: float = 0.0
+    expected_cost: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered, hashed plan. ``targets`` are the target positions it moves toward."""
+
+    strategy: str
+    state: str
+    action: str
+    trigger: str
+    time: str
+    targets: dict
+    steps: tuple[Step, ...]
+    expected_cost: float
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["id"] = self.id
+        return d
+
+    def canonical_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+
+    @property
+    def id(self) -> str:
+        """First 16 hex digits of the SHA-256 of the canonical JSON."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]

@@ -1,0 +1,106 @@
+"""Generic position templates: from equity and prices to target positions.
+
+Each template of a config's ``targets`` turns its share of equity into target positions in
+asset units (perps: signed size; CEX margin: account equity in USDT). No template knows a
+strategy mode; a mode is a composition of templates in YAML.
+
+* ``leveraged_stake`` (seed 004 "Position Calculation", corrected): with equity e in ETH and
+  loan-to-value L, collateral = e / (1 - L) ETH of LST and debt = e x L / (1 - L) ETH, so
+  collateral - debt = e and debt / collateral = L. (Seed 004's ``leverage = L / (1 - L)``
+  gives collateral 9e and debt 8e at L = 0.9, i.e. LTV 0.889, not 0.9.) Net delta: e ETH.
+* ``perp_hedge``: short ``hedge_ratio`` x the delta of the hedged targets, spread across
+  legs by weight over venues whose data is fresh; a leg on a stale venue keeps its size and
+  margin (it cannot be traded) and the others take up the rest. Margin: ``allocation`` of
+  equity as USDT account equity, split like the sizes.
+* ``wallet_reserve``: hold a fixed amount of a token in the wallet (gas money).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..accounting.book import Book
+from ..config.load import Strategy
+from ..config.models import LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget
+from ..venues.pricing import Pricing
+from ..venues.sim import SimVenues
+
+
+@dataclass
+class Targets:
+    """Target positions (asset units), CEX account equity targets (USDT), and deltas by target id."""
+
+    positions: dict[str, float] = field(default_factory=dict)
+    margin: dict[str, float] = field(default_factory=dict)
+    deltas: dict[str, float] = field(default_factory=dict)
+    hedge_weights: dict[str, float] = field(default_factory=dict)
+    frozen: list[str] = field(default_factory=list)
+
+
+def compute_targets(strategy: Strategy, params: dict[str, float], px: Pricing, sim: SimVenues, book: Book,
+                    equity: float, unwind: bool = False) -> Targets:
+    """Target positions for ``equity`` (share class) under ``params``.
+
+    With ``unwind`` every target is zero (perps on stale venues excepted: they cannot trade).
+    """
+    out = Targets()
+    usd = equity * px.share_usd()
+    eth = px.eth_usd()
+    for t in strategy.config.targets:
+        if isinstance(t, LeveragedStakeTarget):
+            e = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd / eth
+            ltv = strategy.target_value(t.target_ltv, params)
+            asset = px.info[t.collateral].asset
+            out.positions[t.collateral] = e / (1 - ltv) / px.eth_rate(asset)
+            out.positions[t.debt] = e * ltv / (1 - ltv)
+            out.deltas[t.id] = e
+        elif isinstance(t, WalletReserveTarget):
+            out.positions[t.instrument] = 0.0 if unwind else strategy.target_value(t.amount, params)
+    for t in strategy.config.targets:
+        if not isinstance(t, PerpHedgeTarget):
+            continue
+        hedged = sum(out.deltas.get(h, 0.0) for h in t.hedges) * strategy.target_value(t.hedge_ratio, params)
+        weights = {leg.instrument: strategy.target_value(leg.weight, params) for leg in t.legs}
+        live = {k: w for k, w in weights.items() if px.tradable(k)}
+        frozen = [k for k in weights if k not in live]
+        out.frozen += frozen
+        frozen_size = sum(book.qty(k) for k in frozen)
+        frozen_eq = sum(sim.perp_account(book, px.info[k].venue)[0] for k in frozen if book.qty(k))
+        total_w = sum(live.values())
+        rest = -hedged - frozen_size
+        margin_usd = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd
+        rest_margin = max(margin_usd - frozen_eq, 0.0)
+        for k in frozen:
+            out.positions[k] = book.qty(k)
+        for k, w in live.items():
+            share = w / total_w if total_w > 0 else 0.0
+            out.positions[k] = rest * share
+            out.hedge_weights[k] = share
+            v = px.info[k].venue
+            out.margin[v] = out.margin.get(v, 0.0) + rest_margin * share
+        out.deltas[t.id] = -hedged
+    return out
+
+
+def hedge_allocation_drift(strategy: Strategy, params: dict[str, float], px: Pricing, book: Book) -> float:
+    """Largest |venue share of the short - its target share| over the perp_hedge legs.
+
+    Target shares are the configured weights over the legs with fresh data, with legs on stale
+    venues held at their current share. 0 when nothing is hedged.
+    """
+    worst = 0.0
+    for t in strategy.config.targets:
+        if not isinstance(t, PerpHedgeTarget):
+            continue
+        sizes = {leg.instrument: book.qty(leg.instrument) for leg in t.legs}
+        total = sum(abs(s) for s in sizes.values())
+        if total <= 0:
+            continue
+        weights = {leg.instrument: strategy.target_value(leg.weight, params) for leg in t.legs}
+        live = {k: w for k, w in weights.items() if px.tradable(k)}
+        frozen_share = sum(abs(sizes[k]) for k in weights if k not in live) / total
+        wsum = sum(live.values())
+        for k in weights:
+            share = abs(sizes[k]) / total
+            target = share if k not in live else (1 - frozen_share) * live[k] / wsum
+            worst = max(worst, abs(share - target))
+    return worst

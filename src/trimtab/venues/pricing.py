@@ -1,0 +1,198 @@
+"""Prices and valuation: what every instrument is worth in the share class, and why it moved.
+
+Conventions (DESIGN.md "Accounting"):
+
+* asset prices in USD come from the wallet venue's ``assets`` table: a constant (USDT = 1), a
+  USD field (ETH: an hourly spot close, see venues/wallet.yaml) or an ETH rate field times the ETH price (weETH:
+  Aave's weETH/ETH exchange-rate oracle, so LST value = units x rate x ETH price);
+* Aave balances are scaled: amount = scaled x liquidity index (aTokens) or x variable-borrow
+  index (debt), indices from the real reserve data;
+* a linear perp is worth size x (mark - entry) in USDT; its mark is the venue's own last
+  completed bar. While that feed is stale the position is marked at the reference price of
+  its asset instead, and the fallback is counted (``stale_marks``) for the summary;
+* the share class price in USD: USDT = 1, ETH = ETH price, BTC = BTC price.
+
+:meth:`Pricing.factors` splits a value into multiplicative factors tagged with the P&L
+category that moves them, so a tick's change can be attributed exactly by telescoping.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..config.load import Strategy
+from ..engine.market import MarketView
+from ..keys import parse_key
+
+ETH_ASSETS = ("ETH", "WETH")
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentInfo:
+    """Static facts about a held instrument, resolved once from the venue catalog."""
+
+    key: str
+    venue: str
+    ptype: str
+    asset: str
+    index_field: str | None  # Aave index field, for aToken / debtToken
+    mark_field: str | None  # perp mark
+    funding_field: str | None
+    stale_after_h: float
+
+
+class Pricing:
+    """Asset prices, instrument values and P&L factors at a tick of a :class:`MarketView`.
+
+    Args:
+        strategy: the loaded strategy (venues, instruments, share class).
+        view: the market view; every read is at ``view.i`` unless ``i`` is given.
+    """
+
+    def __init__(self, strategy: Strategy, view: MarketView):
+        self.view = view
+        self.share_class = strategy.config.share_class
+        wallet = strategy.venues["wallet"]
+        self.assets = dict(wallet.assets or {})
+        self.info: dict[str, InstrumentInfo] = {}
+        for k, (vname, spec) in strategy.instruments.items():
+            v = strategy.venues[vname]
+            ptype = parse_key(k).position_type
+            idx = None
+            if ptype == "aToken":
+                idx = f"{spec.reserve}.liquidity_index"
+            elif ptype == "debtToken" and spec.reserve:
+                idx = f"{spec.reserve}.variable_borrow_index"
+            stale = v.perp.stale_after_h if v.perp else 3.0
+            self.info[k] = InstrumentInfo(k, vname, ptype, spec.asset, idx, spec.mark_field, spec.funding_field, stale)
+        self.stale_marks: dict[str, set[int]] = {}  # key -> ticks marked at the reference price
+        self.eth_field = self.assets["ETH"].usd_field
+        self.funding_max_age: dict[str, float] = {
+            k: 2 * strategy.venues[inf.venue].perp.funding_interval_h + 1 for k, inf in self.info.items() if inf.funding_field}
+
+    # ------------------------------------------------------------------ fields
+    def fields(self) -> set[str]:
+        """Every data field valuation may read."""
+        out = {self.eth_field}
+        for a in self.assets.values():
+            out |= {f for f in (a.usd_field, a.eth_rate_field) if f}
+        for inf in self.info.values():
+            out |= {f for f in (inf.index_field, inf.mark_field, inf.funding_field) if f}
+        return out
+
+    # ------------------------------------------------------------------ prices
+    def eth_usd(self, i: int | None = None) -> float:
+        return self.view.require(self.eth_field, i)
+
+    def asset_usd(self, asset: str, i: int | None = None) -> float:
+        """USD price of one unit of ``asset``. Raises DataError if its series has no value."""
+        spec = self.assets[asset]
+        if spec.usd is not None:
+            return spec.usd
+        if spec.usd_field:
+            return self.view.require(spec.usd_field, i)
+        return self.view.require(spec.eth_rate_field, i) * self.eth_usd(i)
+
+    def eth_rate(self, asset: str, i: int | None = None) -> float:
+        """Units of ETH one unit of an ETH-linked asset is worth (1 for ETH/WETH, the oracle rate for LSTs)."""
+        spec = self.assets[asset]
+        if spec.eth_rate_field:
+            return self.view.require(spec.eth_rate_field, i)
+        return 1.0
+
+    def share_usd(self, i: int | None = None) -> float:
+        return 1.0 if self.share_class == "USDT" else self.asset_usd(self.share_class, i)
+
+    def delta_asset(self, asset: str) -> str:
+        return self.assets[asset].delta_asset
+
+    def mark(self, key: str, i: int | None = None) -> float:
+        """Perp mark price; the reference asset price while the venue's own feed is stale."""
+        inf = self.info[key]
+        if self.view.fresh(inf.mark_field, inf.stale_after_h, i):
+            return self.view.get(inf.mark_field, i)
+        self.stale_marks.setdefault(key, set()).add(self.view.i if i is None else i)
+        return self.asset_usd(inf.asset, i)
+
+    def mark_is_fresh(self, key: str, i: int | None = None) -> bool:
+        inf = self.info[key]
+        return self.view.fresh(inf.mark_field, inf.stale_after_h, i)
+
+    def tradable(self, key: str, i: int | None = None) -> bool:
+        """A perp may be traded only while its mark is fresh and its funding series is current
+        (a settlement missing for over two intervals means the venue's data is down)."""
+        inf = self.info[key]
+        if not self.mark_is_fresh(key, i):
+            return False
+        return not inf.funding_field or self.view.age(inf.funding_field, i) <= self.funding_max_age[key]
+
+    def index(self, key: str, i: int | None = None) -> float:
+        return self.view.require(self.info[key].index_field, i)
+
+    # ------------------------------------------------------------------ values
+    def amount(self, key: str, qty: float, i: int | None = None) -> float:
+        """Asset units of a position: scaled x index for Aave, the quantity otherwise."""
+        inf = self.info[key]
+        if inf.index_field:
+            return qty * self.view.require(inf.index_field, i)
+        return qty
+
+    def value(self, key: str, qty: float, entry: float = 0.0, i: int | None = None) -> float:
+        """Value in the share class of ``qty`` (book units) of instrument ``key``."""
+        if qty == 0.0:
+            return 0.0
+        inf = self.info[key]
+        if inf.ptype == "Perp":
+            return qty * (self.mark(key, i) - entry) / self.share_usd(i)
+        sign = -1.0 if inf.ptype == "debtToken" else 1.0
+        return sign * self.amount(key, qty, i) * self.asset_usd(inf.asset, i) / self.share_usd(i)
+
+    def delta(self, key: str, qty: float, i: int | None = None) -> tuple[str, float]:
+        """(delta asset, exposure in its units): ETH-linked tokens count ETH at their rate."""
+        inf = self.info[key]
+        if inf.ptype == "Perp":
+            return self.delta_asset(inf.asset), qty
+        sign = -1.0 if inf.ptype == "debtToken" else 1.0
+        da = self.delta_asset(inf.asset)
+        units = self.amount(key, qty, i)
+        if da == "ETH":
+            units *= self.eth_rate(inf.asset, i)
+        return da, sign * units
+
+    def factors(self, key: str, i: int) -> tuple[float, list[tuple[str, float]]]:
+        """(sign, [(category, factor)]) with value = sign x qty x product(factors).
+
+        Not for perps (see :meth:`perp_parts`). Categories: supply_yield (liquidity index),
+        borrow_cost (borrow index), staking_yield (LST rate), price_delta (asset and share
+        class prices).
+        """
+        inf = self.info[key]
+        out: list[tuple[str, float]] = []
+        sign = 1.0
+        if inf.ptype == "aToken":
+            out.append(("supply_yield", self.view.require(inf.index_field, i)))
+        elif inf.ptype == "debtToken":
+            sign = -1.0
+            if inf.index_field:
+                out.append(("borrow_cost", self.view.require(inf.index_field, i)))
+        spec = self.assets[inf.asset]
+        if spec.usd is not None:
+            out.append(("price_delta", spec.usd))
+        elif spec.usd_field:
+            out.append(("price_delta", self.view.require(spec.usd_field, i)))
+        else:
+            cat = "staking_yield" if spec.delta_asset == "ETH" else "price_delta"
+            out.append((cat, self.view.require(spec.eth_rate_field, i)))
+            out.append(("price_delta", self.eth_usd(i)))
+        if self.share_class != "USDT":
+            out.append(("price_delta", 1.0 / self.share_usd(i)))
+        return sign, out
+
+    def perp_parts(self, key: str, i: int) -> tuple[float, float, float]:
+        """(mark, reference price of the asset, 1 / share class price) for perp attribution."""
+        inf = self.info[key]
+        return self.mark(key, i), self.asset_usd(inf.asset, i), 1.0 / self.share_usd(i)
+
+
+def is_nan(x: float) -> bool:
+    return isinstance(x, float) and math.isnan(x)

@@ -1,0 +1,310 @@
+"""Simulated venues driven by the real data: operations, funding, risk and liquidations.
+
+Every operation turns into :class:`~trimtab.accounting.book.Fill` objects; the caller applies
+them. Formulas and their sources:
+
+* swap (DEX): out = in x price x (1 - (pool fee + execution cost)) where the execution cost is
+  the spread+slippage of ``data/static.json`` ``execution_costs_bps`` for the pair and trade-size
+  bucket (<= 10k, <= 100k, above: 1m USD). LST <-> ETH swaps are priced at the oracle rate (the
+  data has no LST pool series) less the same costs;
+* stake: LST units = ETH / oracle rate (EtherFi and Lido mint at the exchange rate);
+* Aave supply/withdraw/borrow/repay move scaled balances: scaled = amount / index;
+* perps: linear, USDT-margined; fill = mark x (1 +/- execution cost), taker fee on notional;
+  funding at each settlement = -size x mark x funding_rate (positive rate: longs pay);
+* gas = gas units (``gas_units`` in static.json, from operation_gas_costs_summary) x gas price
+  (gas.ethereum.gas_price_gwei) x 1e-9 ETH, paid from ``wallet:BaseToken:ETH``;
+* Aave health factor = sum(collateral x price x liquidation threshold) / sum(debt x price); below
+  1 a liquidator repays the close factor of the debt (50%, or 100% below HF 0.95) and seizes
+  collateral worth repaid x (1 + liquidation bonus) (Aave v3 technical paper);
+* a perp account whose margin ratio (equity / notional) falls below the maintenance margin is
+  closed at the mark and loses the maintenance margin on the notional (capped at its equity)
+  as the exchange's clearance fee -- an assumption, the data has no liquidation fee schedule.
+"""
+from __future__ import annotations
+
+import math
+
+from ..accounting.book import Book, Fill, Leg
+from ..config.load import Strategy
+from ..errors import TrimtabError
+from ..keys import parse_key
+from .pricing import Pricing
+
+GAS_FIELD = "gas.ethereum.gas_price_gwei"
+WALLET_ETH = "wallet:BaseToken:ETH"
+
+
+class ExecutionError(TrimtabError):
+    """An instruction could not be executed (stale data, insufficient balance, unsafe result)."""
+
+
+def bucket(notional_usd: float) -> str:
+    """Execution-cost size bucket of the lookup table: '10k', '100k' or '1m'."""
+    n = abs(notional_usd)
+    return "10k" if n <= 10_000 else "100k" if n <= 100_000 else "1m"
+
+
+class SimVenues:
+    """Venue models for one strategy over one market view.
+
+    Args:
+        strategy: venues and instruments from YAML.
+        pricing: prices and values at the current tick.
+        static: ``data/static.json`` (gas units, execution costs).
+    """
+
+    def __init__(self, strategy: Strategy, pricing: Pricing, static: dict):
+        self.s = strategy
+        self.px = pricing
+        self.view = pricing.view
+        self.gas_units: dict[str, float] = static["gas_units"]
+        self.exec_costs: dict[str, dict[str, float]] = static["execution_costs_bps"]
+        self.venues = strategy.venues
+        self.lending = [n for n, v in self.venues.items() if v.model == "aave_v3"]
+        self.perp_venues = [n for n, v in self.venues.items() if v.model == "cex_perp"]
+        self.perp_keys = [k for k, (vn, _) in strategy.instruments.items() if parse_key(k).position_type == "Perp"]
+        self.funding_proxies: dict[str, int] = {}
+        self.funding_missing: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ fields & costs
+    def fields(self) -> set[str]:
+        out = {GAS_FIELD}
+        for v in self.venues.values():
+            for p in (v.pairs or {}).values():
+                if p.price_field:
+                    out.add(p.price_field)
+            if v.lst:
+                out.add(v.lst.rate_field)
+        return out
+
+    def exec_cost_bps(self, pair: str, notional_usd: float) -> float:
+        try:
+            return float(self.exec_costs[pair][bucket(notional_usd)])
+        except KeyError:
+            raise ExecutionError(f"no execution cost for pair {pair!r} in data/static.json (have: {', '.join(sorted(self.exec_costs))})") from None
+
+    def gas_eth(self, gas_op: str | None) -> float:
+        """ETH cost of a gas operation at the current gas price."""
+        if not gas_op:
+            return 0.0
+        return self.gas_units[gas_op] * self.view.require(GAS_FIELD) * 1e-9
+
+    def gas_fill(self, tick: int, venue: str, operation: str, gas_op: str | None) -> Fill | None:
+        eth = self.gas_eth(gas_op)
+        if eth <= 0:
+            return None
+        return Fill(tick, venue, operation, "gas", [Leg(WALLET_ETH, -eth, eth)], note=f"{self.gas_units[gas_op]:.0f} gas units ({gas_op})")
+
+    def op(self, venue: str, operation: str):
+        ops = self.venues[venue].operations
+        if operation not in ops:
+            raise ExecutionError(f"venue {venue!r} does not support operation {operation!r} (supported: {', '.join(ops)})")
+        return ops[operation]
+
+    # ------------------------------------------------------------------ operations
+    def swap_quote(self, venue: str, sell: str, buy: str, amount: float) -> tuple[float, float, str | None, float]:
+        """(amount out, price of sell in buy units, price field, cost bps) for a DEX swap."""
+        v = self.venues[venue]
+        pairs = v.pairs or {}
+        base_quote = None
+        for name, p in pairs.items():
+            b, q = name.split("/")
+            if {b, q} == {_canon(sell), _canon(buy)}:
+                base_quote = (b, q, p)
+                break
+        if base_quote is None:
+            raise ExecutionError(f"venue {venue!r} has no pair for {sell}/{buy} (pairs: {', '.join(pairs)})")
+        b, q, p = base_quote
+        if p.price_field:
+            stale = self.px.info.get(f"wallet:BaseToken:{sell}")
+            if not self.view.fresh(p.price_field, 3.0):
+                raise ExecutionError(f"{p.price_field} is stale at {self.view.time:%Y-%m-%d %H:%M}Z; not swapping on {venue}")
+            base_in_quote = self.view.get(p.price_field)
+        else:
+            lst = b if b not in ("ETH", "WETH") else q
+            base_in_quote = self.px.eth_rate(lst)
+        price = base_in_quote if _canon(sell) == b else 1.0 / base_in_quote
+        notional = amount * self.px.asset_usd(sell)
+        cost = self.op(venue, "swap").fee_bps + self.exec_cost_bps(p.cost_pair, notional)
+        return amount * price * (1 - cost / 1e4), price, p.price_field, cost
+
+    def swap(self, tick: int, venue: str, sell: str, buy: str, amount: float) -> Fill:
+        out, price, field, cost = self.swap_quote(venue, sell, buy, amount)
+        return Fill(tick, venue, "swap", "trading_fees",
+                    [Leg(f"wallet:BaseToken:{sell}", -amount, amount), Leg(f"wallet:BaseToken:{buy}", out, out)],
+                    price=price, price_field=field or "oracle rate", note=f"{sell}->{buy}, cost {cost:.1f} bps")
+
+    def stake(self, tick: int, venue: str, eth: float) -> Fill:
+        lst = self.venues[venue].lst
+        rate = self.view.require(lst.rate_field)
+        units = eth / rate
+        return Fill(tick, venue, "stake", "trading_fees",
+                    [Leg(WALLET_ETH, -eth, eth), Leg(f"wallet:BaseToken:{lst.token}", units, units)],
+                    price=rate, price_field=lst.rate_field, note=f"mint {lst.token} at the oracle rate")
+
+    def aave(self, tick: int, venue: str, operation: str, key: str, amount: float) -> Fill:
+        """supply / withdraw (aToken key) or borrow / repay (debtToken key), ``amount`` in asset units."""
+        self.op(venue, operation)
+        idx = self.px.index(key)
+        asset = self.px.info[key].asset
+        wkey = f"wallet:BaseToken:{'ETH' if asset in ('WETH', 'ETH') else asset}"
+        scaled = amount / idx
+        sign = {"supply": (1, -1), "withdraw": (-1, 1), "borrow": (1, 1), "repay": (-1, -1)}[operation]
+        return Fill(tick, venue, operation, "trading_fees",
+                    [Leg(key, sign[0] * scaled, sign[0] * amount), Leg(wkey, sign[1] * amount, sign[1] * amount)],
+                    price=idx, price_field=self.px.info[key].index_field, note="scaled = amount / index")
+
+    def flash(self, tick: int, venue: str, operation: str, amount: float) -> Fill:
+        self.op(venue, operation)
+        key = f"{venue}:debtToken:flashWETH"
+        sign = 1 if operation == "flash_borrow" else -1
+        fee = amount * self.venues[venue].operations[operation].fee_bps / 1e4
+        legs = [Leg(key, sign * amount, sign * amount), Leg(WALLET_ETH, sign * amount - fee, sign * amount - fee)]
+        return Fill(tick, venue, operation, "trading_fees", legs, note="atomic only")
+
+    def perp_trade(self, tick: int, key: str, size: float) -> tuple[Fill, float]:
+        """Trade ``size`` contracts (signed) at mark +/- execution cost; returns (fill, price)."""
+        venue = self.px.info[key].venue
+        if not self.px.tradable(key):
+            raise ExecutionError(f"{venue} data for {key} is stale at {self.view.time:%Y-%m-%d %H:%M}Z (mark or funding); not trading on {venue}")
+        mark = self.px.mark(key)
+        spec = self.s.instruments[key][1]
+        notional = abs(size) * mark
+        op = self.op(venue, "trade")
+        if notional < op.min_notional:
+            raise ExecutionError(f"{venue} order of {notional:.2f} USDT is below the minimum notional {op.min_notional}")
+        slip = self.exec_cost_bps(spec.cost_pair, notional) / 1e4
+        price = mark * (1 + slip if size > 0 else 1 - slip)
+        fee = notional * op.fee_bps / 1e4
+        margin = f"{venue}:Margin:USDT"
+        fill = Fill(tick, venue, "trade", "trading_fees", [Leg(key, size, size), Leg(margin, -fee, -fee)],
+                    price=price, price_field=self.px.info[key].mark_field,
+                    note=f"mark {mark:.2f}, slippage {slip * 1e4:.1f} bps, fee {fee:.2f} USDT")
+        return fill, price
+
+    def send(self, tick: int, venue: str, operation: str, src: str, dst: str, amount: float) -> Fill:
+        """Start a transfer: src -> ``Transit`` of the destination (deposit / withdraw)."""
+        op = self.op(venue, operation)
+        fee = op.fee
+        return Fill(tick, venue, operation, "trading_fees", [Leg(src, -amount, -amount), Leg(dst, amount - fee, amount - fee)],
+                    note=f"in transit {op.latency_s:.0f}s" + (f", fee {fee} {parse_key(src).symbol}" if fee else ""))
+
+    # ------------------------------------------------------------------ risk
+    def aave_health(self, book: Book, venue: str) -> tuple[float, float, float, float]:
+        """(health_factor, ltv, collateral_usd, debt_usd) of a lending venue; HF inf without debt."""
+        risk = self.venues[venue].risk
+        coll = debt = weighted = 0.0
+        assets = set()
+        for key, q in book.bal.items():
+            if q == 0.0 or not key.startswith(venue + ":"):
+                continue
+            inf = self.px.info[key]
+            usd = self.px.amount(key, q) * self.px.asset_usd(inf.asset)
+            assets.add(inf.asset)
+            if inf.ptype == "aToken":
+                coll += usd
+            elif inf.ptype == "debtToken":
+                debt += usd
+        emode = assets and assets <= set(risk.emode.assets)
+        for key, q in book.bal.items():
+            if q == 0.0 or not key.startswith(venue + ":"):
+                continue
+            inf = self.px.info[key]
+            if inf.ptype == "aToken":
+                lt = risk.emode.liquidation_threshold if emode else risk.standard[inf.asset].liquidation_threshold
+                weighted += self.px.amount(key, q) * self.px.asset_usd(inf.asset) * lt
+        hf = weighted / debt if debt > 0 else math.inf
+        ltv = debt / coll if coll > 0 else 0.0
+        return hf, ltv, coll, debt
+
+    def perp_account(self, book: Book, venue: str) -> tuple[float, float, float]:
+        """(account equity USDT, position notional USDT, margin ratio) of a CEX; ratio inf without positions."""
+        eq = book.qty(f"{venue}:Margin:USDT")
+        notional = 0.0
+        for key in self.perp_keys:
+            if not key.startswith(venue + ":"):
+                continue
+            s = book.qty(key)
+            if s:
+                m = self.px.mark(key)
+                eq += s * (m - book.entry.get(key, 0.0))
+                notional += abs(s) * m
+        return eq, notional, (eq / notional if notional > 0 else math.inf)
+
+    # ------------------------------------------------------------------ venue-side events
+    def funding(self, tick: int, book: Book) -> list[Fill]:
+        """Funding settlements at this tick for every open perp.
+
+        Funding fields hold a rate only at settlement ticks (NaN elsewhere). At a settlement
+        hour of the venue (``funding_hours_utc``) whose rate is missing from the data, the
+        position still pays or earns: it is settled at the mean rate of the other venues for
+        the same asset at that tick, and counted in ``funding_proxies`` for the summary (the
+        gap is never a zero). With no other venue either, it is counted in ``funding_missing``.
+        """
+        out = []
+        hour = self.view.time.hour
+        for key in self.perp_keys:
+            s = book.qty(key)
+            if not s:
+                continue
+            inf = self.px.info[key]
+            rate = self.view.get(inf.funding_field)
+            source = inf.funding_field
+            if math.isnan(rate):
+                if hour not in self.venues[inf.venue].perp.funding_hours_utc or self.view.time.minute:
+                    continue
+                others = [self.view.get(self.px.info[k].funding_field) for k in self.perp_keys
+                          if k != key and self.px.info[k].asset == inf.asset]
+                others = [r for r in others if not math.isnan(r)]
+                if not others:
+                    self.funding_missing[key] = self.funding_missing.get(key, 0) + 1
+                    continue
+                rate = sum(others) / len(others)
+                source = "proxy: mean of other venues"
+                self.funding_proxies[key] = self.funding_proxies.get(key, 0) + 1
+            mark = self.px.mark(key)
+            pay = -s * mark * rate
+            out.append(Fill(tick, inf.venue, "funding", "funding", [Leg(f"{inf.venue}:Margin:USDT", pay, pay)],
+                            price=rate, price_field=source, note=f"-size x mark x rate = {-s:.4f} x {mark:.2f} x {rate:.6g}"))
+        return out
+
+    def liquidations(self, tick: int, book: Book) -> list[tuple[Fill, float | None]]:
+        """Liquidate unsafe Aave and perp accounts, as the venues would."""
+        out: list[tuple[Fill, float | None]] = []
+        for venue in self.lending:
+            hf, _, _, debt_usd = self.aave_health(book, venue)
+            if hf >= 1.0 or debt_usd <= 0:
+                continue
+            risk = self.venues[venue].risk
+            cf = 1.0 if hf < risk.full_close_health_factor else risk.close_factor
+            debts = [k for k, q in book.bal.items() if q > 0 and k.startswith(venue + ":") and self.px.info[k].ptype == "debtToken"]
+            colls = [k for k, q in book.bal.items() if q > 0 and k.startswith(venue + ":") and self.px.info[k].ptype == "aToken"]
+            if not debts or not colls:
+                continue
+            dk = max(debts, key=lambda k: self.px.amount(k, book.qty(k)) * self.px.asset_usd(self.px.info[k].asset))
+            ck = max(colls, key=lambda k: self.px.amount(k, book.qty(k)) * self.px.asset_usd(self.px.info[k].asset))
+            repay_units = self.px.amount(dk, book.qty(dk)) * cf
+            repay_usd = repay_units * self.px.asset_usd(self.px.info[dk].asset)
+            bonus = risk.emode.liquidation_bonus if self.px.info[ck].asset in risk.emode.assets else risk.standard[self.px.info[ck].asset].liquidation_bonus
+            seize_units = min(repay_usd * (1 + bonus) / self.px.asset_usd(self.px.info[ck].asset), self.px.amount(ck, book.qty(ck)))
+            legs = [Leg(dk, -repay_units / self.px.index(dk), -repay_units), Leg(ck, -seize_units / self.px.index(ck), -seize_units)]
+            out.append((Fill(tick, venue, "liquidation", "liquidation", legs, note=f"HF {hf:.4f} < 1: repaid {cf:.0%} of debt, bonus {bonus:.1%}"), None))
+        for venue in self.perp_venues:
+            eq, notional, ratio = self.perp_account(book, venue)
+            mm = self.venues[venue].perp.maintenance_margin
+            if notional <= 0 or ratio >= mm:
+                continue
+            penalty = max(0.0, min(eq, mm * notional))
+            for key in self.perp_keys:
+                s = book.qty(key)
+                if key.startswith(venue + ":") and s:
+                    mark = self.px.mark(key)
+                    out.append((Fill(tick, venue, "liquidation", "liquidation", [Leg(key, -s, -s)], price=mark,
+                                     price_field=self.px.info[key].mark_field, note=f"margin ratio {ratio:.4f} < maintenance {mm}"), mark))
+            out.append((Fill(tick, venue, "liquidation", "liquidation", [Leg(f"{venue}:Margin:USDT", -penalty, -penalty)],
+                             note="clearance fee: maintenance margin on the notional"), None))
+        return out
+
+
+def _canon(asset: str) -> str:
+    return "ETH" if asset == "WETH" else asset
