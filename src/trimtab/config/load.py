@@ -139,6 +139,43 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+_FALLBACK = {"name": "", "machine": "", "rules": [], "venues": [], "share_class": "USDT", "asset": "", "capital": 0.0,
+             "parameters": {}, "targets": []}
+
+
+def _partial_config(data) -> StrategyConfig:
+    """A StrategyConfig of the fields of ``data`` that validate on their own (list items one
+    by one); invalid or missing fields take inert placeholders. Only used to carry on
+    checking after errors were already reported, never to run."""
+    from pydantic import TypeAdapter, ValidationError
+
+    data = data if isinstance(data, dict) else {}
+    values = dict(_FALLBACK)
+    for name, f in StrategyConfig.model_fields.items():
+        if name not in data:
+            if not f.is_required():
+                values[name] = f.get_default(call_default_factory=True)
+            continue
+        raw = data[name]
+        if name == "targets" and isinstance(raw, list):
+            from .models import TargetSpec
+
+            ta = TypeAdapter(TargetSpec)
+            kept = []
+            for item in raw:
+                try:
+                    kept.append(ta.validate_python(item))
+                except ValidationError:
+                    pass
+            values[name] = kept
+            continue
+        try:
+            values[name] = TypeAdapter(f.annotation).validate_python(raw)
+        except ValidationError:
+            pass
+    return StrategyConfig.model_construct(**values)
+
+
 def load_strategy(path: str | Path) -> Strategy:
     """Load and cross-check a strategy config and the machine, rules and venues it names.
 
@@ -151,7 +188,10 @@ def load_strategy(path: str | Path) -> Strategy:
     config, issues = validate(StrategyConfig, doc)
     chk.issues += issues
     if config is None:
-        raise ConfigError(chk.issues)
+        # Keep going with the fields that are valid, so the references in the rest of the
+        # file (and the machine, rules and venues it names) are still checked and every
+        # error is reported in one pass.
+        config = _partial_config(doc.data)
     root = find_root(path)
     docs: dict[str, YamlDoc] = {"config": doc}
 
@@ -170,7 +210,7 @@ def load_strategy(path: str | Path) -> Strategy:
         chk.issues += iss
         return m, d
 
-    machine, mdoc = load_named("machines", config.machine, MachineSpec, ("machine",))
+    machine, mdoc = load_named("machines", config.machine, MachineSpec, ("machine",)) if config.machine else (None, None)
     rule_files: list[tuple[RuleFile, YamlDoc]] = []
     for i, rname in enumerate(config.rules):
         rf, rdoc = load_named("rules", rname, RuleFile, ("rules", i))

@@ -1,0 +1,124 @@
+"""Benchmark the flagship backtest over the whole bundled period (DESIGN.md "Budgets").
+
+Prints ticks, wall time, ticks per second, decision latency (tight loop + machine step)
+p50/p99/max, the engine's peak traced memory and the process max RSS, with data loading timed
+separately. Figures only: nothing here asserts on time.
+
+    python bench/backtest.py            # readable lines
+    python bench/backtest.py --json     # one JSON object
+
+The timed run and the memory run are separate runs of the same backtest: tracemalloc slows
+allocation-heavy code several times over, so timing under it would misstate throughput.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from trimtab.config.load import load_strategy
+from trimtab.data.feed import load_market_data
+from trimtab.engine.backtest import run_backtest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGSHIP = ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"
+
+
+def max_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (ru_maxrss is KB on Linux, B on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
+    t = time.perf_counter()
+    strategy = load_strategy(config)
+    config_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    data = load_market_data()
+    load_s = time.perf_counter() - t
+    rss_after_load = max_rss_mb()
+
+    with tempfile.TemporaryDirectory(prefix="trimtab-bench-") as tmp:
+        t = time.perf_counter()
+        result = run_backtest(strategy, out=tmp, run_id="timed", data=data, time_decisions=True)
+        wall = time.perf_counter() - t
+        journal_mb = (Path(tmp) / "timed" / "journal.sqlite").stat().st_size / 1e6
+
+        traced_peak_mb = None
+        if memory:
+            tracemalloc.start()
+            run_backtest(strategy, out=tmp, run_id="traced", data=data)
+            traced_peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+            tracemalloc.stop()
+
+    ticks = len(result.equity)
+    ns = np.asarray(result.decision_ns, dtype=np.int64)
+    us = lambda q: float(np.percentile(ns, q)) / 1e3 if ns.size else float("nan")  # noqa: E731
+    s = result.summary
+    return {
+        "config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
+        "window": {"start": s["start"], "end": s["end"]},
+        "ticks": ticks,
+        "config_load_s": config_s,
+        "data_load_s": load_s,
+        "run_wall_s": wall,
+        "ticks_per_s": ticks / wall if wall > 0 else float("inf"),
+        "decision_latency_us": {"p50": us(50), "p99": us(99), "max": float(ns.max()) / 1e3 if ns.size else float("nan"),
+                                "mean": float(ns.mean()) / 1e3 if ns.size else float("nan"), "samples": int(ns.size)},
+        "decision_share_of_wall": float(ns.sum()) / 1e9 / wall if wall > 0 else float("nan"),
+        "engine_peak_traced_mb": traced_peak_mb,
+        "max_rss_mb_after_data_load": rss_after_load,
+        "max_rss_mb": max_rss_mb(),
+        "journal_mb": journal_mb,
+        "transitions": s["transitions"],
+        "plans": s["plans"],
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def print_lines(r: dict) -> None:
+    lat = r["decision_latency_us"]
+    mem = "skipped (--no-memory)" if r["engine_peak_traced_mb"] is None else f"{r['engine_peak_traced_mb']:.1f} MB"
+    print(f"flagship backtest: {r['config']}")
+    print(f"  window             {r['window']['start']} -> {r['window']['end']}")
+    print(f"  ticks              {r['ticks']:,} (hourly)   transitions {r['transitions']}, plans {r['plans']}")
+    print(f"  config load        {r['config_load_s'] * 1e3:,.0f} ms")
+    print(f"  data load          {r['data_load_s'] * 1e3:,.0f} ms (separate from the run)")
+    print(f"  run wall time      {r['run_wall_s']:.2f} s")
+    print(f"  ticks per second   {r['ticks_per_s']:,.0f}")
+    print(f"  decision latency   p50 {lat['p50']:,.1f} us   p99 {lat['p99']:,.1f} us   max {lat['max']:,.1f} us   "
+          f"(mean {lat['mean']:,.1f} us over {lat['samples']:,} steps; tight loop + machine step, "
+          f"{r['decision_share_of_wall']:.0%} of the run)")
+    print(f"  engine peak memory {mem} (tracemalloc during a second, untimed run; data loaded before)")
+    print(f"  process max RSS    {r['max_rss_mb']:,.1f} MB ({r['max_rss_mb_after_data_load']:,.1f} MB after loading the data)")
+    print(f"  journal.sqlite     {r['journal_mb']:.1f} MB")
+    print(f"  python {r['python']} on {r['machine']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    ap.add_argument("--config", type=Path, default=FLAGSHIP, help="strategy config (default: the flagship)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    args = ap.parse_args(argv)
+    r = bench(args.config.resolve(), memory=not args.no_memory)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print_lines(r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Human-readable rendering of a run summary (the dict ``run_backtest`` returns and writes to
+``summary.json``), shared by ``trimtab run`` and any later command that shows a run.
+
+Accepts the summary as returned by the engine or as read back from ``summary.json`` (where
+inf/nan are the strings ``"inf"``, ``"-inf"``, ``"nan"``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+#: What each file of a run directory holds.
+RUN_FILES = {
+    "journal.sqlite": "decisions, plans, instructions, fills, ledger, per-tick metrics",
+    "summary.json": "this summary",
+    "equity.csv": "hourly equity in the share class",
+}
+
+#: Readable names of the attribution categories (unknown ones are shown as they come).
+CATEGORY_NAMES = {
+    "supply_yield": "supply yield",
+    "borrow_cost": "borrow cost",
+    "staking_yield": "staking yield",
+    "rewards": "rewards",
+    "funding": "funding",
+    "price_delta": "price / delta",
+    "basis": "basis",
+    "trading_fees": "trading fees",
+    "gas": "gas",
+    "liquidation": "liquidation",
+}
+
+
+# --------------------------------------------------------------------------- formatting
+def num(x: Any) -> float:
+    """A float from an engine value or its JSON form (``"inf"``, ``"nan"``, None -> nan)."""
+    if x is None:
+        return math.nan
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return math.nan
+    return float(x)
+
+
+def pct(x: Any, digits: int = 2, signed: bool = False) -> str:
+    v = num(x)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    return f"{v * 100:{'+' if signed else ''},.{digits}f}%"
+
+
+def decimals(share_class: str) -> int:
+    """Decimals to show amounts with: cents for stablecoins, more for ETH/BTC."""
+    return 2 if share_class.upper() in {"USD", "USDT", "USDC", "DAI"} else 6
+
+
+def amount(x: Any, share_class: str, signed: bool = False) -> str:
+    v = num(x)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    return f"{v:{'+' if signed and v != 0 else ''},.{decimals(share_class)}f}"
+
+
+def ratio(x: Any, digits: int = 2) -> str:
+    v = num(x)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    return f"{v:.{digits}f}"
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _signed_style(v: float) -> str:
+    return "green" if v > 0 else "red" if v < 0 else "dim"
+
+
+# --------------------------------------------------------------------------- sections
+def header(s: dict) -> RenderableType:
+    sc = s.get("share_class", "")
+    e0, e1 = num(s.get("initial_equity")), num(s.get("final_equity"))
+    change = e1 - e0
+    t = Text()
+    t.append(f"{s.get('mode', '?')}", style="bold")
+    t.append(f"  ·  share class {sc}")
+    if s.get("final_state"):
+        t.append(f"  ·  final state {s['final_state']}")
+    t.append("\n")
+    t.append(f"window  {s.get('start', '?')} → {s.get('end', '?')}")
+    days = _days(s.get("start"), s.get("end"))
+    if days is not None:
+        t.append(f"  ({days:,.1f} days)")
+    t.append("\n")
+    t.append(f"equity  {amount(e0, sc)} → {amount(e1, sc)} {sc}  ")
+    t.append(f"({amount(change, sc, signed=True)}, {pct(change / e0 if e0 else math.nan, signed=True)})",
+             style=_signed_style(change))
+    return t
+
+
+def _days(a: Any, b: Any) -> float | None:
+    try:
+        import pandas as pd
+
+        return (pd.Timestamp(b) - pd.Timestamp(a)).total_seconds() / 86400
+    except Exception:  # noqa: BLE001 - the header just omits the length
+        return None
+
+
+def performance(s: dict) -> Table:
+    t = Table(title="performance", box=box.SIMPLE_HEAD, title_justify="left", show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("APY", pct(s.get("apy")))
+    t.add_row("APR", pct(s.get("apr")))
+    t.add_row("max drawdown", pct(s.get("max_drawdown")))
+    t.add_row("Sharpe (daily, ×√365)", ratio(s.get("sharpe")))
+    return t
+
+
+def attribution(s: dict) -> Table:
+    """P&L by category, largest first, with the total and the equity change it reconciles with."""
+    sc = s.get("share_class", "")
+    attr = {k: num(v) for k, v in (s.get("attribution") or {}).items()}
+    total = sum(v for v in attr.values() if not math.isnan(v))
+    change = num(s.get("final_equity")) - num(s.get("initial_equity"))
+    t = Table(title=f"P&L attribution ({sc})", box=box.SIMPLE_HEAD, title_justify="left",
+              caption="share = amount / total P&L", caption_justify="left", show_footer=False)
+    t.add_column("category")
+    t.add_column("amount", justify="right")
+    t.add_column("share", justify="right")
+    for k, v in sorted(attr.items(), key=lambda kv: (-abs(kv[1]) if not math.isnan(kv[1]) else 0.0, kv[0])):
+        share = pct(v / total, 1) if abs(total) > 1e-12 else "—"
+        style = "dim" if v == 0 else None
+        t.add_row(CATEGORY_NAMES.get(k, k), Text(amount(v, sc, signed=True), style=style or _signed_style(v)),
+                  share, style=style)
+    t.add_section()
+    t.add_row(Text("total", style="bold"), Text(amount(total, sc, signed=True), style="bold"), "100.0%" if abs(total) > 1e-12 else "—")
+    t.add_row("equity change", amount(change, sc, signed=True), "")
+    t.add_row(Text("difference", style="dim"), Text(f"{total - change:+.3g}", style="dim"), "")
+    return t
+
+
+def counts(s: dict) -> RenderableType:
+    t = Text()
+    parts = [
+        ("transitions", s.get("transitions")),
+        ("plans", s.get("plans")),
+        ("failed plans", s.get("failed_plans")),
+        ("instructions", s.get("instructions")),
+        ("liquidations", s.get("liquidations")),
+    ]
+    for i, (name, v) in enumerate(parts):
+        if i:
+            t.append("  ·  ")
+        style = "bold red" if name in ("failed plans", "liquidations") and v else None
+        t.append(f"{name} {v if v is not None else 'n/a'}", style=style)
+    if s.get("last_plan_failure"):
+        t.append(f"\nlast plan failure: {s['last_plan_failure']}", style="yellow")
+    return t
+
+
+def _ranges(gaps: Iterable[dict], limit: int = 3) -> str:
+    gaps = list(gaps)
+    shown = [f"{g['start'][:10]}→{g['end'][:10]}" for g in gaps[:limit]]
+    more = f", +{len(gaps) - limit} more" if len(gaps) > limit else ""
+    return ", ".join(shown) + more
+
+
+def data_notes(s: dict) -> RenderableType:
+    """Stale marks, funding proxies/missing settlements and data gaps, one line each."""
+    lines: list[Text] = []
+    stale = s.get("stale_marks_hours") or {}
+    if stale:
+        lines.append(Text("stale marks (h marked at the reference price): "
+                          + ", ".join(f"{k} {v}h" for k, v in sorted(stale.items()))))
+    proxies = s.get("funding_proxies") or {}
+    if proxies:
+        lines.append(Text("funding settled at the other venues' mean rate: "
+                          + ", ".join(f"{k} ×{v}" for k, v in sorted(proxies.items()))))
+    missing = s.get("funding_missing") or {}
+    if missing:
+        lines.append(Text("funding settlements with no rate at all (skipped): "
+                          + ", ".join(f"{k} ×{v}" for k, v in sorted(missing.items())), style="yellow"))
+    for g in s.get("data_gaps") or []:
+        gaps = g.get("gaps") or []
+        hours = sum(num(x.get("hours")) for x in gaps)
+        lines.append(Text(f"gaps in {g.get('series')}: {len(gaps)} ({hours:,.0f}h) {_ranges(gaps)}"))
+    if not lines:
+        return Text("data: no stale marks, funding proxies or gaps in the window", style="dim")
+    out = Text("data notes\n", style="bold")
+    out.append(Text("\n").join(Text("  ") + ln for ln in lines))
+    return out
+
+
+def reconciliation(s: dict) -> RenderableType:
+    sc = s.get("share_class", "")
+    err = num(s.get("reconciliation_error"))
+    cap = num(s.get("initial_equity"))
+    t = Text("reconciliation: max |attribution − equity change| ")
+    rel = err / cap if cap else math.nan
+    ok = not math.isnan(rel) and rel <= 1e-9
+    t.append(f"{err:.3g} {sc}", style="green" if ok else "bold red")
+    t.append(f" ({rel:.2g} of capital)")
+    match = s.get("positions_match_fills")
+    if match is not None:
+        t.append("  ·  positions match fills: ")
+        t.append("yes" if match else "NO", style="green" if match else "bold red")
+    return t
+
+
+def run_dir(s: dict) -> RenderableType:
+    d = s.get("run_dir")
+    if not d:
+        return Text("")
+    p = Path(d)
+    t = Text("run directory ", style="bold")
+    t.append(str(p))
+    files = sorted(p.iterdir()) if p.is_dir() else []
+    for f in files:
+        t.append(f"\n  {f.name:<16} {size(f.stat().st_size):>9}  ")
+        t.append(RUN_FILES.get(f.name, ""), style="dim")
+    return t
+
+
+def summary_renderables(s: dict) -> list[RenderableType]:
+    """The summary as rich renderables, top to bottom."""
+    return [header(s), Text(""), performance(s), attribution(s), counts(s), Text(""),
+            data_notes(s), Text(""), reconciliation(s), Text(""), run_dir(s)]
+
+
+def print_summary(s: dict, console: Console | None = None) -> None:
+    """Print the readable summary of a run to ``console`` (default: stdout)."""
+    console = console or Console()
+    for r in summary_renderables(s):
+        # Text lines are not wrapped, so paths and instrument keys stay whole (copyable).
+        console.print(r, soft_wrap=isinstance(r, Text))

@@ -1,0 +1,84 @@
+"""Shared fixtures: the real bundled data, loaded once, and one flagship run reused by the
+integration tests (running it costs seconds; every test reads its journal)."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGSHIP = ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"
+
+
+@pytest.fixture(scope="session")
+def market():
+    from trimtab.data.feed import load_market_data
+
+    return load_market_data()
+
+
+@pytest.fixture(scope="session")
+def flagship():
+    from trimtab.config.load import load_strategy
+
+    return load_strategy(FLAGSHIP)
+
+
+@pytest.fixture(scope="session")
+def flagship_run(flagship, market, tmp_path_factory):
+    """The issue's acceptance window: 2024-06-01 -> 2025-09-01, shipped parameters."""
+    from trimtab.engine.backtest import run_backtest
+
+    out = tmp_path_factory.mktemp("runs")
+    return run_backtest(flagship, start="2024-06-01", end="2025-09-01", out=out, run_id="flagship", data=market)
+
+
+@pytest.fixture(scope="session")
+def journal(flagship_run):
+    db = sqlite3.connect(flagship_run.run_dir / "journal.sqlite")
+    db.row_factory = sqlite3.Row
+    yield db
+    db.close()
+
+
+class Stages:
+    """The engine's stages over a real-data window, without the loop: for unit tests."""
+
+    def __init__(self, strategy, market, start, end):
+        from trimtab.accounting.attribution import Attribution
+        from trimtab.accounting.book import Book
+        from trimtab.engine.executor import Executor
+        from trimtab.engine.market import MarketView
+        from trimtab.engine.monitors import Monitors
+        from trimtab.planner.compile import Planner
+        from trimtab.venues.pricing import Pricing
+        from trimtab.venues.sim import SimVenues
+
+        self.strategy = strategy
+        self.data = market.slice(start, end)
+        self.view = MarketView(self.data, set())
+        self.px = Pricing(strategy, self.view)
+        self.sim = SimVenues(strategy, self.px, self.data.static)
+        self.view.add_fields(self.px.fields() | self.sim.fields())
+        self.book = Book()
+        self.attr = Attribution()
+        self.fills = []
+        self.steps = []
+        self.ex = Executor(self.px, self.sim, self.book, self.attr, on_fill=self.fills.append,
+                           on_step=lambda *a: self.steps.append(a))
+        self.planner = Planner(strategy, self.px, self.sim)
+        self.monitors = Monitors(strategy, self.px, self.sim, self.book)
+
+    def fund(self, amount, key="wallet:BaseToken:USDT"):
+        from trimtab.accounting.book import Fill, Leg
+
+        self.book.apply(Fill(0, "wallet", "deposit_capital", "capital", [Leg(key, amount, amount)]))
+
+    def equity(self):
+        return self.monitors.equity()
+
+
+@pytest.fixture
+def stages(flagship, market):
+    return lambda start, end, strategy=None: Stages(strategy or flagship, market, start, end)
