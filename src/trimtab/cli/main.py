@@ -47,6 +47,12 @@ def _print_issues(err: ConfigError, stream) -> None:
         stream.write(f"{issue}\n")
 
 
+def _json_default(x):
+    """numpy scalars as their Python value; anything else as its string."""
+    item = getattr(x, "item", None)
+    return item() if callable(item) else str(x)
+
+
 def _parse_time(value: Optional[str], name: str):
     if value is None:
         return None
@@ -63,7 +69,7 @@ def _parse_time(value: Optional[str], name: str):
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="Strategy config, e.g. configs/usdt_eth_staking_hedged_leveraged.yaml"),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config, e.g. configs/usdt_eth_staking_hedged_leveraged.yaml"),
     start: Optional[str] = typer.Option(None, "--start", help="Window start (UTC date or time; default: start of the data)."),
     end: Optional[str] = typer.Option(None, "--end", help="Window end (UTC date or time; default: end of the data)."),
     capital: Optional[float] = typer.Option(None, "--capital", help="Initial capital in the share class (default: the config's)."),
@@ -110,11 +116,13 @@ def run(
     except TrimtabError as e:
         msg = str(e) if strategy.name in str(e) else f"{strategy.name}: {e}"
         raise _fail(msg) from None
+    except OSError as e:  # the run directory cannot be written, the disk is full, ...
+        raise _fail(f"{strategy.name}: cannot write the run: {e}") from None
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
 
     if as_json:
-        sys.stdout.write(json.dumps(jsonable(result.summary)) + "\n")
+        sys.stdout.write(json.dumps(jsonable(result.summary), default=_json_default) + "\n")
         sys.stdout.flush()
         return
     from .render import print_summary
@@ -128,7 +136,7 @@ def run(
 
 @app.command()
 def validate(
-    configs: list[Path] = typer.Argument(..., help="Strategy config files to check."),
+    configs: list[Path] = typer.Argument(..., metavar="CONFIG", help="Strategy config files to check."),
 ) -> None:
     """Load and cross-check each CONFIG (and its machine, rules and venues) without running it.
 

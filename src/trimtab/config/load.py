@@ -76,6 +76,7 @@ class Strategy:
     venues: dict[str, VenueSpec]
     instruments: dict[str, tuple[str, Any]]  # key -> (venue name, InstrumentSpec)
     docs: dict[str, YamlDoc] = field(default_factory=dict)
+    _compiled: dict[str, CompiledExpr] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -85,7 +86,10 @@ class Strategy:
         """Evaluate a target's number-or-expression against ``params`` (default: the strategy's)."""
         if isinstance(expr, (int, float)):
             return float(expr)
-        return float(compile_expr(expr)(params if params is not None else self.params))
+        fn = self._compiled.get(expr)
+        if fn is None:
+            fn = self._compiled[expr] = compile_expr(expr)
+        return float(fn(params if params is not None else self.params))
 
 
 def find_root(config_path: Path) -> Path:

@@ -153,13 +153,17 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             attr.market_move(book, px, i - 1, i)
         for f in sim.funding(i, book):
             executor.apply(f)
-        for f, price in sim.liquidations(i, book):
-            executor.apply(f, price)
-            if f.legs and f.operation == "liquidation" and f.price is not None or f.venue in sim.lending:
-                liquidations += 1
         executor.advance(i)
         t0 = _time.perf_counter_ns() if time_decisions else 0
         metrics = monitors.run(i, executor.in_flight, params)
+        if metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance:
+            # Only then can a venue liquidate; the venues check exactly, as they would.
+            hit = sim.liquidations(i, book)
+            for f, price in hit:
+                executor.apply(f, price)
+            liquidations += len({(f.venue, f.tick) for f, _ in hit})
+            if hit:
+                metrics = monitors.run(i, executor.in_flight, params)
         decision = machine.step(i, iso[i], metrics)
         if time_decisions:
             decision_ns.append(_time.perf_counter_ns() - t0)

@@ -84,7 +84,8 @@ class Journal:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, dumps(value)))
 
     def decision(self, d) -> None:
-        self._add("decisions", (d.tick, d.time, d.source, d.dest, d.trigger, d.plan_id, dumps(d.rules)))
+        # Rule traces are already JSON-safe (machine._num), so skip the recursive cleanup.
+        self._add("decisions", (d.tick, d.time, d.source, d.dest, d.trigger, d.plan_id, json.dumps(d.rules, separators=(",", ":"))))
 
     def plan(self, plan, tick: int) -> None:
         self._add("plans", (plan.id, tick, plan.time, plan.state, plan.action, plan.trigger, plan.expected_cost, dumps(plan.to_dict())))
@@ -108,8 +109,10 @@ class Journal:
                 self._add("ledger", (tick, time, cat, amt))
 
     def metrics(self, tick: int, time: str, state: str, m: dict[str, float]) -> None:
+        flat = {k: (v if v == v and v not in (math.inf, -math.inf) else str(v)) for k, v in m.items()}
         self._add("metrics", (tick, time, state, m["equity"], _num(m["health_factor"]), m["ltv"], _num(m["margin_ratio_min"]),
-                              m["net_delta"], m["delta_drift"], m["equity_deviation"], m["hedge_allocation_drift"], dumps(m)))
+                              m["net_delta"], m["delta_drift"], m["equity_deviation"], m["hedge_allocation_drift"],
+                              json.dumps(flat, separators=(",", ":"))))
 
     def flush(self) -> None:
         for table, rows in self.buf.items():

@@ -10,6 +10,7 @@ fires at most one, and returns a :class:`Decision`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from transitions import Machine
@@ -31,6 +32,11 @@ class Decision:
 
     def fired_rules(self) -> list[dict]:
         return [r for r in self.rules if r["result"]]
+
+
+def _num(x: float):
+    """JSON-safe number: inf/nan as strings (the journal stores decisions as JSON)."""
+    return x if x == x and x not in (math.inf, -math.inf) else str(x)
 
 
 class _Model:
@@ -75,8 +81,8 @@ class StrategyMachine:
             value, comps = rule.expr.trace(metrics)
             ok = bool(value)
             self._ok[name] = ok
-            out.append({"rule": name, "result": ok, "when": rule.spec.when,
-                        "comparisons": [[c.left_text, c.observed, c.op, c.threshold, c.result] for c in comps]})
+            out.append({"rule": name, "result": ok,
+                        "comparisons": [[c.left_text, _num(c.observed), c.op, _num(c.threshold), c.result] for c in comps]})
         return out
 
     def step(self, tick: int, time: str, metrics: dict[str, float]) -> Decision:

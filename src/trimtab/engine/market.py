@@ -36,6 +36,7 @@ class MarketView:
         self.cols: dict[str, list[float]] = {}
         self.ages: dict[str, list[float]] = {}
         self.absent: set[str] = set()
+        self._fresh: dict[tuple[str, float], list[bool]] = {}
         self.i = 0
         self.add_fields(fields)
 
@@ -77,10 +78,17 @@ class MarketView:
 
     def fresh(self, field: str, max_age_h: float, i: int | None = None) -> bool:
         """True when the field has a value no older than ``max_age_h`` hours."""
+        flags = self._fresh.get((field, max_age_h))
+        if flags is None:
+            flags = self._fresh[(field, max_age_h)] = self._fresh_flags(field, max_age_h)
+        return flags[self.i if i is None else i]
+
+    def _fresh_flags(self, field: str, max_age_h: float) -> list[bool]:
+        # Computed once per (field, max age) for the whole window: the loop asks every tick.
         if field not in self.cols:
-            return False
-        v = self.get(field, i)
-        return not math.isnan(v) and self.age(field, i) <= max_age_h
+            return [False] * self.n
+        ages = self.ages[series_of(field)]
+        return [not math.isnan(v) and a <= max_age_h for v, a in zip(self.cols[field], ages)]
 
     def require(self, field: str, i: int | None = None) -> float:
         """Value of ``field``; raises DataError rather than returning NaN."""

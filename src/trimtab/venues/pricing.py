@@ -67,6 +67,8 @@ class Pricing:
             self.info[k] = InstrumentInfo(k, vname, ptype, spec.asset, idx, spec.mark_field, spec.funding_field, stale)
         self.stale_marks: dict[str, set[int]] = {}  # key -> ticks marked at the reference price
         self.eth_field = self.assets["ETH"].usd_field
+        self._memo: dict[tuple[str, int], float] = {}
+        self._memo_tick = -1
         self.funding_max_age: dict[str, float] = {
             k: 2 * strategy.venues[inf.venue].perp.funding_interval_h + 1 for k, inf in self.info.items() if inf.funding_field}
 
@@ -86,12 +88,23 @@ class Pricing:
 
     def asset_usd(self, asset: str, i: int | None = None) -> float:
         """USD price of one unit of ``asset``. Raises DataError if its series has no value."""
+        j = self.view.i if i is None else i
+        if self._memo_tick != self.view.i:
+            # Prices only change with the tick; the loop asks for the same few many times.
+            self._memo.clear()
+            self._memo_tick = self.view.i
+        hit = self._memo.get((asset, j))
+        if hit is not None:
+            return hit
         spec = self.assets[asset]
         if spec.usd is not None:
-            return spec.usd
-        if spec.usd_field:
-            return self.view.require(spec.usd_field, i)
-        return self.view.require(spec.eth_rate_field, i) * self.eth_usd(i)
+            v = spec.usd
+        elif spec.usd_field:
+            v = self.view.require(spec.usd_field, j)
+        else:
+            v = self.view.require(spec.eth_rate_field, j) * self.eth_usd(j)
+        self._memo[(asset, j)] = v
+        return v
 
     def eth_rate(self, asset: str, i: int | None = None) -> float:
         """Units of ETH one unit of an ETH-linked asset is worth (1 for ETH/WETH, the oracle rate for LSTs)."""

@@ -63,6 +63,7 @@ class SimVenues:
         self.lending = [n for n, v in self.venues.items() if v.model == "aave_v3"]
         self.perp_venues = [n for n, v in self.venues.items() if v.model == "cex_perp"]
         self.perp_keys = [k for k, (vn, _) in strategy.instruments.items() if parse_key(k).position_type == "Perp"]
+        self.max_maintenance = max((self.venues[v].perp.maintenance_margin for v in self.perp_venues), default=0.0)
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
 
