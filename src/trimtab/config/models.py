@@ -154,12 +154,15 @@ class StateSpec(Strict):
 
 class TransitionSpec(Strict):
     """``source`` is a state, a list of states, or ``"*"`` (every state other than ``dest``).
-    The transition fires when every rule in ``when`` holds; transitions are tried in order."""
+    The transition fires when every rule in ``when`` holds; transitions are tried in order.
+    ``overrides`` (parameter -> parameter name or number) apply to the destination's action
+    for this transition only, on top of the state's own overrides."""
 
     trigger: str
     source: Union[str, list[str]]
     dest: str
     when: list[str] = Field(min_length=1)
+    overrides: dict[str, Expr] = {}
     description: str = ""
 
 
@@ -178,17 +181,75 @@ class _Target(Strict):
 
 class LeveragedStakeTarget(_Target):
     """Stake the asset into an LST and loop it on a lending venue to ``target_ltv``, built and
-    resized with one atomic flash-loan bundle."""
+    resized with one atomic flash-loan bundle. ``lst`` (weETH or wstETH) picks the staking
+    venue (the venue whose ``lst.token`` it is) and the collateral ``<lending>:aToken:a<lst>``
+    unless ``lst_venue`` / ``collateral`` are given."""
 
     template: Literal["leveraged_stake"]
     allocation: Expr
-    collateral: str
+    lst: str = "weETH"
+    lending_venue: str = "aave_v3"
+    collateral: str | None = None
     debt: str
-    lst_venue: str
+    lst_venue: str | None = None
     flash_venue: str
     bundler: str
     swap_venue: str
     target_ltv: Expr
+
+
+class StakeTarget(_Target):
+    """Hold ``allocation`` of equity staked as an LST in the wallet (unleveraged). Bought by
+    staking ETH; sold back to ETH on ``swap_venue`` (the unstake queue is slower)."""
+
+    template: Literal["stake"]
+    allocation: Expr
+    lst: str = "weETH"
+    lst_venue: str | None = None
+    swap_venue: str
+
+
+class LendTarget(_Target):
+    """Supply ``allocation`` of equity to a lending venue as ``supply`` (an aToken)."""
+
+    template: Literal["lend"]
+    allocation: Expr
+    supply: str
+
+
+class SpotTarget(_Target):
+    """Hold ``allocation`` of equity as a spot token on a CEX (``instrument``:
+    ``venue:BaseToken:SYMBOL``), bought with that venue's USDT at ``price_field``."""
+
+    template: Literal["spot"]
+    allocation: Expr
+    instrument: str
+    price_field: str
+    fee_bps: Expr = 10.0
+    cost_pair: str
+
+
+class SignalSpec(Strict):
+    """A signal file (CSV: timestamp, signal long/short/neutral, confidence, sd) and how to
+    trade it (seed 001 ``ml_config``)."""
+
+    file: str
+    signal_threshold: Expr = 0.7
+    max_position_size: Expr = 1.0
+    take_profit_sd: Expr = 2.0
+    stop_loss_sd: Expr = 2.0
+    sd_floor_bps: Expr = 10.0
+    sd_cap_bps: Expr = 1000.0
+
+
+class SignalPerpTarget(_Target):
+    """A directional perp position following ``signal``: long or short ``max_position_size`` x
+    equity when confidence passes the threshold, flat otherwise, with take-profit and
+    stop-loss orders from the signal's sd."""
+
+    template: Literal["signal_perp"]
+    instrument: str
+    signal: SignalSpec
 
 
 class HedgeLeg(Strict):
@@ -217,13 +278,18 @@ class WalletReserveTarget(_Target):
 
 
 TargetSpec = Annotated[
-    Union[LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget],
+    Union[LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget, StakeTarget, LendTarget, SpotTarget, SignalPerpTarget],
     Field(discriminator="template"),
 ]
 
 
 class StrategyConfig(Strict):
-    """A strategy: which machine, rules and venues; parameters; target positions."""
+    """A strategy: which machine, rules and venues; parameters; target positions.
+
+    ``capital`` (share class units) starts at ``capital_at`` (an instrument key; default the
+    wallet's share-class token). ``flows`` names a capital-flows file (CSV: time, amount;
+    positive deposits, negative withdrawals, ``all`` for a full withdrawal), relative to the
+    config file."""
 
     name: str
     description: str = ""
@@ -233,5 +299,7 @@ class StrategyConfig(Strict):
     share_class: Literal["USDT", "ETH", "BTC"]
     asset: str
     capital: float = Field(gt=0)
+    capital_at: str | None = None
+    flows: str | None = None
     parameters: dict[str, float] = {}
     targets: list[TargetSpec] = Field(min_length=1)

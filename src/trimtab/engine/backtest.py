@@ -118,7 +118,13 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     view.add_fields(px.fields() | sim.fields())
     book = Book()
     attr = Attribution()
-    run_id = run_id or f"{strategy.name}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
+    if run_id is None:
+        # Never reuse a directory: two runs started in the same second get -2, -3, ...
+        base = f"{strategy.name}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
+        run_id, k = base, 1
+        while (Path(out) / run_id).exists():
+            k += 1
+            run_id = f"{base}-{k}"
     run_dir = Path(out) / run_id
     journal = Journal(run_dir / "journal.sqlite")
     iso = [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times]
@@ -229,6 +235,6 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     }
     journal.meta("summary", summary)
     journal.close()
-    (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2))
+    (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
     equity.rename("equity").to_frame().to_csv(run_dir / "equity.csv", index_label="time")
     return RunResult(summary, run_dir, equity, decision_ns)

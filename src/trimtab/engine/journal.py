@@ -55,8 +55,9 @@ class Journal:
 
     def __init__(self, path: Path, flush_every: int = 5000):
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            path.unlink()
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if stale.exists():
+                stale.unlink()
         self.path = path
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")

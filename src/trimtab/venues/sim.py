@@ -66,6 +66,7 @@ class SimVenues:
         self.max_maintenance = max((self.venues[v].perp.maintenance_margin for v in self.perp_venues), default=0.0)
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
+        self.last_rate: dict[str, float] = {}
 
     # ------------------------------------------------------------------ fields & costs
     def fields(self) -> set[str]:
@@ -239,8 +240,9 @@ class SimVenues:
         Funding fields hold a rate only at settlement ticks (NaN elsewhere). At a settlement
         hour of the venue (``funding_hours_utc``) whose rate is missing from the data, the
         position still pays or earns: it is settled at the mean rate of the other venues for
-        the same asset at that tick, and counted in ``funding_proxies`` for the summary (the
-        gap is never a zero). With no other venue either, it is counted in ``funding_missing``.
+        the same asset at that tick, or failing that at this venue's previous rate, and counted
+        in ``funding_proxies`` for the summary (the gap is never a zero). Only a position opened
+        before any rate was ever seen is left unsettled, counted in ``funding_missing``.
         """
         out = []
         hour = self.view.time.hour
@@ -257,12 +259,18 @@ class SimVenues:
                 others = [self.view.get(self.px.info[k].funding_field) for k in self.perp_keys
                           if k != key and self.px.info[k].asset == inf.asset]
                 others = [r for r in others if not math.isnan(r)]
-                if not others:
+                if others:
+                    rate = sum(others) / len(others)
+                    source = "proxy: mean of other venues"
+                elif key in self.last_rate:
+                    rate = self.last_rate[key]
+                    source = "proxy: this venue's previous settlement"
+                else:
                     self.funding_missing[key] = self.funding_missing.get(key, 0) + 1
                     continue
-                rate = sum(others) / len(others)
-                source = "proxy: mean of other venues"
                 self.funding_proxies[key] = self.funding_proxies.get(key, 0) + 1
+            else:
+                self.last_rate[key] = rate
             mark = self.px.mark(key)
             pay = -s * mark * rate
             out.append(Fill(tick, inf.venue, "funding", "funding", [Leg(f"{inf.venue}:Margin:USDT", pay, pay)],
