@@ -45,11 +45,12 @@ def _project(tmp_path, config_text=None, rules_text=None):
 
 
 def test_unknown_parameter_and_field(tmp_path):
-    cfg = _project(tmp_path, lambda t: t.replace("  target_ltv: 0.85", "  target_ltvv: 0.85").replace("share_class: USDT", "share_class: USDT\nshare_clas: ETH"))
+    cfg = _project(tmp_path, lambda t: t.replace("  stake_allocation: 0.5", "  stake_alocation: 0.5").replace("share_class: USDT", "share_class: USDT\nshare_clas: ETH"))
     got = issues(cfg)
     assert any(":11:1: share_clas: unknown field 'share_clas'; did you mean 'share_class'?" in g for g in got), got
-    assert any("parameters.target_ltvv: unknown parameter 'target_ltvv'" in g and "did you mean 'target_ltv'" in g for g in got), got
-    assert any("unknown parameter 'target_ltv'" in g and "targets[0].target_ltv" in g for g in got), got
+    assert any("parameters.stake_alocation: unknown parameter 'stake_alocation'" in g for g in got), got
+    assert any("unknown parameter 'stake_allocation'" in g and "targets[0].allocation" in g for g in got), got
+    assert any("unknown parameter 'stake_allocation'" in g and "targets[1].allocation" in g for g in got), got
 
 
 def test_bad_rule_expression_points_at_the_character(tmp_path):
@@ -69,6 +70,12 @@ def test_unknown_metric_in_a_rule(tmp_path):
 
 
 def test_wrong_venue_kind_for_a_template(tmp_path):
-    cfg = _project(tmp_path, lambda t: t.replace("    lst_venue: etherfi", "    lst_venue: binance"))
+    cfg = _project(tmp_path, lambda t: t.replace("    lst: weETH ", "    lst_venue: binance\n    lst: weETH "))
     got = issues(cfg)
     assert len(got) == 1 and "targets[0].lst_venue: venue 'binance' is a cex_perp venue; expected lst" in got[0]
+
+
+def test_lst_without_a_staking_venue(tmp_path):
+    cfg = _project(tmp_path, lambda t: t.replace("    lst: weETH ", "    lst: rETH "))
+    got = issues(cfg)
+    assert any("targets[0].lst: no configured staking venue mints 'rETH'" in g and "weETH" in g for g in got), got

@@ -19,11 +19,15 @@ from ..rules.expr import CompiledExpr, ExprError, compile_expr
 from ..rules.expr import names as expr_names
 from ..rules.expr import parse as parse_expr
 from .models import (
+    LendTarget,
     LeveragedStakeTarget,
     MachineSpec,
     PerpHedgeTarget,
     RuleFile,
     RuleSpec,
+    SignalPerpTarget,
+    SpotTarget,
+    StakeTarget,
     StrategyConfig,
     VenueSpec,
     WalletReserveTarget,
@@ -45,6 +49,12 @@ METRICS = {
     "plan_in_flight": "1 while a plan has steps still to run, else 0",
     "hedge_allocation_drift": "Largest |venue share of the hedge - its target share| over hedge legs",
     "stale_venues": "Number of configured venues whose market data is stale at this tick",
+    "signal_side": "Side (-1/0/1) the signal in force asks for, confidence over threshold; the current side while the venue cannot trade",
+    "position_side": "Side (-1/0/1) of the signal-driven perp position",
+    "dust_fraction": "Value of reward tokens (EIGEN, ETHFI) in the wallet / equity",
+    "pending_deposit": "Deposited capital not yet deployed, share class",
+    "withdrawal_fraction": "Requested withdrawals not yet paid / equity",
+    "withdraw_all": "1 when a full withdrawal was requested, else 0",
 }
 METRIC_PREFIXES = ("margin_ratio.",)
 
@@ -300,6 +310,12 @@ def load_strategy(path: str | Path) -> Strategy:
                 if r not in rules and not any(r in rf.rules for rf, _ in rule_files):
                     known = sorted({n for rf, _ in rule_files for n in rf.rules})
                     chk.add(mdoc, ("transitions", i, "when", j), f"unknown rule {r!r}{suggest(r, known)}; rules come from {', '.join(config.rules)}")
+        for i, t in enumerate(machine.transitions):
+            for pname, val in t.overrides.items():
+                if pname not in params:
+                    chk.add(mdoc, ("transitions", i, "overrides", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(params))}", key=True)
+                if isinstance(val, str) and val not in params:
+                    chk.add(mdoc, ("transitions", i, "overrides", pname), f"unknown parameter {val!r}{suggest(val, sorted(params))}")
         triggers = [t.trigger for t in machine.transitions]
         for i, t in enumerate(triggers):
             if triggers.index(t) != i:
@@ -346,19 +362,62 @@ def load_strategy(path: str | Path) -> Strategy:
         elif venues[name].model not in models:
             chk.add(doc, p, f"venue {name!r} is a {venues[name].model} venue; expected {' or '.join(models)}")
 
+    def lst_venue_of(p: tuple, token: str, given: str | None) -> str | None:
+        if given:
+            return given
+        found = [n for n, v in venues.items() if v.model == "lst" and v.lst and v.lst.token == token]
+        if not found:
+            have = sorted(v.lst.token for v in venues.values() if v.model == "lst" and v.lst)
+            chk.add(doc, p, f"no configured staking venue mints {token!r}{suggest(token, have)}; "
+                            f"LSTs available: {', '.join(have) or 'none (add etherfi or lido to venues)'}")
+            return None
+        return found[0]
+
+    resolved = []
     for i, t in enumerate(config.targets):
         base = ("targets", i)
         if target_ids.index(t.id) != i:
             chk.add(doc, base + ("id",), f"target id {t.id!r} is used twice")
+        if isinstance(t, (LeveragedStakeTarget, StakeTarget)):
+            # `lst` picks the staking venue (and, leveraged, the collateral) unless given.
+            lv = lst_venue_of(base + ("lst",), t.lst, t.lst_venue)
+            upd = {"lst_venue": lv}
+            if isinstance(t, LeveragedStakeTarget) and not t.collateral:
+                upd["collateral"] = f"{t.lending_venue}:aToken:a{t.lst}"
+            t = t.model_copy(update=upd)
+        resolved.append(t)
         if isinstance(t, LeveragedStakeTarget):
             check_expr(base + ("allocation",), t.allocation)
             check_expr(base + ("target_ltv",), t.target_ltv)
-            check_inst(base + ("collateral",), t.collateral, ("aToken",))
+            check_inst(base + ("collateral",) if config.targets[i].collateral else base + ("lst",), t.collateral, ("aToken",))
             check_inst(base + ("debt",), t.debt, ("debtToken",))
-            check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
+            if t.lst_venue:
+                check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
             check_venue(base + ("flash_venue",), t.flash_venue, ("flash_loan",))
             check_venue(base + ("bundler",), t.bundler, ("bundler",))
             check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+        elif isinstance(t, StakeTarget):
+            check_expr(base + ("allocation",), t.allocation)
+            if t.lst_venue:
+                check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
+            check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+        elif isinstance(t, LendTarget):
+            check_expr(base + ("allocation",), t.allocation)
+            check_inst(base + ("supply",), t.supply, ("aToken",))
+        elif isinstance(t, SpotTarget):
+            check_expr(base + ("allocation",), t.allocation)
+            check_expr(base + ("fee_bps",), t.fee_bps)
+            check_inst(base + ("instrument",), t.instrument, ("BaseToken",))
+            v = t.instrument.split(":")[0]
+            if v in venues and venues[v].model != "cex_perp":
+                chk.add(doc, base + ("instrument",), f"spot is held on a CEX; {v!r} is a {venues[v].model} venue")
+        elif isinstance(t, SignalPerpTarget):
+            check_inst(base + ("instrument",), t.instrument, ("Perp",))
+            for fname in ("signal_threshold", "max_position_size", "take_profit_sd", "stop_loss_sd", "sd_floor_bps", "sd_cap_bps"):
+                check_expr(base + ("signal", fname), getattr(t.signal, fname))
+            if not (path.parent / t.signal.file).exists():
+                chk.add(doc, base + ("signal", "file"), f"signal file {t.signal.file!r} not found next to the config "
+                                                        f"(generate one with `python scripts/make_signals.py`)")
         elif isinstance(t, PerpHedgeTarget):
             check_expr(base + ("allocation",), t.allocation)
             check_expr(base + ("hedge_ratio",), t.hedge_ratio)
@@ -393,10 +452,24 @@ def load_strategy(path: str | Path) -> Strategy:
         for st in machine.states.values():
             if st.action:
                 used |= {v for v in st.action.overrides.values() if isinstance(v, str)}
+        for tr in machine.transitions:
+            used |= {v for v in tr.overrides.values() if isinstance(v, str)}
+    for t in config.targets:
+        if isinstance(t, SignalPerpTarget):
+            for v in t.signal.model_dump().values():
+                if isinstance(v, str):
+                    try:
+                        used |= expr_names(parse_expr(v))
+                    except ExprError:
+                        pass
     for pname in config.parameters:
         if pname not in declared and pname not in used:
             chk.add(doc, ("parameters", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(declared | used))}: no rule, target or action uses it", key=True)
 
+    if config.capital_at:
+        check_inst(("capital_at",), config.capital_at, ("BaseToken", "Margin"))
+    if config.flows and not (path.parent / config.flows).exists():
+        chk.add(doc, ("flows",), f"flows file {config.flows!r} not found next to the config")
     if "wallet" not in venues and not any(i.path == "venues" for i in chk.issues):
         chk.add(doc, ("venues",), "every strategy needs the 'wallet' venue (it holds capital and pays gas)")
 
@@ -404,7 +477,7 @@ def load_strategy(path: str | Path) -> Strategy:
         raise ConfigError(chk.issues)
     docs.update({f"venue:{k}": v for k, v in vdocs.items()})
     return Strategy(
-        config=config,
+        config=config.model_copy(update={"targets": resolved}),
         config_file=doc.file,
         root=root,
         machine=machine,

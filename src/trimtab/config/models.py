@@ -141,9 +141,10 @@ class RuleFile(Strict):
 # --------------------------------------------------------------------------- machines
 class ActionSpec(Strict):
     """What an action state does on entry: ``target`` plans toward the config's targets (with
-    parameter ``overrides``: parameter -> parameter name or number); ``unwind`` plans to zero."""
+    parameter ``overrides``: parameter -> parameter name or number); ``unwind`` plans to zero;
+    ``sell_dust`` sells reward tokens into the share class."""
 
-    kind: Literal["target", "unwind"]
+    kind: Literal["target", "unwind", "sell_dust"]
     overrides: dict[str, Expr] = {}
 
 

@@ -22,7 +22,10 @@ import pandas as pd
 from ..accounting.attribution import Attribution
 from ..accounting.book import Book, Fill, Leg
 from ..config.load import Strategy
-from ..config.models import LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget
+from ..config.models import LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget, SpotTarget, StakeTarget, WalletReserveTarget
+from ..data.signals import SignalBook
+from ..venues.rewards import RewardAccrual
+from .flows import CapitalFlows, Flow, read_flows
 from ..data.feed import DataError, MarketData, load_market_data
 from ..planner.compile import Planner
 from ..venues.pricing import Pricing
@@ -61,10 +64,28 @@ def required_series(strategy: Strategy) -> tuple[set[str], set[str]]:
             for p in (strategy.venues[t.swap_venue].pairs or {}).values():
                 if p.price_field and p.cost_pair == "ETH_USDT":
                     must.add(series_of(p.price_field))
+        if isinstance(t, StakeTarget) and wallet_assets[t.lst].eth_rate_field:
+            must.add(series_of(wallet_assets[t.lst].eth_rate_field))
+        if isinstance(t, SpotTarget):
+            must.add(series_of(t.price_field))
         if isinstance(t, PerpHedgeTarget):
             for leg in t.legs:
                 spec = strategy.instruments[leg.instrument][1]
                 optional |= {series_of(spec.mark_field), series_of(spec.funding_field)}
+        if isinstance(t, SignalPerpTarget):
+            spec = strategy.instruments[t.instrument][1]
+            must |= {series_of(spec.mark_field), series_of(spec.funding_field)}
+        if hasattr(t, "instrument") or hasattr(t, "supply"):
+            key = getattr(t, "supply", None) or t.instrument
+            spec = strategy.instruments[key][1]
+            if spec.reserve:
+                must.add(spec.reserve)
+            a = wallet_assets.get(spec.asset)
+            if a and (a.usd_field or a.eth_rate_field):
+                must.add(series_of(a.usd_field or a.eth_rate_field))
+    if strategy.config.share_class != "USDT":
+        a = wallet_assets[strategy.config.share_class]
+        must.add(series_of(a.usd_field or a.eth_rate_field))
     return must, optional
 
 
@@ -76,7 +97,11 @@ def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, 
         a, b = data.coverage(s)
         starts.append(a)
         ends.append(b)
-    perps = [data.coverage(s) for s in optional if s.startswith("perp.")]
+    have = set(data.series_names())
+    missing = sorted(s for s in must if s not in have)
+    if missing:
+        raise DataError(f"{strategy.name} needs series the bundled data does not have: {', '.join(missing)}")
+    perps = [data.coverage(s) for s in optional if s.startswith("perp.") and s in have]
     if perps:
         starts.append(min(a for a, _ in perps))
         ends.append(max(b for _, b in perps))
@@ -87,7 +112,8 @@ def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, 
 
 
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
-                 run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False) -> RunResult:
+                 run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
+                 flows: list[Flow] | None = None) -> RunResult:
     """Run ``strategy`` over the bundled real data and write ``<out>/<run_id>/``.
 
     Args:
@@ -96,6 +122,7 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         progress: optional callable ``(done_ticks, total_ticks)``.
         data: preloaded market data (tests reuse one load).
         time_decisions: record the nanoseconds of each tight loop + machine step.
+        flows: capital flows on top of the config's ``flows`` file (see trimtab.engine.flows).
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
@@ -131,8 +158,17 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     executor = Executor(px, sim, book, attr,
                         on_fill=lambda f: journal.fill(f, iso[f.tick]),
                         on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
-    planner = Planner(strategy, px, sim)
-    monitors = Monitors(strategy, px, sim, book)
+    config_dir = Path(strategy.config_file).parent
+    signals = None
+    if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):
+        signals = SignalBook(strategy, view, config_dir)
+        view.add_fields({f"{px.info[t.instrument].mark_field.rsplit('.', 1)[0]}.{c}" for t in strategy.config.targets
+                         if isinstance(t, SignalPerpTarget) for c in ("high", "low")})
+    cflows = CapitalFlows((read_flows(config_dir / strategy.config.flows) if strategy.config.flows else []) + list(flows or []), capital)
+    rewards = RewardAccrual(window.static, view.epoch)
+    weeth_keys = [k for k, inf in px.info.items() if inf.asset == "weETH"]
+    planner = Planner(strategy, px, sim, signals)
+    monitors = Monitors(strategy, px, sim, book, signals, cflows)
     machine = StrategyMachine(strategy)
     params = dict(strategy.params)
 
@@ -143,12 +179,14 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
 
     # Capital arrives in the wallet as the share class token (not P&L).
     sc_key = f"wallet:BaseToken:{strategy.config.share_class}"
-    seed = Fill(0, "wallet", "deposit_capital", "capital", [Leg(sc_key, capital, capital)], note="initial capital")
+    capital_key = strategy.config.capital_at or sc_key
+    seed = Fill(0, capital_key.split(":")[0], "deposit_capital", "capital", [Leg(capital_key, capital, capital)], note="initial capital")
     book.apply(seed)
     journal.fill(seed, iso[0])
 
     n = view.n
     eq_series = [0.0] * n
+    nav_series = [1.0] * n
     transitions = liquidations = 0
     equity0 = None
     decision_ns: list[int] = []
@@ -159,6 +197,20 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             attr.market_move(book, px, i - 1, i)
         for f in sim.funding(i, book):
             executor.apply(f)
+        for f, price in sim.check_stops(i, book):
+            executor.apply(f, price)
+        for token, amount, drop in rewards.due(i):
+            executor.apply(Fill(i, "etherfi", "reward", "rewards", [Leg(f"wallet:BaseToken:{token}", amount, amount)],
+                                note=f"{drop.per_eeth:.6f} {token}/eETH x mean eETH held over the period"))
+        for flow in cflows.due(view.epoch[i]):
+            if flow.amount > 0:
+                before = monitors.equity()
+                f = Fill(i, capital_key.split(":")[0], "deposit", "capital", [Leg(capital_key, flow.amount, flow.amount)], note="capital deposit")
+                book.apply(f)
+                journal.fill(f, iso[i])
+                cflows.deposit(flow.amount, before, iso[i])
+            else:
+                cflows.request(flow, iso[i])
         executor.advance(i)
         t0 = _time.perf_counter_ns() if time_decisions else 0
         metrics = monitors.run(i, executor.in_flight, params)
@@ -178,18 +230,38 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             action = machine.action(decision.dest)
             if action is not None:
                 p = dict(params)
-                for k, v in action.overrides.items():
+                for k, v in {**action.overrides, **machine.overrides(decision.trigger)}.items():
                     p[k] = params[v] if isinstance(v, str) else float(v)
-                plan = planner.plan(book, metrics["equity"], decision.dest, action.kind, p, decision.trigger)
+                # Size on what stays invested: equity less withdrawals requested.
+                base = max(metrics["equity"] - cflows.pending_withdrawal, 0.0)
+                plan = planner.plan(book, base, decision.dest, action.kind, p, decision.trigger)
+                cflows.pending_deposit = 0.0
                 decision.plan_id = plan.id
                 journal.plan(plan, i)
-                monitors.mark_rebalance(metrics["equity"], view.epoch[i])
+                if action.kind != "sell_dust":  # selling dust is not a rebalance: keep the clock and baseline
+                    monitors.mark_rebalance(metrics["equity"], view.epoch[i])
                 executor.submit(plan, i)
                 metrics = monitors.run(i, executor.in_flight, params)
+        if not executor.in_flight and (cflows.pending_withdrawal > 0 or (cflows.withdraw_all and machine.state == "idle")):
+            # Pay out of the wallet's share-class balance what the plan has freed.
+            have = max(book.qty(sc_key), 0.0)
+            pay = have if cflows.withdraw_all else min(cflows.pending_withdrawal, have)
+            if pay > 1e-9:
+                before = monitors.equity()
+                f = Fill(i, "wallet", "withdrawal", "capital", [Leg(sc_key, -pay, -pay)], note="capital paid out")
+                book.apply(f)
+                journal.fill(f, iso[i])
+                cflows.paid(pay, before, iso[i])
+                if cflows.withdraw_all:
+                    cflows.withdraw_all = False
+                    cflows.pending_withdrawal = 0.0
+                metrics = monitors.run(i, executor.in_flight, params)
+        rewards.record(sum(px.amount(k, book.qty(k)) for k in weeth_keys if book.qty(k)) * (px.eth_rate("weETH") if weeth_keys and any(book.qty(k) for k in weeth_keys) else 0.0))
         equity = metrics["equity"]
         if equity0 is None:
             equity0 = capital
-        attr.check(equity - equity0)
+        attr.check(equity - equity0 - cflows.net)
+        nav_series[i] = cflows.nav(equity)
         eq_series[i] = equity
         journal.decision(decision)
         journal.metrics(i, iso[i], machine.state, metrics)
@@ -198,10 +270,15 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             progress(i + 1, n)
 
     equity = pd.Series(eq_series, index=pd.DatetimeIndex(view.times))
-    perf = performance(equity)
+    nav = pd.Series(nav_series, index=equity.index)
+    # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
+    perf = performance(nav)
     stale = {k: len(v) for k, v in sorted(px.stale_marks.items())}
     data_notes = []
     for s in sorted(required_series(strategy)[1]):
+        if s not in window.series_names():
+            data_notes.append({"series": s, "missing": "not in the bundled data: this venue is never traded"})
+            continue
         gaps = window.gaps(s)
         if gaps:
             data_notes.append({"series": s, "gaps": [{"start": f"{g.start:%Y-%m-%d %H:%M}", "end": f"{g.end:%Y-%m-%d %H:%M}", "hours": g.hours} for g in gaps]})
@@ -216,6 +293,10 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         "apr": perf["apr"],
         "max_drawdown": perf["max_drawdown"],
         "sharpe": perf["sharpe"],
+        "final_nav": float(nav.iloc[-1]),
+        "net_flows": cflows.net,
+        "flows": cflows.log,
+        "rewards_received": dict(rewards.paid),
         "attribution": {k: v for k, v in attr.total.items()},
         "reconciliation_error": attr.max_error,
         "positions_match_fills": not book.check_fills(),
@@ -236,5 +317,5 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     journal.meta("summary", summary)
     journal.close()
     (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-    equity.rename("equity").to_frame().to_csv(run_dir / "equity.csv", index_label="time")
+    pd.DataFrame({"equity": equity, "nav": nav}).to_csv(run_dir / "equity.csv", index_label="time")
     return RunResult(summary, run_dir, equity, decision_ns)

@@ -165,7 +165,40 @@ class Executor:
         if ins.operation == "trade":
             f, price = sim.perp_trade(tick, ins.instrument, ins.amount)
             self.apply(self._tag(f, s), price)
+            if ins.params.get("clear_stops") or not self.book.qty(ins.instrument):
+                sim.stops.pop(ins.instrument, None)
+            elif "take_profit" in ins.params:
+                sim.stops[ins.instrument] = (ins.params["take_profit"], ins.params["stop_loss"])
+                return f.note + f"; take-profit {ins.params['take_profit']:.2f}, stop-loss {ins.params['stop_loss']:.2f}"
             return f.note
+        if ins.operation == "spot_trade":
+            f = sim.spot_trade(tick, ins.instrument, ins.amount, ins.price_field, ins.params["fee_bps"], ins.params["cost_pair"])
+            if ins.amount > 0 and self.book.qty(f"{ins.venue}:Margin:USDT") + f.legs[1].delta < -1e-9:
+                raise ExecutionError(f"not enough USDT on {ins.venue} to buy {ins.amount:.6f} {ins.asset}")
+            if ins.amount < 0 and self.book.qty(ins.instrument) + ins.amount < -1e-9:
+                raise ExecutionError(f"cannot sell {-ins.amount:.6f} {ins.asset} on {ins.venue}: holding {self.book.qty(ins.instrument):.6f}")
+            self.apply(self._tag(f, s))
+            return f.note
+        if ins.operation == "stake":
+            gas = sim.gas_eth(sim.op(ins.venue, "stake").gas_op)
+            amount = min(ins.amount, self._available(WALLET_ETH, gas))
+            if amount <= 0:
+                raise ExecutionError("nothing to stake: the wallet holds no ETH beyond gas")
+            self._gas(s, tick, ins.venue, "stake")
+            f = sim.stake(tick, ins.venue, amount)
+            self.apply(self._tag(f, s))
+            return f.note + _clamped(ins.amount, amount)
+        if ins.operation in ("supply", "withdraw") and sim.venues[ins.venue].model == "aave_v3":
+            if ins.operation == "supply":
+                amount = min(ins.amount, self._available(f"wallet:BaseToken:{ins.asset}"))
+            else:
+                amount = min(ins.amount, self.px.amount(ins.instrument, self.book.qty(ins.instrument)))
+            if amount <= 0:
+                raise ExecutionError(f"nothing to {ins.operation}: balance is empty")
+            self._gas(s, tick, ins.venue, ins.operation)
+            f = sim.aave(tick, ins.venue, ins.operation, ins.instrument, amount)
+            self.apply(self._tag(f, s))
+            return f.note + _clamped(ins.amount, amount)
         if ins.operation == "swap":
             gas = sim.gas_eth(sim.op(ins.venue, "swap").gas_op)
             reserve = gas if ins.instrument == WALLET_ETH else 0.0

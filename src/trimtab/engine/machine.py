@@ -51,6 +51,7 @@ class StrategyMachine:
         spec = strategy.machine
         self.model = _Model()
         self._ok: dict[str, bool] = {}
+        self._overrides: dict[str, dict] = {}
         self.order: list[tuple[str, list[str], str, list[str]]] = []
         trans = []
         for t in spec.transitions:
@@ -60,6 +61,7 @@ class StrategyMachine:
                 sources = [t.source] if isinstance(t.source, str) else list(t.source)
             conds = [self._guard(r) for r in t.when]
             trans.append({"trigger": t.trigger, "source": sources, "dest": t.dest, "conditions": conds})
+            self._overrides[t.trigger] = dict(t.overrides)
             self.order.append((t.trigger, sources, t.dest, list(t.when)))
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
@@ -70,6 +72,10 @@ class StrategyMachine:
     @property
     def state(self) -> str:
         return self.model.state
+
+    def overrides(self, trigger: str) -> dict:
+        """Parameter overrides a transition adds to its destination's action."""
+        return self._overrides.get(trigger, {})
 
     def action(self, state: str | None = None):
         return self.s.machine.states[state or self.state].action

@@ -11,7 +11,7 @@ import math
 
 from ..accounting.book import Book
 from ..config.load import Strategy
-from ..config.models import PerpHedgeTarget
+from ..config.models import PerpHedgeTarget, SignalPerpTarget
 from ..planner.targets import hedge_allocation_drift
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
@@ -20,8 +20,12 @@ from ..venues.sim import SimVenues
 class Monitors:
     """Computes metrics for one strategy. Holds the equity and time of the last rebalance."""
 
-    def __init__(self, strategy: Strategy, px: Pricing, sim: SimVenues, book: Book):
+    def __init__(self, strategy: Strategy, px: Pricing, sim: SimVenues, book: Book, signals=None, flows=None):
         self.s = strategy
+        self.signals = signals
+        self.flows = flows
+        self.signal_targets = [t for t in strategy.config.targets if isinstance(t, SignalPerpTarget)]
+        self.dust_keys = [f"wallet:BaseToken:{t}" for t in ("EIGEN", "ETHFI") if f"wallet:BaseToken:{t}" in px.info]
         self.px = px
         self.sim = sim
         self.book = book
@@ -91,4 +95,17 @@ class Monitors:
             hedge_allocation_drift=hedge_allocation_drift(self.s, params, px, book) if self.hedged else 0.0,
             stale_venues=float(stale),
         )
+        # signals: the side the model wants (held at the current side while the venue cannot trade)
+        want = have = 0.0
+        for t in self.signal_targets:
+            pos = book.qty(t.instrument)
+            have = (pos > 0) - (pos < 0)
+            want = self.signals.side(t, params) if px.tradable(t.instrument) else have
+        m["signal_side"], m["position_side"] = float(want), float(have)
+        dust = sum(px.value(k, book.qty(k)) for k in self.dust_keys if book.qty(k) > 0)
+        m["dust_fraction"] = dust / equity if equity > 0 else 0.0
+        f = self.flows
+        m["pending_deposit"] = f.pending_deposit if f else 0.0
+        m["withdrawal_fraction"] = (f.pending_withdrawal / equity if equity > 0 else 0.0) if f else 0.0
+        m["withdraw_all"] = 1.0 if f and f.withdraw_all else 0.0
         return m

@@ -1,25 +1,40 @@
 """The planner: diff target positions against the book and compile a deterministic plan.
 
-Order of a plan (each step waits only for what it needs):
+Every template's difference becomes *moves* that either release funds (into the wallet or
+a CEX account) or deploy them. The plan runs in five phases, each step waiting only for what
+it needs:
 
-1. *release*: perp reductions, and an atomic unwind bundle for a smaller leveraged position
-   (flash_borrow -> repay -> withdraw -> swap LST to ETH -> flash_repay);
-2. *withdraw*: CEX margin above target goes back to the wallet (after that venue's reduction);
-3. *convert*: wallet swaps, selling surplus ETH for USDT or buying the ETH the on-chain leg
-   and gas need;
-4. *fund*: USDT margin deposits to the CEXs (arrive after the venue's deposit latency);
-5. *deploy*: perp increases (after their venue's deposit) and then the atomic entry bundle
-   (flash_borrow -> stake -> supply -> borrow -> flash_repay). The entry bundle waits for the
-   perp increases so the on-chain leg and its hedge land in the same tick.
+1. *release*: perp reductions, the atomic unwind bundle of a smaller leveraged position
+   (flash_borrow -> repay -> withdraw -> swap LST to ETH -> flash_repay), LST sales, lending
+   withdrawals, CEX spot sales;
+2. *withdraw*: CEX account equity above target goes back to the wallet (after that venue's
+   releases);
+3. *convert*: wallet swaps between ETH and USDT so each side covers what the deploy phase,
+   deposits and gas need; what is left over goes back into the share class;
+4. *fund*: USDT deposits to CEX accounts (credited after the venue's deposit latency);
+5. *deploy*: spot buys and perp increases (after their venue's deposit), staking and lending
+   supplies (after the swap that funds them), and last the atomic entry bundle
+   (flash_borrow -> stake -> supply -> borrow -> flash_repay), which waits for the perp
+   increases so an on-chain leg and its hedge land in the same tick.
 
 Targets are sized on equity less the plan's own expected cost (one refinement pass), so the
-plan funds itself. Moves smaller than ``min_trade_usd`` are skipped.
+plan funds itself. Moves smaller than ``MIN_TRADE_USD`` are skipped.
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 from ..accounting.book import Book
 from ..config.load import Strategy
-from ..config.models import LeveragedStakeTarget, WalletReserveTarget
+from ..config.models import (
+    LendTarget,
+    LeveragedStakeTarget,
+    SignalPerpTarget,
+    SpotTarget,
+    StakeTarget,
+    WalletReserveTarget,
+)
+from ..data.signals import stop_prices
 from ..venues.pricing import Pricing
 from ..venues.sim import WALLET_ETH, SimVenues
 from .plan import Instruction, Plan, Step
@@ -33,19 +48,26 @@ WALLET_USDT = "wallet:BaseToken:USDT"
 class Planner:
     """Builds plans for one strategy. Stateless between calls: same inputs, same plan."""
 
-    def __init__(self, strategy: Strategy, px: Pricing, sim: SimVenues):
+    def __init__(self, strategy: Strategy, px: Pricing, sim: SimVenues, signals=None):
         self.s = strategy
         self.px = px
         self.sim = sim
+        self.signals = signals
+        self.signal_targets = {t.instrument: t for t in strategy.config.targets if isinstance(t, SignalPerpTarget)}
+        self.swap_venue = next((t.swap_venue for t in strategy.config.targets if hasattr(t, "swap_venue")), None)
 
     def plan(self, book: Book, equity: float, state: str, action_kind: str, params: dict[str, float], trigger: str) -> Plan:
         """Compile the plan that moves ``book`` toward the targets for ``equity`` under ``params``."""
-        unwind = action_kind == "unwind"
-        targets = compute_targets(self.s, params, self.px, self.sim, book, equity, unwind)
-        steps, cost = self._steps(book, targets)
-        if cost > 0 and not unwind:
-            targets = compute_targets(self.s, params, self.px, self.sim, book, max(equity - cost, 0.0), unwind)
-            steps, cost = self._steps(book, targets)
+        if action_kind == "sell_dust":
+            steps, cost, targets = self._dust_steps(book), 0.0, Targets()
+            cost = sum(s.expected_cost for s in steps)
+        else:
+            unwind = action_kind == "unwind"
+            targets = compute_targets(self.s, params, self.px, self.sim, book, equity, unwind, self.signals)
+            steps, cost = self._steps(book, targets, params, unwind)
+            if cost > 0 and not unwind:
+                targets = compute_targets(self.s, params, self.px, self.sim, book, max(equity - cost, 0.0), unwind, self.signals)
+                steps, cost = self._steps(book, targets, params, unwind)
         t = self.px.view.time
         notes = tuple(f"{k}: venue data stale, position held, not traded" for k in targets.frozen)
         return Plan(
@@ -55,175 +77,314 @@ class Planner:
             steps=tuple(steps), expected_cost=round(cost, 6), notes=notes,
         )
 
-    # ------------------------------------------------------------------ steps
-    def _steps(self, book: Book, tg: Targets) -> tuple[list[Step], float]:
+    # ------------------------------------------------------------------ the phases
+    def _steps(self, book: Book, tg: Targets, params: dict[str, float], unwind: bool) -> tuple[list[Step], float]:
         px, sim = self.px, self.sim
         eth = px.eth_usd()
         sc = px.share_usd()
-        steps: list[Step] = []
         sid = _ids()
+        release: list[Step] = []
+        deploy: list[tuple[str, Step]] = []  # (what it waits for: 'deposit:<venue>', 'buy', 'sell', 'perps'), step
+        wallet_in: dict[str, float] = defaultdict(float)  # asset -> amount releases bring to the wallet
+        wallet_out: dict[str, float] = defaultdict(float)  # asset -> amount deploys take from the wallet
+        venue_in: dict[str, float] = defaultdict(float)  # venue -> USDT its releases free
+        venue_out: dict[str, float] = defaultdict(float)  # venue -> USDT its deploys spend
+        venue_release: dict[str, list[str]] = defaultdict(list)
+        wallet_release: dict[str, list[str]] = defaultdict(list)
         gas_eth = 0.0
-        eth_in = 0.0  # ETH the release phase brings to the wallet
-        eth_out = 0.0  # ETH the deploy phase takes from the wallet
-        usdt_in_later: dict[str, float] = {}
 
-        # --- perps: reductions now, increases after deposits
-        reduce_ids: dict[str, str] = {}
-        increases: list[tuple[str, float]] = []
+        def gas_of(venue: str, op: str) -> float:
+            return sim.gas_eth(sim.op(venue, op).gas_op)
+
+        # --- perps: reductions release, increases deploy after the venue's deposit
         for key in sorted(k for k in tg.positions if px.info[k].ptype == "Perp"):
             if key in tg.frozen:
                 continue
-            cur = book.qty(key)
-            d = tg.positions[key] - cur
+            cur, tgt = book.qty(key), tg.positions[key]
+            d = tgt - cur
             mark = px.mark(key)
-            if abs(d) * mark < max(MIN_TRADE_USD, sim.op(px.info[key].venue, "trade").min_notional):
+            venue = px.info[key].venue
+            if abs(d) * mark < max(MIN_TRADE_USD, sim.op(venue, "trade").min_notional):
                 continue
-            ins = self._perp_ins(key, d, mark)
-            if abs(tg.positions[key]) < abs(cur) or (cur and (tg.positions[key] > 0) != (cur > 0)):
-                i = next(sid)
-                steps.append(Step(i, f"reduce {key} by {d:+.4f}", (ins,), depends_on=(), expected_cost=ins.expected_cost))
-                reduce_ids[px.info[key].venue] = i
+            ins = self._perp_ins(key, d, mark, tgt, params)
+            if abs(tgt) < abs(cur) or (cur and (tgt > 0) != (cur > 0)):
+                st = Step(next(sid), f"reduce {key} by {d:+.4f}", (ins,), expected_cost=ins.expected_cost)
+                release.append(st)
+                venue_release[venue].append(st.id)
             else:
-                increases.append((key, d))
+                deploy.append((f"deposit:{venue}", Step(next(sid), f"increase {key} by {d:+.4f}", (ins,), expected_cost=ins.expected_cost)))
 
-        # --- leveraged stake: unwind or entry bundles
+        # --- templates holding on-chain or spot positions
         entry_bundle = None
-        unwind_id = None
         for t in self.s.config.targets:
-            if not isinstance(t, LeveragedStakeTarget):
-                continue
-            coll, debt = t.collateral, t.debt
-            asset = px.info[coll].asset
-            rate = px.eth_rate(asset)
-            c_cur = px.amount(coll, book.qty(coll))
-            d_cur = px.amount(debt, book.qty(debt))
-            dc = tg.positions[coll] - c_cur
-            dd = tg.positions[debt] - d_cur
-            if abs(dc) * rate * eth < MIN_TRADE_USD and abs(dd) * eth < MIN_TRADE_USD:
-                continue
-            if dc < 0 or dd < 0:
-                b = self._unwind_bundle(t, max(-dc, 0.0), max(-dd, 0.0), rate)
-                unwind_id = next(sid)
-                steps.append(Step(unwind_id, f"unwind {t.id}: withdraw {max(-dc, 0):.4f} {asset}, repay {max(-dd, 0):.4f} WETH",
-                                  b, bundle=True, venue=t.bundler, operation="bundle_unwind",
-                                  expected_cost=sum(x.expected_cost for x in b) + sim.gas_eth(sim.op(t.bundler, "bundle_unwind").gas_op) * eth / sc))
-                gas_eth += sim.gas_eth(sim.op(t.bundler, "bundle_unwind").gas_op)
-                eth_in += max(-dc, 0.0) * rate * (1 - self._swap_cost(t.swap_venue, asset, "ETH", max(-dc, 0.0)) / 1e4) - min(max(-dd, 0.0), max(-dc, 0.0) * rate)
-            if dc > 0 or dd > 0:
-                b = self._entry_bundle(t, max(dc, 0.0), max(dd, 0.0), rate)
-                entry_bundle = (t, b)
-                eth_out += max(dc, 0.0) * rate - max(dd, 0.0)
-                gas_eth += sim.gas_eth(sim.op(t.bundler, "bundle_entry").gas_op)
+            if isinstance(t, LeveragedStakeTarget):
+                coll, debt = t.collateral, t.debt
+                asset = px.info[coll].asset
+                rate = px.eth_rate(asset)
+                dc = tg.positions[coll] - px.amount(coll, book.qty(coll))
+                dd = tg.positions[debt] - px.amount(debt, book.qty(debt))
+                if abs(dc) * rate * eth < MIN_TRADE_USD and abs(dd) * eth < MIN_TRADE_USD:
+                    continue
+                if dc < 0 or dd < 0:
+                    b = self._unwind_bundle(t, max(-dc, 0.0), max(-dd, 0.0), rate)
+                    g = gas_of(t.bundler, "bundle_unwind")
+                    st = Step(next(sid), f"unwind {t.id}: withdraw {max(-dc, 0):.4f} {asset}, repay {max(-dd, 0):.4f} WETH",
+                              b, bundle=True, venue=t.bundler, operation="bundle_unwind",
+                              expected_cost=sum(x.expected_cost for x in b) + g * eth / sc)
+                    release.append(st)
+                    wallet_release["ETH"].append(st.id)
+                    gas_eth += g
+                    proceeds = max(-dc, 0.0) * rate * (1 - self._swap_cost(t.swap_venue, asset, "ETH", max(-dc, 0.0)) / 1e4)
+                    wallet_in["ETH"] += proceeds - min(max(-dd, 0.0), proceeds)
+                if dc > 0 or dd > 0:
+                    b = self._entry_bundle(t, max(dc, 0.0), max(dd, 0.0), rate)
+                    g = gas_of(t.bundler, "bundle_entry")
+                    entry_bundle = Step("", f"enter {t.id}: flash_borrow -> stake -> supply -> borrow -> flash_repay", b, bundle=True,
+                                        venue=t.bundler, operation="bundle_entry", expected_cost=sum(x.expected_cost for x in b) + g * eth / sc)
+                    wallet_out["ETH"] += max(dc, 0.0) * rate - max(dd, 0.0)
+                    gas_eth += g
+            elif isinstance(t, StakeTarget):
+                key = f"wallet:BaseToken:{t.lst}"
+                rate = px.eth_rate(t.lst)
+                d = tg.positions[key] - book.qty(key)
+                if abs(d) * rate * eth < MIN_TRADE_USD:
+                    continue
+                if d < 0:
+                    cost = self._swap_cost(t.swap_venue, t.lst, "ETH", -d)
+                    g = gas_of(t.swap_venue, "swap")
+                    c = -d * rate * cost / 1e4 * eth / sc
+                    st = Step(next(sid), f"sell {-d:.4f} {t.lst} for ETH on {t.swap_venue}",
+                              (Instruction(t.swap_venue, "swap", key, -d, t.lst, {"buy": "ETH"}, "oracle rate", c),), expected_cost=c + g * eth / sc)
+                    release.append(st)
+                    wallet_release["ETH"].append(st.id)
+                    wallet_in["ETH"] += -d * rate * (1 - cost / 1e4)
+                    gas_eth += g
+                else:
+                    g = gas_of(t.lst_venue, "stake")
+                    deploy.append(("buy", Step(next(sid), f"stake {d * rate:.4f} ETH into {t.lst} on {t.lst_venue}",
+                                               (Instruction(t.lst_venue, "stake", WALLET_ETH, d * rate, "ETH", {"mint": t.lst},
+                                                            self.s.venues[t.lst_venue].lst.rate_field),), expected_cost=g * eth / sc)))
+                    wallet_out["ETH"] += d * rate
+                    gas_eth += g
+            elif isinstance(t, LendTarget):
+                venue = px.info[t.supply].venue
+                asset = px.info[t.supply].asset
+                d = tg.positions[t.supply] - px.amount(t.supply, book.qty(t.supply))
+                if abs(d) * px.asset_usd(asset) < MIN_TRADE_USD:
+                    continue
+                op = "withdraw" if d < 0 else "supply"
+                g = gas_of(venue, op)
+                st = Step(next(sid), f"{op} {abs(d):.2f} {asset} {'from' if d < 0 else 'to'} {venue}",
+                          (Instruction(venue, op, t.supply, abs(d), asset),), expected_cost=g * eth / sc)
+                gas_eth += g
+                if d < 0:
+                    release.append(st)
+                    wallet_release[asset].append(st.id)
+                    wallet_in[asset] += -d
+                else:
+                    deploy.append(("sell", st))
+                    wallet_out[asset] += d
+            elif isinstance(t, SpotTarget):
+                venue = px.info[t.instrument].venue
+                asset = px.info[t.instrument].asset
+                if not px.view.fresh(t.price_field, 3.0):
+                    tg.frozen.append(t.instrument)  # no price, no trade: hold what is there
+                    continue
+                price = px.view.require(t.price_field)
+                d = tg.positions[t.instrument] - book.qty(t.instrument)
+                if abs(d) * price < MIN_TRADE_USD:
+                    continue
+                fee = self.s.target_value(t.fee_bps, params) + sim.exec_cost_bps(t.cost_pair, abs(d) * price)
+                c = abs(d) * price * fee / 1e4 / sc
+                ins = Instruction(venue, "spot_trade", t.instrument, d, asset,
+                                  {"fee_bps": self.s.target_value(t.fee_bps, params), "cost_pair": t.cost_pair}, t.price_field, c)
+                if d < 0:
+                    st = Step(next(sid), f"sell {-d:.6f} {asset} spot on {venue}", (ins,), expected_cost=c)
+                    release.append(st)
+                    venue_release[venue].append(st.id)
+                    venue_in[venue] += -d * price * (1 - fee / 1e4)
+                else:
+                    deploy.append((f"deposit:{venue}", Step(next(sid), f"buy {d:.6f} {asset} spot on {venue}", (ins,), expected_cost=c)))
+                    venue_out[venue] += d * price * (1 + fee / 1e4)
 
-        # --- CEX margin: withdrawals (after reductions) and deposits
+        # --- CEX accounts: withdraw what is above target, deposit what is short
+        steps: list[Step] = list(release)
         deposits: list[tuple[str, float]] = []
         withdraw_ids: list[str] = []
-        for venue in sorted(tg.margin):
+        for venue in sorted(set(tg.margin) | set(venue_in) | set(venue_out)):
             eq, _, _ = sim.perp_account(book, venue)
-            d = tg.margin[venue] - eq
+            target = tg.margin.get(venue, 0.0 if venue not in self._signal_venues() else eq)
+            d = target - eq + venue_out[venue] - venue_in[venue]
             if abs(d) < MIN_TRADE_USD:
                 continue
             if d < 0:
-                amt = min(-d, max(book.qty(f"{venue}:Margin:USDT"), 0.0))
+                amt = min(-d, max(book.qty(f"{venue}:Margin:USDT") + venue_in[venue], 0.0))
                 if amt < MIN_TRADE_USD:
                     continue
-                i = next(sid)
                 fee = sim.op(venue, "withdraw").fee
-                steps.append(Step(i, f"withdraw {amt:.2f} USDT margin from {venue}",
-                                  (Instruction(venue, "withdraw", f"{venue}:Margin:USDT", amt, "USDT", expected_cost=fee / sc),),
-                                  depends_on=tuple(x for x in [reduce_ids.get(venue)] if x),
-                                  latency_s=sim.op(venue, "withdraw").latency_s, expected_cost=fee / sc))
-                withdraw_ids.append(i)
-                usdt_in_later[i] = amt - fee
+                st = Step(next(sid), f"withdraw {amt:.2f} USDT from {venue}",
+                          (Instruction(venue, "withdraw", f"{venue}:Margin:USDT", amt, "USDT", expected_cost=fee / sc),),
+                          depends_on=tuple(venue_release[venue]), latency_s=sim.op(venue, "withdraw").latency_s, expected_cost=fee / sc)
+                steps.append(st)
+                withdraw_ids.append(st.id)
+                wallet_in["USDT_later"] += amt - fee
             else:
                 deposits.append((venue, d))
-        gas_eth += len(deposits) * sim.gas_eth(sim.op("wallet", "transfer").gas_op)
+                gas_eth += gas_of("wallet", "transfer")
 
-        # --- wallet reserve (gas money) and conversions
-        reserve = sum(tg.positions.get(t.instrument, 0.0) for t in self.s.config.targets if isinstance(t, WalletReserveTarget) and t.instrument == WALLET_ETH)
-        swap_venue = next((t.swap_venue for t in self.s.config.targets if isinstance(t, (LeveragedStakeTarget, WalletReserveTarget))), None)
-        usdt_now = book.qty(WALLET_USDT)
+        # --- wallet conversions between ETH and USDT
+        reserve = sum(tg.positions.get(t.instrument, 0.0) for t in self.s.config.targets
+                      if isinstance(t, WalletReserveTarget) and t.instrument == WALLET_ETH)
         deposit_total = sum(d for _, d in deposits)
-        eth_need = eth_out + GAS_SAFETY * gas_eth + reserve - book.qty(WALLET_ETH) - eth_in
-        swap_id = sell_id = None
-        # USDT for deposits and ETH purchases comes from the wallet now, the sale of unwound ETH,
-        # or CEX withdrawals that arrive later; anything short of the first two waits for those.
-        wait_for_withdrawals = bool(withdraw_ids) and deposit_total > usdt_now + 1e-6
-        if swap_venue and eth_need * eth > MIN_TRADE_USD:
-            gas_eth += self.sim.gas_eth(sim.op(swap_venue, "swap").gas_op)
-            eth_need += GAS_SAFETY * self.sim.gas_eth(sim.op(swap_venue, "swap").gas_op)
-            cost = self._swap_cost(swap_venue, "USDT", "ETH", eth_need * eth)
+        usdt_now = book.qty(WALLET_USDT) + wallet_in["USDT"]
+        eth_need = wallet_out["ETH"] + GAS_SAFETY * gas_eth + reserve - book.qty(WALLET_ETH) - wallet_in["ETH"]
+        usdt_need = deposit_total + wallet_out["USDT"]
+        share = self.s.config.share_class
+        buy_id = sell_id = None
+        wait_for_withdrawals = bool(withdraw_ids) and usdt_need > usdt_now + 1e-6
+        usdt_total = usdt_now + wallet_in["USDT_later"]
+        if self.swap_venue and eth_need * eth > MIN_TRADE_USD and usdt_total - usdt_need > MIN_TRADE_USD:
+            eth_need = min(eth_need, (usdt_total - usdt_need) / eth)  # no more than the spare USDT buys
+            g = gas_of(self.swap_venue, "swap")
+            eth_need += GAS_SAFETY * g
+            cost = self._swap_cost(self.swap_venue, "USDT", "ETH", eth_need * eth)
             usdt = eth_need * eth / (1 - cost / 1e4)
-            swap_id = next(sid)
-            deps = tuple(withdraw_ids) if usdt + deposit_total > usdt_now else ()
-            if deps:
-                wait_for_withdrawals = True
+            buy_id = next(sid)
             c = usdt * cost / 1e4 / sc
-            g = sim.gas_eth(sim.op(swap_venue, "swap").gas_op) * eth / sc
-            steps.append(Step(swap_id, f"buy {eth_need:.4f} ETH with USDT on {swap_venue}",
-                              (Instruction(swap_venue, "swap", WALLET_USDT, usdt, "USDT", {"buy": "ETH"}, "dex ETH/USDT", c),),
-                              depends_on=deps, expected_cost=c + g))
-        elif swap_venue and -eth_need * eth > MIN_TRADE_USD and unwind_id is not None:
-            sell = -eth_need
-            cost = self._swap_cost(swap_venue, "ETH", "USDT", sell)
-            sell_id = next(sid)
-            c = sell * eth * cost / 1e4 / sc
-            g = sim.gas_eth(sim.op(swap_venue, "swap").gas_op) * eth / sc
-            steps.append(Step(sell_id, f"sell {sell:.4f} ETH for USDT on {swap_venue}",
-                              (Instruction(swap_venue, "swap", WALLET_ETH, sell, "ETH", {"buy": "USDT"}, "dex ETH/USDT", c),),
-                              depends_on=(unwind_id,), expected_cost=c + g))
+            deps = tuple(wallet_release["USDT"])
+            if usdt + usdt_need > usdt_now:
+                deps += tuple(withdraw_ids)
+                wait_for_withdrawals = bool(withdraw_ids)
+            steps.append(Step(buy_id, f"buy {eth_need:.4f} ETH with USDT on {self.swap_venue}",
+                              (Instruction(self.swap_venue, "swap", WALLET_USDT, usdt, "USDT", {"buy": "ETH"}, "dex ETH/USDT", c),),
+                              depends_on=deps, expected_cost=c + g * eth / sc))
+        else:
+            surplus = -eth_need
+            shortfall = usdt_need - usdt_now - (wallet_in["USDT_later"] if not wait_for_withdrawals else 0.0)
+            sell = 0.0
+            if shortfall > 0:
+                sell = min(surplus, shortfall / eth * 1.01)
+            elif share != "ETH" and (unwind or wallet_release["ETH"]):
+                sell = surplus  # ETH freed by releases goes back into the share class
+            if self.swap_venue and sell * eth > MIN_TRADE_USD:
+                cost = self._swap_cost(self.swap_venue, "ETH", "USDT", sell)
+                g = gas_of(self.swap_venue, "swap")
+                sell_id = next(sid)
+                c = sell * eth * cost / 1e4 / sc
+                steps.append(Step(sell_id, f"sell {sell:.4f} ETH for USDT on {self.swap_venue}",
+                                  (Instruction(self.swap_venue, "swap", WALLET_ETH, sell, "ETH", {"buy": "USDT"}, "dex ETH/USDT", c),),
+                                  depends_on=tuple(wallet_release["ETH"]), expected_cost=c + g * eth / sc))
+        if share == "ETH" and self.swap_venue and (wallet_in["USDT_later"] > MIN_TRADE_USD) and (unwind or not deposits):
+            # CEX withdrawals in an ETH share class come back as USDT: buy ETH with them on arrival.
+            amt = wallet_in["USDT_later"]
+            cost = self._swap_cost(self.swap_venue, "USDT", "ETH", amt)
+            c = amt * cost / 1e4 / sc
+            steps.append(Step(next(sid), f"buy ETH with {amt:.2f} USDT withdrawn on {self.swap_venue}",
+                              (Instruction(self.swap_venue, "swap", WALLET_USDT, amt, "USDT", {"buy": "ETH"}, "dex ETH/USDT", c),),
+                              depends_on=tuple(withdraw_ids), expected_cost=c))
 
+        # Never plan to deposit more USDT than the wallet will have: scale deposits down to it.
+        sold_usdt = sum(st.instructions[0].amount * eth * (1 - 0.005) for st in steps if st.id == sell_id)
+        available = usdt_now + wallet_in["USDT_later"] + sold_usdt - wallet_out["USDT"]
+        if deposit_total > available > 0:
+            deposits = [(v, d * available / deposit_total) for v, d in deposits]
+        elif available <= 0:
+            deposits = []
+        deposits = [(v, d) for v, d in deposits if d >= MIN_TRADE_USD]
         dep_ids: dict[str, str] = {}
         for venue, d in deposits:
-            i = next(sid)
-            g = sim.gas_eth(sim.op("wallet", "transfer").gas_op) * eth / sc
-            steps.append(Step(i, f"deposit {d:.2f} USDT margin to {venue}",
-                              (Instruction(venue, "deposit", WALLET_USDT, d, "USDT", expected_cost=g),),
-                              depends_on=tuple(x for x in [sell_id] if x) + (tuple(withdraw_ids) if wait_for_withdrawals else ()),
-                              latency_s=sim.op(venue, "deposit").latency_s, expected_cost=g))
-            dep_ids[venue] = i
+            g = gas_of("wallet", "transfer") * eth / sc
+            deps = tuple(x for x in [sell_id] if x) + tuple(wallet_release["USDT"]) + (tuple(withdraw_ids) if wait_for_withdrawals else ())
+            st = Step(next(sid), f"deposit {d:.2f} USDT to {venue}", (Instruction(venue, "deposit", WALLET_USDT, d, "USDT", expected_cost=g),),
+                      depends_on=deps, latency_s=sim.op(venue, "deposit").latency_s, expected_cost=g)
+            steps.append(st)
+            dep_ids[venue] = st.id
 
-        inc_ids = []
-        for key, d in increases:
-            venue = px.info[key].venue
-            ins = self._perp_ins(key, d, px.mark(key))
-            i = next(sid)
-            steps.append(Step(i, f"increase {key} by {d:+.4f}", (ins,),
-                              depends_on=tuple(x for x in [dep_ids.get(venue)] if x), expected_cost=ins.expected_cost))
-            inc_ids.append(i)
-
-        if entry_bundle:
-            t, b = entry_bundle
-            deps = tuple(x for x in [unwind_id, swap_id] if x) + tuple(inc_ids)
-            g = sim.gas_eth(sim.op(t.bundler, "bundle_entry").gas_op) * eth / sc
-            steps.append(Step(next(sid), f"enter {t.id}: flash_borrow -> stake -> supply -> borrow -> flash_repay", b, bundle=True,
-                              venue=t.bundler, operation="bundle_entry", depends_on=deps,
-                              expected_cost=sum(x.expected_cost for x in b) + g))
+        perp_ids = []
+        for wait, st in deploy:
+            if wait.startswith("deposit:"):
+                deps = tuple(x for x in [dep_ids.get(wait.split(":", 1)[1])] if x)
+            elif wait == "buy":
+                deps = tuple(x for x in [buy_id] if x) + tuple(wallet_release["ETH"])
+            else:  # supply from the wallet's own asset
+                deps = tuple(x for x in [sell_id] if x) + (tuple(withdraw_ids) if wait_for_withdrawals else ())
+            st = Step(st.id, st.description, st.instructions, depends_on=deps, expected_cost=st.expected_cost)
+            steps.append(st)
+            if st.instructions[0].operation == "trade":
+                perp_ids.append(st.id)
+        if entry_bundle is not None:
+            deps = tuple(wallet_release["ETH"]) + tuple(x for x in [buy_id] if x) + tuple(perp_ids)
+            steps.append(Step(next(sid), entry_bundle.description, entry_bundle.instructions, bundle=True,
+                              venue=entry_bundle.venue, operation=entry_bundle.operation, depends_on=deps,
+                              expected_cost=entry_bundle.expected_cost))
         # Each step's expected cost includes its own gas, so the plan's cost is their sum.
         return steps, max(sum(s.expected_cost for s in steps), 0.0)
 
+    def _signal_venues(self) -> set[str]:
+        return {self.px.info[k].venue for k in self.signal_targets}
+
+    def _dust_steps(self, book: Book) -> list[Step]:
+        """Sell every reward token in the wallet for ETH, then (USDT share class) ETH for USDT."""
+        px, sim = self.px, self.sim
+        sc = px.share_usd()
+        eth = px.eth_usd()
+        steps: list[Step] = []
+        sid = _ids()
+        got_eth = 0.0
+        for token in sorted(REWARD_TOKENS):
+            key = f"wallet:BaseToken:{token}"
+            q = book.qty(key)
+            if q <= 0 or key not in px.info:
+                continue
+            cost = self._swap_cost(self.swap_venue, token, "ETH", q)
+            got_eth += q * px.asset_usd(token) / eth * (1 - cost / 1e4)
+            c = q * px.asset_usd(token) * cost / 1e4 / sc
+            steps.append(Step(next(sid), f"sell {q:.4f} {token} dust for ETH on {self.swap_venue}",
+                              (Instruction(self.swap_venue, "swap", key, q, token, {"buy": "ETH"}, f"dex {token}/ETH", c),),
+                              expected_cost=c + sim.gas_eth(sim.op(self.swap_venue, "swap").gas_op) * eth / sc))
+        if steps and self.s.config.share_class == "USDT":
+            cost = self._swap_cost(self.swap_venue, "ETH", "USDT", got_eth)
+            c = got_eth * eth * cost / 1e4 / sc
+            steps.append(Step(next(sid), f"sell {got_eth:.6f} ETH from dust for USDT on {self.swap_venue}",
+                              (Instruction(self.swap_venue, "swap", WALLET_ETH, got_eth, "ETH", {"buy": "USDT"}, "dex ETH/USDT", c),),
+                              depends_on=tuple(s.id for s in steps), expected_cost=c))
+        return steps
+
     # ------------------------------------------------------------------ instruction builders
-    def _swap_cost(self, venue: str, sell: str, buy: str, amount: float) -> float:
+    def _swap_cost(self, venue: str | None, sell: str, buy: str, amount: float) -> float:
+        if venue is None:
+            return 0.0
         try:
             return self.sim.swap_quote(venue, sell, buy, amount)[3]
         except Exception:
             return 0.0
 
-    def _perp_ins(self, key: str, d: float, mark: float) -> Instruction:
+    def _perp_ins(self, key: str, d: float, mark: float, target: float, params: dict[str, float]) -> Instruction:
         venue = self.px.info[key].venue
         notional = abs(d) * mark
         spec = self.s.instruments[key][1]
         cost = notional * (self.sim.op(venue, "trade").fee_bps + self.sim.exec_cost_bps(spec.cost_pair, notional)) / 1e4
-        return Instruction(venue, "trade", key, d, self.px.info[key].asset, price_field=self.px.info[key].mark_field,
+        extra = {}
+        t = self.signal_targets.get(key)
+        if t is not None:
+            # Resting take-profit / stop-loss for the position this trade leaves (seed 001).
+            if target == 0:
+                extra = {"clear_stops": True}
+            else:
+                _, _, sd = self.signals.current(t)
+                v = lambda e: self.s.target_value(e, params)  # noqa: E731
+                tp, sl = stop_prices(mark, 1.0 if target > 0 else -1.0, sd, v(t.signal.take_profit_sd), v(t.signal.stop_loss_sd),
+                                     v(t.signal.sd_floor_bps), v(t.signal.sd_cap_bps))
+                extra = {"take_profit": tp, "stop_loss": sl}
+        return Instruction(venue, "trade", key, d, self.px.info[key].asset, extra, price_field=self.px.info[key].mark_field,
                            expected_cost=cost / self.px.share_usd())
 
     def _entry_bundle(self, t: LeveragedStakeTarget, dc: float, dd: float, rate: float) -> tuple[Instruction, ...]:
         lending = self.px.info[t.collateral].venue
         asset = self.px.info[t.collateral].asset
-        stake_eth = dc * rate
         return (
             Instruction(t.flash_venue, "flash_borrow", f"{t.flash_venue}:debtToken:flashWETH", dd, "WETH"),
-            Instruction(t.lst_venue, "stake", WALLET_ETH, stake_eth, "ETH", {"mint": asset}, self.s.venues[t.lst_venue].lst.rate_field),
+            Instruction(t.lst_venue, "stake", WALLET_ETH, dc * rate, "ETH", {"mint": asset}, self.s.venues[t.lst_venue].lst.rate_field),
             Instruction(lending, "supply", t.collateral, dc, asset),
             Instruction(lending, "borrow", t.debt, dd, "WETH"),
             Instruction(t.flash_venue, "flash_repay", f"{t.flash_venue}:debtToken:flashWETH", dd, "WETH"),
@@ -244,6 +405,9 @@ class Planner:
                         dc * rate * cost / 1e4 * eth / self.px.share_usd()),
             Instruction(t.flash_venue, "flash_repay", f"{t.flash_venue}:debtToken:flashWETH", repay, "WETH"),
         )
+
+
+REWARD_TOKENS = ("EIGEN", "ETHFI")
 
 
 def _ids():

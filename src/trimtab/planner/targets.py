@@ -13,6 +13,11 @@ strategy mode; a mode is a composition of templates in YAML.
   margin (it cannot be traded) and the others take up the rest. Margin: ``allocation`` of
   equity as USDT account equity, split like the sizes.
 * ``wallet_reserve``: hold a fixed amount of a token in the wallet (gas money).
+* ``stake``: hold ``allocation`` of equity as LST units in the wallet; delta = units x rate.
+* ``lend``: supply ``allocation`` of equity (in the aToken's asset) to a lending venue.
+* ``spot``: hold ``allocation`` of equity as a spot token on a CEX; delta = units.
+* ``signal_perp``: size = side x ``max_position_size`` x equity / mark, side from the signal
+  in force (0 below ``signal_threshold`` confidence), margined with the whole equity.
 """
 from __future__ import annotations
 
@@ -20,7 +25,15 @@ from dataclasses import dataclass, field
 
 from ..accounting.book import Book
 from ..config.load import Strategy
-from ..config.models import LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget
+from ..config.models import (
+    LendTarget,
+    LeveragedStakeTarget,
+    PerpHedgeTarget,
+    SignalPerpTarget,
+    SpotTarget,
+    StakeTarget,
+    WalletReserveTarget,
+)
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
 
@@ -37,13 +50,17 @@ class Targets:
 
 
 def compute_targets(strategy: Strategy, params: dict[str, float], px: Pricing, sim: SimVenues, book: Book,
-                    equity: float, unwind: bool = False) -> Targets:
-    """Target positions for ``equity`` (share class) under ``params``.
+                    equity: float, unwind: bool = False, signals=None) -> Targets:
+    """Target positions for ``equity`` (share class) under ``params``; ``signals`` (a
+    :class:`trimtab.venues.signals.SignalBook`) gives the side in force for signal targets.
 
     With ``unwind`` every target is zero (perps on stale venues excepted: they cannot trade).
     """
     out = Targets()
-    usd = equity * px.share_usd()
+    # Allocations share the equity left after fixed wallet reserves (gas money).
+    reserve = 0.0 if unwind else sum(strategy.target_value(t.amount, params) * px.asset_usd(px.info[t.instrument].asset)
+                                      for t in strategy.config.targets if isinstance(t, WalletReserveTarget))
+    usd = max(equity * px.share_usd() - reserve, 0.0)
     eth = px.eth_usd()
     for t in strategy.config.targets:
         if isinstance(t, LeveragedStakeTarget):
@@ -55,6 +72,33 @@ def compute_targets(strategy: Strategy, params: dict[str, float], px: Pricing, s
             out.deltas[t.id] = e
         elif isinstance(t, WalletReserveTarget):
             out.positions[t.instrument] = 0.0 if unwind else strategy.target_value(t.amount, params)
+        elif isinstance(t, StakeTarget):
+            e = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd / eth
+            out.positions[f"wallet:BaseToken:{t.lst}"] = e / px.eth_rate(t.lst)
+            out.deltas[t.id] = e
+        elif isinstance(t, LendTarget):
+            asset = px.info[t.supply].asset
+            amount = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd / px.asset_usd(asset)
+            out.positions[t.supply] = amount
+            out.deltas[t.id] = amount if px.delta_asset(asset) == strategy.config.asset else 0.0
+        elif isinstance(t, SpotTarget):
+            asset = px.info[t.instrument].asset
+            if not px.view.fresh(t.price_field, 3.0):
+                out.positions[t.instrument] = book.qty(t.instrument)  # stale price: hold
+                out.deltas[t.id] = book.qty(t.instrument)
+                continue
+            price = px.view.require(t.price_field)
+            units = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd / price
+            out.positions[t.instrument] = units
+            out.deltas[t.id] = units
+        elif isinstance(t, SignalPerpTarget):
+            side = 0.0 if unwind else signals.side(t, params) if signals else 0.0
+            size = side * strategy.target_value(t.signal.max_position_size, params) * usd / px.mark(t.instrument)
+            if not px.tradable(t.instrument):
+                size = book.qty(t.instrument)
+                out.frozen.append(t.instrument)
+            out.positions[t.instrument] = size
+            out.deltas[t.id] = size
     for t in strategy.config.targets:
         if not isinstance(t, PerpHedgeTarget):
             continue

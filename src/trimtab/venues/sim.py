@@ -64,6 +64,11 @@ class SimVenues:
         self.perp_venues = [n for n, v in self.venues.items() if v.model == "cex_perp"]
         self.perp_keys = [k for k, (vn, _) in strategy.instruments.items() if parse_key(k).position_type == "Perp"]
         self.max_maintenance = max((self.venues[v].perp.maintenance_margin for v in self.perp_venues), default=0.0)
+        self.margin_keys: dict[str, list[str]] = {}
+        for k, (vn, _) in strategy.instruments.items():
+            if parse_key(k).position_type == "Margin":
+                self.margin_keys.setdefault(vn, []).append(k)
+        self.stops: dict[str, tuple[float, float]] = {}  # perp key -> (take_profit, stop_loss)
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
         self.last_rate: dict[str, float] = {}
@@ -184,6 +189,56 @@ class SimVenues:
                     note=f"mark {mark:.2f}, slippage {slip * 1e4:.1f} bps, fee {fee:.2f} USDT")
         return fill, price
 
+    def spot_trade(self, tick: int, key: str, units: float, price_field: str, fee_bps: float, cost_pair: str) -> Fill:
+        """Buy (units > 0) or sell spot on a CEX against its USDT account at ``price_field`` +/-
+        the execution cost of ``cost_pair``, plus ``fee_bps`` (Binance spot taker 0.10%)."""
+        venue = self.px.info[key].venue
+        if not self.view.fresh(price_field, 3.0):
+            raise ExecutionError(f"{price_field} is stale at {self.view.time:%Y-%m-%d %H:%M}Z; not trading spot on {venue}")
+        ref = self.view.get(price_field)
+        slip = self.exec_cost_bps(cost_pair, abs(units) * ref) / 1e4
+        price = ref * (1 + slip if units > 0 else 1 - slip)
+        cash = units * price
+        fee = abs(cash) * fee_bps / 1e4
+        return Fill(tick, venue, "spot_trade", "trading_fees",
+                    [Leg(key, units, units), Leg(f"{venue}:Margin:USDT", -cash - fee, -cash - fee)],
+                    price=price, price_field=price_field, note=f"ref {ref:.2f}, slippage {slip * 1e4:.1f} bps, fee {fee:.2f} USDT")
+
+    def check_stops(self, tick: int, book: Book) -> list[tuple[Fill, float]]:
+        """Resting take-profit / stop-loss orders against the bar that just closed.
+
+        The bar [t-1h, t) is the one whose close is this tick's mark; its high and low say
+        whether a stop traded inside it. Stop-loss has priority when both were touched (seed
+        001: stop-loss, then take-profit, then end of candle). Fills at the stop price less
+        the execution cost, plus the taker fee.
+        """
+        out = []
+        for key, (tp, sl) in list(self.stops.items()):
+            s = book.qty(key)
+            if not s:
+                self.stops.pop(key)
+                continue
+            inf = self.px.info[key]
+            base = inf.mark_field.rsplit(".", 1)[0]
+            if not self.px.tradable(key):
+                continue
+            hi, lo = self.view.get(f"{base}.high"), self.view.get(f"{base}.low")
+            long = s > 0
+            hit_sl = lo <= sl if long else hi >= sl
+            hit_tp = hi >= tp if long else lo <= tp
+            if not (hit_sl or hit_tp):
+                continue
+            level, kind = (sl, "stop_loss") if hit_sl else (tp, "take_profit")
+            spec = self.s.instruments[key][1]
+            slip = self.exec_cost_bps(spec.cost_pair, abs(s) * level) / 1e4
+            price = level * (1 - slip if long else 1 + slip)
+            fee = abs(s) * price * self.op(inf.venue, "trade").fee_bps / 1e4
+            self.stops.pop(key)
+            out.append((Fill(tick, inf.venue, kind, "trading_fees", [Leg(key, -s, -s), Leg(f"{inf.venue}:Margin:USDT", -fee, -fee)],
+                             price=price, price_field=f"{base}.{'low' if (long == hit_sl) else 'high'}",
+                             note=f"{kind} at {level:.2f} (bar high {hi:.2f}, low {lo:.2f})"), price))
+        return out
+
     def send(self, tick: int, venue: str, operation: str, src: str, dst: str, amount: float) -> Fill:
         """Start a transfer: src -> ``Transit`` of the destination (deposit / withdraw)."""
         op = self.op(venue, operation)
@@ -220,8 +275,14 @@ class SimVenues:
         return hf, ltv, coll, debt
 
     def perp_account(self, book: Book, venue: str) -> tuple[float, float, float]:
-        """(account equity USDT, position notional USDT, margin ratio) of a CEX; ratio inf without positions."""
-        eq = book.qty(f"{venue}:Margin:USDT")
+        """(account equity USD, position notional USD, margin ratio) of a CEX; ratio inf without
+        positions. Equity counts every ``Margin`` asset at its price (multi-asset margin: BTC
+        held as collateral counts at the BTC price) plus unrealised P&L."""
+        eq = 0.0
+        for key in self.margin_keys.get(venue, ()):
+            q = book.qty(key)
+            if q:
+                eq += q * self.px.asset_usd(self.px.info[key].asset)
         notional = 0.0
         for key in self.perp_keys:
             if not key.startswith(venue + ":"):

@@ -1,0 +1,148 @@
+"""Data findings: the series a strategy needs, against the bundled data and the window.
+
+The series come from :func:`trimtab.engine.backtest.required_series` (what the engine itself
+refuses to run without, and the perp series it trades around when stale):
+
+* ``data-missing``: a required series is not in the bundle, or does not cover the window (or
+  the required series have no common window at all);
+* ``data-gaps`` (warning): a series has holes longer than twice its native interval inside the
+  window (listed), or a perp series starts late / ends early; the engine does not trade that
+  venue while its data is stale.
+
+Each finding points at the YAML field that names the series (a venue's ``mark_field``,
+``reserve``, ``usd_field``, ...).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .findings import Context
+
+MAX_LISTED_GAPS = 6
+
+
+def bundle_series() -> set[str]:
+    """Names of every series in the data bundle's manifest (empty if there is no bundle)."""
+    from ..data.feed import DEFAULT_DATA_DIR
+
+    try:
+        return set(json.loads((Path(DEFAULT_DATA_DIR) / "manifest.json").read_text())["series"])
+    except (OSError, ValueError, KeyError):
+        return set()
+
+
+def needed_series(ctx: Context) -> tuple[set[str], set[str]]:
+    """(required, optional) series of the strategy, as the engine defines them."""
+    from ..engine.backtest import required_series
+
+    return required_series(ctx.s)
+
+
+def _walk(data: Any, path: tuple = ()):
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _walk(v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _walk(v, path + (i,))
+    elif isinstance(data, str):
+        yield path, data
+
+
+def series_loc(ctx: Context, series: str):
+    """The first YAML field (config, then venues) naming ``series`` or one of its fields."""
+    for doc in [ctx.cdoc, *ctx.vdocs.values()]:
+        for path, v in _walk(doc.data):
+            if v == series or v.startswith(series + "."):
+                return (doc, path, False)
+    return (ctx.cdoc, ("venues",), True)
+
+
+def _ts(x) -> str:
+    return f"{pd.Timestamp(x):%Y-%m-%d %H:%M}"
+
+
+def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The window to check: the given one, else the engine's default window for the strategy
+    (None, with a ``data-missing`` finding, if the series have no common window)."""
+    from ..data.feed import DataError
+    from ..engine.backtest import default_window
+
+    if start is not None and end is not None:
+        return pd.Timestamp(start), pd.Timestamp(end)
+    try:
+        d0, d1 = default_window(ctx.s, data)
+    except DataError as e:
+        ctx.add("data-missing", ctx.cdoc, ("venues",), f"no window to run in: {e}", key=True)
+        return None
+    return (pd.Timestamp(start) if start is not None else d0), (pd.Timestamp(end) if end is not None else d1)
+
+
+def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Append the data findings of ``ctx`` against ``data`` (a MarketData holding at least the
+    strategy's series that exist in the bundle). Returns the window checked."""
+    must, optional = needed_series(ctx)
+    have = set(data.series_names())
+    absent = [s for s in sorted(must | optional) if s not in have]
+    for s in absent:
+        near = sorted(x for x in bundle_series() if x.split(".")[0] == s.split(".")[0])[:8]
+        ctx.add_at("data-missing", series_loc(ctx, s),
+                   f"series {s!r} is not in the data bundle{'; similar: ' + ', '.join(near) if near else ''}")
+    if absent and any(s in must for s in absent):
+        return None
+    window = resolve_window(ctx, data, start, end)
+    if window is None:
+        return None
+    t0, t1 = window
+    for s in sorted((must | optional) - set(absent)):
+        a, b = data.coverage(s)
+        required = s in must
+        notes = []
+        if a > t0:
+            notes.append(f"starts {_ts(a)}")
+        if b < t1 - pd.Timedelta(hours=data.interval_hours(s)):
+            notes.append(f"ends {_ts(b)}")
+        if notes and required:
+            ctx.add_at("data-missing", series_loc(ctx, s),
+                       f"required series {s!r} {' and '.join(notes)}, so it does not cover the window {_ts(t0)} -> {_ts(t1)}")
+            continue
+        gaps = data.gaps(s, t0, t1)
+        if not gaps and not notes:
+            continue
+        listed = [f"{_ts(g.start)} -> {_ts(g.end)} ({g.hours:,.0f}h)" for g in gaps[:MAX_LISTED_GAPS]]
+        more = f", and {len(gaps) - MAX_LISTED_GAPS} more" if len(gaps) > MAX_LISTED_GAPS else ""
+        hours = sum(g.hours for g in gaps)
+        what = []
+        if notes:
+            what.append(f"{' and '.join(notes)} (window {_ts(t0)} -> {_ts(t1)})")
+        if gaps:
+            what.append(f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''} ({hours:,.0f}h) in the window: {', '.join(listed)}{more}")
+        ctx.add_at("data-gaps", series_loc(ctx, s),
+                   f"series {s!r} {'; '.join(what)}; {'the venue is not traded while it is stale' if not required else 'the engine stops on a missing value'}")
+    return window
+
+
+def share_price_usd(ctx: Context, data, at) -> float | None:
+    """USD price of the share class at ``at`` from the wallet's asset prices (None if unknown)."""
+    wallet = ctx.s.venues.get("wallet")
+    assets = (wallet.assets or {}) if wallet else {}
+    a = assets.get(ctx.config.share_class)
+    if a is None:
+        return None
+    if a.usd is not None:
+        return a.usd
+    if data is None:
+        return None
+    try:
+        i = data.position(pd.Timestamp(at).floor("h"))
+        if a.usd_field:
+            return float(data.field(a.usd_field)[i])
+        if a.eth_rate_field and "ETH" in assets and assets["ETH"].usd_field:
+            return float(data.field(a.eth_rate_field)[i] * data.field(assets["ETH"].usd_field)[i])
+    except Exception:  # noqa: BLE001 - a price we cannot read just skips the size checks
+        return None
+    return None

@@ -1,0 +1,211 @@
+"""Audit findings and the context every audit check reads.
+
+A :class:`Finding` is one static problem with its severity (``error`` or ``warning``), a stable
+code from :data:`CODES`, and the ``file:line:col`` of the YAML it comes from. :class:`Context`
+holds a loaded strategy with the parsed YAML documents of its config, machine, rule files and
+venues (for positions), its rule parse trees, the machine's transitions with ``source: "*"``
+expanded, and an interval :class:`~trimtab.audit.intervals.Solver` over its parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+from ..config.load import Strategy
+from ..config.yamlio import YamlDoc, format_path, load_yaml
+from ..rules.expr import Node, parse, to_text
+from .intervals import Solver, TooComplex
+
+SEVERITIES = ("error", "warning")
+
+#: Every finding the audit reports: code -> (severity, area, what it means).
+CODES: dict[str, tuple[str, str, str]] = {
+    # structure
+    "unreachable-state": ("error", "structure", "no path of transitions leads from the initial state to this state"),
+    "state-cannot-be-left": ("error", "structure", "no transition can leave this state"),
+    "no-completion-path": ("error", "structure", "an action state with no transition that leaves it once its plan is complete"),
+    "emergency-unreachable": ("error", "structure", "a state with no transition straight to the emergency state"),
+    "emergency-waits-for-plan": ("error", "structure", "the emergency transition from an action state cannot fire while a plan is in flight"),
+    "no-emergency-state": ("warning", "structure", "the machine has no state named 'emergency'"),
+    # rules
+    "guard-never-holds": ("error", "rules", "a rule, or a transition's rules together, can never hold for the configured parameters"),
+    "transition-shadowed": ("error", "rules", "an earlier transition from the same state holds whenever this one does, so it never fires"),
+    "guard-overlap": ("warning", "rules", "two transitions from one state of equal priority, with different outcomes, can hold together"),
+    "priority-inversion": ("warning", "rules", "a lower-severity transition is tried before a critical one it can hold together with"),
+    "no-hysteresis": ("error", "rules", "the guards entering and leaving a state share a threshold (or their bands overlap): flapping"),
+    "no-cooldown": ("warning", "rules", "a drift-driven rebalancing transition can fire right after the previous plan"),
+    "unused-rule": ("warning", "rules", "a rule no transition of the machine uses"),
+    # thresholds
+    "target-ltv-above-max": ("error", "thresholds", "a target LTV above the lending venue's maximum LTV"),
+    "entry-hf-at-emergency": ("error", "thresholds", "the health factor implied by a target LTV is at or below the emergency threshold"),
+    "entry-hf-triggers-rule": ("warning", "thresholds", "the health factor implied by a target LTV already satisfies a risk guard"),
+    "emergency-cannot-leave": ("error", "thresholds", "the emergency plan's health factor or margin ratio is not above the emergency leave threshold"),
+    "hedge-weights-sum": ("error", "thresholds", "the hedge legs' weights do not sum to 1"),
+    "margin-threshold-not-below-target": ("error", "thresholds", "a margin-ratio threshold at or above the margin ratio the hedge targets"),
+    "margin-threshold-below-maintenance": ("error", "thresholds", "a margin-ratio threshold at or below the venue's maintenance margin"),
+    "allocation-out-of-range": ("error", "thresholds", "a target allocation outside (0, 1]"),
+    "allocations-exceed-equity": ("error", "thresholds", "the targets' allocations sum to more than 1"),
+    # venues
+    "unsupported-operation": ("error", "venues", "a plan of this target emits an operation the venue does not list"),
+    "unknown-gas-op": ("error", "venues", "an operation's gas_op is not in the gas-units table (data/static.json)"),
+    "trade-below-minimum": ("error", "venues", "the full-size trade at the configured capital is under the venue's minimum"),
+    "rebalance-below-minimum": ("warning", "venues", "the trade a drift threshold triggers is under the venue's or planner's minimum"),
+    # data
+    "data-missing": ("error", "data", "a series the strategy needs is absent or does not cover the window"),
+    "data-gaps": ("warning", "data", "a series the strategy uses has gaps (or ends early) in the window; the venue is not traded then"),
+    # loading
+    "config": ("error", "config", "the config does not load (see validate)"),
+}
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One audit finding at ``file:line:col`` (1-based). ``path`` is the YAML path in that file."""
+
+    file: str
+    line: int
+    col: int
+    code: str
+    path: str
+    message: str
+    severity: str = "error"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity}: [{self.code}] {self.path}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Trans:
+    """A machine transition as the engine runs it: ``sources`` expanded (``"*"``: every state
+    but ``dest``), ``index`` its position in ``transitions:`` (its priority: first match wins)."""
+
+    index: int
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    when: tuple[str, ...]
+    overrides: dict = field(default_factory=dict, hash=False, compare=False)
+    star: bool = False
+
+
+class Context:
+    """A loaded strategy with what the checks need. Build with ``Context(load_strategy(path))``."""
+
+    def __init__(self, strategy: Strategy):
+        self.s = strategy
+        self.config = strategy.config
+        self.machine = strategy.machine
+        self.params = dict(strategy.params)
+        self.cdoc: YamlDoc = strategy.docs["config"]
+        self.mdoc: YamlDoc = load_yaml(strategy.machine_file)
+        self.rdocs: dict[str, YamlDoc] = {}
+        for r in strategy.rules.values():
+            if r.file not in self.rdocs:
+                self.rdocs[r.file] = load_yaml(r.file)
+        self.vdocs: dict[str, YamlDoc] = {k.split(":", 1)[1]: d for k, d in strategy.docs.items() if k.startswith("venue:")}
+        self.solver = Solver(self.params)
+        self.nodes: dict[str, Node] = {name: parse(r.spec.when) for name, r in strategy.rules.items()}
+        self.transitions: list[Trans] = []
+        for i, t in enumerate(self.machine.transitions):
+            star = t.source == "*"
+            if star:
+                sources = tuple(s for s in self.machine.states if s != t.dest)
+            else:
+                sources = (t.source,) if isinstance(t.source, str) else tuple(t.source)
+            self.transitions.append(Trans(i, t.trigger, sources, t.dest, tuple(t.when), dict(getattr(t, "overrides", {}) or {}), star))
+        self.emergency = "emergency" if "emergency" in self.machine.states else None
+        self.findings: list[Finding] = []
+
+    # ----------------------------------------------------------------- reporting
+    def add(self, code: str, doc: YamlDoc, path: tuple, message: str, key: bool = False) -> None:
+        """Record finding ``code`` at ``path`` of ``doc`` (its key with ``key=True``)."""
+        line, col = doc.locate_key(path) if key else doc.locate(path)
+        self.findings.append(Finding(doc.file, line, col, code, format_path(path), message, CODES[code][0]))
+
+    def add_at(self, code: str, loc: tuple[YamlDoc, tuple, bool], message: str) -> None:
+        doc, path, key = loc
+        self.add(code, doc, path, message, key)
+
+    # ----------------------------------------------------------------- locations
+    def rule_loc(self, rule: str, part: str | None = "when") -> tuple[YamlDoc, tuple, bool]:
+        r = self.s.rules[rule]
+        return (self.rdocs[r.file], ("rules", rule) + ((part,) if part else ()), part is None)
+
+    def state_loc(self, state: str) -> tuple[YamlDoc, tuple, bool]:
+        return (self.mdoc, ("states", state), True)
+
+    def trans_loc(self, t: Trans, part: str | None = None) -> tuple[YamlDoc, tuple, bool]:
+        return (self.mdoc, ("transitions", t.index) + ((part,) if part else ()), False)
+
+    def param_loc(self, name: str) -> tuple[YamlDoc, tuple, bool] | None:
+        """Where parameter ``name`` gets its value: the config's ``parameters`` or the rule
+        file declaring its default."""
+        if name in self.config.parameters:
+            return (self.cdoc, ("parameters", name), False)
+        for doc in self.rdocs.values():
+            if doc.has(("parameters", name)):
+                return (doc, ("parameters", name, "default"), False)
+        return None
+
+    def value_loc(self, expr, default: tuple) -> tuple[YamlDoc, tuple, bool]:
+        """Where a config number-or-expression comes from: the parameter it names, else ``default``
+        (a path in the config)."""
+        if isinstance(expr, str) and expr.strip() in self.params:
+            loc = self.param_loc(expr.strip())
+            if loc:
+                return loc
+        return (self.cdoc, default, False)
+
+    # ----------------------------------------------------------------- guards
+    def guard(self, t: Trans) -> Node:
+        """The conjunction of a transition's rules as one parse tree."""
+        kids = tuple(self.nodes[r] for r in t.when if r in self.nodes)
+        return kids[0] if len(kids) == 1 else Node("and", None, kids, 0, 0)
+
+    def rank(self, t: Trans) -> int:
+        """A transition's priority class: the highest severity of its rules (info 0 .. critical 2),
+        or an explicit ``priority`` if the machine model has one."""
+        explicit = getattr(self.machine.transitions[t.index], "priority", None)
+        if explicit is not None:
+            return int(explicit)
+        return max((SEVERITY_RANK.get(self.s.rules[r].spec.severity, 0) for r in t.when if r in self.s.rules), default=0)
+
+    def severity(self, t: Trans) -> str:
+        return {0: "info", 1: "warning", 2: "critical"}.get(self.rank(t), str(self.rank(t)))
+
+    def outgoing(self, state: str) -> list[Trans]:
+        """Transitions tried from ``state``, in priority (file) order."""
+        return [t for t in self.transitions if state in t.sources]
+
+    def can_hold(self, *nodes: Node, negated=(), env=None) -> bool:
+        return self.solver.can_hold(*nodes, negated=negated, env=env)
+
+    def witness(self, *nodes: Node, negated=(), env=None) -> str:
+        """One way the nodes hold together, as ``metric constraints`` text (or '')."""
+        try:
+            got = self.solver.satisfiable(*nodes, negated=negated, env=env)
+        except TooComplex:
+            return ""
+        if not got:
+            return ""
+        return ", ".join(iv.describe(n) for n, iv in sorted(got.items()))
+
+    @cached_property
+    def feasible_transitions(self) -> set[int]:
+        """Indices of transitions whose rules can hold together."""
+        return {t.index for t in self.transitions if self.can_hold(self.guard(t))}
+
+    def action_states(self) -> list[str]:
+        return [s for s, st in self.machine.states.items() if st.action is not None]
+
+    def rule_text(self, rule: str) -> str:
+        return to_text(self.nodes[rule])

@@ -1,0 +1,418 @@
+"""Interval reasoning over rule guards: can a guard hold, can two hold together, does one imply another.
+
+The audit asks questions such as "can ``health_factor < hf_reduce`` ever hold?" or "can the
+guards of two transitions hold at the same tick?". It answers them by reasoning over the
+*range* each metric can take (:data:`METRIC_DOMAINS`), with parameters folded to numbers:
+
+1. a guard (a parse tree of :mod:`trimtab.rules.expr`) is put in disjunctive normal form:
+   a list of conjunctions of comparisons (``not`` is pushed into the comparisons);
+2. in each conjunction, comparisons of a single metric (or ``abs(metric)``) against a constant
+   narrow that metric's interval (open or closed at each end; integer-valued metrics drop
+   intervals holding no integer);
+3. every comparison is then checked with interval arithmetic on both sides.
+
+A conjunction is *infeasible* when an interval becomes empty or a comparison cannot hold.
+The answer is sound in one direction: "never holds" is a proof (for the documented metric
+ranges); "can hold" may be an over-approximation when a guard relates two metrics or repeats a
+metric inside arithmetic. Metrics are assumed to be numbers (``inf`` allowed, never NaN); a
+metric not in :data:`METRIC_DOMAINS` ranges over all reals.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping
+
+from ..rules.expr import Node, to_text
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A set of reals ``lo..hi``; ``lo_open``/``hi_open`` exclude the end; ``integer`` keeps
+    only whole numbers. An infinite end may be closed: ``inf`` is a value a metric takes
+    (health factor without debt)."""
+
+    lo: float = -INF
+    hi: float = INF
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+
+    @staticmethod
+    def point(x: float) -> "Interval":
+        return Interval(x, x)
+
+    def is_point(self) -> bool:
+        return self.lo == self.hi and not self.empty()
+
+    def empty(self) -> bool:
+        if self.lo > self.hi:
+            return True
+        if self.lo == self.hi and (self.lo_open or self.hi_open):
+            return True
+        if self.integer:
+            lo, hi = self.lo, self.hi
+            if math.isfinite(lo):
+                lo = math.floor(lo) + 1 if self.lo_open and float(lo).is_integer() else math.ceil(lo)
+            if math.isfinite(hi):
+                hi = math.ceil(hi) - 1 if self.hi_open and float(hi).is_integer() else math.floor(hi)
+            if lo > hi:
+                return True
+        return False
+
+    def intersect(self, o: "Interval") -> "Interval":
+        if self.lo > o.lo or (self.lo == o.lo and self.lo_open):
+            lo, lo_open = self.lo, self.lo_open
+        else:
+            lo, lo_open = o.lo, o.lo_open
+        if self.hi < o.hi or (self.hi == o.hi and self.hi_open):
+            hi, hi_open = self.hi, self.hi_open
+        else:
+            hi, hi_open = o.hi, o.hi_open
+        return Interval(lo, hi, lo_open, hi_open, self.integer or o.integer)
+
+    def describe(self, name: str) -> str:
+        """``name`` constrained to this interval, as a reader would write it (``0.02 < x <= 1``)."""
+        if self.is_point():
+            return f"{name} = {fmt(self.lo)}"
+        parts = []
+        if self.lo != -INF:
+            parts.append(f"{fmt(self.lo)} {'<' if self.lo_open else '<='} ")
+        parts.append(name)
+        if self.hi != INF:
+            parts.append(f" {'<' if self.hi_open else '<='} {fmt(self.hi)}")
+        if len(parts) == 1:
+            return f"{name} any"
+        return "".join(parts)
+
+
+def fmt(x: float) -> str:
+    """A number as the audit prints it: up to 6 significant digits, ``inf`` as ``inf``."""
+    if x == INF:
+        return "inf"
+    if x == -INF:
+        return "-inf"
+    return f"{x:.6g}"
+
+
+ALL = Interval()
+NONNEG = Interval(0.0, INF, hi_open=True)
+NONNEG_INF = Interval(0.0, INF)  # inf is attained
+FLAG = Interval(0.0, 1.0, integer=True)
+SIDE = Interval(-1.0, 1.0, integer=True)
+
+#: The range of every metric the tight loop publishes (trimtab.config.load.METRICS), with the
+#: reason. ``margin_ratio.<venue>`` takes the range of ``margin_ratio_min``.
+METRIC_DOMAINS: dict[str, tuple[Interval, str]] = {
+    "health_factor": (NONNEG_INF, "collateral x LT / debt >= 0; inf without debt"),
+    "ltv": (NONNEG, "debt / collateral >= 0 (above 1 only when under water)"),
+    "margin_ratio_min": (Interval(-INF, INF), "account equity / notional: negative after losses beyond margin; inf without a position"),
+    "net_delta": (Interval(-INF, INF, True, True), "signed asset units"),
+    "delta_drift": (Interval(-INF, INF, True, True), "net delta / hedged delta, signed"),
+    "equity": (Interval(-INF, INF, True, True), "share-class value of every position"),
+    "equity_deviation": (NONNEG, "|equity - baseline| / baseline >= 0"),
+    "idle_fraction": (NONNEG, "idle wallet tokens / equity >= 0 (above 1 when other positions are negative)"),
+    "hours_since_rebalance": (NONNEG_INF, "hours >= 0; inf before the first plan"),
+    "plan_in_flight": (FLAG, "0 or 1"),
+    "hedge_allocation_drift": (Interval(0.0, 1.0), "|share - target share| of shares in [0, 1]"),
+    "stale_venues": (Interval(0.0, INF, hi_open=True, integer=True), "a count"),
+    "signal_side": (SIDE, "-1, 0 or 1"),
+    "position_side": (SIDE, "-1, 0 or 1"),
+    "dust_fraction": (NONNEG, "reward-token value / equity >= 0"),
+    "pending_deposit": (NONNEG, "share-class amount >= 0"),
+    "withdrawal_fraction": (NONNEG, "pending withdrawals / equity >= 0"),
+    "withdraw_all": (FLAG, "0 or 1"),
+}
+
+#: What each metric measures, for the audit's notions of "risk response", "rebalancing" and
+#: "cooldown". Unknown metrics are ``other``.
+METRIC_KINDS: dict[str, str] = {
+    "health_factor": "risk", "ltv": "risk", "margin_ratio_min": "risk",
+    "net_delta": "drift", "delta_drift": "drift", "equity_deviation": "drift", "hedge_allocation_drift": "drift",
+    "hours_since_rebalance": "clock", "plan_in_flight": "plan",
+    "pending_deposit": "flow", "withdrawal_fraction": "flow", "withdraw_all": "flow", "idle_fraction": "flow",
+    "signal_side": "signal", "position_side": "signal", "dust_fraction": "dust", "equity": "pnl", "stale_venues": "data",
+}
+
+
+def metric_domain(name: str) -> Interval:
+    """The documented range of metric ``name`` (all reals if unknown)."""
+    if name.startswith("margin_ratio."):
+        name = "margin_ratio_min"
+    d = METRIC_DOMAINS.get(name)
+    return d[0] if d else ALL
+
+
+def metric_kind(name: str) -> str:
+    """``risk``, ``drift``, ``clock``, ``plan``, ``flow``, ``signal``, ``dust``, ``pnl``, ``data`` or ``other``."""
+    if name.startswith("margin_ratio."):
+        return "risk"
+    return METRIC_KINDS.get(name, "other")
+
+
+# --------------------------------------------------------------------------- interval arithmetic
+def _closed(lo: float, hi: float) -> Interval:
+    if math.isnan(lo) or math.isnan(hi):
+        return ALL
+    return Interval(lo, hi)
+
+
+def _mul(a: Interval, b: Interval) -> Interval:
+    prods = []
+    for x in (a.lo, a.hi):
+        for y in (b.lo, b.hi):
+            p = x * y
+            prods.append(0.0 if math.isnan(p) else p)  # 0 x inf: the product of the finite parts
+    return _closed(min(prods), max(prods))
+
+
+def _div(a: Interval, b: Interval) -> Interval:
+    if b.lo <= 0 <= b.hi:
+        return ALL
+    inv = Interval(1 / b.hi if b.hi != 0 else INF, 1 / b.lo if b.lo != 0 else INF)
+    return _mul(a, _closed(min(inv.lo, inv.hi), max(inv.lo, inv.hi)))
+
+
+def _abs(a: Interval) -> Interval:
+    if a.lo >= 0:
+        return a
+    if a.hi <= 0:
+        return Interval(-a.hi, -a.lo, a.hi_open, a.lo_open, a.integer)
+    return Interval(0.0, max(-a.lo, a.hi), False, False, a.integer)
+
+
+def _not(op: str) -> str:
+    return {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}[op]
+
+
+def _mirror(op: str) -> str:
+    return {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[op]
+
+
+@dataclass(frozen=True)
+class Literal:
+    """One comparison of a conjunction: ``left op right`` (nodes of the parse tree)."""
+
+    op: str
+    left: Node
+    right: Node
+
+    def text(self) -> str:
+        return f"{to_text(self.left)} {self.op} {to_text(self.right)}"
+
+
+_TRUE = Node("num", 1.0, (), 0, 0)
+_ZERO = Node("num", 0.0, (), 0, 0)
+MAX_CONJUNCTS = 4096
+
+
+class TooComplex(Exception):
+    """The normal form grew past :data:`MAX_CONJUNCTS`; the question is left unanswered."""
+
+
+class Solver:
+    """Answers satisfiability questions about guards for fixed parameter values.
+
+    Args:
+        params: parameter values (names folded to constants).
+        domains: metric ranges overriding :data:`METRIC_DOMAINS`.
+    """
+
+    def __init__(self, params: Mapping[str, float], domains: Mapping[str, Interval] | None = None):
+        self.params = dict(params)
+        self.domains = dict(domains or {})
+
+    # ----------------------------------------------------------------- ranges
+    def domain(self, name: str) -> Interval:
+        if name in self.domains:
+            return self.domains[name]
+        return metric_domain(name)
+
+    def is_const(self, node: Node) -> bool:
+        """Whether ``node`` only uses numbers and parameters."""
+        if node.kind == "name":
+            return node.value in self.params
+        return all(self.is_const(c) for c in node.children)
+
+    def value(self, node: Node) -> float:
+        """The number a constant node folds to (raises ValueError if it is not constant)."""
+        r = self.range(node, {})
+        if not r.is_point():
+            raise ValueError(f"{to_text(node)} is not constant")
+        return r.lo
+
+    def range(self, node: Node, env: Mapping[str, Interval]) -> Interval:
+        """Interval of a numeric node, metrics ranging over ``env`` (else their domain)."""
+        k = node.kind
+        if k == "num":
+            return Interval.point(float(node.value))
+        if k == "bool":
+            return Interval.point(1.0 if node.value else 0.0)
+        if k == "name":
+            if node.value in self.params:
+                return Interval.point(float(self.params[node.value]))
+            return env.get(node.value) or self.domain(node.value)
+        if k == "unary":
+            a = self.range(node.children[0], env)
+            return Interval(-a.hi, -a.lo, a.hi_open, a.lo_open, a.integer)
+        if k == "binop":
+            a, b = (self.range(c, env) for c in node.children)
+            op = node.value
+            if op == "+":
+                return _closed(a.lo + b.lo, a.hi + b.hi)
+            if op == "-":
+                return _closed(a.lo - b.hi, a.hi - b.lo)
+            if op == "*":
+                return _mul(a, b)
+            return _div(a, b)
+        if k == "call":
+            args = [self.range(c, env) for c in node.children]
+            if node.value == "abs":
+                return _abs(args[0])
+            if node.value == "min":
+                return _closed(min(a.lo for a in args), min(a.hi for a in args))
+            return _closed(max(a.lo for a in args), max(a.hi for a in args))
+        return Interval(0.0, 1.0)  # a boolean used as a number
+
+    # ----------------------------------------------------------------- normal form
+    def dnf(self, node: Node, negate: bool = False) -> list[tuple[Literal, ...]]:
+        """Disjunctive normal form of a boolean node: a list of conjunctions of literals.
+
+        ``[]`` is false, ``[()]`` is true. Raises :class:`TooComplex` past MAX_CONJUNCTS."""
+        k = node.kind
+        if k == "bool":
+            return [()] if bool(node.value) != negate else []
+        if k == "not":
+            return self.dnf(node.children[0], not negate)
+        if k == "cmp":
+            op = _not(node.value) if negate else node.value
+            return [(Literal(op, *node.children),)]
+        if k in ("and", "or"):
+            conj = (k == "and") != negate
+            parts = [self.dnf(c, negate) for c in node.children]
+            if not conj:
+                out = [c for p in parts for c in p]
+                if len(out) > MAX_CONJUNCTS:
+                    raise TooComplex()
+                return out
+            out = [()]
+            for p in parts:
+                out = self._and(out, p)
+            return out
+        # a number in a boolean context: true when non-zero
+        return [(Literal("==" if negate else "!=", node, _ZERO),)]
+
+    def _and(self, a: list[tuple], b: list[tuple]) -> list[tuple]:
+        out = []
+        for x in a:
+            for y in b:
+                c = x + y
+                if self.feasible(c) is not None:
+                    out.append(c)
+                    if len(out) > MAX_CONJUNCTS:
+                        raise TooComplex()
+        return out
+
+    # ----------------------------------------------------------------- feasibility
+    def _single(self, node: Node) -> tuple[str, bool] | None:
+        """(metric, through abs) when ``node`` is a metric name or ``abs(metric)``."""
+        if node.kind == "name" and node.value not in self.params:
+            return node.value, False
+        if node.kind == "call" and node.value == "abs" and node.children[0].kind == "name" and node.children[0].value not in self.params:
+            return node.children[0].value, True
+        return None
+
+    def feasible(self, conj: Iterable[Literal], env: Mapping[str, Interval] | None = None) -> dict[str, Interval] | None:
+        """Narrowed metric intervals if the conjunction can hold, else None."""
+        env = dict(env or {})
+        conj = tuple(conj)
+        for _ in range(2):
+            for lit in conj:
+                left, op, right = lit.left, lit.op, lit.right
+                s = self._single(left)
+                if s is None or not self.is_const(right):
+                    s = self._single(right)
+                    if s is None or not self.is_const(left):
+                        continue
+                    left, right, op = right, left, _mirror(op)
+                name, through_abs = s
+                c = self.value(right)
+                cur = env.get(name) or self.domain(name)
+                nxt = _narrow(cur, op, c, through_abs)
+                if nxt is not None:
+                    env[name] = nxt
+                    if nxt.empty():
+                        return None
+        for lit in conj:
+            if not _possible(self.range(lit.left, env), lit.op, self.range(lit.right, env)):
+                return None
+        return env
+
+    def satisfiable(self, *nodes: Node, negated: Iterable[Node] = (), env: Mapping[str, Interval] | None = None) -> dict[str, Interval] | None:
+        """Narrowed intervals of one way all ``nodes`` hold together while none of ``negated``
+        holds (``env`` restricts metrics further), or None if impossible. Raises TooComplex."""
+        conjs = [()]
+        for n in nodes:
+            conjs = self._and(conjs, self.dnf(n))
+            if not conjs:
+                return None
+        for n in negated:
+            conjs = self._and(conjs, self.dnf(n, negate=True))
+            if not conjs:
+                return None
+        for c in conjs:
+            got = self.feasible(c, env)
+            if got is not None:
+                return got
+        return None
+
+    def can_hold(self, *nodes: Node, negated: Iterable[Node] = (), env: Mapping[str, Interval] | None = None) -> bool:
+        """Whether the nodes can hold together (True when the question is too complex)."""
+        try:
+            return self.satisfiable(*nodes, negated=negated, env=env) is not None
+        except TooComplex:
+            return True
+
+
+def _narrow(cur: Interval, op: str, c: float, through_abs: bool) -> Interval | None:
+    """``cur`` intersected with {x : x op c} (or {x : |x| op c}); None when not expressible."""
+    if through_abs:
+        if op in ("<", "<="):
+            return cur.intersect(Interval(-c, c, op == "<", op == "<"))
+        if op == "==":
+            if c == 0:
+                return cur.intersect(Interval.point(0.0))
+            return None
+        return None
+    if op == "<":
+        return cur.intersect(Interval(-INF, c, False, True))
+    if op == "<=":
+        return cur.intersect(Interval(-INF, c))
+    if op == ">":
+        return cur.intersect(Interval(c, INF, True, False))
+    if op == ">=":
+        return cur.intersect(Interval(c, INF))
+    if op == "==":
+        return cur.intersect(Interval.point(c))
+    if op == "!=" and cur.is_point() and cur.lo == c:
+        return replace(cur, lo_open=True)
+    return None
+
+
+def _possible(a: Interval, op: str, b: Interval) -> bool:
+    """Whether some x in a and y in b satisfy ``x op y``."""
+    if a.empty() or b.empty():
+        return False
+    if op == "<":
+        return a.lo < b.hi
+    if op == "<=":
+        return a.lo < b.hi or (a.lo == b.hi and not a.lo_open and not b.hi_open)
+    if op == ">":
+        return a.hi > b.lo
+    if op == ">=":
+        return a.hi > b.lo or (a.hi == b.lo and not a.hi_open and not b.lo_open)
+    if op == "==":
+        return not a.intersect(b).empty()
+    return not (a.is_point() and b.is_point() and a.lo == b.lo)

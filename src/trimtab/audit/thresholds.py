@@ -1,0 +1,277 @@
+"""Threshold findings: parameters against each other and against the venues' risk parameters.
+
+For each ``leveraged_stake`` target, the effective target LTV of every action state that plans
+toward targets (the state's and the entering transition's ``overrides`` applied), with the
+lending venue's max LTV and liquidation threshold (eMode when both collateral and debt assets
+are in the eMode set):
+
+* ``target-ltv-above-max``: LTV above the venue's max LTV (the borrow would revert);
+* ``entry-hf-at-emergency``: health factor LT / LTV at or below a ``health_factor <`` threshold
+  of a transition into ``emergency``: the strategy would enter emergency right after entry;
+* ``entry-hf-triggers-rule`` (warning): that health factor already satisfies a
+  ``health_factor <`` guard of another transition from the state the action returns to;
+* ``emergency-cannot-leave``: the emergency plan's health factor (or the hedge's target margin
+  ratio) is not above the threshold of the guard that leaves emergency.
+
+For each ``perp_hedge`` target, the margin ratio it targets, R = allocation / (hedge_ratio x
+allocation of the hedged targets) (account equity / short notional, DESIGN.md):
+
+* ``hedge-weights-sum``: leg weights not summing to 1 (the planner would silently rescale);
+* ``margin-threshold-not-below-target``: a ``margin_ratio <`` threshold at or above R: the
+  guard holds right after entry;
+* ``margin-threshold-below-maintenance``: a ``margin_ratio <`` threshold at or below the venue's
+  maintenance margin: the venue liquidates before the rule fires.
+
+And over all targets: ``allocation-out-of-range`` (an allocation outside (0, 1]; 1 is a single
+target holding all equity) and ``allocations-exceed-equity`` (allocations summing above 1).
+"""
+from __future__ import annotations
+
+from ..config.models import LendTarget, LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget
+from .findings import Context, Trans
+from .intervals import fmt
+from .rules import Threshold, threshold_loc, thresholds
+from .structure import IN_FLIGHT
+
+EPS = 1e-9
+
+
+def check_thresholds(ctx: Context) -> None:
+    """Append the threshold findings of ``ctx`` to ``ctx.findings``."""
+    _allocations(ctx)
+    for i, t in enumerate(ctx.config.targets):
+        if isinstance(t, LeveragedStakeTarget):
+            _leverage(ctx, i, t)
+    _margins(ctx)
+
+
+def _val(ctx: Context, expr, params=None) -> float | None:
+    try:
+        return ctx.s.target_value(expr, params)
+    except Exception:  # noqa: BLE001 - an expression the loader already reported
+        return None
+
+
+def _allocations(ctx: Context) -> None:
+    total, parts = 0.0, []
+    for i, t in enumerate(ctx.config.targets):
+        alloc = getattr(t, "allocation", None)
+        if alloc is None:
+            continue
+        v = _val(ctx, alloc)
+        if v is None:
+            continue
+        total += v
+        parts.append(f"{t.id} {fmt(v)}")
+        if not (0 < v <= 1 + EPS):
+            ctx.add_at("allocation-out-of-range", ctx.value_loc(alloc, ("targets", i, "allocation")),
+                       f"target {t.id!r} allocation {alloc if isinstance(alloc, str) else ''}{' = ' if isinstance(alloc, str) else ''}{fmt(v)} "
+                       f"is outside (0, 1]: an allocation is a fraction of equity")
+    if total > 1 + EPS:
+        ctx.add("allocations-exceed-equity", ctx.cdoc, ("targets",),
+                f"target allocations sum to {fmt(total)} ({', '.join(parts)}), more than the whole equity", key=True)
+
+
+def lending_risk(ctx: Context, t: LeveragedStakeTarget) -> tuple[float, float, str] | None:
+    """(max LTV, liquidation threshold, which parameter set) of the target's lending venue."""
+    coll = ctx.s.instruments.get(t.collateral)
+    debt = ctx.s.instruments.get(t.debt)
+    if not coll or not debt:
+        return None
+    venue = ctx.s.venues[coll[0]]
+    risk = venue.risk
+    if risk is None:
+        return None
+    ca, da = coll[1].asset, debt[1].asset
+    if ca in risk.emode.assets and da in risk.emode.assets:
+        return risk.emode.ltv, risk.emode.liquidation_threshold, f"{coll[0]} eMode"
+    r = risk.standard.get(ca)
+    if r is None:
+        return None
+    return r.ltv, r.liquidation_threshold, f"{coll[0]} {ca}"
+
+
+def ltv_variants(ctx: Context, t: LeveragedStakeTarget) -> list[dict]:
+    """The target LTV in force in each action state that plans toward targets, per entering
+    transition: dicts of state, transition, value, the parameter it comes from, and location."""
+    out: dict[tuple, dict] = {}
+    for state, st in ctx.machine.states.items():
+        if st.action is None or st.action.kind != "target":
+            continue
+        entering = [tr for tr in ctx.transitions if tr.dest == state and tr.index in ctx.feasible_transitions] or [None]
+        for tr in entering:
+            ov = {**st.action.overrides, **(tr.overrides if tr else {})}
+            p = dict(ctx.params)
+            for k, v in ov.items():
+                p[k] = ctx.params[v] if isinstance(v, str) else float(v)
+            value = _val(ctx, t.target_ltv, p)
+            if value is None:
+                continue
+            name = t.target_ltv.strip() if isinstance(t.target_ltv, str) else None
+            loc = None
+            if name and name in ov:
+                src = ov[name]
+                if isinstance(src, str):
+                    name = src
+                else:
+                    where = ("transitions", tr.index, "overrides", name) if tr and name in tr.overrides else ("states", state, "action", "overrides", name)
+                    loc, name = (ctx.mdoc, where, False), None
+            if loc is None:
+                idx = ctx.config.targets.index(t)
+                loc = ctx.value_loc(name, ("targets", idx, "target_ltv")) if name else (ctx.cdoc, ("targets", idx, "target_ltv"), False)
+            key = (value, name, loc[1])
+            v = out.setdefault(key, {"value": value, "param": name, "loc": loc, "states": [], "via": []})
+            if state not in v["states"]:
+                v["states"].append(state)
+            if tr:
+                v["via"].append(tr)
+    return list(out.values())
+
+
+def _label(v: dict) -> str:
+    return f"{v['param']} = {fmt(v['value'])}" if v["param"] else f"target LTV {fmt(v['value'])}"
+
+
+def _completion_dests(ctx: Context, state: str) -> set[str]:
+    return {t.dest for t in ctx.outgoing(state)
+            if t.dest != state and t.index in ctx.feasible_transitions and not ctx.can_hold(ctx.guard(t), env=IN_FLIGHT)}
+
+
+def _hf_thresholds(ctx: Context, ts: list[Trans], direction: str) -> list[tuple[Trans, Threshold]]:
+    out = []
+    for tr in ts:
+        for r in tr.when:
+            for th in thresholds(ctx, r):
+                if th.metric == "health_factor" and th.direction == direction:
+                    out.append((tr, th))
+    return out
+
+
+def _holds(value: float, th: Threshold) -> bool:
+    return {"<": value < th.value, "<=": value <= th.value, ">": value > th.value, ">=": value >= th.value}[th.op]
+
+
+def _leverage(ctx: Context, i: int, t: LeveragedStakeTarget) -> None:
+    risk = lending_risk(ctx, t)
+    if risk is None:
+        return
+    max_ltv, lt, which = risk
+    em = ctx.emergency
+    em_enter = [tr for tr in ctx.transitions if tr.dest == em and any(s != em for s in tr.sources)] if em else []
+    em_leave = [tr for tr in ctx.transitions if em in tr.sources and tr.dest != em] if em else []
+    for v in ltv_variants(ctx, t):
+        ltv = v["value"]
+        states = ", ".join(v["states"])
+        if ltv > max_ltv + EPS:
+            ctx.add_at("target-ltv-above-max", v["loc"],
+                       f"{_label(v)} (target {t.id!r}, state {states}) is above the {which} max LTV {fmt(max_ltv)}: the borrow would revert")
+        if ltv <= 0:
+            continue
+        hf = lt / ltv
+        implied = f"{_label(v)} with the {which} liquidation threshold {fmt(lt)} implies health factor {hf:.4f}"
+        if em and v["states"] != [em]:
+            hits = [(tr, th) for tr, th in _hf_thresholds(ctx, em_enter, "<") if hf <= th.value + EPS]
+            if hits:
+                tr, th = hits[0]
+                ctx.add_at("entry-hf-at-emergency", v["loc"],
+                           f"{implied} after {states}, at or below the emergency threshold {th.text()} (rule {th.rule}, "
+                           f"transition {tr.trigger}): the strategy would enter emergency right after entry")
+            else:
+                for s in v["states"]:
+                    dests = _completion_dests(ctx, s)
+                    others = [tr for d in dests for tr in ctx.outgoing(d) if tr.dest != em and tr.index in ctx.feasible_transitions]
+                    trig = [(tr, th) for tr, th in _hf_thresholds(ctx, others, "<") if _holds(hf, th)]
+                    if trig:
+                        tr, th = trig[0]
+                        ctx.add_at("entry-hf-triggers-rule", v["loc"],
+                                   f"{implied} after {s}, which already satisfies {th.text()} (rule {th.rule}): "
+                                   f"{tr.trigger!r} would fire right after {s} completes")
+                        break
+        if em and em in v["states"]:
+            for tr, th in _hf_thresholds(ctx, em_leave, ">"):
+                if not _holds(hf, th):
+                    ctx.add_at("emergency-cannot-leave", v["loc"],
+                               f"{implied} after the emergency plan, not above the leave threshold {th.text()} "
+                               f"(rule {th.rule}, transition {tr.trigger}): emergency could never be left by deleveraging")
+                    break
+
+
+def margin_target(ctx: Context, h: PerpHedgeTarget) -> tuple[float, str] | None:
+    """(margin ratio the hedge targets, how it was computed), or None if it hedges nothing."""
+    alloc = _val(ctx, h.allocation)
+    ratio = _val(ctx, h.hedge_ratio)
+    if alloc is None or ratio is None:
+        return None
+    by_id = {t.id: t for t in ctx.config.targets}
+    wallet = ctx.s.venues.get("wallet")
+    assets = (wallet.assets or {}) if wallet else {}
+    hedged = 0.0
+    for hid in h.hedges:
+        t = by_id.get(hid)
+        if t is None:
+            continue
+        if isinstance(t, SignalPerpTarget):
+            hedged += _val(ctx, t.signal.max_position_size) or 0.0
+        elif isinstance(t, LendTarget):
+            asset = ctx.s.instruments[t.supply][1].asset if t.supply in ctx.s.instruments else None
+            if asset in assets and assets[asset].delta_asset == ctx.config.asset:
+                hedged += _val(ctx, t.allocation) or 0.0
+        elif getattr(t, "allocation", None) is not None:
+            hedged += _val(ctx, t.allocation) or 0.0
+    notional = ratio * hedged
+    if notional <= 0:
+        return None
+    return alloc / notional, f"margin allocation {fmt(alloc)} / (hedge_ratio {fmt(ratio)} x hedged allocation {fmt(hedged)})"
+
+
+def _margins(ctx: Context) -> None:
+    hedges = [(i, t) for i, t in enumerate(ctx.config.targets) if isinstance(t, PerpHedgeTarget)]
+    if not hedges:
+        return
+    targets = []
+    maint: dict[str, float] = {}
+    for i, h in hedges:
+        weights = [_val(ctx, leg.weight) for leg in h.legs]
+        if all(w is not None for w in weights) and abs(sum(weights) - 1) > 1e-6:
+            listing = ", ".join(f"{leg.instrument} {fmt(w)}" for leg, w in zip(h.legs, weights))
+            ctx.add("hedge-weights-sum", ctx.cdoc, ("targets", i, "legs"),
+                    f"hedge {h.id!r} leg weights sum to {fmt(sum(weights))}, not 1 ({listing}); the planner would rescale them silently", key=True)
+        mt = margin_target(ctx, h)
+        if mt:
+            targets.append((h, *mt))
+        for leg in h.legs:
+            inst = ctx.s.instruments.get(leg.instrument)
+            if inst and ctx.s.venues[inst[0]].perp:
+                maint[inst[0]] = ctx.s.venues[inst[0]].perp.maintenance_margin
+    used = {r for tr in ctx.transitions for r in tr.when}
+    seen = set()
+    em = ctx.emergency
+    for tr in ctx.transitions:
+        for r in tr.when:
+            for th in thresholds(ctx, r):
+                if not (th.metric == "margin_ratio_min" or th.metric.startswith("margin_ratio.")):
+                    continue
+                key = (th.rule, th.metric, th.op, th.value)
+                if th.direction == "<" and key not in seen:
+                    seen.add(key)
+                    for h, R, how in targets:
+                        if th.value >= R - EPS:
+                            ctx.add_at("margin-threshold-not-below-target", threshold_loc(ctx, th),
+                                       f"{th.text()} (rule {th.rule}) is not below the margin ratio hedge {h.id!r} targets, "
+                                       f"{fmt(R)} = {how}: {tr.trigger!r} would fire right after entry")
+                            break
+                    venue = th.metric.split(".", 1)[1] if th.metric.startswith("margin_ratio.") else None
+                    mm = maint.get(venue) if venue else max(maint.values(), default=None)
+                    if mm is not None and th.value <= mm + EPS:
+                        ctx.add_at("margin-threshold-below-maintenance", threshold_loc(ctx, th),
+                                   f"{th.text()} (rule {th.rule}) is at or below the maintenance margin {fmt(mm)}"
+                                   f"{' of ' + venue if venue else ' of the strictest hedge venue'}: the venue liquidates before the rule fires")
+                if th.direction == ">" and em and em in tr.sources and tr.dest != em and key not in seen:
+                    seen.add(key)
+                    for h, R, how in targets:
+                        if R <= th.value + EPS:
+                            ctx.add_at("emergency-cannot-leave", threshold_loc(ctx, th),
+                                       f"{th.text()} (rule {th.rule}, transition {tr.trigger}) is not below the margin ratio the "
+                                       f"emergency plan restores, {fmt(R)} = {how}: emergency could never be left")
+                            break
+    del used

@@ -1,0 +1,73 @@
+"""EtherFi restaking rewards: EIGEN and ETHFI drops to weETH holders, from the real records.
+
+Source: ``data/static.json`` ``etherfi_rewards.distributions`` (manual_sources/
+etherfi_distributions): for each staking period, EIGEN per eETH = eigen_earned /
+(eth_restaked + eth_not_restaked) (for weekly periods this is the file's eigen_per_eeth_weekly);
+ETHFI top-ups give ethfi_per_eeth_distributed. A holder receives that many tokens per eETH
+held, time-weighted over the period (eETH = weETH x the weETH/ETH rate; weETH in the wallet
+and supplied to Aave both count, as EtherFi tracks both). EIGEN arrives at the first tick of
+the day after the period ends; ETHFI the day after its top-up date (never before the record
+could be known).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Drop:
+    token: str
+    per_eeth: float
+    start: int  # epoch seconds, period start (inclusive)
+    end: int  # epoch seconds, period end (exclusive)
+    pay: int  # epoch seconds at which it is credited
+
+
+def schedule(static: dict) -> list[Drop]:
+    """Every drop in the bundled records, in payment order."""
+    d = static["etherfi_rewards"]["distributions"]
+    day = 86400
+    out = []
+    for r in d["eigen_distributions_raw"]:
+        s = int(pd.Timestamp(r["staking_period_start"], tz="UTC").timestamp())
+        e = int(pd.Timestamp(r["staking_period_end"], tz="UTC").timestamp()) + day
+        per = r["eigen_earned"] / (r["eth_restaked"] + r["eth_not_restaked"])
+        out.append(Drop("EIGEN", per, s, e, e))
+    for r in d["ethfi_topups_raw"]:
+        s = int(pd.Timestamp(r["staking_period_start"], tz="UTC").timestamp())
+        e = int(pd.Timestamp(r["staking_period_end"], tz="UTC").timestamp()) + day
+        pay = int(pd.Timestamp(r["top_up_date"], tz="UTC").timestamp()) + day
+        out.append(Drop("ETHFI", r["ethfi_per_eeth_distributed"], s, e, pay))
+    return sorted(out, key=lambda x: (x.pay, x.token))
+
+
+class RewardAccrual:
+    """Tracks eETH held per tick and pays drops when they fall due."""
+
+    def __init__(self, static: dict, epoch: list[int]):
+        self.epoch = epoch
+        self.drops = [x for x in schedule(static) if epoch[0] <= x.pay <= epoch[-1] + 3600]
+        self.held: list[float] = []  # eETH held at each tick so far
+        self.next = 0
+        self.paid: dict[str, float] = {}
+
+    def record(self, eeth: float) -> None:
+        self.held.append(eeth)
+
+    def due(self, i: int) -> list[tuple[str, float, Drop]]:
+        """(token, amount, drop) for drops payable at tick ``i``: per_eeth x the mean eETH held
+        over the period's ticks (ticks before the run count as zero)."""
+        out = []
+        now = self.epoch[i]
+        while self.next < len(self.drops) and self.drops[self.next].pay <= now:
+            d = self.drops[self.next]
+            self.next += 1
+            n = (d.end - d.start) // 3600
+            total = sum(h for t, h in zip(self.epoch[: len(self.held)], self.held) if d.start <= t < d.end)
+            amount = d.per_eeth * total / n if n > 0 else 0.0
+            if amount > 0:
+                out.append((d.token, amount, d))
+                self.paid[d.token] = self.paid.get(d.token, 0.0) + amount
+        return out
