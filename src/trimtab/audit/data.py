@@ -6,8 +6,8 @@ refuses to run without, and the perp series it trades around when stale):
 * ``data-missing``: a required series is not in the bundle, or does not cover the window (or
   the required series have no common window at all);
 * ``data-gaps`` (warning): a series has holes longer than twice its native interval inside the
-  window (listed), or a perp series starts late / ends early; the engine does not trade that
-  venue while its data is stale.
+  window (listed), or a perp series starts late / ends early or is not in the bundle at all;
+  the engine does not trade that venue while its data is stale.
 
 Each finding points at the YAML field that names the series (a venue's ``mark_field``,
 ``reserve``, ``usd_field``, ...).
@@ -90,8 +90,12 @@ def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, 
     absent = [s for s in sorted(must | optional) if s not in have]
     for s in absent:
         near = sorted(x for x in bundle_series() if x.split(".")[0] == s.split(".")[0])[:8]
-        ctx.add_at("data-missing", series_loc(ctx, s),
-                   f"series {s!r} is not in the data bundle{'; similar: ' + ', '.join(near) if near else ''}")
+        similar = f"; similar: {', '.join(near)}" if near else ""
+        if s in must:
+            ctx.add_at("data-missing", series_loc(ctx, s), f"required series {s!r} is not in the data bundle{similar}")
+        else:
+            ctx.add_at("data-gaps", series_loc(ctx, s), f"series {s!r} is not in the data bundle{similar}: that venue is never "
+                                                        f"traded and its hedge weight goes to the other legs")
     if absent and any(s in must for s in absent):
         return None
     window = resolve_window(ctx, data, start, end)

@@ -1,8 +1,9 @@
 """Venue findings: operations plans emit, gas tables, and trade sizes against minimums.
 
 * ``unsupported-operation``: a target's plans emit an operation (:data:`TEMPLATE_OPERATIONS`,
-  mirroring ``trimtab.planner.compile``) on a venue whose ``operations`` do not list it; the
-  plan would fail at execution with "venue X does not support operation Y";
+  mirroring ``trimtab.planner.compile``; the operations the executor looks up in the venue
+  catalog) on a venue whose ``operations`` do not list it; the plan would fail at execution
+  with "venue X does not support operation Y";
 * ``unknown-gas-op``: an operation's ``gas_op`` missing from ``gas_units`` in data/static.json
   (gas could not be priced);
 * ``trade-below-minimum``: at the configured capital, a full-size perp or spot position is
@@ -29,7 +30,7 @@ TEMPLATE_OPERATIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                         ("bundler", ("bundle_entry", "bundle_unwind"))],
     "stake": [("lst_venue", ("stake",)), ("swap_venue", ("swap",))],
     "lend": [("@supply", ("supply", "withdraw"))],
-    "spot": [("@instrument", ("spot_trade", "deposit", "withdraw"))],
+    "spot": [("@instrument", ("deposit", "withdraw"))],  # spot_trade is priced by the target (fee_bps), not the venue
     "signal_perp": [("@instrument", ("trade", "deposit", "withdraw"))],
     "perp_hedge": [("@legs", ("trade", "deposit", "withdraw"))],
     "wallet_reserve": [("swap_venue", ("swap",))],

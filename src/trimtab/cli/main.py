@@ -1,17 +1,25 @@
-"""The ``trimtab`` command line: ``trimtab run CONFIG`` and ``trimtab validate CONFIG...``.
+"""The ``trimtab`` command line.
+
+* ``trimtab run CONFIG`` -- backtest on the bundled data; ``trimtab validate CONFIG...``;
+* ``trimtab audit CONFIG...`` -- static findings (structure, rules, thresholds, venues, data);
+* ``trimtab diagram CONFIG`` -- the machine as Mermaid text and an SVG/PNG image;
+* ``trimtab explain RUN --at TIME`` / ``--transitions`` -- why the run did what it did;
+* ``trimtab schema`` -- JSON Schemas of the YAML files; ``trimtab test`` -- rule fixtures.
 
 Output discipline: stdout carries the command's result only (the readable summary, or with
 ``--json`` exactly one JSON object); progress and errors go to stderr.
 
 Exit codes: 0 success; 1 a runtime or data error (one line, no traceback) or, for
-``validate``, a config with errors; 2 a config error in ``run`` (every issue printed) or a
-usage error.
+``validate``/``audit``/``test``, a config with errors, an error finding, a failing rule test;
+2 a config error in ``run`` (every issue printed) or a usage error.
 """
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -161,6 +169,182 @@ def validate(
     sys.stdout.flush()
     if failed:
         sys.stderr.write(f"{failed} of {len(configs)} config{'s' if len(configs) != 1 else ''} with errors\n")
+        raise typer.Exit(1)
+
+
+def _out_console() -> Console:
+    """stdout console; wide when not a terminal so tables do not wrap in logs and pipes."""
+    c = Console(highlight=False)
+    if not c.is_terminal:
+        c = Console(highlight=False, width=160)
+    return c
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def audit(
+    configs: list[Path] = typer.Argument(..., metavar="CONFIG", help="Strategy config files to audit."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table (readable), json, or markdown."),
+    start: Optional[str] = typer.Option(None, "--start", help="Window the data must cover (default: the engine's default window)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Window end."),
+    no_data: bool = typer.Option(False, "--no-data", help="Skip the data findings (no market data is read)."),
+) -> None:
+    """Audit each CONFIG: findings with severity and file:line:col. Exits 1 on any error finding.
+
+    Structure (unreachable states, states that cannot be left, action states without a
+    completion path, emergency not reachable), rules (guards that never hold, shadowed or
+    overlapping transitions, no hysteresis, no cooldown), thresholds (target LTV vs max LTV and
+    the emergency health factor, hedge weights, margin thresholds, allocations), venues
+    (unsupported operations, minimum sizes) and data (series missing or with gaps in the window).
+    """
+    from ..audit import audit_config
+    from .audit import print_table, to_json, to_markdown
+
+    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    if (t0 is None) != (t1 is None):
+        raise typer.BadParameter("give both --start and --end, or neither", param_hint="'--start'/'--end'")
+    if t0 is not None and t0 >= t1:
+        raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
+    data = None
+    if not no_data:
+        from ..data.feed import DataError, load_market_data
+
+        try:
+            data = load_market_data()
+        except DataError as e:
+            raise _fail(f"cannot read the market data ({e}); use --no-data to audit without it") from None
+    reports = [audit_config(p, data=data, start=t0, end=t1, check_data=not no_data) for p in configs]
+    if fmt == Format.json:
+        sys.stdout.write(to_json(reports))
+    elif fmt == Format.markdown:
+        sys.stdout.write(to_markdown(reports))
+    else:
+        print_table(reports, _out_console())
+    sys.stdout.flush()
+    if any(r.errors for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def diagram(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config whose machine to draw."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Image file, .svg or .png (default: <config name>.svg here)."),
+    expressions: bool = typer.Option(False, "--expressions", "-e", help="Label transitions with guard expressions (parameters folded in) instead of rule names."),
+    no_image: bool = typer.Option(False, "--no-image", help="Only print the Mermaid text."),
+) -> None:
+    """Print CONFIG's state machine as Mermaid text and write it as an SVG/PNG image."""
+    from ..config.load import load_strategy
+    from ..diagram import draw, mermaid
+
+    try:
+        s = load_strategy(config)
+    except ConfigError as e:
+        _print_issues(e, sys.stderr)
+        raise typer.Exit(EXIT_CONFIG) from None
+    target = out or Path(f"{config.stem}.svg")
+    if not no_image and target.suffix.lower() not in (".svg", ".png"):
+        raise typer.BadParameter(f"must end in .svg or .png, got {target.name!r}", param_hint="'--out'")
+    sys.stdout.write(mermaid(s, expressions=expressions))
+    sys.stdout.flush()
+    if not no_image:
+        try:
+            path = draw(s, target, expressions=expressions)
+        except OSError as e:
+            raise _fail(f"cannot write {target}: {e}") from None
+        sys.stderr.write(f"wrote {path}\n")
+
+
+@app.command()
+def explain(
+    run: str = typer.Argument(..., metavar="RUN", help="Run directory, its journal.sqlite, or a run id under --runs."),
+    at: Optional[str] = typer.Option(None, "--at", help="Time to explain (UTC), e.g. 2024-08-05T03:00Z: the last tick at or before it."),
+    transitions: bool = typer.Option(False, "--transitions", help="List every transition of the run (the default without --at)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Folder holding run directories (for a run id)."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Explain a run: the decision in force at a time, or every transition.
+
+    With --at: the state in force, every rule with its observed values and thresholds, the
+    transitions tried, and the plan in force with its steps and expected costs. With
+    --transitions (the default without --at): every transition with the comparisons that fired it.
+    """
+    from ..explain import RunError, explain_at, find_journal, list_transitions, print_explain, print_transitions
+
+    t = _parse_time(at, "at")
+    try:
+        journal = find_journal(run, runs_dir)
+        result: dict = {}
+        if t is not None:
+            result["at"] = explain_at(journal, t)
+        if transitions or t is None:
+            result["transitions"] = list_transitions(journal)
+    except RunError as e:
+        raise _fail(str(e)) from None
+    except sqlite3.DatabaseError as e:
+        raise _fail(f"{run}: not a readable run journal ({e})") from None
+    if as_json:
+        from ..engine.journal import jsonable
+
+        sys.stdout.write(json.dumps(jsonable(result), default=_json_default) + "\n")
+        return
+    con = _out_console()
+    if "at" in result:
+        print_explain(result["at"], con)
+    if "transitions" in result:
+        print_transitions(result["transitions"], con)
+
+
+@app.command()
+def schema(
+    kind: Optional[str] = typer.Argument(None, metavar="[KIND]", help="config, machine, rules, venue or ruletest (default: all)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write <kind>.schema.json files into this folder instead of printing."),
+) -> None:
+    """JSON Schemas of trimtab's YAML, generated from the models (for editors and CI)."""
+    from ..schema import KINDS, render, schema as get_schema, write_schemas
+
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}", param_hint="'KIND'")
+    if out is not None:
+        if kind:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{kind}.schema.json").write_text(render(kind))
+            sys.stderr.write(f"wrote {out / f'{kind}.schema.json'}\n")
+        else:
+            for p in write_schemas(out):
+                sys.stderr.write(f"wrote {p}\n")
+        return
+    if kind:
+        sys.stdout.write(render(kind))
+    else:
+        sys.stdout.write(json.dumps({k: get_schema(k) for k in KINDS}, indent=2) + "\n")
+
+
+@app.command("test")
+def test_rules(
+    paths: Optional[list[Path]] = typer.Argument(None, metavar="[PATH]...", help="Fixture files or folders (default: tests/rules)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List passing cases too."),
+    min_coverage: float = typer.Option(0.0, "--min-coverage", help="Fail if any machine's transition coverage (%) is below this."),
+) -> None:
+    """Run YAML rule tests and report the coverage of transitions and rules.
+
+    A fixture is a metrics snapshot and parameters with the transition expected from a state
+    (see tests/rules/). Exits 1 on a failing case, a fixture error or low coverage.
+    """
+    from ..ruletest import print_report, run_files
+
+    targets = paths or [Path("tests/rules")]
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        raise typer.BadParameter(f"not found: {', '.join(map(str, missing))}", param_hint="'PATH'")
+    result = run_files(targets)
+    print_report(result, _out_console(), verbose=verbose)
+    low = [c for c in result.coverage.values() if c.pairs and 100 * c.transitions_covered / len(c.pairs) < min_coverage]
+    if result.failed or result.issues or low or not result.cases:
         raise typer.Exit(1)
 
 

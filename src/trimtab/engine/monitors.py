@@ -17,6 +17,9 @@ from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
 
 
+DUST_USD = 100.0  # exposure below this (USD) is dust: no drift is measured against it
+
+
 class Monitors:
     """Computes metrics for one strategy. Holds the equity and time of the last rebalance."""
 
@@ -86,7 +89,8 @@ class Monitors:
             ltv=ltv,
             margin_ratio_min=mr_min,
             net_delta=net,
-            delta_drift=(net / onchain_delta) if self.hedged and abs(onchain_delta) > 1e-12 else 0.0,
+            # Drift is measured against a real position; dust left after an exit is not one.
+            delta_drift=(net / onchain_delta) if self.hedged and abs(onchain_delta) * px.asset_usd(self.asset) > DUST_USD else 0.0,
             equity=equity,
             equity_deviation=abs(equity - base) / base if base > 0 else 0.0,
             idle_fraction=max(book.qty(self.idle_key), 0.0) * px.asset_usd(self.s.config.share_class) / px.share_usd() / equity if equity > 0 else 0.0,

@@ -218,9 +218,9 @@ class Planner:
             if abs(d) < MIN_TRADE_USD:
                 continue
             if d < 0:
-                amt = min(-d, max(book.qty(f"{venue}:Margin:USDT") + venue_in[venue], 0.0))
-                if amt < MIN_TRADE_USD:
-                    continue
+                # Planned on account equity (closing trades realise their P&L into the USDT
+                # balance first); the executor clamps to the balance and the margin floor.
+                amt = -d
                 fee = sim.op(venue, "withdraw").fee
                 st = Step(next(sid), f"withdraw {amt:.2f} USDT from {venue}",
                           (Instruction(venue, "withdraw", f"{venue}:Margin:USDT", amt, "USDT", expected_cost=fee / sc),),

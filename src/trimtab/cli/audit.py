@@ -1,0 +1,72 @@
+"""Rendering of audit reports for ``trimtab audit``: a rich table, JSON, or Markdown."""
+from __future__ import annotations
+
+import json
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..audit import AuditReport
+
+STYLE = {"error": "bold red", "warning": "yellow"}
+
+
+def _counts(reports: list[AuditReport]) -> tuple[int, int]:
+    return sum(len(r.errors) for r in reports), sum(len(r.warnings) for r in reports)
+
+
+def print_table(reports: list[AuditReport], console: Console) -> None:
+    """One table per config (severity, finding code, file:line:col, message), then totals."""
+    for r in reports:
+        head = Text(f"audit {r.config}", style="bold")
+        if r.window:
+            head.append(f"  ·  data window {r.window[0]} → {r.window[1]}", style="dim")
+        console.print(head, soft_wrap=True)
+        if not r.findings:
+            console.print(Text("  no findings", style="green"))
+            console.print()
+            continue
+        t = Table(box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
+        t.add_column("severity", no_wrap=True)
+        t.add_column("finding", no_wrap=True)
+        t.add_column("where", no_wrap=True, overflow="fold")
+        t.add_column("message", overflow="fold")
+        for f in r.findings:
+            t.add_row(Text(f.severity, style=STYLE.get(f.severity, "")), f.code, f.where, f"{f.path}: {f.message}")
+        console.print(t)
+        e, w = len(r.errors), len(r.warnings)
+        console.print(Text(f"{r.config}: {e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''}",
+                           style="bold red" if e else "yellow" if w else "green"), soft_wrap=True)
+        console.print()
+    if len(reports) > 1:
+        e, w = _counts(reports)
+        console.print(Text(f"{len(reports)} configs: {e} errors, {w} warnings", style="bold"))
+
+
+def to_json(reports: list[AuditReport]) -> str:
+    """One JSON object: per config its findings, and the totals."""
+    e, w = _counts(reports)
+    return json.dumps({"errors": e, "warnings": w, "configs": [r.to_dict() for r in reports]}, indent=2)
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(reports: list[AuditReport]) -> str:
+    """A Markdown section per config with a findings table."""
+    out = []
+    for r in reports:
+        out.append(f"## audit `{r.config}`\n")
+        if r.window:
+            out.append(f"Data window {r.window[0]} → {r.window[1]}.\n")
+        out.append(f"{len(r.errors)} errors, {len(r.warnings)} warnings.\n")
+        if r.findings:
+            out.append("| severity | finding | where | message |")
+            out.append("|---|---|---|---|")
+            for f in r.findings:
+                out.append(f"| {f.severity} | `{f.code}` | `{f.where}` | {_md(f.path)}: {_md(f.message)} |")
+            out.append("")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,77 @@
+"""JSON Schemas of trimtab's YAML, generated from the pydantic models.
+
+``trimtab schema --out schema/`` writes one file per kind (``config``, ``machine``, ``rules``,
+``venue``, ``ruletest``) as ``schema/<kind>.schema.json``. Shipped YAML starts with the header
+editors with the YAML language server use to pick the schema up::
+
+    # yaml-language-server: $schema=../schema/config.schema.json
+
+The schemas check shape only (field names, types, allowed values); cross-file references are
+checked by ``trimtab validate``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+HEADER_PREFIX = "# yaml-language-server: $schema="
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+#: Shipped YAML folder -> schema kind.
+FOLDER_KIND = {"configs": "config", "machines": "machine", "rules": "rules", "venues": "venue"}
+
+_TITLES = {
+    "config": "trimtab strategy config (configs/*.yaml)",
+    "machine": "trimtab state machine (machines/*.yaml)",
+    "rules": "trimtab rule file (rules/*.yaml)",
+    "venue": "trimtab venue catalog entry (venues/*.yaml)",
+    "ruletest": "trimtab rule test fixtures (tests/rules/*.yaml, run by `trimtab test`)",
+}
+
+
+def _models() -> dict:
+    from .config.models import MachineSpec, RuleFile, StrategyConfig, VenueSpec
+    from .ruletest import RuleTestFile
+
+    return {"config": StrategyConfig, "machine": MachineSpec, "rules": RuleFile, "venue": VenueSpec, "ruletest": RuleTestFile}
+
+
+KINDS = tuple(_TITLES)
+
+
+def schema(kind: str) -> dict:
+    """The JSON Schema (draft 2020-12) of ``kind``; raises KeyError for an unknown kind."""
+    model = _models()[kind]
+    s = model.model_json_schema(mode="validation")
+    out = {"$schema": DRAFT, "$id": f"{kind}.schema.json", "title": _TITLES[kind]}
+    out.update({k: v for k, v in s.items() if k != "title"})
+    return out
+
+
+def render(kind: str) -> str:
+    """``schema(kind)`` as the text written to ``<kind>.schema.json`` (2-space JSON, newline)."""
+    return json.dumps(schema(kind), indent=2) + "\n"
+
+
+def write_schemas(out: str | Path) -> list[Path]:
+    """Write every kind's schema to ``out/<kind>.schema.json``; returns the paths written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind in KINDS:
+        p = out / f"{kind}.schema.json"
+        p.write_text(render(kind))
+        paths.append(p)
+    return paths
+
+
+def header(kind: str, yaml_file: str | Path, schema_dir: str | Path) -> str:
+    """The editor header line for ``yaml_file``: ``$schema`` relative to the file's folder."""
+    rel = os.path.relpath(Path(schema_dir) / f"{kind}.schema.json", Path(yaml_file).parent)
+    return f"{HEADER_PREFIX}{Path(rel).as_posix()}"
+
+
+def kind_of(yaml_file: str | Path) -> str | None:
+    """The schema kind of a shipped YAML file from its folder (``configs/`` -> ``config``)."""
+    return FOLDER_KIND.get(Path(yaml_file).parent.name)
