@@ -72,14 +72,18 @@ def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[pd.Timesta
     from ..data.feed import DataError
     from ..engine.backtest import default_window
 
+    def utc(x):
+        t = pd.Timestamp(x)
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
     if start is not None and end is not None:
-        return pd.Timestamp(start), pd.Timestamp(end)
+        return utc(start), utc(end)
     try:
         d0, d1 = default_window(ctx.s, data)
     except DataError as e:
         ctx.add("data-missing", ctx.cdoc, ("venues",), f"no window to run in: {e}", key=True)
         return None
-    return (pd.Timestamp(start) if start is not None else d0), (pd.Timestamp(end) if end is not None else d1)
+    return (utc(start) if start is not None else d0), (utc(end) if end is not None else d1)
 
 
 def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -126,7 +130,7 @@ def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, 
         if gaps:
             what.append(f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''} ({hours:,.0f}h) in the window: {', '.join(listed)}{more}")
         ctx.add_at("data-gaps", series_loc(ctx, s),
-                   f"series {s!r} {'; '.join(what)}; {'the venue is not traded while it is stale' if not required else 'the engine stops on a missing value'}")
+                   f"series {s!r} {'; '.join(what)}; {'the venue is not traded while it is stale' if not required else 'its last value is held (stale) across them'}")
     return window
 
 

@@ -208,7 +208,7 @@ def _hysteresis(ctx: Context) -> None:
                     for l in thresholds(ctx, lr):
                         if e.metric != l.metric or {e.direction, l.direction} != {"<", ">"}:
                             continue
-                        key = (e.metric, e.value, l.value, e.rule, l.rule)
+                        key = (e.metric, frozenset({(e.rule, e.value, e.op), (l.rule, l.value, l.op)}))
                         if key in seen:
                             continue
                         seen.add(key)

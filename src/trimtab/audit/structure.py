@@ -66,6 +66,7 @@ def check_structure(ctx: Context) -> None:
                 "the machine has no 'emergency' state: nothing pre-empts a plan in flight when liquidation nears", key=True)
         return
     actions = set(ctx.action_states())
+    blocked: dict[int, list[str]] = {}
     for s in states:
         if s == ctx.emergency:
             continue
@@ -75,7 +76,9 @@ def check_structure(ctx: Context) -> None:
                        f"no transition goes from {s!r} straight to {ctx.emergency!r}: an emergency "
                        f"in this state waits until the state is left (use source: \"*\" for the emergency transition)")
         elif s in actions and not any(ctx.can_hold(ctx.guard(t), env=IN_FLIGHT) for t in to_em):
-            t = to_em[0]
-            ctx.add_at("emergency-waits-for-plan", ctx.trans_loc(t, "when"),
-                       f"transition {t.trigger!r} from action state {s!r} to {ctx.emergency!r} cannot fire while a plan is in "
-                       f"flight (its rules need plan_in_flight == 0): an emergency cannot pre-empt the plan")
+            blocked.setdefault(to_em[0].index, []).append(s)
+    for i, srcs in blocked.items():
+        t = ctx.transitions[i]
+        ctx.add_at("emergency-waits-for-plan", ctx.trans_loc(t, "when"),
+                   f"transition {t.trigger!r} to {ctx.emergency!r} cannot fire while a plan is in flight in "
+                   f"{', '.join(map(repr, srcs))} (its rules need plan_in_flight == 0): an emergency cannot pre-empt the plan")

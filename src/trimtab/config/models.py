@@ -284,6 +284,14 @@ TargetSpec = Annotated[
 ]
 
 
+class PerformanceTarget(Strict):
+    """What the strategy is expected to deliver, for side-by-side views (``source`` says who said so)."""
+
+    apy: float | None = None
+    max_drawdown: float | None = None
+    source: str = ""
+
+
 class StrategyConfig(Strict):
     """A strategy: which machine, rules and venues; parameters; target positions.
 
@@ -302,5 +310,6 @@ class StrategyConfig(Strict):
     capital: float = Field(gt=0)
     capital_at: str | None = None
     flows: str | None = None
+    performance_target: PerformanceTarget | None = None
     parameters: dict[str, float] = {}
     targets: list[TargetSpec] = Field(min_length=1)
