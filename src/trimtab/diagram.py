@@ -34,6 +34,8 @@ def folded(when: str, params: dict[str, float]) -> str:
 
 @dataclass(frozen=True)
 class Edge:
+    """One (source, dest, trigger) of the machine; ``order`` is the transition's index (priority)."""
+
     source: str
     dest: str
     trigger: str
@@ -55,6 +57,7 @@ def edges(strategy: Strategy) -> list[Edge]:
 
 
 def guard_label(strategy: Strategy, rules: tuple[str, ...], expressions: bool) -> str:
+    """``rule_a ∧ rule_b``, or their expressions with parameters folded in."""
     if not expressions:
         return " ∧ ".join(rules)
     parts = [folded(strategy.rules[r].spec.when, strategy.params) if r in strategy.rules else r for r in rules]

@@ -64,6 +64,8 @@ class RuleTestFile(_Strict):
 
 @dataclass
 class CaseResult:
+    """One case: where it is, pass/fail, expected and actual trigger, the state reached, why it failed."""
+
     file: str
     line: int
     name: str
@@ -89,21 +91,26 @@ class Coverage:
 
     @property
     def transitions_covered(self) -> int:
+        """(source, trigger) pairs fired by at least one case."""
         return sum(1 for p in self.pairs if self.fired.get(p))
 
     @property
     def rules_covered(self) -> int:
+        """Rules that decided a firing transition in at least one case."""
         return sum(1 for r in self.rules if self.decided.get(r))
 
 
 @dataclass
 class RunResult:
+    """Every case run, coverage per machine file, and fixture issues (file:line:col)."""
+
     cases: list[CaseResult] = field(default_factory=list)
     coverage: dict[str, Coverage] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CaseResult]:
+        """The cases that did not pass."""
         return [c for c in self.cases if not c.ok]
 
 
@@ -297,4 +304,5 @@ def print_report(result: RunResult, console, verbose: bool = False) -> None:
 
 
 def pct(a: int, b: int) -> str:
+    """``a`` of ``b`` as a whole percentage."""
     return f"{100 * a / b:.0f}%" if b else "n/a"

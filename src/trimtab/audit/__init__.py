@@ -33,13 +33,16 @@ class AuditReport:
 
     @property
     def errors(self) -> list[Finding]:
+        """Findings of severity ``error``."""
         return [f for f in self.findings if f.severity == "error"]
 
     @property
     def warnings(self) -> list[Finding]:
+        """Findings of severity ``warning``."""
         return [f for f in self.findings if f.severity == "warning"]
 
     def to_dict(self) -> dict:
+        """JSON-ready: config, window, error and warning counts, findings (dicts of Finding's fields)."""
         return {"config": self.config, "window": list(self.window) if self.window else None,
                 "errors": len(self.errors), "warnings": len(self.warnings),
                 "findings": [f.to_dict() for f in self.findings]}

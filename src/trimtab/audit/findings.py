@@ -74,12 +74,14 @@ class Finding:
 
     @property
     def where(self) -> str:
+        """``file:line:col``."""
         return f"{self.file}:{self.line}:{self.col}"
 
     def __str__(self) -> str:
         return f"{self.where}: {self.severity}: [{self.code}] {self.path}: {self.message}"
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -132,18 +134,22 @@ class Context:
         self.findings.append(Finding(doc.file, line, col, code, format_path(path), message, CODES[code][0]))
 
     def add_at(self, code: str, loc: tuple[YamlDoc, tuple, bool], message: str) -> None:
+        """Record finding ``code`` at a ``(doc, path, key)`` location from the ``*_loc`` helpers."""
         doc, path, key = loc
         self.add(code, doc, path, message, key)
 
     # ----------------------------------------------------------------- locations
     def rule_loc(self, rule: str, part: str | None = "when") -> tuple[YamlDoc, tuple, bool]:
+        """A rule's ``when`` (or, with ``part=None``, its key) in its rule file."""
         r = self.s.rules[rule]
         return (self.rdocs[r.file], ("rules", rule) + ((part,) if part else ()), part is None)
 
     def state_loc(self, state: str) -> tuple[YamlDoc, tuple, bool]:
+        """A state's key in the machine file."""
         return (self.mdoc, ("states", state), True)
 
     def trans_loc(self, t: Trans, part: str | None = None) -> tuple[YamlDoc, tuple, bool]:
+        """A transition (or one of its fields) in the machine file."""
         return (self.mdoc, ("transitions", t.index) + ((part,) if part else ()), False)
 
     def param_loc(self, name: str) -> tuple[YamlDoc, tuple, bool] | None:
@@ -180,6 +186,7 @@ class Context:
         return max((SEVERITY_RANK.get(self.s.rules[r].spec.severity, 0) for r in t.when if r in self.s.rules), default=0)
 
     def severity(self, t: Trans) -> str:
+        """A transition's priority class as a severity name (info, warning, critical)."""
         return {0: "info", 1: "warning", 2: "critical"}.get(self.rank(t), str(self.rank(t)))
 
     def outgoing(self, state: str) -> list[Trans]:
@@ -187,6 +194,7 @@ class Context:
         return [t for t in self.transitions if state in t.sources]
 
     def can_hold(self, *nodes: Node, negated=(), env=None) -> bool:
+        """See :meth:`trimtab.audit.intervals.Solver.can_hold`."""
         return self.solver.can_hold(*nodes, negated=negated, env=env)
 
     def witness(self, *nodes: Node, negated=(), env=None) -> str:
@@ -205,7 +213,9 @@ class Context:
         return {t.index for t in self.transitions if self.can_hold(self.guard(t))}
 
     def action_states(self) -> list[str]:
+        """States with an ``action`` (they submit a plan on entry)."""
         return [s for s, st in self.machine.states.items() if st.action is not None]
 
     def rule_text(self, rule: str) -> str:
+        """A rule's expression in canonical text."""
         return to_text(self.nodes[rule])

@@ -42,12 +42,15 @@ class Interval:
 
     @staticmethod
     def point(x: float) -> "Interval":
+        """The single value ``x``."""
         return Interval(x, x)
 
     def is_point(self) -> bool:
+        """Whether the interval holds exactly one value."""
         return self.lo == self.hi and not self.empty()
 
     def empty(self) -> bool:
+        """Whether no value (no whole number, if ``integer``) lies in the interval."""
         if self.lo > self.hi:
             return True
         if self.lo == self.hi and (self.lo_open or self.hi_open):
@@ -63,6 +66,7 @@ class Interval:
         return False
 
     def intersect(self, o: "Interval") -> "Interval":
+        """The values in both intervals (may be empty: check :meth:`empty`)."""
         if self.lo > o.lo or (self.lo == o.lo and self.lo_open):
             lo, lo_open = self.lo, self.lo_open
         else:
@@ -200,6 +204,7 @@ class Literal:
     right: Node
 
     def text(self) -> str:
+        """The comparison as expression text."""
         return f"{to_text(self.left)} {self.op} {to_text(self.right)}"
 
 
@@ -226,6 +231,7 @@ class Solver:
 
     # ----------------------------------------------------------------- ranges
     def domain(self, name: str) -> Interval:
+        """The range of metric ``name``: an override given to the solver, else :func:`metric_domain`."""
         if name in self.domains:
             return self.domains[name]
         return metric_domain(name)

@@ -42,12 +42,15 @@ class Threshold:
 
     @property
     def direction(self) -> str:
+        """``<`` for < and <=, ``>`` for > and >=, else the operator."""
         return "<" if self.op in ("<", "<=") else ">" if self.op in (">", ">=") else self.op
 
     def param(self) -> str | None:
+        """The parameter the threshold is, when it is a bare parameter name."""
         return self.const.value if self.const.kind == "name" else None
 
     def text(self) -> str:
+        """``metric op param = value`` as findings print it."""
         p = self.param()
         return f"{self.metric} {self.op} {p + ' = ' if p else ''}{fmt(self.value)}"
 

@@ -243,7 +243,6 @@ def _margins(ctx: Context) -> None:
             inst = ctx.s.instruments.get(leg.instrument)
             if inst and ctx.s.venues[inst[0]].perp:
                 maint[inst[0]] = ctx.s.venues[inst[0]].perp.maintenance_margin
-    used = {r for tr in ctx.transitions for r in tr.when}
     seen = set()
     em = ctx.emergency
     for tr in ctx.transitions:
@@ -274,4 +273,3 @@ def _margins(ctx: Context) -> None:
                                        f"{th.text()} (rule {th.rule}, transition {tr.trigger}) is not below the margin ratio the "
                                        f"emergency plan restores, {fmt(R)} = {how}: emergency could never be left")
                             break
-    del used
