@@ -73,8 +73,13 @@ def iso(ts) -> str:
 
 
 def _machine_info(meta: dict) -> tuple[Any, dict]:
-    """(MachineSpec or None, rule name -> {severity, when}) from the files the run names (best effort:
-    the files may have changed since the run; the journal's rule traces are authoritative)."""
+    """(MachineSpec or None, rule name -> {severity, when}) as the run used them: from the
+    journal's meta (written by every run), else from the files the run names (best effort:
+    they may have changed since)."""
+    if meta.get("machine") and meta.get("rules"):
+        from .config.models import MachineSpec
+
+        return MachineSpec.model_validate(meta["machine"]), meta["rules"]
     strat = meta.get("strategy") or {}
     cfg = strat.get("config")
     if not cfg or not Path(cfg).exists():

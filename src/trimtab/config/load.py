@@ -476,6 +476,10 @@ def load_strategy(path: str | Path) -> Strategy:
     if chk.issues:
         raise ConfigError(chk.issues)
     docs.update({f"venue:{k}": v for k, v in vdocs.items()})
+    if mdoc is not None:
+        docs["machine"] = mdoc
+    for rf, rdoc in rule_files:
+        docs[f"rules:{Path(rdoc.file).stem}"] = rdoc
     return Strategy(
         config=config.model_copy(update={"targets": resolved}),
         config_file=doc.file,

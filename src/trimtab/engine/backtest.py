@@ -176,6 +176,10 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     journal.meta("window", {"start": iso[0], "end": iso[-1], "capital": capital, "share_class": strategy.config.share_class})
     journal.meta("parameters", params)
     journal.meta("config", strategy.config.model_dump())
+    # The machine and rules as run, so `trimtab explain` never depends on files edited since.
+    journal.meta("machine", strategy.machine.model_dump())
+    journal.meta("rules", {n: {"when": r.spec.when, "severity": r.spec.severity, "description": r.spec.description,
+                               "file": r.file, "line": r.line} for n, r in strategy.rules.items()})
 
     # Capital arrives in the wallet as the share class token (not P&L).
     sc_key = f"wallet:BaseToken:{strategy.config.share_class}"
