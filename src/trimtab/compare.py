@@ -16,6 +16,7 @@ import pandas as pd
 from .config.load import load_strategy
 from .data.feed import MarketData, load_market_data
 from .engine.backtest import default_window, run_backtest
+from .timeutil import utc
 
 
 def common_window(strategies, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -41,8 +42,8 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
     data = data or load_market_data()
     strategies = [load_strategy(c) for c in configs]
     a, b = common_window(strategies, data)
-    start = pd.Timestamp(start, tz="UTC") if start is not None else a
-    end = pd.Timestamp(end, tz="UTC") if end is not None else b
+    start = utc(start) if start is not None else a
+    end = utc(end) if end is not None else b
     rows = []
     for k, s in enumerate(strategies):
         if progress:

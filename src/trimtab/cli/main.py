@@ -77,12 +77,13 @@ def _parse_time(value: Optional[str], name: str):
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config, e.g. configs/usdt_eth_staking_hedged_leveraged.yaml"),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config, e.g. configs/<strategy>.yaml"),
     start: Optional[str] = typer.Option(None, "--start", help="Window start (UTC date or time; default: start of the data)."),
     end: Optional[str] = typer.Option(None, "--end", help="Window end (UTC date or time; default: end of the data)."),
     capital: Optional[float] = typer.Option(None, "--capital", help="Initial capital in the share class (default: the config's)."),
     out: Path = typer.Option(Path("runs"), "--out", help="Directory the run folder is written under."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object (the summary) on stdout."),
+    flow: list[str] = typer.Option([], "--flow", help="Capital flow TIME:AMOUNT, repeatable: +deposit, -withdrawal, or 'all' (e.g. 2024-09-01:+50000, 2025-01-01:all)."),
 ) -> None:
     """Backtest CONFIG on the bundled real market data and print a summary."""
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
@@ -94,8 +95,14 @@ def run(
     from ..config.load import load_strategy
     from ..data.feed import load_market_data
     from ..engine.backtest import run_backtest
+    from ..engine.flows import FlowError, parse_flow
     from ..engine.journal import jsonable
     from .progress import tick_progress
+
+    try:
+        flows = [parse_flow(f) for f in flow]
+    except FlowError as e:
+        raise typer.BadParameter(str(e), param_hint="'--flow'") from None
 
     err = _stderr()
     try:
@@ -117,7 +124,7 @@ def run(
         else:
             data = load_market_data()
         with tick_progress(err, enabled=show) as progress:
-            result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data)
+            result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows)
     except ConfigError as e:
         _print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -140,6 +147,44 @@ def run(
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
 
     print_summary(result.summary, Console(highlight=False))
+
+
+@app.command()
+def compare(
+    configs: list[Path] = typer.Argument(None, metavar="CONFIG...", help="Configs to compare (default: every configs/*.yaml)."),
+    start: Optional[str] = typer.Option(None, "--start", help="Window start (default: the latest start of the configs' data)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Window end (default: the earliest end)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory the run folders are written under."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Run every strategy over one common window, side by side with its target and the sUSDe benchmark."""
+    from ..compare import compare as run_compare
+    from ..engine.journal import jsonable
+    from .render import print_comparison
+
+    configs = configs or sorted(p for p in Path("configs").glob("*.yaml"))
+    if not configs:
+        raise _fail("no configs given and none found in configs/")
+    err = _stderr()
+
+    def progress(k, n, name):
+        if name:
+            err.print(f"[{k + 1}/{n}] {name}", highlight=False)
+
+    try:
+        result = run_compare(configs, out, start=_parse_time(start, "start"), end=_parse_time(end, "end"), progress=progress)
+    except ConfigError as e:
+        _print_issues(e, sys.stderr)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except TrimtabError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(jsonable(result), default=_json_default) + "\n")
+        return
+    out_console = Console(highlight=False)
+    if not out_console.is_terminal:
+        out_console = Console(highlight=False, width=200)  # a file or pipe: keep rows on one line
+    print_comparison(result, out_console)
 
 
 @app.command()

@@ -254,3 +254,30 @@ def print_summary(s: dict, console: Console | None = None) -> None:
     for r in summary_renderables(s):
         # Text lines are not wrapped, so paths and instrument keys stay whole (copyable).
         console.print(r, soft_wrap=isinstance(r, Text))
+
+
+def print_comparison(result: dict, console: Console) -> None:
+    """The side-by-side view of :func:`trimtab.compare.compare`: a table of each strategy's APY,
+    APR, max drawdown and Sharpe beside its stated target and the benchmark's APY over the
+    same window, then the P&L attribution of each strategy by category (in its share class)."""
+    w = result["window"]
+    b = result["benchmark"]
+    console.print(f"[bold]side by side[/bold]  ·  {w['start']} → {w['end']}  ·  benchmark {b['name']} APY {pct(b['apy'])}")
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for col in ("strategy", "class", "APY", "target APY", "vs sUSDe", "APR", "max DD", "target DD", "Sharpe"):
+        t.add_column(col, justify="left" if col in ("strategy", "class") else "right", no_wrap=True)
+    for r in result["rows"]:
+        t.add_row(r["mode"], r["share_class"], pct(r["apy"]), pct(r["target_apy"]) if r["target_apy"] is not None else "-",
+                  pct(num(r["apy"]) - num(b["apy"]), signed=True) if r["share_class"] == "USDT" else "n/a",
+                  pct(r["apr"]), pct(r["max_drawdown"]),
+                  pct(r["target_max_drawdown"]) if r["target_max_drawdown"] is not None else "-", ratio(r["sharpe"]))
+    console.print(t)
+    cats = [c for c in CATEGORY_NAMES if any(num(r["attribution"].get(c, 0)) for r in result["rows"])]
+    a = Table(title="P&L attribution (each strategy's share class)", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    a.add_column("strategy", no_wrap=True)
+    for c in cats:
+        a.add_column(CATEGORY_NAMES[c], justify="right", no_wrap=True)
+    for r in result["rows"]:
+        a.add_row(r["mode"], *(f"{num(r['attribution'].get(c, 0)):+,.4g}" if r["attribution"].get(c) else "" for c in cats))
+    console.print(a)
+    console.print("targets: seed 001 (each config's performance_target); 'vs sUSDe' only for USDT share classes")

@@ -71,9 +71,7 @@ class Gap:
     hours: float
 
 
-def _utc(ts) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+from ..timeutil import utc as _utc  # noqa: E402  (one reading of user times across trimtab)
 
 
 def _epoch(ts) -> int:

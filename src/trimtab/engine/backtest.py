@@ -28,6 +28,7 @@ from ..venues.rewards import RewardAccrual
 from .flows import CapitalFlows, Flow, read_flows
 from ..data.feed import DataError, MarketData, load_market_data
 from ..planner.compile import Planner
+from ..timeutil import utc
 from ..venues.pricing import Pricing
 from ..venues.sim import GAS_FIELD, SimVenues
 from .executor import Executor
@@ -131,8 +132,8 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     if data is None:
         data = load_market_data()
     d0, d1 = default_window(strategy, data)
-    start = pd.Timestamp(start, tz="UTC") if start is not None and pd.Timestamp(start).tzinfo is None else (pd.Timestamp(start) if start is not None else d0)
-    end = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (pd.Timestamp(end) if end is not None else d1)
+    start = utc(start) if start is not None else d0
+    end = utc(end) if end is not None else d1
     if start < d0 or end > d1:
         raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {strategy.name}'s data covers: "
                         f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
