@@ -2,7 +2,7 @@
 
 A fixture file (``tests/rules/*.yaml``, schema ``schema/ruletest.schema.json``)::
 
-    config: ../../configs/usdt_eth_staking_hedged_leveraged.yaml   # relative to this file
+    config: ../../configs/<strategy>.yaml   # relative to this file
     metrics: {health_factor: 1.118, margin_ratio_min: 1.0, ...}    # the snapshot every case starts from
     parameters: {}                                                  # overrides of the config's parameters
     cases:
