@@ -34,7 +34,7 @@ EXPECTED = {
     "priority_inversion": ("priority-inversion", "machines/lifecycle.yaml", 39, "critical transition 'reduce_risk' -> exit_partial (health_factor_critical) is tried after 'withdraw_all' (info), 'withdraw' (info), 'enter_full' (info), 'deposit' (info), 'rebalance' (info)", {}),
     "no_hysteresis": ("no-hysteresis", "configs/x.yaml", 27, "enter guard health_factor < hf_emergency_enter = 1.05 (emergency_enter) and leave guard health_factor > hf_emergency_leave = 1.05 (emergency_leave) share the threshold", {}),
     "no_cooldown": ("no-cooldown", "machines/lifecycle.yaml", 41, "rebalancing transition 'rehedge' (delta_drift) has no cooldown", {}),
-    "unused_rule": ("unused-rule", "rules/risk.yaml", 45, "rule 'margin_watch' is not used by any transition", {}),
+    "unused_rule": ("unused-rule", "rules/risk.yaml", 58, "rule 'margin_watch' is not used by any transition", {}),
     # thresholds
     "target_ltv_above_max": ("target-ltv-above-max", "configs/x.yaml", 22, "target_ltv = 0.94 (target 'staking', state entry_full, entry_partial, exit_partial) is above the aave_v3 eMode max LTV 0.93", {}),
     "entry_hf_at_emergency": ("entry-hf-at-emergency", "configs/x.yaml", 22, "implies health factor 1.0440 after entry_full, entry_partial, exit_partial, at or below the emergency threshold health_factor < hf_emergency_enter = 1.05", {}),

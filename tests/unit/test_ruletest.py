@@ -31,6 +31,7 @@ CALM = """metrics:
   pending_deposit: 0
   withdrawal_fraction: 0.0
   withdraw_all: 0
+  venue_imbalance: 0.0
 """
 
 
@@ -69,7 +70,7 @@ def test_a_wrong_expectation_fails_with_the_rule_that_decided(tmp_path):
     assert not r.issues
     assert [c.ok for c in r.cases] == [False, False]
     first, second = r.cases
-    assert first.got == "reduce_risk" and first.line == 22
+    assert first.got == "reduce_risk" and first.line == 23
     assert "expected rebalance_margin, got reduce_risk; it fired on health_factor=1.07 < 1.08" in first.message
     assert second.got == "leave_emergency"
 
@@ -96,9 +97,9 @@ def test_fixture_mistakes_are_reported_at_their_line(tmp_path):
 """)
     r = run_files([f])
     got = sorted(str(i) for i in r.issues)
-    assert any(":23:12: cases[0].state: unknown state 'idel' (did you mean 'idle'?)" in g for g in got), got
-    assert any(":24:15: cases[0].metrics.helth_factor: unknown metric 'helth_factor'" in g for g in got), got
-    assert any(":25:13: cases[0].expect: unknown trigger 'reduce_rsk'" in g for g in got), got
+    assert any(":24:12: cases[0].state: unknown state 'idel' (did you mean 'idle'?)" in g for g in got), got
+    assert any(":25:15: cases[0].metrics.helth_factor: unknown metric 'helth_factor'" in g for g in got), got
+    assert any(":26:13: cases[0].expect: unknown trigger 'reduce_rsk'" in g for g in got), got
     assert not r.cases
 
 

@@ -96,7 +96,7 @@ def ltv_variants(ctx: Context, t: LeveragedStakeTarget) -> list[dict]:
     transition: dicts of state, transition, value, the parameter it comes from, and location."""
     out: dict[tuple, dict] = {}
     for state, st in ctx.machine.states.items():
-        if st.action is None or st.action.kind != "target":
+        if st.action is None or st.action.kind not in ("target", "emergency"):
             continue
         entering = [tr for tr in ctx.transitions if tr.dest == state and tr.index in ctx.feasible_transitions] or [None]
         for tr in entering:

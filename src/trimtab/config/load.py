@@ -55,6 +55,7 @@ METRICS = {
     "pending_deposit": "Deposited capital not yet deployed, share class",
     "withdrawal_fraction": "Requested withdrawals not yet paid / equity",
     "withdraw_all": "1 when a full withdrawal was requested, else 0",
+    "venue_imbalance": "CEX accounts' share of equity minus their target share (perp_hedge allocation); + means excess CEX margin",
 }
 METRIC_PREFIXES = ("margin_ratio.",)
 
@@ -321,6 +322,11 @@ def load_strategy(path: str | Path) -> Strategy:
             if triggers.index(t) != i:
                 chk.add(mdoc, ("transitions", i, "trigger"), f"trigger {t!r} is used twice; each transition needs its own trigger name")
         for sname, st in machine.states.items():
+            if st.action and st.action.protocol:
+                for f in ("margin_restore", "hf_floor"):
+                    v = getattr(st.action.protocol, f)
+                    if isinstance(v, str) and v not in params:
+                        chk.add(mdoc, ("states", sname, "action", "protocol", f), f"unknown parameter {v!r}{suggest(v, sorted(params))}")
             if st.action:
                 for pname, val in st.action.overrides.items():
                     if pname not in params:
@@ -452,6 +458,8 @@ def load_strategy(path: str | Path) -> Strategy:
         for st in machine.states.values():
             if st.action:
                 used |= {v for v in st.action.overrides.values() if isinstance(v, str)}
+                if st.action.protocol:
+                    used |= {v for v in (st.action.protocol.margin_restore, st.action.protocol.hf_floor) if isinstance(v, str)}
         for tr in machine.transitions:
             used |= {v for v in tr.overrides.values() if isinstance(v, str)}
     for t in config.targets:

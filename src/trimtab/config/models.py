@@ -139,13 +139,25 @@ class RuleFile(Strict):
 
 
 # --------------------------------------------------------------------------- machines
+class EmergencyProtocolSpec(Strict):
+    """The emergency action's protocol (seed 000): which problems to fix, in ``order``, and where
+    to find the money, trying ``sources`` in order. Numbers are parameters or literals."""
+
+    order: list[Literal["margin_critical", "ltv_critical", "imbalance"]] = ["margin_critical", "ltv_critical", "imbalance"]
+    sources: list[Literal["wallet", "lending_withdrawal", "unstake", "reduce_position"]] = [
+        "wallet", "lending_withdrawal", "unstake", "reduce_position"]
+    margin_restore: Expr = "margin_restore"
+    hf_floor: Expr = "hf_emergency_leave"
+
+
 class ActionSpec(Strict):
     """What an action state does on entry: ``target`` plans toward the config's targets (with
     parameter ``overrides``: parameter -> parameter name or number); ``unwind`` plans to zero;
-    ``sell_dust`` sells reward tokens into the share class."""
+    ``sell_dust`` sells reward tokens into the share class; ``emergency`` runs ``protocol``."""
 
-    kind: Literal["target", "unwind", "sell_dust"]
+    kind: Literal["target", "unwind", "sell_dust", "emergency"]
     overrides: dict[str, Expr] = {}
+    protocol: EmergencyProtocolSpec | None = None
 
 
 class StateSpec(Strict):
@@ -157,13 +169,15 @@ class TransitionSpec(Strict):
     """``source`` is a state, a list of states, or ``"*"`` (every state other than ``dest``).
     The transition fires when every rule in ``when`` holds; transitions are tried in order.
     ``overrides`` (parameter -> parameter name or number) apply to the destination's action
-    for this transition only, on top of the state's own overrides."""
+    for this transition only, on top of the state's own overrides. With ``yield_check`` the plan
+    is first put through the yield-impact analysis and skipped unless it says EXECUTE."""
 
     trigger: str
     source: Union[str, list[str]]
     dest: str
     when: list[str] = Field(min_length=1)
     overrides: dict[str, Expr] = {}
+    yield_check: bool = False
     description: str = ""
 
 

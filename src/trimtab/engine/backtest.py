@@ -35,7 +35,9 @@ from .executor import Executor
 from .journal import Journal, jsonable
 from .machine import StrategyMachine
 from .market import MarketView, series_of
+from .legrisk import LegRisk
 from .monitors import Monitors
+from ..planner.yield_impact import analyse, positions_of
 from .results import performance
 
 
@@ -172,6 +174,7 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     monitors = Monitors(strategy, px, sim, book, signals, cflows)
     machine = StrategyMachine(strategy)
     params = dict(strategy.params)
+    legrisk = LegRisk(params, px)
 
     journal.meta("strategy", {"name": strategy.name, "config": strategy.config_file, "machine": strategy.machine_file})
     journal.meta("window", {"start": iso[0], "end": iso[-1], "capital": capital, "share_class": strategy.config.share_class})
@@ -239,13 +242,28 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
                     p[k] = params[v] if isinstance(v, str) else float(v)
                 # Size on what stays invested: equity less withdrawals requested.
                 base = max(metrics["equity"] - cflows.pending_withdrawal, 0.0)
-                plan = planner.plan(book, base, decision.dest, action.kind, p, decision.trigger)
+                plan = planner.plan(book, base, decision.dest, action.kind, p, decision.trigger, action.protocol)
                 cflows.pending_deposit = 0.0
-                decision.plan_id = plan.id
-                journal.plan(plan, i)
+                analysis = None
+                if machine.yield_check(decision.trigger) and plan.steps:
+                    analysis = analyse(positions_of(book, px), plan.targets["positions"], plan.expected_cost, px, view,
+                                       params.get("yield_horizon_days", 365.0))
+                    journal.analysis(i, iso[i], decision.trigger, plan.id, analysis)
                 if action.kind != "sell_dust":  # selling dust is not a rebalance: keep the clock and baseline
                     monitors.mark_rebalance(metrics["equity"], view.epoch[i])
-                executor.submit(plan, i)
+                if analysis is not None and analysis["recommendation"] != "EXECUTE":
+                    decision.plan_id = None  # deferred: the analysis is journaled, nothing is sent
+                else:
+                    decision.plan_id = plan.id
+                    journal.plan(plan, i)
+                    executor.submit(plan, i)
+                metrics = monitors.run(i, executor.in_flight, params)
+        if executor.failed_at == i or legrisk.overdue(i, metrics, executor.in_flight):
+            # A leg failed, or a plan left delta unhedged too long: re-hedge what is there now.
+            comp = legrisk.compensate(i, metrics, planner, book, params)
+            if comp is not None:
+                journal.plan(comp, i)
+                executor.submit(comp, i)
                 metrics = monitors.run(i, executor.in_flight, params)
         if not executor.in_flight and (cflows.pending_withdrawal > 0 or (cflows.withdraw_all and machine.state == "idle")):
             # Pay out of the wallet's share-class balance what the plan has freed.

@@ -49,6 +49,7 @@ class Executor:
         self.status: dict[str, str] = {}
         self.transits: list[Transit] = []
         self.last_failure: str | None = None
+        self.failed_at: int | None = None
         self.counts = {"plans": 0, "instructions": 0, "failed_plans": 0}
 
     # ------------------------------------------------------------------ plan lifecycle
@@ -106,6 +107,7 @@ class Executor:
         self.status[s.id] = "failed"
         self.on_step(self.plan.id, s, "failed", tick, reason)
         self.last_failure = f"{self.plan.id}/{s.id}: {reason}"
+        self.failed_at = tick
         self.counts["failed_plans"] += 1
         self.cancel(tick, f"step {s.id} failed")
 

@@ -1,6 +1,7 @@
 """The run journal: one SQLite file per run (``runs/<run-id>/journal.sqlite``).
 
-Tables: ``meta`` (key, value JSON), ``decisions`` (every machine step with every rule's
+Tables: ``meta`` (key, value JSON), ``analyses`` (yield-impact analyses before routine
+rebalances, with EXECUTE / NEUTRAL / DEFER), ``decisions`` (every machine step with every rule's
 observed values and thresholds), ``plans`` (the plan JSON), ``instructions`` (every step status
 change), ``fills`` (every position change with its legs, price, source field and equity
 impact), ``ledger`` (attribution per tick and category, share class units) and ``metrics``
@@ -22,6 +23,7 @@ CREATE TABLE IF NOT EXISTS instructions (plan_id TEXT, step_id TEXT, tick INTEGE
 CREATE TABLE IF NOT EXISTS fills (fill_id INTEGER PRIMARY KEY, tick INTEGER, time TEXT, plan_id TEXT, step_id TEXT, venue TEXT, operation TEXT, category TEXT, price REAL, price_field TEXT, impact REAL, legs TEXT, note TEXT);
 CREATE TABLE IF NOT EXISTS ledger (tick INTEGER, time TEXT, category TEXT, amount REAL);
 CREATE TABLE IF NOT EXISTS metrics (tick INTEGER PRIMARY KEY, time TEXT, state TEXT, equity REAL, health_factor REAL, ltv REAL, margin_ratio_min REAL, net_delta REAL, delta_drift REAL, equity_deviation REAL, hedge_allocation_drift REAL, data TEXT);
+CREATE TABLE IF NOT EXISTS analyses (tick INTEGER, time TEXT, trigger TEXT, plan_id TEXT, recommendation TEXT, analysis TEXT);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
 """
@@ -62,7 +64,7 @@ class Journal:
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics")}
+        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses")}
         self.flush_every = flush_every
         self._fill_id = 0
 
@@ -73,6 +75,7 @@ class Journal:
         "fills": "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         "ledger": "INSERT INTO ledger VALUES (?,?,?,?)",
         "metrics": "INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        "analyses": "INSERT INTO analyses VALUES (?,?,?,?,?,?)",
     }
 
     def _add(self, table: str, row: tuple) -> None:
@@ -87,6 +90,10 @@ class Journal:
     def decision(self, d) -> None:
         # Rule traces are already JSON-safe (machine._num), so skip the recursive cleanup.
         self._add("decisions", (d.tick, d.time, d.source, d.dest, d.trigger, d.plan_id, json.dumps(d.rules, separators=(",", ":"))))
+
+    def analysis(self, tick: int, time: str, trigger: str, plan_id: str, a: dict) -> None:
+        """A yield-impact analysis (trimtab.planner.yield_impact.analyse) and its recommendation."""
+        self._add("analyses", (tick, time, trigger, plan_id, a["recommendation"], dumps(a)))
 
     def plan(self, plan, tick: int) -> None:
         self._add("plans", (plan.id, tick, plan.time, plan.state, plan.action, plan.trigger, plan.expected_cost, dumps(plan.to_dict())))

@@ -52,6 +52,7 @@ class StrategyMachine:
         self.model = _Model()
         self._ok: dict[str, bool] = {}
         self._overrides: dict[str, dict] = {}
+        self._yield_check: dict[str, bool] = {}
         self.order: list[tuple[str, list[str], str, list[str]]] = []
         trans = []
         for t in spec.transitions:
@@ -62,6 +63,7 @@ class StrategyMachine:
             conds = [self._guard(r) for r in t.when]
             trans.append({"trigger": t.trigger, "source": sources, "dest": t.dest, "conditions": conds})
             self._overrides[t.trigger] = dict(t.overrides)
+            self._yield_check[t.trigger] = t.yield_check
             self.order.append((t.trigger, sources, t.dest, list(t.when)))
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
@@ -76,6 +78,10 @@ class StrategyMachine:
     def overrides(self, trigger: str) -> dict:
         """Parameter overrides a transition adds to its destination's action."""
         return self._overrides.get(trigger, {})
+
+    def yield_check(self, trigger: str) -> bool:
+        """Whether a transition's plan goes through the yield-impact analysis first."""
+        return self._yield_check.get(trigger, False)
 
     def action(self, state: str | None = None):
         return self.s.machine.states[state or self.state].action

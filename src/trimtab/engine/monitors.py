@@ -37,6 +37,7 @@ class Monitors:
         self.last_rebalance_equity: float | None = None
         self.last_rebalance_epoch: int | None = None
         self.idle_key = f"wallet:BaseToken:{strategy.config.share_class}"
+        self.hedge_targets = [t for t in strategy.config.targets if isinstance(t, PerpHedgeTarget)]
         self.hedge_keys = [leg.instrument for t in strategy.config.targets if isinstance(t, PerpHedgeTarget) for leg in t.legs]
 
     def mark_rebalance(self, equity: float, epoch: int) -> None:
@@ -99,6 +100,14 @@ class Monitors:
             hedge_allocation_drift=hedge_allocation_drift(self.s, params, px, book) if self.hedged else 0.0,
             stale_venues=float(stale),
         )
+        # cross-venue balance: the CEX accounts' share of equity against the hedge's allocation
+        imb = 0.0
+        for t in self.hedge_targets:
+            venues = {px.info[leg.instrument].venue for leg in t.legs}
+            cex = sum(sim.perp_account(book, v)[0] for v in venues) / px.share_usd()
+            if equity > 0 and any(book.qty(leg.instrument) for leg in t.legs):
+                imb = cex / equity - self.s.target_value(t.allocation, params)
+        m["venue_imbalance"] = imb
         # signals: the side the model wants (held at the current side while the venue cannot trade)
         want = have = 0.0
         for t in self.signal_targets:

@@ -38,7 +38,26 @@ from ..data.signals import stop_prices
 from ..venues.pricing import Pricing
 from ..venues.sim import WALLET_ETH, SimVenues
 from .plan import Instruction, Plan, Step
+from .emergency import current_targets, emergency_targets
 from .targets import Targets, compute_targets
+
+
+def hedge_current(strategy: Strategy, params: dict[str, float], px: Pricing, sim: SimVenues, book: Book) -> Targets:
+    """Targets that keep every on-chain and wallet position and every CEX account as they are,
+    and re-size the perp hedges to the on-chain delta as it stands (a compensating plan)."""
+    from ..config.models import PerpHedgeTarget
+
+    tg = current_targets(strategy, px, sim, book)
+    onchain = sum(px.delta(k, q)[1] for k, q in book.bal.items()
+                  if q and px.info[k].ptype != "Perp" and px.delta(k, q)[0] == strategy.config.asset)
+    for t in strategy.config.targets:
+        if isinstance(t, PerpHedgeTarget):
+            ratio = strategy.target_value(t.hedge_ratio, params)
+            w = {leg.instrument: strategy.target_value(leg.weight, params) for leg in t.legs if leg.instrument not in tg.frozen}
+            rest = -onchain * ratio - sum(book.qty(k) for k in tg.frozen)
+            for k, wk in w.items():
+                tg.positions[k] = rest * wk / sum(w.values())
+    return tg
 
 MIN_TRADE_USD = 25.0
 GAS_SAFETY = 2.0  # gas is bought ahead at this multiple of the estimate at this tick's gas price
@@ -56,11 +75,21 @@ class Planner:
         self.signal_targets = {t.instrument: t for t in strategy.config.targets if isinstance(t, SignalPerpTarget)}
         self.swap_venue = next((t.swap_venue for t in strategy.config.targets if hasattr(t, "swap_venue")), None)
 
-    def plan(self, book: Book, equity: float, state: str, action_kind: str, params: dict[str, float], trigger: str) -> Plan:
-        """Compile the plan that moves ``book`` toward the targets for ``equity`` under ``params``."""
+    def plan(self, book: Book, equity: float, state: str, action_kind: str, params: dict[str, float], trigger: str,
+             protocol=None) -> Plan:
+        """Compile the plan that moves ``book`` toward the targets for ``equity`` under ``params``
+        (``emergency``: toward what the ``protocol`` decides, with its reasons as notes;
+        ``hedge``: re-hedge the on-chain delta as it stands, nothing else moves)."""
+        reasons: list[str] = []
         if action_kind == "sell_dust":
             steps, cost, targets = self._dust_steps(book), 0.0, Targets()
             cost = sum(s.expected_cost for s in steps)
+        elif action_kind == "emergency":
+            targets, reasons = emergency_targets(self.s, params, protocol, self.px, self.sim, book, equity)
+            steps, cost = self._steps(book, targets, params, False)
+        elif action_kind == "hedge":
+            targets = hedge_current(self.s, params, self.px, self.sim, book)
+            steps, cost = self._steps(book, targets, params, False)
         else:
             unwind = action_kind == "unwind"
             targets = compute_targets(self.s, params, self.px, self.sim, book, equity, unwind, self.signals)
@@ -69,7 +98,7 @@ class Planner:
                 targets = compute_targets(self.s, params, self.px, self.sim, book, max(equity - cost, 0.0), unwind, self.signals)
                 steps, cost = self._steps(book, targets, params, unwind)
         t = self.px.view.time
-        notes = tuple(f"{k}: venue data stale, position held, not traded" for k in targets.frozen)
+        notes = tuple(reasons) + tuple(f"{k}: venue data stale, position held, not traded" for k in targets.frozen)
         return Plan(
             strategy=self.s.name, state=state, action=action_kind, trigger=trigger,
             time=f"{t:%Y-%m-%dT%H:%MZ}",

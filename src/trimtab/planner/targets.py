@@ -108,13 +108,22 @@ def compute_targets(strategy: Strategy, params: dict[str, float], px: Pricing, s
         frozen = [k for k in weights if k not in live]
         out.frozen += frozen
         frozen_size = sum(book.qty(k) for k in frozen)
-        frozen_eq = sum(sim.perp_account(book, px.info[k].venue)[0] for k in frozen if book.qty(k))
         total_w = sum(live.values())
         rest = -hedged - frozen_size
         margin_usd = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd
-        rest_margin = max(margin_usd - frozen_eq, 0.0)
+        # A stale venue cannot trade, but its account can still take a deposit: top it up to the
+        # hedge's overall margin ratio (never withdraw from it while we cannot see it).
+        per_notional = margin_usd / (abs(hedged) * eth) if hedged else 0.0
+        frozen_eq = 0.0
         for k in frozen:
             out.positions[k] = book.qty(k)
+            if book.qty(k):
+                v = px.info[k].venue
+                eq = sim.perp_account(book, v)[0]
+                want = max(eq, per_notional * abs(book.qty(k)) * px.mark(k)) if not unwind else eq
+                out.margin[v] = out.margin.get(v, 0.0) + want
+                frozen_eq += want
+        rest_margin = max(margin_usd - frozen_eq, 0.0)
         for k, w in live.items():
             share = w / total_w if total_w > 0 else 0.0
             out.positions[k] = rest * share

@@ -80,6 +80,9 @@ class Pricing:
             out |= {f for f in (a.usd_field, a.eth_rate_field) if f}
         for inf in self.info.values():
             out |= {f for f in (inf.index_field, inf.mark_field, inf.funding_field) if f}
+            if inf.index_field:  # current rates, for the yield-impact analysis
+                base = inf.index_field.rsplit(".", 1)[0]
+                out |= {f"{base}.liquidity_rate", f"{base}.variable_borrow_rate"}
         return out
 
     # ------------------------------------------------------------------ prices

@@ -1,0 +1,257 @@
+"""The emergency protocol (seed 000, "Emergency Protocols"): targets and the reason for each choice.
+
+Problems are handled in the protocol's ``order`` (default: CEX margin, then the Aave health
+factor, then cross-venue imbalance: a CEX liquidation loses the whole margin, an Aave one
+"only" the liquidation bonus). For a CEX account whose margin ratio is under
+``margin_emergency_leave``, the shortfall to ``margin_restore`` is funded from the
+``sources`` in order:
+
+* ``wallet``: stablecoins idle in the wallet are deposited;
+* ``lending_withdrawal``: LST collateral is withdrawn from Aave as far as the health factor
+  stays at or above ``hf_floor``, sold to USDT and deposited;
+* ``unstake``: the staked leg is unwound at constant LTV (an unleveraged LST is sold), the
+  proceeds sold to USDT and deposited;
+* ``reduce_position``: the short on the stressed venue is bought back until the ratio is met,
+  and the same delta unwound on-chain.
+
+Whatever leaves the on-chain leg, the same ETH comes off the stressed venue's short, so the
+book stays delta neutral. Moving X USD from the on-chain leg to an account with equity q and
+short notional n, at conversion cost c, meets ratio m when q + X(1 - c) >= m (n - X), so
+X = (m n - q) / (1 - c + m).
+
+For the health factor (``ltv_critical``): below ``hf_reduce`` each leveraged leg is
+deleveraged to ``target_ltv`` (the emergency action overrides it with ``emergency_ltv``) at
+constant equity, least efficient debt first (:func:`debt_repayment_order`).
+"""
+from __future__ import annotations
+
+from ..accounting.book import Book
+from ..config.load import Strategy
+from ..config.models import EmergencyProtocolSpec, LeveragedStakeTarget, PerpHedgeTarget, StakeTarget
+from ..venues.pricing import Pricing
+from ..venues.sim import SimVenues
+from .targets import Targets, compute_targets
+
+MIN_USD = 25.0
+
+
+def debt_repayment_order(debts: dict[str, float], funded_apr: dict[str, float], borrow_apr: dict[str, float]) -> list[str]:
+    """Debt keys in repayment order: least efficient first, efficiency = yield the debt funds
+    / what it costs (both APR). A debt costing nothing is repaid last; ties keep key order."""
+    def efficiency(k: str) -> float:
+        cost = borrow_apr.get(k, 0.0)
+        return float("inf") if cost <= 0 else funded_apr.get(k, 0.0) / cost
+    return sorted((k for k, v in debts.items() if v > 0), key=lambda k: (efficiency(k), k))
+
+
+def current_targets(strategy: Strategy, px: Pricing, sim: SimVenues, book: Book) -> Targets:
+    """Targets equal to the book as it stands (positions in asset units, CEX account equity)."""
+    tg = Targets()
+    for k, q in book.bal.items():
+        if q and px.info[k].ptype in ("aToken", "debtToken", "Perp", "BaseToken") and not k.startswith("wallet:BaseToken:USDT"):
+            tg.positions[k] = px.amount(k, q)
+    for t in strategy.config.targets:
+        if isinstance(t, LeveragedStakeTarget):
+            tg.positions.setdefault(t.collateral, 0.0)
+            tg.positions.setdefault(t.debt, 0.0)
+        if isinstance(t, PerpHedgeTarget):
+            for leg in t.legs:
+                tg.positions.setdefault(leg.instrument, book.qty(leg.instrument))
+                v = px.info[leg.instrument].venue
+                tg.margin[v] = sim.perp_account(book, v)[0]
+                if not px.tradable(leg.instrument):
+                    tg.frozen.append(leg.instrument)
+    return tg
+
+
+def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: EmergencyProtocolSpec, px: Pricing,
+                      sim: SimVenues, book: Book, equity: float) -> tuple[Targets, list[str]]:
+    """Targets after the protocol, and one note per choice (journaled with the plan)."""
+    v = lambda e: strategy.target_value(e, params)  # noqa: E731
+    tg = current_targets(strategy, px, sim, book)
+    notes: list[str] = []
+    eth = px.eth_usd()
+    m_restore, hf_floor = v(protocol.margin_restore), v(protocol.hf_floor)
+    leave = params.get("margin_emergency_leave", m_restore)
+    wallet_usdt = max(book.qty("wallet:BaseToken:USDT"), 0.0)
+    levs = [t for t in strategy.config.targets if isinstance(t, LeveragedStakeTarget)]
+    stakes = [t for t in strategy.config.targets if isinstance(t, StakeTarget)]
+    hedges = [t for t in strategy.config.targets if isinstance(t, PerpHedgeTarget)]
+    acted = False
+
+    def conv_cost(asset: str, usd: float) -> float:
+        """Fraction lost turning ``usd`` of ``asset`` into USDT on the DEX."""
+        swap = next((t.swap_venue for t in levs + stakes), None)
+        if swap is None:
+            return 0.0
+        bps = 0.0
+        if asset not in ("ETH", "WETH"):
+            bps += sim.op(swap, "swap").fee_bps + sim.exec_cost_bps(f"ETH_{asset}", usd)
+        bps += sim.op(swap, "swap").fee_bps + sim.exec_cost_bps("ETH_USDT", usd)
+        return bps / 1e4
+
+    def account(venue: str) -> tuple[float, float]:
+        q = tg.margin.get(venue, 0.0)
+        n = sum(abs(tg.positions.get(leg.instrument, 0.0)) * px.mark(leg.instrument) for t in hedges for leg in t.legs
+                if px.info[leg.instrument].venue == venue)
+        return q, n
+
+    def shrink_short(venue: str, eth_units: float) -> None:
+        for t in hedges:
+            for leg in t.legs:
+                k = leg.instrument
+                if px.info[k].venue == venue and tg.positions.get(k, 0.0) < 0 and k not in tg.frozen:
+                    cut = min(eth_units, -tg.positions[k])
+                    tg.positions[k] += cut
+                    eth_units -= cut
+        if eth_units > 1e-12:  # the stressed venue's short is gone: take the rest elsewhere
+            for t in hedges:
+                for leg in t.legs:
+                    k = leg.instrument
+                    if tg.positions.get(k, 0.0) < 0 and k not in tg.frozen and eth_units > 0:
+                        cut = min(eth_units, -tg.positions[k])
+                        tg.positions[k] += cut
+                        eth_units -= cut
+
+    for kind in protocol.order:
+        if kind == "margin_critical":
+            venues = sorted({px.info[leg.instrument].venue for t in hedges for leg in t.legs})
+            stressed = []
+            for venue in venues:
+                q, n = account(venue)
+                if n > 0 and q / n < leave:
+                    stressed.append((q / n, venue))
+            for ratio, venue in sorted(stressed):
+                q, n = account(venue)
+                need = m_restore * n - q
+                notes.append(f"margin_critical: {venue} margin ratio {ratio:.4f} < {leave} (emergency leave); "
+                             f"restoring {m_restore} needs {need:,.2f} USDT")
+                acted = True
+                for src in protocol.sources:
+                    q, n = account(venue)
+                    need = m_restore * n - q
+                    if need <= MIN_USD:
+                        break
+                    if src == "wallet":
+                        take = min(need, wallet_usdt)
+                        if take > MIN_USD:
+                            tg.margin[venue] += take
+                            wallet_usdt -= take
+                            notes.append(f"  wallet: deposit {take:,.2f} USDT idle in the wallet to {venue}")
+                        else:
+                            notes.append("  wallet: no idle USDT")
+                    elif src in ("lending_withdrawal", "unstake"):
+                        for t in levs + (stakes if src == "unstake" else []):
+                            q, n = account(venue)
+                            if m_restore * n - q <= MIN_USD:
+                                break
+                            asset = t.lst
+                            rate = px.eth_rate(asset)
+                            c = conv_cost(asset, m_restore * n - q)
+                            x = (m_restore * n - q) / (1 - c + m_restore)
+                            if isinstance(t, StakeTarget):
+                                key = f"wallet:BaseToken:{asset}"
+                                room = tg.positions.get(key, 0.0) * rate * eth
+                                x = min(x, room)
+                                tg.positions[key] = tg.positions.get(key, 0.0) - x / (rate * eth)
+                                how = f"sell {x / (rate * eth):.4f} {asset}"
+                            else:
+                                coll_usd = tg.positions[t.collateral] * rate * eth
+                                debt_usd = tg.positions[t.debt] * eth
+                                lt = _lt(strategy, px, t)
+                                if src == "lending_withdrawal":
+                                    room = max(coll_usd - hf_floor * debt_usd / lt, 0.0) if debt_usd > 0 else coll_usd
+                                    x = min(x, room)
+                                    tg.positions[t.collateral] -= x / (rate * eth)
+                                    how = (f"withdraw {x / (rate * eth):.4f} {asset} collateral (health factor stays >= {hf_floor})"
+                                           if x > MIN_USD else f"no collateral can leave with health factor >= {hf_floor}")
+                                else:
+                                    ltv = debt_usd / coll_usd if coll_usd > 0 else 0.0
+                                    x = min(x, 0.95 * (coll_usd - debt_usd))
+                                    tg.positions[t.collateral] -= x / (1 - ltv) / (rate * eth)
+                                    tg.positions[t.debt] -= x * ltv / (1 - ltv) / eth
+                                    how = f"unwind {x / (1 - ltv) / (rate * eth):.4f} {asset} at LTV {ltv:.4f} (flash-loan bundle)"
+                            if x > MIN_USD:
+                                shrink_short(venue, x / eth)
+                                tg.margin[venue] += x * (1 - c)
+                                notes.append(f"  {src}: {how}; {x:,.2f} USD sold to USDT ({c * 1e4:.0f} bps) for {venue}, "
+                                             f"short cut by {x / eth:.4f} ETH to stay delta neutral")
+                            else:
+                                notes.append(f"  {src}: {how if src == 'lending_withdrawal' else 'nothing left to unwind'}")
+                    elif src == "reduce_position":
+                        q, n = account(venue)
+                        cut_usd = n - q / m_restore
+                        if cut_usd > MIN_USD:
+                            shrink_short(venue, cut_usd / eth)
+                            for t in levs:
+                                rate = px.eth_rate(t.lst)
+                                coll_usd = tg.positions[t.collateral] * rate * eth
+                                debt_usd = tg.positions[t.debt] * eth
+                                ltv = debt_usd / coll_usd if coll_usd > 0 else 0.0
+                                tg.positions[t.collateral] -= cut_usd / (1 - ltv) / (rate * eth)
+                                tg.positions[t.debt] -= cut_usd * ltv / (1 - ltv) / eth
+                                break
+                            notes.append(f"  reduce_position: buy back {cut_usd / eth:.4f} ETH of short on {venue} and unwind "
+                                         f"the same delta on-chain (last resort)")
+                q, n = account(venue)
+                if n > 0 and q / n < m_restore - 1e-6:
+                    notes.append(f"  {venue}: sources exhausted at margin ratio {q / n:.4f}")
+        elif kind == "ltv_critical":
+            hf_reduce = params.get("hf_reduce", hf_floor)
+            order = _leveraged_by_efficiency(levs, px)
+            for t in order:
+                rate = px.eth_rate(t.lst)
+                coll_usd = tg.positions[t.collateral] * rate * eth
+                debt_usd = tg.positions[t.debt] * eth
+                if debt_usd <= 0:
+                    continue
+                hf = coll_usd * _lt(strategy, px, t) / debt_usd
+                if hf >= hf_reduce:
+                    continue
+                ltv_e = v(t.target_ltv)
+                e = coll_usd - debt_usd
+                new_c, new_d = e / (1 - ltv_e), e * ltv_e / (1 - ltv_e)
+                if new_c < coll_usd:
+                    tg.positions[t.collateral] = new_c / (rate * eth)
+                    tg.positions[t.debt] = new_d / eth
+                    notes.append(f"ltv_critical: {t.id} health factor {hf:.4f} < {hf_reduce}; deleverage to LTV {ltv_e} "
+                                 f"(health factor {_lt(strategy, px, t) / ltv_e:.4f}) by a flash-loan unwind at constant equity")
+                    acted = True
+        elif kind == "imbalance" and not acted:
+            imb = [t for t in hedges]
+            if imb and abs(_imbalance(strategy, params, px, sim, book, equity, hedges)) > params.get("max_venue_imbalance", 1.0):
+                tg = compute_targets(strategy, params, px, sim, book, equity)
+                notes.append("imbalance: CEX share of equity is off target; rebalance both legs to the target split")
+                acted = True
+    if not acted:
+        notes.append("no problem the protocol handles is present; holding positions")
+    return tg, notes
+
+
+def _lt(strategy: Strategy, px: Pricing, t: LeveragedStakeTarget) -> float:
+    risk = strategy.venues[px.info[t.collateral].venue].risk
+    asset = px.info[t.collateral].asset
+    return risk.emode.liquidation_threshold if asset in risk.emode.assets else risk.standard[asset].liquidation_threshold
+
+
+def _leveraged_by_efficiency(levs: list[LeveragedStakeTarget], px: Pricing) -> list[LeveragedStakeTarget]:
+    """Leveraged legs, least efficient debt first (staking yield of the collateral / borrow rate)."""
+    view = px.view
+    funded, cost = {}, {}
+    for t in levs:
+        spec = px.assets[t.lst]
+        r0, r1 = view.get(spec.eth_rate_field, max(view.i - 168, 0)), view.get(spec.eth_rate_field)
+        funded[t.id] = (r1 / r0 - 1) * 365 * 24 / 168 if r0 == r0 and r0 > 0 else 0.0
+        base = px.info[t.debt].index_field.rsplit(".", 1)[0] if px.info[t.debt].index_field else None
+        cost[t.id] = view.get(f"{base}.variable_borrow_rate") if base else 0.0
+    order = debt_repayment_order({t.id: 1.0 for t in levs}, funded, cost)
+    return [next(t for t in levs if t.id == k) for k in order]
+
+
+def _imbalance(strategy, params, px, sim, book, equity, hedges) -> float:
+    out = 0.0
+    for t in hedges:
+        venues = {px.info[leg.instrument].venue for leg in t.legs}
+        cex = sum(sim.perp_account(book, v)[0] for v in venues) / px.share_usd()
+        out = cex / equity - strategy.target_value(t.allocation, params) if equity > 0 else 0.0
+    return out
