@@ -308,6 +308,10 @@ class ExchangeAdapter:
         A network failure while sending, or the venue's "duplicate client id" error, is
         resolved by looking the id up again. After sending, the order is re-read once to report
         fills (market orders usually fill at once; the acknowledgement is returned otherwise).
+
+        Not handled here: ``take_profit``/``stop_loss``/``clear_stops`` in ``instruction.params``
+        (resting protective orders of signal-driven perps). They are not sent by this method;
+        the caller must place or clear them separately.
         """
         sym = self.symbol_for(instruction.instrument)
         existing = self.fetch_order_by_client_id(client_order_id, instruction.instrument)
