@@ -31,6 +31,12 @@ from ..config.models import EmergencyProtocolSpec, LeveragedStakeTarget, PerpHed
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
 from .targets import Targets, compute_targets
+from .transfers import check_transfer, load_routes, route_for, transfer_cost
+
+
+def px_venue_model(strategy: Strategy, px: Pricing, t: LeveragedStakeTarget) -> str:
+    """The venue model (route kind) holding a leveraged leg's collateral."""
+    return strategy.venues[px.info[t.collateral].venue].model
 
 MIN_USD = 25.0
 
@@ -78,6 +84,7 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
     stakes = [t for t in strategy.config.targets if isinstance(t, StakeTarget)]
     hedges = [t for t in strategy.config.targets if isinstance(t, PerpHedgeTarget)]
     acted = False
+    routes = load_routes(strategy.root)
 
     def conv_cost(asset: str, usd: float) -> float:
         """Fraction lost turning ``usd`` of ``asset`` into USDT on the DEX."""
@@ -172,10 +179,23 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                                     tg.positions[t.debt] -= x * ltv / (1 - ltv) / eth
                                     how = f"unwind {x / (1 - ltv) / (rate * eth):.4f} {asset} at LTV {ltv:.4f} (flash-loan bundle)"
                             if x > MIN_USD:
+                                # Price the route and hold it to the transfer limits (seed 000 safety checks).
+                                kind_from = "lst" if isinstance(t, StakeTarget) else px_venue_model(strategy, px, t)
+                                route = route_for(routes, kind_from, "cex_perp")
+                                cost = transfer_cost(route, x, sim, source_yield_apr=0.0, cex=venue)
+                                problems = check_transfer(cost, params)
+                                hi = params.get("max_transfer_usd", float("inf"))
+                                if x > hi:
+                                    x = hi
+                                    notes.append(f"  {src}: capped at max_transfer_usd {hi:,.0f}")
+                                elif problems:
+                                    notes.append(f"  {src}: skipped: {'; '.join(problems)}")
+                                    continue
                                 shrink_short(venue, x / eth)
                                 tg.margin[venue] += x * (1 - c)
-                                notes.append(f"  {src}: {how}; {x:,.2f} USD sold to USDT ({c * 1e4:.0f} bps) for {venue}, "
-                                             f"short cut by {x / eth:.4f} ETH to stay delta neutral")
+                                notes.append(f"  {src}: {how}; {x:,.2f} USD to {venue} as {route.asset} via "
+                                             f"{' -> '.join(route.via)} (cost {cost.total_usd:,.2f} USD = {cost.cost_bps:.0f} bps, "
+                                             f"{cost.latency_s / 60:.0f} min in transit); short cut by {x / eth:.4f} ETH to stay delta neutral")
                             else:
                                 notes.append(f"  {src}: {how if src == 'lending_withdrawal' else 'nothing left to unwind'}")
                     elif src == "reduce_position":
@@ -194,7 +214,7 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                             notes.append(f"  reduce_position: buy back {cut_usd / eth:.4f} ETH of short on {venue} and unwind "
                                          f"the same delta on-chain (last resort)")
                 q, n = account(venue)
-                if n > 0 and q / n < m_restore - 1e-6:
+                if n > 0 and q / n < m_restore * (1 - 1e-6):
                     notes.append(f"  {venue}: sources exhausted at margin ratio {q / n:.4f}")
         elif kind == "ltv_critical":
             hf_reduce = params.get("hf_reduce", hf_floor)
