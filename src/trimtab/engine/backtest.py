@@ -114,6 +114,27 @@ def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, 
     return start, end
 
 
+def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The requested window, defaulting to (and checked against) the strategy's data window."""
+    d0, d1 = default_window(strategy, data)
+    start = utc(start) if start is not None else d0
+    end = utc(end) if end is not None else d1
+    if start < d0 or end > d1:
+        raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {strategy.name}'s data covers: "
+                        f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
+    return start, end
+
+
+def new_run_id(strategy: Strategy, start, end, out: Path | str) -> str:
+    """A run id that names no existing directory: two runs started in the same second get -2, -3, ..."""
+    base = f"{strategy.name}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
+    run_id, k = base, 1
+    while (Path(out) / run_id).exists():
+        k += 1
+        run_id = f"{base}-{k}"
+    return run_id
+
+
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                  run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
                  flows: list[Flow] | None = None) -> RunResult:
@@ -130,75 +151,100 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
     """
-    capital = float(capital if capital is not None else strategy.config.capital)
     if data is None:
         data = load_market_data()
-    d0, d1 = default_window(strategy, data)
-    start = utc(start) if start is not None else d0
-    end = utc(end) if end is not None else d1
-    if start < d0 or end > d1:
-        raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {strategy.name}'s data covers: "
-                        f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
-    window = data.slice(start, end)
-
-    # Build the stages.
-    view = MarketView(window, set())
-    px = Pricing(strategy, view)
-    sim = SimVenues(strategy, px, window.static)
-    view.add_fields(px.fields() | sim.fields())
-    book = Book()
-    attr = Attribution()
-    if run_id is None:
-        # Never reuse a directory: two runs started in the same second get -2, -3, ...
-        base = f"{strategy.name}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
-        run_id, k = base, 1
-        while (Path(out) / run_id).exists():
-            k += 1
-            run_id = f"{base}-{k}"
-    run_dir = Path(out) / run_id
-    journal = Journal(run_dir / "journal.sqlite")
-    iso = [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times]
-    executor = Executor(px, sim, book, attr,
-                        on_fill=lambda f: journal.fill(f, iso[f.tick]),
-                        on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
-    config_dir = Path(strategy.config_file).parent
-    signals = None
-    if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):
-        signals = SignalBook(strategy, view, config_dir)
-        view.add_fields({f"{px.info[t.instrument].mark_field.rsplit('.', 1)[0]}.{c}" for t in strategy.config.targets
-                         if isinstance(t, SignalPerpTarget) for c in ("high", "low")})
-    cflows = CapitalFlows((read_flows(config_dir / strategy.config.flows) if strategy.config.flows else []) + list(flows or []), capital)
-    rewards = RewardAccrual(window.static, view.epoch)
-    weeth_keys = [k for k, inf in px.info.items() if inf.asset == "weETH"]
-    planner = Planner(strategy, px, sim, signals)
-    monitors = Monitors(strategy, px, sim, book, signals, cflows)
-    machine = StrategyMachine(strategy)
-    params = dict(strategy.params)
-    legrisk = LegRisk(params, px)
-
-    journal.meta("strategy", {"name": strategy.name, "config": strategy.config_file, "machine": strategy.machine_file})
-    journal.meta("window", {"start": iso[0], "end": iso[-1], "capital": capital, "share_class": strategy.config.share_class})
-    journal.meta("parameters", params)
-    journal.meta("config", strategy.config.model_dump())
-    # The machine and rules as run, so `trimtab explain` never depends on files edited since.
-    journal.meta("machine", strategy.machine.model_dump())
-    journal.meta("rules", {n: {"when": r.spec.when, "severity": r.spec.severity, "description": r.spec.description,
-                               "file": r.file, "line": r.line} for n, r in strategy.rules.items()})
-
-    # Capital arrives in the wallet as the share class token (not P&L).
-    sc_key = f"wallet:BaseToken:{strategy.config.share_class}"
-    capital_key = strategy.config.capital_at or sc_key
-    seed = Fill(0, capital_key.split(":")[0], "deposit_capital", "capital", [Leg(capital_key, capital, capital)], note="initial capital")
-    book.apply(seed)
-    journal.fill(seed, iso[0])
-
-    n = view.n
-    eq_series = [0.0] * n
-    nav_series = [1.0] * n
-    transitions = liquidations = 0
-    equity0 = None
-    decision_ns: list[int] = []
+    start, end = resolve_window(strategy, data, start, end)
+    run_id = run_id or new_run_id(strategy, start, end, out)
+    engine = Engine(strategy, data.slice(start, end), Path(out) / run_id, capital=capital, flows=flows, time_decisions=time_decisions)
+    n = engine.view.n
     for i in range(n):
+        engine.step(i)
+        if progress and (i % 200 == 0 or i == n - 1):
+            progress(i + 1, n)
+    return engine.finish()
+
+
+class Engine:
+    """One strategy's pipeline over a window of market data, one tick at a time.
+
+    The backtest steps it through every tick at once; a live run steps it as its clock
+    reaches each tick and checkpoints it after every tick (:meth:`state`, :meth:`restore`),
+    so both share every stage (DESIGN.md: only the feed, the clock and the venue side differ).
+    Per tick (:meth:`step`): attribute the market move; venues accrue (funding, stops, reward
+    drops, capital flows); the plan in flight advances; the tight loop; liquidations if near;
+    one machine step, and a plan for an action state; leg-risk compensation; payouts;
+    reconciliation; the journal.
+    """
+
+    def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
+                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False):
+        self.strategy = strategy
+        self.window = window
+        self.capital = float(capital if capital is not None else strategy.config.capital)
+        self.run_dir = Path(run_dir)
+        self.time_decisions = time_decisions
+        self.view = view = MarketView(window, set())
+        self.px = px = Pricing(strategy, view)
+        self.sim = sim = SimVenues(strategy, px, window.static)
+        view.add_fields(px.fields() | sim.fields())
+        self.book = Book()
+        self.attr = Attribution()
+        self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume)
+        self.iso = iso = [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times]
+        self.executor = Executor(px, sim, self.book, self.attr,
+                                 on_fill=lambda f: journal.fill(f, iso[f.tick]),
+                                 on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
+        config_dir = Path(strategy.config_file).parent
+        self.signals = None
+        if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):
+            self.signals = SignalBook(strategy, view, config_dir)
+            view.add_fields({f"{px.info[t.instrument].mark_field.rsplit('.', 1)[0]}.{c}" for t in strategy.config.targets
+                             if isinstance(t, SignalPerpTarget) for c in ("high", "low")})
+        self.cflows = CapitalFlows((read_flows(config_dir / strategy.config.flows) if strategy.config.flows else []) + list(flows or []),
+                                   self.capital)
+        self.rewards = RewardAccrual(window.static, view.epoch)
+        self.weeth_keys = [k for k, inf in px.info.items() if inf.asset == "weETH"]
+        self.planner = Planner(strategy, px, sim, self.signals)
+        self.monitors = Monitors(strategy, px, sim, self.book, self.signals, self.cflows)
+        self.machine = StrategyMachine(strategy)
+        self.params = dict(strategy.params)
+        self.legrisk = LegRisk(self.params, px)
+        self.sc_key = f"wallet:BaseToken:{strategy.config.share_class}"
+        self.capital_key = strategy.config.capital_at or self.sc_key
+        n = view.n
+        self.eq_series = [0.0] * n
+        self.nav_series = [1.0] * n
+        self.transitions = self.liquidations = 0
+        self.decision_ns: list[int] = []
+        self.next_tick = 0
+        if not resume:
+            self._begin()
+
+    def _begin(self) -> None:
+        s, journal, iso = self.strategy, self.journal, self.iso
+        journal.meta("strategy", {"name": s.name, "config": s.config_file, "machine": s.machine_file})
+        journal.meta("window", {"start": iso[0], "end": iso[-1], "capital": self.capital, "share_class": s.config.share_class})
+        journal.meta("parameters", self.params)
+        journal.meta("config", s.config.model_dump())
+        # The machine and rules as run, so `trimtab explain` never depends on files edited since.
+        journal.meta("machine", s.machine.model_dump())
+        journal.meta("rules", {n: {"when": r.spec.when, "severity": r.spec.severity, "description": r.spec.description,
+                                   "file": r.file, "line": r.line} for n, r in s.rules.items()})
+        # Capital arrives in the wallet as the share class token (not P&L).
+        seed = Fill(0, self.capital_key.split(":")[0], "deposit_capital", "capital",
+                    [Leg(self.capital_key, self.capital, self.capital)], note="initial capital")
+        self.book.apply(seed)
+        journal.fill(seed, iso[0])
+
+    # ------------------------------------------------------------------ one tick
+    def step(self, i: int) -> dict:
+        """Process tick ``i`` (ticks must come in order); returns the tick's metrics."""
+        view, px, sim, book, attr = self.view, self.px, self.sim, self.book, self.attr
+        executor, journal, monitors, machine, planner = self.executor, self.journal, self.monitors, self.machine, self.planner
+        cflows, rewards, params, iso = self.cflows, self.rewards, self.params, self.iso
+        sc_key, capital_key = self.sc_key, self.capital_key
+        if i != self.next_tick:
+            raise ValueError(f"tick {i} out of order: expected {self.next_tick}")
         view.i = i
         attr.start_tick()
         if i > 0:
@@ -220,21 +266,21 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             else:
                 cflows.request(flow, iso[i])
         executor.advance(i)
-        t0 = _time.perf_counter_ns() if time_decisions else 0
+        t0 = _time.perf_counter_ns() if self.time_decisions else 0
         metrics = monitors.run(i, executor.in_flight, params)
         if metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance:
             # Only then can a venue liquidate; the venues check exactly, as they would.
             hit = sim.liquidations(i, book)
             for f, price in hit:
                 executor.apply(f, price)
-            liquidations += len({(f.venue, f.tick) for f, _ in hit})
+            self.liquidations += len({(f.venue, f.tick) for f, _ in hit})
             if hit:
                 metrics = monitors.run(i, executor.in_flight, params)
         decision = machine.step(i, iso[i], metrics)
-        if time_decisions:
-            decision_ns.append(_time.perf_counter_ns() - t0)
+        if self.time_decisions:
+            self.decision_ns.append(_time.perf_counter_ns() - t0)
         if decision.trigger:
-            transitions += 1
+            self.transitions += 1
             action = machine.action(decision.dest)
             if action is not None:
                 p = dict(params)
@@ -258,9 +304,9 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
                     journal.plan(plan, i)
                     executor.submit(plan, i)
                 metrics = monitors.run(i, executor.in_flight, params)
-        if executor.failed_at == i or legrisk.overdue(i, metrics, executor.in_flight):
+        if executor.failed_at == i or self.legrisk.overdue(i, metrics, executor.in_flight):
             # A leg failed, or a plan left delta unhedged too long: re-hedge what is there now.
-            comp = legrisk.compensate(i, metrics, planner, book, params)
+            comp = self.legrisk.compensate(i, metrics, planner, book, params)
             if comp is not None:
                 journal.plan(comp, i)
                 executor.submit(comp, i)
@@ -279,66 +325,124 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
                     cflows.withdraw_all = False
                     cflows.pending_withdrawal = 0.0
                 metrics = monitors.run(i, executor.in_flight, params)
-        rewards.record(sum(px.amount(k, book.qty(k)) for k in weeth_keys if book.qty(k)) * (px.eth_rate("weETH") if weeth_keys and any(book.qty(k) for k in weeth_keys) else 0.0))
+        held = [k for k in self.weeth_keys if book.qty(k)]
+        rewards.record(sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate("weETH") if held else 0.0)
         equity = metrics["equity"]
-        if equity0 is None:
-            equity0 = capital
-        attr.check(equity - equity0 - cflows.net)
-        nav_series[i] = cflows.nav(equity)
-        eq_series[i] = equity
+        attr.check(equity - self.capital - cflows.net)
+        self.nav_series[i] = cflows.nav(equity)
+        self.eq_series[i] = equity
         journal.decision(decision)
         journal.metrics(i, iso[i], machine.state, metrics)
         journal.ledger(i, iso[i], attr.tick)
-        if progress and (i % 200 == 0 or i == n - 1):
-            progress(i + 1, n)
+        self.next_tick = i + 1
+        return metrics
 
-    equity = pd.Series(eq_series, index=pd.DatetimeIndex(view.times))
-    nav = pd.Series(nav_series, index=equity.index)
-    # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
-    perf = performance(nav)
-    stale = {k: len(v) for k, v in sorted(px.stale_marks.items())}
-    data_notes = []
-    for s in sorted(required_series(strategy)[1]):
-        if s not in window.series_names():
-            data_notes.append({"series": s, "missing": "not in the bundled data: this venue is never traded"})
-            continue
-        gaps = window.gaps(s)
-        if gaps:
-            data_notes.append({"series": s, "gaps": [{"start": f"{g.start:%Y-%m-%d %H:%M}", "end": f"{g.end:%Y-%m-%d %H:%M}", "hours": g.hours} for g in gaps]})
-    summary = {
-        "mode": strategy.name,
-        "share_class": strategy.config.share_class,
-        "start": iso[0],
-        "end": iso[-1],
-        "initial_equity": capital,
-        "final_equity": float(equity.iloc[-1]),
-        "apy": perf["apy"],
-        "apr": perf["apr"],
-        "max_drawdown": perf["max_drawdown"],
-        "sharpe": perf["sharpe"],
-        "final_nav": float(nav.iloc[-1]),
-        "net_flows": cflows.net,
-        "flows": cflows.log,
-        "rewards_received": dict(rewards.paid),
-        "attribution": {k: v for k, v in attr.total.items()},
-        "reconciliation_error": attr.max_error,
-        "positions_match_fills": not book.check_fills(),
-        "transitions": transitions,
-        "plans": executor.counts["plans"],
-        "failed_plans": executor.counts["failed_plans"],
-        "last_plan_failure": executor.last_failure,
-        "instructions": executor.counts["instructions"],
-        "liquidations": liquidations,
-        "final_state": machine.state,
-        "final_positions": {k: v for k, v in sorted(book.bal.items()) if abs(v) > 1e-12},
-        "stale_marks_hours": stale,
-        "funding_proxies": dict(sim.funding_proxies),
-        "funding_missing": dict(sim.funding_missing),
-        "data_gaps": data_notes,
-        "run_dir": str(run_dir),
-    }
-    journal.meta("summary", summary)
-    journal.close()
-    (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-    pd.DataFrame({"equity": equity, "nav": nav}).to_csv(run_dir / "equity.csv", index_label="time")
-    return RunResult(summary, run_dir, equity, decision_ns)
+    def add_flow(self, flow: Flow) -> None:
+        """Schedule a capital flow at run time (a portfolio moving capital between sleeves): it is
+        handled at the first tick at or after its time, like a flow from the config's file."""
+        f = self.cflows
+        pending = sorted(f.flows[f.next:] + [flow], key=lambda x: x.time)
+        f.flows = f.flows[: f.next] + pending
+
+    def equity(self) -> float:
+        """Equity in the share class as the book stands."""
+        return self.monitors.equity()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """Everything that changes from tick to tick (picklable): restoring it into a fresh Engine
+        over the same window continues the run exactly where it was."""
+        ex, sim = self.executor, self.sim
+        return {
+            "next_tick": self.next_tick,
+            "book": self.book.snapshot(),
+            "executor": (ex.plan, dict(ex.status), list(ex.transits), dict(ex.counts), ex.last_failure, ex.failed_at),
+            "sim": (dict(sim.stops), dict(sim.last_rate), dict(sim.funding_proxies), dict(sim.funding_missing)),
+            "stale_marks": {k: set(v) for k, v in self.px.stale_marks.items()},
+            "attr": (dict(self.attr.total), self.attr.max_error),
+            "monitors": (self.monitors.last_rebalance_equity, self.monitors.last_rebalance_epoch),
+            "machine": self.machine.state,
+            "cflows": self.cflows.__dict__.copy(),
+            "rewards": (list(self.rewards.held), self.rewards.next, dict(self.rewards.paid)),
+            "legrisk": self.legrisk.since,
+            "counters": (self.transitions, self.liquidations),
+            "series": (self.eq_series[: self.next_tick], self.nav_series[: self.next_tick]),
+            "fill_id": self.journal._fill_id,
+        }
+
+    def restore(self, st: dict) -> None:
+        """Load a :meth:`state` taken from an Engine over the same strategy and window."""
+        ex, sim = self.executor, self.sim
+        self.next_tick = st["next_tick"]
+        self.book.restore(st["book"])
+        ex.plan, ex.status, ex.transits, ex.counts, ex.last_failure, ex.failed_at = st["executor"]
+        sim.stops, sim.last_rate, sim.funding_proxies, sim.funding_missing = st["sim"]
+        self.px.stale_marks = st["stale_marks"]
+        self.attr.total, self.attr.max_error = st["attr"]
+        self.monitors.last_rebalance_equity, self.monitors.last_rebalance_epoch = st["monitors"]
+        self.machine.machine.set_state(st["machine"], self.machine.model)
+        self.cflows.__dict__.update(st["cflows"])
+        self.rewards.held, self.rewards.next, self.rewards.paid = st["rewards"]
+        self.legrisk.since = st["legrisk"]
+        self.transitions, self.liquidations = st["counters"]
+        eq, nav = st["series"]
+        self.eq_series[: len(eq)] = eq
+        self.nav_series[: len(nav)] = nav
+        self.journal._fill_id = st["fill_id"]
+
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> RunResult:
+        """Summarise, write summary.json and equity.csv, close the journal."""
+        view, px, sim, book, strategy, window = self.view, self.px, self.sim, self.book, self.strategy, self.window
+        iso, run_dir = self.iso, self.run_dir
+        last = max(self.next_tick, 1)
+        equity = pd.Series(self.eq_series[:last], index=pd.DatetimeIndex(view.times[:last]))
+        nav = pd.Series(self.nav_series[:last], index=equity.index)
+        # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
+        perf = performance(nav)
+        stale = {k: len(v) for k, v in sorted(px.stale_marks.items())}
+        data_notes = []
+        for s in sorted(required_series(strategy)[1]):
+            if s not in window.series_names():
+                data_notes.append({"series": s, "missing": "not in the bundled data: this venue is never traded"})
+                continue
+            gaps = window.gaps(s)
+            if gaps:
+                data_notes.append({"series": s, "gaps": [{"start": f"{g.start:%Y-%m-%d %H:%M}", "end": f"{g.end:%Y-%m-%d %H:%M}", "hours": g.hours} for g in gaps]})
+        summary = {
+            "mode": strategy.name,
+            "share_class": strategy.config.share_class,
+            "start": iso[0],
+            "end": iso[last - 1],
+            "initial_equity": self.capital,
+            "final_equity": float(equity.iloc[-1]),
+            "apy": perf["apy"],
+            "apr": perf["apr"],
+            "max_drawdown": perf["max_drawdown"],
+            "sharpe": perf["sharpe"],
+            "final_nav": float(nav.iloc[-1]),
+            "net_flows": self.cflows.net,
+            "flows": self.cflows.log,
+            "rewards_received": dict(self.rewards.paid),
+            "attribution": {k: v for k, v in self.attr.total.items()},
+            "reconciliation_error": self.attr.max_error,
+            "positions_match_fills": not book.check_fills(),
+            "transitions": self.transitions,
+            "plans": self.executor.counts["plans"],
+            "failed_plans": self.executor.counts["failed_plans"],
+            "last_plan_failure": self.executor.last_failure,
+            "instructions": self.executor.counts["instructions"],
+            "liquidations": self.liquidations,
+            "final_state": self.machine.state,
+            "final_positions": {k: v for k, v in sorted(book.bal.items()) if abs(v) > 1e-12},
+            "stale_marks_hours": stale,
+            "funding_proxies": dict(sim.funding_proxies),
+            "funding_missing": dict(sim.funding_missing),
+            "data_gaps": data_notes,
+            "run_dir": str(run_dir),
+        }
+        self.journal.meta("summary", summary)
+        self.journal.close()
+        (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
+        pd.DataFrame({"equity": equity, "nav": nav}).to_csv(run_dir / "equity.csv", index_label="time")
+        return RunResult(summary, run_dir, equity, self.decision_ns)

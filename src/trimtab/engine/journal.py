@@ -55,11 +55,12 @@ def _num(x: float) -> float | None:
 class Journal:
     """Buffered writer of one run's journal. ``flush_every`` rows per table between writes."""
 
-    def __init__(self, path: Path, flush_every: int = 5000):
+    def __init__(self, path: Path, flush_every: int = 5000, fresh: bool = True):
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            if stale.exists():
-                stale.unlink()
+        if fresh:  # a new run never mixes with an old journal (or its WAL files) at the same path
+            for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if stale.exists():
+                    stale.unlink()
         self.path = path
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
