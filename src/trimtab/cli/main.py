@@ -84,8 +84,13 @@ def run(
     out: Path = typer.Option(Path("runs"), "--out", help="Directory the run folder is written under."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object (the summary) on stdout."),
     flow: list[str] = typer.Option([], "--flow", help="Capital flow TIME:AMOUNT, repeatable: +deposit, -withdrawal, or 'all' (e.g. 2024-09-01:+50000, 2025-01-01:all)."),
+    live: bool = typer.Option(False, "--live", help="Run live: step the same engine as the feed delivers ticks, paper trading, checkpointing every tick."),
+    replay: bool = typer.Option(False, "--replay", help="With --live: the feed replays the bundled history at --speed (no network needed)."),
+    speed: float = typer.Option(3600.0, "--speed", help="With --replay: market hours per wall hour (3600 = one market hour per second)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run directory under --out (default: generated)."),
+    resume: bool = typer.Option(False, "--resume", help="With --live and --run-id: continue a stopped or killed run from its last checkpoint."),
 ) -> None:
-    """Backtest CONFIG on the bundled real market data and print a summary."""
+    """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live)."""
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
     if t0 is not None and t1 is not None and t0 >= t1:
         raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
@@ -124,7 +129,21 @@ def run(
         else:
             data = load_market_data()
         with tick_progress(err, enabled=show) as progress:
-            result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows)
+            if live:
+                from ..live.runner import run_live
+
+                if not replay:
+                    raise _fail("a live market-data feed needs network access to the venues, which this machine does not have; "
+                                "use --live --replay to run the live loop over the bundled history")
+                if flows or capital is not None:
+                    raise typer.BadParameter("--flow and --capital apply to backtests; a live run takes capital flows from the config",
+                                             param_hint="'--live'")
+                result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed, resume=resume, data=data, progress=progress)
+            else:
+                if resume:
+                    raise typer.BadParameter("--resume continues a live run; add --live --replay", param_hint="'--resume'")
+                result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
+                                      run_id=run_id)
     except ConfigError as e:
         _print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -147,6 +166,58 @@ def run(
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
 
     print_summary(result.summary, Console(highlight=False))
+
+
+def _run_dir(run: str, runs_dir: Path) -> Path:
+    p = Path(run)
+    return p if (p / "journal.sqlite").exists() else runs_dir / run
+
+
+@app.command()
+def status(
+    run: str = typer.Argument(..., metavar="RUN", help="Run directory or run id under --runs."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Folder holding run directories (for a run id)."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """A run's state, positions and open plans, and whether its process is alive."""
+    from ..live.runner import status as run_status
+
+    try:
+        st = run_status(_run_dir(run, runs_dir))
+    except TrimtabError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(st, default=_json_default) + "\n")
+        return
+    out = Console(highlight=False)
+    life = f"running (pid {st['pid']})" if st["running"] else ("finished" if st["finished"] else "not running")
+    out.print(f"[bold]{st['strategy']}[/bold]  ·  {life}  ·  state {st['state']} at {st['time']}  ·  equity {st['equity']:,.2f}"
+              if st["equity"] is not None else f"{st['strategy']}  ·  {life}  ·  no tick yet")
+    if st["stopped"]:
+        out.print(f"stopped at {st['stopped'].get('time')} (flatten: {st['stopped'].get('flatten')})")
+    out.print(f"last checkpoint: tick {st['checkpoint_tick']}" if st["checkpoint_tick"] is not None else "no checkpoint (a backtest)")
+    out.print("positions (book units: Aave balances are scaled, perps in contracts):")
+    for k, v in st["positions"].items():
+        out.print(f"  {k:32s} {v:>18,.6f}")
+    out.print(f"open plan steps: {len(st['open_steps'])}")
+    for o in st["open_steps"]:
+        out.print(f"  {o['plan_id']}/{o['step_id']} {o['status']}: {o['description']}")
+
+
+@app.command()
+def stop(
+    run: str = typer.Argument(..., metavar="RUN", help="Run directory or run id under --runs."),
+    flatten: bool = typer.Option(False, "--flatten", help="Unwind every position before stopping."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Folder holding run directories (for a run id)."),
+) -> None:
+    """The kill switch: the live run cancels its plan in flight (and with --flatten unwinds), checkpoints and exits."""
+    from ..live.runner import request_stop
+
+    try:
+        request_stop(_run_dir(run, runs_dir), flatten=flatten)
+    except TrimtabError as e:
+        raise _fail(str(e)) from None
+    sys.stdout.write(f"stop requested for {run}{' (flatten)' if flatten else ''}; the run acts on it at its next tick\n")
 
 
 @app.command()

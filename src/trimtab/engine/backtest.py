@@ -33,7 +33,7 @@ from ..venues.pricing import Pricing
 from ..venues.sim import GAS_FIELD, SimVenues
 from .executor import Executor
 from .journal import Journal, jsonable
-from .machine import StrategyMachine
+from .machine import Decision, StrategyMachine
 from .market import MarketView, series_of
 from .legrisk import LegRisk
 from .monitors import Monitors
@@ -217,6 +217,7 @@ class Engine:
         self.transitions = self.liquidations = 0
         self.decision_ns: list[int] = []
         self.next_tick = 0
+        self.halted = False  # set by a stop request: the machine no longer acts
         if not resume:
             self._begin()
 
@@ -276,7 +277,11 @@ class Engine:
             self.liquidations += len({(f.venue, f.tick) for f, _ in hit})
             if hit:
                 metrics = monitors.run(i, executor.in_flight, params)
-        decision = machine.step(i, iso[i], metrics)
+        if self.halted:
+            # The kill switch: rules are still evaluated and journaled, but nothing fires.
+            decision = Decision(i, iso[i], machine.state, machine.state, None, machine.evaluate(metrics))
+        else:
+            decision = machine.step(i, iso[i], metrics)
         if self.time_decisions:
             self.decision_ns.append(_time.perf_counter_ns() - t0)
         if decision.trigger:
@@ -304,7 +309,7 @@ class Engine:
                     journal.plan(plan, i)
                     executor.submit(plan, i)
                 metrics = monitors.run(i, executor.in_flight, params)
-        if executor.failed_at == i or self.legrisk.overdue(i, metrics, executor.in_flight):
+        if not self.halted and (executor.failed_at == i or self.legrisk.overdue(i, metrics, executor.in_flight)):
             # A leg failed, or a plan left delta unhedged too long: re-hedge what is there now.
             comp = self.legrisk.compensate(i, metrics, planner, book, params)
             if comp is not None:
@@ -326,7 +331,8 @@ class Engine:
                     cflows.pending_withdrawal = 0.0
                 metrics = monitors.run(i, executor.in_flight, params)
         held = [k for k in self.weeth_keys if book.qty(k)]
-        rewards.record(sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate("weETH") if held else 0.0)
+        eeth = sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate("weETH") if held else 0.0
+        rewards.record(eeth)
         equity = metrics["equity"]
         attr.check(equity - self.capital - cflows.net)
         self.nav_series[i] = cflows.nav(equity)
@@ -334,6 +340,7 @@ class Engine:
         journal.decision(decision)
         journal.metrics(i, iso[i], machine.state, metrics)
         journal.ledger(i, iso[i], attr.tick)
+        journal.series_row(i, equity, self.nav_series[i], eeth)
         self.next_tick = i + 1
         return metrics
 
@@ -350,23 +357,24 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
-        """Everything that changes from tick to tick (picklable): restoring it into a fresh Engine
-        over the same window continues the run exactly where it was."""
+        """Everything that changes from tick to tick and does not grow with the run (picklable);
+        the per-tick series live in the journal's ``series`` table. Restoring both into a fresh
+        Engine over the same window continues the run exactly where it was."""
         ex, sim = self.executor, self.sim
         return {
             "next_tick": self.next_tick,
             "book": self.book.snapshot(),
             "executor": (ex.plan, dict(ex.status), list(ex.transits), dict(ex.counts), ex.last_failure, ex.failed_at),
             "sim": (dict(sim.stops), dict(sim.last_rate), dict(sim.funding_proxies), dict(sim.funding_missing)),
-            "stale_marks": {k: set(v) for k, v in self.px.stale_marks.items()},
+            "stale_marks": {k: list(v) for k, v in self.px.stale_marks.items()},
             "attr": (dict(self.attr.total), self.attr.max_error),
             "monitors": (self.monitors.last_rebalance_equity, self.monitors.last_rebalance_epoch),
             "machine": self.machine.state,
             "cflows": self.cflows.__dict__.copy(),
-            "rewards": (list(self.rewards.held), self.rewards.next, dict(self.rewards.paid)),
+            "rewards": (self.rewards.next, dict(self.rewards.paid)),
             "legrisk": self.legrisk.since,
+            "halted": self.halted,
             "counters": (self.transitions, self.liquidations),
-            "series": (self.eq_series[: self.next_tick], self.nav_series[: self.next_tick]),
             "fill_id": self.journal._fill_id,
         }
 
@@ -382,12 +390,14 @@ class Engine:
         self.monitors.last_rebalance_equity, self.monitors.last_rebalance_epoch = st["monitors"]
         self.machine.machine.set_state(st["machine"], self.machine.model)
         self.cflows.__dict__.update(st["cflows"])
-        self.rewards.held, self.rewards.next, self.rewards.paid = st["rewards"]
+        self.rewards.next, self.rewards.paid = st["rewards"]
         self.legrisk.since = st["legrisk"]
+        self.halted = st.get("halted", False)
         self.transitions, self.liquidations = st["counters"]
-        eq, nav = st["series"]
-        self.eq_series[: len(eq)] = eq
-        self.nav_series[: len(nav)] = nav
+        # The per-tick series come back from the journal (written in the same commits as the state).
+        for tick, eq, nav, eeth in self.journal.series(self.next_tick):
+            self.eq_series[tick], self.nav_series[tick] = eq, nav
+            self.rewards.held.append(eeth)
         self.journal._fill_id = st["fill_id"]
 
     # ------------------------------------------------------------------ the end
@@ -400,7 +410,7 @@ class Engine:
         nav = pd.Series(self.nav_series[:last], index=equity.index)
         # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
         perf = performance(nav)
-        stale = {k: len(v) for k, v in sorted(px.stale_marks.items())}
+        stale = {k: v[0] for k, v in sorted(px.stale_marks.items())}
         data_notes = []
         for s in sorted(required_series(strategy)[1]):
             if s not in window.series_names():

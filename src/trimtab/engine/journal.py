@@ -6,7 +6,9 @@ observed values and thresholds), ``plans`` (the plan JSON), ``instructions`` (ev
 change), ``fills`` (every position change with its legs, price, source field and equity
 impact), ``ledger`` (attribution per tick and category, share class units) and ``metrics``
 (the tight loop's metrics per tick). Rows are buffered and written in batches; WAL mode so a
-reader can follow a live run.
+reader can follow a live run. Live runs also keep ``checkpoints`` (the engine state after the
+last tick, written in the same transaction as that tick's rows), ``series`` (equity, NAV per
+tick) and ``control`` (requests such as ``stop`` from another process).
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ CREATE TABLE IF NOT EXISTS instructions (plan_id TEXT, step_id TEXT, tick INTEGE
 CREATE TABLE IF NOT EXISTS fills (fill_id INTEGER PRIMARY KEY, tick INTEGER, time TEXT, plan_id TEXT, step_id TEXT, venue TEXT, operation TEXT, category TEXT, price REAL, price_field TEXT, impact REAL, legs TEXT, note TEXT);
 CREATE TABLE IF NOT EXISTS ledger (tick INTEGER, time TEXT, category TEXT, amount REAL);
 CREATE TABLE IF NOT EXISTS metrics (tick INTEGER PRIMARY KEY, time TEXT, state TEXT, equity REAL, health_factor REAL, ltv REAL, margin_ratio_min REAL, net_delta REAL, delta_drift REAL, equity_deviation REAL, hedge_allocation_drift REAL, data TEXT);
+CREATE TABLE IF NOT EXISTS series (tick INTEGER PRIMARY KEY, equity REAL, nav REAL, eeth REAL);
+CREATE TABLE IF NOT EXISTS checkpoints (tick INTEGER PRIMARY KEY, state BLOB);
+CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT, time TEXT);
 CREATE TABLE IF NOT EXISTS analyses (tick INTEGER, time TEXT, trigger TEXT, plan_id TEXT, recommendation TEXT, analysis TEXT);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
@@ -65,7 +70,7 @@ class Journal:
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses")}
+        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series")}
         self.flush_every = flush_every
         self._fill_id = 0
 
@@ -77,6 +82,7 @@ class Journal:
         "ledger": "INSERT INTO ledger VALUES (?,?,?,?)",
         "metrics": "INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         "analyses": "INSERT INTO analyses VALUES (?,?,?,?,?,?)",
+        "series": "INSERT OR REPLACE INTO series VALUES (?,?,?,?)",
     }
 
     def _add(self, table: str, row: tuple) -> None:
@@ -122,6 +128,32 @@ class Journal:
         self._add("metrics", (tick, time, state, m["equity"], _num(m["health_factor"]), m["ltv"], _num(m["margin_ratio_min"]),
                               m["net_delta"], m["delta_drift"], m["equity_deviation"], m["hedge_allocation_drift"],
                               json.dumps(flat, separators=(",", ":"))))
+
+    def series_row(self, tick: int, equity: float, nav: float, eeth: float) -> None:
+        self._add("series", (tick, equity, nav, eeth))
+
+    def series(self, upto: int) -> list[tuple]:
+        """(tick, equity, nav, eeth) rows before tick ``upto`` (committed ones)."""
+        return self.db.execute("SELECT tick, equity, nav, eeth FROM series WHERE tick < ? ORDER BY tick", (upto,)).fetchall()
+
+    def checkpoint(self, tick: int, state: bytes) -> None:
+        """Write every buffered row and the engine state after ``tick`` in ONE transaction: a
+        process killed at any moment leaves either the whole tick or none of it."""
+        with self.db:
+            for table, rows in self.buf.items():
+                if rows:
+                    self.db.executemany(self._SQL[table], rows)
+                    rows.clear()
+            self.db.execute("DELETE FROM checkpoints")
+            self.db.execute("INSERT INTO checkpoints VALUES (?, ?)", (tick, state))
+
+    def last_checkpoint(self) -> tuple[int, bytes] | None:
+        return self.db.execute("SELECT tick, state FROM checkpoints ORDER BY tick DESC LIMIT 1").fetchone()
+
+    def control(self, key: str) -> str | None:
+        """A control request written by another process (``trimtab stop``)."""
+        row = self.db.execute("SELECT value FROM control WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
 
     def flush(self) -> None:
         for table, rows in self.buf.items():

@@ -65,7 +65,7 @@ class Pricing:
                 idx = f"{spec.reserve}.variable_borrow_index"
             stale = v.perp.stale_after_h if v.perp else 3.0
             self.info[k] = InstrumentInfo(k, vname, ptype, spec.asset, idx, spec.mark_field, spec.funding_field, stale)
-        self.stale_marks: dict[str, set[int]] = {}  # key -> ticks marked at the reference price
+        self.stale_marks: dict[str, list[int]] = {}  # key -> [ticks marked at the reference price, last such tick]
         self.eth_field = self.assets["ETH"].usd_field
         self._memo: dict[tuple[str, int], float] = {}
         self._memo_tick = -1
@@ -127,7 +127,11 @@ class Pricing:
         inf = self.info[key]
         if self.view.fresh(inf.mark_field, inf.stale_after_h, i):
             return self.view.get(inf.mark_field, i)
-        self.stale_marks.setdefault(key, set()).add(self.view.i if i is None else i)
+        t = self.view.i if i is None else i
+        seen = self.stale_marks.setdefault(key, [0, -1])  # [hours counted, last tick counted]
+        if seen[1] != t:
+            seen[0] += 1
+            seen[1] = t
         return self.asset_usd(inf.asset, i)
 
     def mark_is_fresh(self, key: str, i: int | None = None) -> bool:
