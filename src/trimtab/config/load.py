@@ -29,6 +29,7 @@ from .models import (
     SpotTarget,
     StakeTarget,
     StrategyConfig,
+    TokenWeightsTarget,
     VenueSpec,
     WalletReserveTarget,
 )
@@ -56,7 +57,12 @@ METRICS = {
     "withdrawal_fraction": "Requested withdrawals not yet paid / equity",
     "withdraw_all": "1 when a full withdrawal was requested, else 0",
     "venue_imbalance": "CEX accounts' share of equity minus their target share (perp_hedge allocation); + means excess CEX margin",
+    "max_drift": "Largest |drift| over the healthy tokens of a token_weights basket, drift = (value - target value) / target value; 0 without a basket",
+    "calendar_due": "1 on the first tick of the basket's calendar period (UTC day, ISO week or month) and on the run's first tick, else 0",
+    "unhealthy_tokens": "Number of basket tokens whose price is missing, stale or diverged from the other source (they are not traded)",
 }
+#: Per-token metrics of a token_weights basket: ``drift.<TOKEN>`` (signed drift of that token).
+BASKET_METRIC_PREFIX = "drift."
 METRIC_PREFIXES = ("margin_ratio.",)
 
 
@@ -268,6 +274,7 @@ def load_strategy(path: str | Path) -> Strategy:
     rules: dict[str, CompiledRule] = {}
     perp_venues = [n for n, v in venues.items() if v.model == "cex_perp"]
     metric_names = set(METRICS) | {f"margin_ratio.{v}" for v in perp_venues}
+    metric_names |= {f"{BASKET_METRIC_PREFIX}{tw.token}" for t in config.targets if isinstance(t, TokenWeightsTarget) for tw in t.tokens}
     for rf, rdoc in rule_files:
         for rname, rspec in rf.rules.items():
             rpath = ("rules", rname, "when")
@@ -437,6 +444,8 @@ def load_strategy(path: str | Path) -> Strategy:
             check_inst(base + ("instrument",), t.instrument, ("BaseToken",))
             check_expr(base + ("amount",), t.amount)
             check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+        elif isinstance(t, TokenWeightsTarget):
+            _check_basket(chk, doc, base, t, venues, instruments, params, check_expr, check_venue, len(config.targets))
 
     # Config parameters must be declared by a rule file or used by the config/machine.
     used: set[str] = set()
@@ -447,6 +456,13 @@ def load_strategy(path: str | Path) -> Strategy:
                     used |= expr_names(parse_expr(v))
                 except ExprError:
                     pass
+        if isinstance(t, TokenWeightsTarget):
+            for v in [tw.weight for tw in t.tokens] + list(t.alerts.model_dump().values()):
+                if isinstance(v, str):
+                    try:
+                        used |= expr_names(parse_expr(v))
+                    except ExprError:
+                        pass
         if isinstance(t, PerpHedgeTarget):
             for leg in t.legs:
                 if isinstance(leg.weight, str):
@@ -501,3 +517,52 @@ def load_strategy(path: str | Path) -> Strategy:
         instruments=instruments,
         docs=docs,
     )
+
+
+def _check_basket(chk: _Checker, doc: YamlDoc, base: tuple, t: TokenWeightsTarget, venues: dict, instruments: dict,
+                  params: dict[str, float], check_expr, check_venue, n_targets: int) -> None:
+    """Checks of a ``token_weights`` target: every token a priced wallet token with a pair
+    against ``quote`` on the swap venue, ETH (gas) and the quote in the basket, weights in (0, 1]
+    summing to 1, and the basket the config's only target (it owns the wallet's tokens)."""
+    check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+    for f in ("min_trade_usd", "max_trade_usd", "slippage_tolerance", "max_price_age_h", "max_price_divergence"):
+        check_expr(base + (f,), getattr(t, f))
+    for f, v in t.alerts.model_dump().items():
+        if doc.has(base + ("alerts", f)) or isinstance(v, (int, float)):
+            check_expr(base + ("alerts", f), v)
+        else:  # a default naming a parameter: point at the target when it is undeclared
+            check_expr(base + ("template",), v)
+    if n_targets > 1:
+        chk.add(doc, base + ("template",), "a token_weights basket owns the wallet's tokens: it must be the config's only target")
+    wallet_assets = (venues["wallet"].assets or {}) if "wallet" in venues else {}
+    pairs = (venues[t.swap_venue].pairs or {}) if t.swap_venue in venues else {}
+    have_pairs = [frozenset(("ETH" if a == "WETH" else a) for a in name.split("/")) for name in pairs]
+    tokens = [tw.token for tw in t.tokens]
+    total, ok = 0.0, True
+    for j, tw in enumerate(t.tokens):
+        p = base + ("tokens", j, "token")
+        key = f"wallet:BaseToken:{tw.token}"
+        if tokens.index(tw.token) != j:
+            chk.add(doc, p, f"token {tw.token!r} is listed twice")
+        if key not in instruments:
+            chk.add(doc, p, f"token {tw.token!r}: the wallet has no instrument {key!r}{suggest(key, sorted(k for k in instruments if k.startswith('wallet:BaseToken:')))}")
+        elif tw.token not in wallet_assets:
+            chk.add(doc, p, f"token {tw.token!r} has no price in venues/wallet.yaml assets")
+        if tw.token != t.quote and t.swap_venue in venues and frozenset((tw.token, t.quote)) not in have_pairs:
+            chk.add(doc, p, f"venue {t.swap_venue!r} has no {tw.token}/{t.quote} pair to trade {tw.token!r} against the quote "
+                            f"(pairs: {', '.join(pairs) or 'none'})")
+        check_expr(base + ("tokens", j, "weight"), tw.weight)
+        try:
+            w = float(compile_expr(tw.weight)(params)) if isinstance(tw.weight, str) else float(tw.weight)
+        except Exception:  # noqa: BLE001 - an expression error was reported by check_expr
+            ok = False
+            continue
+        if not 0 < w <= 1:
+            chk.add(doc, base + ("tokens", j, "weight"), f"token {tw.token!r} weight {w:g} is outside (0, 1]")
+        total += w
+    if ok and abs(total - 1.0) > 1e-9:
+        chk.add(doc, base + ("tokens",), f"basket weights sum to {total:.6g}, not 1")
+    if t.quote not in tokens:
+        chk.add(doc, base + ("quote",), f"the quote token {t.quote!r} (every trade is a swap against it) must be one of the basket's tokens")
+    if "ETH" not in tokens:
+        chk.add(doc, base + ("tokens",), "gas is paid in ETH from the wallet: a token_weights basket must hold ETH")

@@ -95,8 +95,13 @@ class PerpSpec(Strict):
 
 
 class PairSpec(Strict):
+    """A DEX pair ``BASE/QUOTE``: ``price_field`` (quote units per base; none: the LST oracle
+    rate) and ``cost_pair``, the row of the execution-cost table (spread + slippage by size).
+    Without ``cost_pair`` the pair has no spread or slippage (a frictionless venue, e.g. for a
+    comparison against a zero-cost reference); the venue's ``swap`` fee still applies."""
+
     price_field: str | None = None
-    cost_pair: str
+    cost_pair: str | None = None
 
 
 class VenueSpec(Strict):
@@ -292,8 +297,61 @@ class WalletReserveTarget(_Target):
     swap_venue: str
 
 
+class TokenWeight(Strict):
+    """One token of a ``token_weights`` basket: held as ``wallet:BaseToken:<token>`` with
+    ``weight`` (a fraction of the basket's value; the weights of a basket sum to 1)."""
+
+    token: str
+    weight: Expr
+
+
+class DriftAlertsSpec(Strict):
+    """Alerts of a ``token_weights`` basket (seed 002 "Alert Conditions"), each with its own
+    cooldown in minutes of simulated time: ``high_drift`` when the largest |drift| passes
+    ``high_drift``; ``rebalance_failed`` when a rebalance fails at execution or a trade is not
+    sent (slippage guard); ``unusual_gas`` when a rebalance pays a gas price above
+    ``gas_multiple`` x the median gas price of the previous ``gas_baseline_h`` hours."""
+
+    high_drift: Expr = "alert_high_drift"
+    high_drift_cooldown_min: Expr = "alert_high_drift_cooldown_min"
+    failed_cooldown_min: Expr = "alert_failed_cooldown_min"
+    gas_multiple: Expr = "alert_gas_multiple"
+    gas_cooldown_min: Expr = "alert_gas_cooldown_min"
+    gas_baseline_h: Expr = "alert_gas_baseline_h"
+
+
+class TokenWeightsTarget(_Target):
+    """A wallet basket held at target weights (seed 002, the drift rebalancing engine).
+
+    drift = (value - target value) / target value per token, valued at ``price_source``:
+    ``ORACLE`` (the wallet's asset prices: CEX closes, USDT = 1) or ``ROUTER`` (the price of
+    each token's pair on ``swap_venue``, e.g. the Uniswap WETH/USDT pool). A rebalance pairs
+    oversized tokens (sells) with undersized ones (buys) for the exact amounts back to target;
+    every trade is a swap against ``quote`` on ``swap_venue`` (ETH -> BTC is two swaps, ETH ->
+    USDT -> BTC). A matched trade under ``min_trade_usd`` is skipped, one over
+    ``max_trade_usd`` is cut to it; a trade whose output would be under the quoted price x
+    (1 - ``slippage_tolerance``) is not sent (logged); a token whose price is older than
+    ``max_price_age_h`` or whose router and oracle prices differ by more than
+    ``max_price_divergence`` is unhealthy and not traded. ``calendar`` adds a calendar
+    rebalance on the first tick of each UTC day, ISO week or month (metric ``calendar_due``)."""
+
+    template: Literal["token_weights"]
+    tokens: list[TokenWeight] = Field(min_length=2)
+    swap_venue: str
+    quote: str = "USDT"
+    price_source: Literal["ORACLE", "ROUTER"] = "ORACLE"
+    calendar: Literal["none", "daily", "weekly", "monthly"] = "none"
+    min_trade_usd: Expr = "trade_min_usd"
+    max_trade_usd: Expr = "trade_max_usd"
+    slippage_tolerance: Expr = "slippage_tolerance"
+    max_price_age_h: Expr = "price_max_age_h"
+    max_price_divergence: Expr = "price_max_divergence"
+    alerts: DriftAlertsSpec = DriftAlertsSpec()
+
+
 TargetSpec = Annotated[
-    Union[LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget, StakeTarget, LendTarget, SpotTarget, SignalPerpTarget],
+    Union[LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget, StakeTarget, LendTarget, SpotTarget, SignalPerpTarget,
+          TokenWeightsTarget],
     Field(discriminator="template"),
 ]
 
@@ -327,3 +385,73 @@ class StrategyConfig(Strict):
     performance_target: PerformanceTarget | None = None
     parameters: dict[str, float] = {}
     targets: list[TargetSpec] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- portfolio of strategies
+class SleeveSpec(Strict):
+    """One sleeve of a portfolio: a strategy config (path relative to the portfolio config)
+    run with ``weight`` of the portfolio's capital, kept within ``[min_weight, max_weight]``
+    and cut to ``min_weight`` while its drawdown is beyond ``max_drawdown`` (fractions)."""
+
+    id: str
+    config: str
+    weight: float = Field(gt=0, le=1)
+    min_weight: float = Field(0.0, ge=0, le=1)
+    max_weight: float = Field(1.0, gt=0, le=1)
+    max_drawdown: float | None = Field(None, gt=0, lt=1)
+
+
+class AllocationSpec(Strict):
+    """How the portfolio allocates among sleeves (seed 003).
+
+    * ``threshold``: back to the configured weights when a sleeve's relative drift
+      |weight - target| / target passes ``threshold``;
+    * ``calendar``: back to the configured weights on the first tick of each ``period``;
+    * ``adaptive``: each ``period``, targets proportional to weight x max(Sharpe over
+      ``lookback_days``, 0) (performance weighted), then moved to when a drift passes ``threshold``;
+    * ``risk_parity``: each ``period``, inverse-volatility (``risk_model: inverse_volatility``)
+      or equal-risk-contribution (``equal_risk_contribution``) targets from the daily returns of
+      the last ``lookback_days``, then moved to when a drift passes ``threshold``.
+
+    Performance-driven targets need ``min_history_days`` of history; before that the configured
+    weights hold."""
+
+    method: Literal["threshold", "calendar", "adaptive", "risk_parity"]
+    threshold: float = Field(0.10, gt=0)
+    period: Literal["daily", "weekly", "monthly"] = "monthly"
+    lookback_days: int = Field(30, ge=3)
+    min_history_days: int = Field(14, ge=3)
+    risk_model: Literal["inverse_volatility", "equal_risk_contribution"] = "inverse_volatility"
+
+
+class PortfolioLimits(Strict):
+    """Portfolio-level limits: reallocations stop while the portfolio drawdown is beyond
+    ``max_drawdown`` (and resume below ``resume_drawdown``); pairs of sleeves whose daily-return
+    correlation passes ``max_correlation`` are flagged; moves under ``min_move`` (share class)
+    are not made; at most ``max_turnover`` of equity moves in one reallocation."""
+
+    max_drawdown: float = Field(0.25, gt=0, lt=1)
+    resume_drawdown: float = Field(0.15, ge=0, lt=1)
+    max_correlation: float = Field(0.95, gt=-1, le=1)
+    min_move: float = Field(1000.0, ge=0)
+    max_turnover: float = Field(1.0, gt=0, le=1)
+
+
+class PortfolioConfig(Strict):
+    """A portfolio of strategies (``configs/portfolio_*.yaml`` with ``sleeves:``): each sleeve a
+    strategy config with a target weight; the portfolio machine (``machine``, ``rules``) decides
+    when to reallocate, ``allocation`` how. Capital moves by exiting before entering: sleeves
+    above target are asked to withdraw, and what they pay out is deposited into the sleeves
+    below target. ``capital`` is in ``share_class``, which every sleeve must share."""
+
+    name: str
+    description: str = ""
+    machine: str = "portfolio"
+    rules: list[str] = Field(default_factory=lambda: ["portfolio"], min_length=1)
+    share_class: Literal["USDT", "ETH", "BTC"]
+    capital: float = Field(gt=0)
+    checkpoint_every_h: int = Field(168, ge=1)
+    parameters: dict[str, float] = {}
+    sleeves: list[SleeveSpec] = Field(min_length=1)
+    allocation: AllocationSpec
+    limits: PortfolioLimits = PortfolioLimits()

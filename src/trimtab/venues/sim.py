@@ -5,7 +5,7 @@ them. Formulas and their sources:
 
 * swap (DEX): out = in x price x (1 - (pool fee + execution cost)) where the execution cost is
   the spread+slippage of ``data/static.json`` ``execution_costs_bps`` for the pair and trade-size
-  bucket (<= 10k, <= 100k, above: 1m USD). LST <-> ETH swaps are priced at the oracle rate (the
+  bucket (<= 10k, <= 100k, above: 1m USD; none for a pair without ``cost_pair``). LST <-> ETH swaps are priced at the oracle rate (the
   data has no LST pool series) less the same costs;
 * stake: LST units = ETH / oracle rate (EtherFi and Lido mint at the exchange rate);
 * Aave supply/withdraw/borrow/repay move scaled balances: scaled = amount / index;
@@ -132,7 +132,7 @@ class SimVenues:
             base_in_quote = self.px.eth_rate(lst)
         price = base_in_quote if _canon(sell) == b else 1.0 / base_in_quote
         notional = amount * self.px.asset_usd(sell)
-        cost = self.op(venue, "swap").fee_bps + self.exec_cost_bps(p.cost_pair, notional)
+        cost = self.op(venue, "swap").fee_bps + (self.exec_cost_bps(p.cost_pair, notional) if p.cost_pair else 0.0)
         return amount * price * (1 - cost / 1e4), price, p.price_field, cost
 
     def swap(self, tick: int, venue: str, sell: str, buy: str, amount: float) -> Fill:
