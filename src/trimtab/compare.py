@@ -39,8 +39,12 @@ def benchmark_apy(data: MarketData, start: pd.Timestamp, end: pd.Timestamp) -> f
 def compare(configs: list[Path], out: Path, start=None, end=None, progress=None, data: MarketData | None = None) -> dict:
     """Run every config over the common (or given) window. Returns ``{"window", "benchmark", "rows"}``
     where each row holds the mode's APY, APR, max drawdown, Sharpe, attribution and target."""
+    from .portfolio.config import is_portfolio_file
+
     data = data or load_market_data()
-    strategies = [load_strategy(c) for c in configs]
+    # A portfolio of strategies is not one strategy: `trimtab run` it (its sleeves are compared here).
+    skipped = {str(c): "a portfolio of strategies: run it with `trimtab run`" for c in configs if is_portfolio_file(c)}
+    strategies = [load_strategy(c) for c in configs if str(c) not in skipped]
     a, b = common_window(strategies, data)
     start = utc(start) if start is not None else a
     end = utc(end) if end is not None else b
@@ -57,4 +61,4 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
     if progress:
         progress(len(strategies), len(strategies), "")
     return {"window": {"start": f"{start:%Y-%m-%dT%H:%MZ}", "end": f"{end:%Y-%m-%dT%H:%MZ}"},
-            "benchmark": {"name": "Ethena sUSDe", "apy": benchmark_apy(data, start, end)}, "rows": rows}
+            "benchmark": {"name": "Ethena sUSDe", "apy": benchmark_apy(data, start, end)}, "rows": rows, "skipped": skipped}

@@ -22,7 +22,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FOLDER_KIND = {"configs": "config", "machines": "machine", "rules": "rules", "venues": "venue"}
 
 _TITLES = {
-    "config": "trimtab strategy config (configs/*.yaml)",
+    "config": "trimtab strategy or portfolio config (configs/*.yaml)",
     "machine": "trimtab state machine (machines/*.yaml)",
     "rules": "trimtab rule file (rules/*.yaml)",
     "venue": "trimtab venue catalog entry (venues/*.yaml)",
@@ -41,10 +41,30 @@ KINDS = tuple(_TITLES)
 
 
 def schema(kind: str) -> dict:
-    """The JSON Schema (draft 2020-12) of ``kind``; raises KeyError for an unknown kind."""
+    """The JSON Schema (draft 2020-12) of ``kind``; raises KeyError for an unknown kind.
+
+    ``config`` covers both config kinds of ``configs/``: a file with a ``sleeves`` key is a
+    portfolio of strategies (:class:`~trimtab.config.models.PortfolioConfig`), any other a
+    strategy (:class:`~trimtab.config.models.StrategyConfig`), chosen with ``if``/``then``/``else``
+    so a strategy config's errors keep their own paths."""
     model = _models()[kind]
     s = model.model_json_schema(mode="validation")
     out = {"$schema": DRAFT, "$id": f"{kind}.schema.json", "title": _TITLES[kind]}
+    if kind == "config":
+        from .config.models import PortfolioConfig
+
+        p = PortfolioConfig.model_json_schema(mode="validation", ref_template="#/$defs/{model}")
+        defs = dict(s.pop("$defs", {}))
+        for name, d in p.pop("$defs", {}).items():
+            if name in defs and defs[name] != d:
+                raise ValueError(f"schema definition {name!r} differs between the strategy and portfolio configs")
+            defs[name] = d
+        defs["PortfolioConfig"] = {k: v for k, v in p.items()}
+        defs["StrategyConfig"] = {k: v for k, v in s.items() if k != "title"}
+        defs["StrategyConfig"]["title"] = s.get("title", "StrategyConfig")
+        out.update({"$defs": defs, "if": {"type": "object", "required": ["sleeves"]},
+                    "then": {"$ref": "#/$defs/PortfolioConfig"}, "else": {"$ref": "#/$defs/StrategyConfig"}})
+        return out
     out.update({k: v for k, v in s.items() if k != "title"})
     return out
 

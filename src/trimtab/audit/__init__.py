@@ -90,7 +90,15 @@ def audit_strategy(strategy: Strategy, data=None, start=None, end=None, check_da
 
 
 def audit_config(path: str | Path, data=None, start=None, end=None, check_data: bool = True) -> AuditReport:
-    """Load ``path`` and audit it; a config that does not load gives one ``config`` error per issue."""
+    """Load ``path`` and audit it; a config that does not load gives one ``config`` error per issue.
+    A portfolio-of-strategies config (``sleeves:``) is audited by
+    :func:`trimtab.portfolio.audit.audit_portfolio`."""
+    from ..portfolio.config import is_portfolio_file
+
+    if is_portfolio_file(path):
+        from ..portfolio.audit import audit_portfolio
+
+        return audit_portfolio(path, data=data, start=start, end=end, check_data=check_data)
     try:
         strategy = load_strategy(path)
     except ConfigError as e:

@@ -128,6 +128,20 @@ METRIC_DOMAINS: dict[str, tuple[Interval, str]] = {
     "pending_deposit": (NONNEG, "share-class amount >= 0"),
     "withdrawal_fraction": (NONNEG, "pending withdrawals / equity >= 0"),
     "withdraw_all": (FLAG, "0 or 1"),
+    # token_weights basket (trimtab.planner.drift)
+    "max_drift": (NONNEG, "largest |drift| >= 0"),
+    "calendar_due": (FLAG, "0 or 1"),
+    "unhealthy_tokens": (Interval(0.0, INF, hi_open=True, integer=True), "a count"),
+    # portfolio of strategies (trimtab.portfolio.config.PORTFOLIO_METRICS)
+    "cash": (NONNEG, "portfolio cash >= 0"),
+    "portfolio_drawdown": (Interval(0.0, 1.0), "1 - NAV / peak NAV, in [0, 1]"),
+    "max_sleeve_drift": (NONNEG_INF, "largest |weight - target| / target >= 0; inf for a sleeve held against a zero target"),
+    "reallocation_due": (FLAG, "0 or 1"),
+    "period_start": (FLAG, "0 or 1"),
+    "hours_since_reallocation": (NONNEG_INF, "hours >= 0; inf before the first reallocation"),
+    "sleeve_limit_breaches": (Interval(0.0, INF, hi_open=True, integer=True), "a count"),
+    "withdrawals_pending": (NONNEG, "share-class amount >= 0"),
+    "max_correlation": (Interval(-1.0, 1.0), "a correlation"),
 }
 
 #: What each metric measures, for the audit's notions of "risk response", "rebalancing" and
@@ -138,6 +152,9 @@ METRIC_KINDS: dict[str, str] = {
     "hours_since_rebalance": "clock", "plan_in_flight": "plan",
     "pending_deposit": "flow", "withdrawal_fraction": "flow", "withdraw_all": "flow", "idle_fraction": "flow",
     "signal_side": "signal", "position_side": "signal", "dust_fraction": "dust", "equity": "pnl", "stale_venues": "data",
+    "max_drift": "drift", "calendar_due": "clock", "unhealthy_tokens": "data",
+    "max_sleeve_drift": "drift", "hours_since_reallocation": "clock", "period_start": "clock", "portfolio_drawdown": "risk",
+    "withdrawals_pending": "flow", "cash": "flow",
 }
 
 
@@ -145,6 +162,8 @@ def metric_domain(name: str) -> Interval:
     """The documented range of metric ``name`` (all reals if unknown)."""
     if name.startswith("margin_ratio."):
         name = "margin_ratio_min"
+    if name.startswith("drift."):  # a basket token's signed drift: (value - target) / target >= -1
+        return Interval(-1.0, INF, hi_open=True)
     d = METRIC_DOMAINS.get(name)
     return d[0] if d else ALL
 
@@ -153,6 +172,8 @@ def metric_kind(name: str) -> str:
     """``risk``, ``drift``, ``clock``, ``plan``, ``flow``, ``signal``, ``dust``, ``pnl``, ``data`` or ``other``."""
     if name.startswith("margin_ratio."):
         return "risk"
+    if name.startswith("drift."):
+        return "drift"
     return METRIC_KINDS.get(name, "other")
 
 

@@ -34,6 +34,7 @@ TEMPLATE_OPERATIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "signal_perp": [("@instrument", ("trade", "deposit", "withdraw"))],
     "perp_hedge": [("@legs", ("trade", "deposit", "withdraw"))],
     "wallet_reserve": [("swap_venue", ("swap",))],
+    "token_weights": [("swap_venue", ("swap",))],
 }
 #: Templates holding CEX accounts: their deposits pay the wallet's ``transfer`` gas.
 CEX_TEMPLATES = {"spot", "signal_perp", "perp_hedge"}

@@ -96,6 +96,13 @@ def run(
         raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
     if capital is not None and not capital > 0:
         raise typer.BadParameter(f"must be positive, got {capital}", param_hint="'--capital'")
+    # --- issue 6: portfolio-of-strategies and token_weights basket configs run in trimtab.portfolio ---
+    from ..portfolio.cli import dispatch_run
+
+    if dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live, run_id=run_id,
+                    resume=resume):
+        return
+    # --- end of issue 6 dispatch ---
 
     from ..config.load import load_strategy
     from ..data.feed import load_market_data

@@ -206,6 +206,10 @@ def load_strategy(path: str | Path) -> Strategy:
     path = Path(path)
     chk = _Checker()
     doc = load_yaml(path)
+    if isinstance(doc.data, dict) and "sleeves" in doc.data:
+        raise ConfigError([doc.issue(("sleeves",), "this is a portfolio of strategies (it has `sleeves:`), not a strategy: "
+                                                   "`trimtab run` and `trimtab audit` take it (trimtab.portfolio.config.load_portfolio "
+                                                   "checks it); each sleeve is a strategy config", key=True)])
     config, issues = validate(StrategyConfig, doc)
     chk.issues += issues
     if config is None:

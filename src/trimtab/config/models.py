@@ -425,16 +425,18 @@ class AllocationSpec(Strict):
 
 
 class PortfolioLimits(Strict):
-    """Portfolio-level limits: reallocations stop while the portfolio drawdown is beyond
-    ``max_drawdown`` (and resume below ``resume_drawdown``); pairs of sleeves whose daily-return
-    correlation passes ``max_correlation`` are flagged; moves under ``min_move`` (share class)
-    are not made; at most ``max_turnover`` of equity moves in one reallocation."""
+    """Portfolio-level limits on moving capital: a reallocation moving less than ``min_move``
+    (share class, in total) is not made, nor is a single withdrawal or deposit under twice the
+    planner's minimum trade; a sleeve breaches its ``min_weight`` / ``max_weight`` once it is
+    ``weight_tolerance`` (absolute weight) outside it; at most ``max_turnover`` of equity moves
+    in one reallocation; pairs of sleeves whose
+    daily-return correlation over the lookback passes ``max_correlation`` are flagged. (The
+    portfolio drawdown limit is a rule parameter: ``max_portfolio_drawdown`` in rules/portfolio.yaml.)"""
 
-    max_drawdown: float = Field(0.25, gt=0, lt=1)
-    resume_drawdown: float = Field(0.15, ge=0, lt=1)
-    max_correlation: float = Field(0.95, gt=-1, le=1)
     min_move: float = Field(1000.0, ge=0)
+    weight_tolerance: float = Field(0.02, ge=0, lt=1)
     max_turnover: float = Field(1.0, gt=0, le=1)
+    max_correlation: float = Field(0.95, gt=-1, le=1)
 
 
 class PortfolioConfig(Strict):

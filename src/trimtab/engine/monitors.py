@@ -39,6 +39,10 @@ class Monitors:
         self.idle_key = f"wallet:BaseToken:{strategy.config.share_class}"
         self.hedge_targets = [t for t in strategy.config.targets if isinstance(t, PerpHedgeTarget)]
         self.hedge_keys = [leg.instrument for t in strategy.config.targets if isinstance(t, PerpHedgeTarget) for leg in t.legs]
+        # A token_weights basket (seed 002) publishes its drift metrics (trimtab.planner.drift).
+        from ..planner.drift import Basket, basket_of
+
+        self.basket = Basket(strategy, basket_of(strategy), px, sim) if basket_of(strategy) is not None else None
 
     def mark_rebalance(self, equity: float, epoch: int) -> None:
         self.last_rebalance_equity = equity
@@ -121,4 +125,10 @@ class Monitors:
         m["pending_deposit"] = f.pending_deposit if f else 0.0
         m["withdrawal_fraction"] = (f.pending_withdrawal / equity if equity > 0 else 0.0) if f else 0.0
         m["withdraw_all"] = 1.0 if f and f.withdraw_all else 0.0
+        # basket drift (token_weights): max_drift, unhealthy_tokens, calendar_due, drift.<TOKEN>
+        if self.basket is not None:
+            pending = (f.pending_withdrawal if f else 0.0) * px.share_usd()
+            m.update(self.basket.metrics(tick, book, params, pending))
+        else:
+            m["max_drift"] = m["unhealthy_tokens"] = m["calendar_due"] = 0.0
         return m

@@ -19,6 +19,9 @@ it needs:
 
 Targets are sized on equity less the plan's own expected cost (one refinement pass), so the
 plan funds itself. Moves smaller than ``MIN_TRADE_USD`` are skipped.
+
+A ``token_weights`` basket is planned by :class:`trimtab.planner.drift.Basket` instead:
+matched swaps between its tokens, sells before buys, with the slippage guard and health gate.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from ..config.models import (
 from ..data.signals import stop_prices
 from ..venues.pricing import Pricing
 from ..venues.sim import WALLET_ETH, SimVenues
+from .drift import Basket, basket_of
 from .plan import Instruction, Plan, Step
 from .emergency import current_targets, emergency_targets
 from .targets import Targets, compute_targets
@@ -74,6 +78,9 @@ class Planner:
         self.signals = signals
         self.signal_targets = {t.instrument: t for t in strategy.config.targets if isinstance(t, SignalPerpTarget)}
         self.swap_venue = next((t.swap_venue for t in strategy.config.targets if hasattr(t, "swap_venue")), None)
+        basket = basket_of(strategy)
+        #: A token_weights basket plans its own matched swaps (trimtab.planner.drift).
+        self.basket = Basket(strategy, basket, px, sim) if basket is not None else None
 
     def plan(self, book: Book, equity: float, state: str, action_kind: str, params: dict[str, float], trigger: str,
              protocol=None) -> Plan:
@@ -81,6 +88,8 @@ class Planner:
         (``emergency``: toward what the ``protocol`` decides, with its reasons as notes;
         ``hedge``: re-hedge the on-chain delta as it stands, nothing else moves)."""
         reasons: list[str] = []
+        if self.basket is not None and action_kind in ("target", "unwind"):
+            return self.basket.plan(book, equity, state, action_kind, params, trigger)
         if action_kind == "sell_dust":
             steps, cost, targets = self._dust_steps(book), 0.0, Targets()
             cost = sum(s.expected_cost for s in steps)

@@ -147,9 +147,11 @@ class Basket:
 
     # ------------------------------------------------------------------ parameters
     def value(self, expr, params: dict[str, float]) -> float:
+        """A target field (number or expression over parameters) under ``params``."""
         return self.s.target_value(expr, params)
 
     def weights(self, params: dict[str, float]) -> dict[str, float]:
+        """token -> target weight (fractions of the basket's value, summing to 1)."""
         return {tw.token: self.value(tw.weight, params) for tw in self.t.tokens}
 
     # ------------------------------------------------------------------ prices

@@ -18,6 +18,9 @@ strategy mode; a mode is a composition of templates in YAML.
 * ``spot``: hold ``allocation`` of equity as a spot token on a CEX; delta = units.
 * ``signal_perp``: size = side x ``max_position_size`` x equity / mark, side from the signal
   in force (0 below ``signal_threshold`` confidence), margined with the whole equity.
+* ``token_weights``: units = weight x equity / price for each wallet token of the basket, at
+  its ``price_source`` price (a token without a healthy price holds what it has); the trades
+  toward it are matched by :mod:`trimtab.planner.drift`.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from ..config.models import (
     SignalPerpTarget,
     SpotTarget,
     StakeTarget,
+    TokenWeightsTarget,
     WalletReserveTarget,
 )
 from ..venues.pricing import Pricing
@@ -91,6 +95,21 @@ def compute_targets(strategy: Strategy, params: dict[str, float], px: Pricing, s
             units = 0.0 if unwind else strategy.target_value(t.allocation, params) * usd / price
             out.positions[t.instrument] = units
             out.deltas[t.id] = units
+        elif isinstance(t, TokenWeightsTarget):
+            from .drift import HEALTHY, Basket
+
+            prices = Basket(strategy, t, px, sim).prices(params)
+            for tw in t.tokens:
+                key = f"wallet:BaseToken:{tw.token}"
+                price, _, _, health, _ = prices[tw.token]
+                if health != HEALTHY:
+                    out.positions[key] = book.qty(key)
+                    out.frozen.append(key)
+                    continue
+                w = (1.0 if tw.token == t.quote else 0.0) if unwind else strategy.target_value(tw.weight, params)
+                out.positions[key] = w * usd / price
+                if px.delta_asset(tw.token) == strategy.config.asset:
+                    out.deltas[t.id] = out.deltas.get(t.id, 0.0) + out.positions[key]
         elif isinstance(t, SignalPerpTarget):
             side = 0.0 if unwind else signals.side(t, params) if signals else 0.0
             size = side * strategy.target_value(t.signal.max_position_size, params) * usd / px.mark(t.instrument)

@@ -1,0 +1,64 @@
+"""``trimtab audit`` of a portfolio-of-strategies config.
+
+Findings, in the same form as a strategy's (:class:`trimtab.audit.findings.Finding`):
+
+* ``config`` errors: the portfolio config, its machine, rules or a sleeve's config does not load
+  (every issue of :func:`trimtab.portfolio.config.load_portfolio`);
+* the portfolio machine's structure and rules (the strategy audit's structure and rule checks
+  over machines/portfolio.yaml and rules/portfolio.yaml: unreachable states, states that cannot
+  be left, guards that never hold, shadowed transitions, hysteresis, ...);
+* every sleeve's own audit (its findings are reported at its own files);
+* ``data-missing`` when the sleeves' data windows have no common window.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..errors import ConfigError, TrimtabError
+
+
+def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_data: bool = True):
+    """Audit the portfolio config at ``path``; returns an :class:`trimtab.audit.AuditReport`."""
+    from ..audit import AuditReport, Finding, _sorted, audit_strategy
+    from ..audit.findings import Context
+    from ..audit.rules import check_rules
+    from ..audit.structure import check_structure
+    from .config import load_portfolio
+    from .runner import portfolio_window
+
+    try:
+        p = load_portfolio(path)
+    except ConfigError as e:
+        return AuditReport(str(path), _sorted([Finding(i.file, i.line, i.col, "config", i.path, i.message, "error") for i in e.issues]))
+    except TrimtabError as e:
+        return AuditReport(str(path), [Finding(str(path), 1, 1, "config", "<root>", " ".join(str(e).split()), "error")])
+    findings = []
+    shim = SimpleNamespace(config=SimpleNamespace(parameters=p.config.parameters, targets=[]), machine=p.machine,
+                           machine_file=p.machine_file, rules=p.rules, params=p.params, docs={"config": p.docs["config"]},
+                           name=p.name, config_file=p.config_file)
+    ctx = Context(shim)
+    check_structure(ctx)
+    check_rules(ctx)
+    # A portfolio has no liquidation to pre-empt: its machine needs no emergency state.
+    findings += [f for f in ctx.findings if f.code != "no-emergency-state"]
+    window = None
+    if check_data:
+        if data is None:
+            from ..data.feed import load_market_data
+
+            data = load_market_data()
+        for spec, s in p.sleeves:
+            findings += audit_strategy(s, data=data, start=start, end=end, check_data=True).findings
+        try:
+            w = portfolio_window(p, data, start, end)
+            window = (f"{w[0]:%Y-%m-%dT%H:%MZ}", f"{w[1]:%Y-%m-%dT%H:%MZ}")
+        except TrimtabError as e:
+            doc = p.docs["config"]
+            line, col = doc.locate(("sleeves",))
+            findings.append(Finding(doc.file, line, col, "data-missing", "sleeves", " ".join(str(e).split()), "error"))
+    else:
+        for spec, s in p.sleeves:
+            findings += audit_strategy(s, check_data=False).findings
+    return AuditReport(p.config_file, _sorted(findings), window)
