@@ -275,10 +275,15 @@ def validate(
     Exits 1 if any file has an error.
     """
     from ..config.load import load_strategy
+    from ..portfolio.config import is_portfolio_file, load_portfolio
 
     failed = 0
     for path in configs:
         try:
+            if Path(path).exists() and is_portfolio_file(path):
+                pf = load_portfolio(path)  # a portfolio of strategies: its sleeves are checked too
+                sys.stdout.write(f"ok: {path} (portfolio, machine {pf.machine.name}, {len(pf.sleeves)} sleeves)\n")
+                continue
             s = load_strategy(path)
         except ConfigError as e:
             failed += 1

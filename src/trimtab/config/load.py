@@ -109,6 +109,21 @@ class Strategy:
         return float(fn(params if params is not None else self.params))
 
 
+def _expression_names(value) -> set[str]:
+    """Every name used by an expression anywhere in a target (nested lists and mappings walked);
+    strings that are not expressions (instrument keys, file names) are skipped."""
+    if isinstance(value, str):
+        try:
+            return set(expr_names(parse_expr(value)))
+        except ExprError:
+            return set()
+    if isinstance(value, dict):
+        return set().union(*(_expression_names(v) for v in value.values())) if value else set()
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_expression_names(v) for v in value)) if value else set()
+    return set()
+
+
 def find_root(config_path: Path) -> Path:
     """The nearest ancestor of ``config_path`` holding machines/, rules/ and venues/."""
     for parent in [config_path.resolve().parent, *config_path.resolve().parents]:
@@ -454,26 +469,7 @@ def load_strategy(path: str | Path) -> Strategy:
     # Config parameters must be declared by a rule file or used by the config/machine.
     used: set[str] = set()
     for t in config.targets:
-        for v in t.model_dump().values():
-            if isinstance(v, str):
-                try:
-                    used |= expr_names(parse_expr(v))
-                except ExprError:
-                    pass
-        if isinstance(t, TokenWeightsTarget):
-            for v in [tw.weight for tw in t.tokens] + list(t.alerts.model_dump().values()):
-                if isinstance(v, str):
-                    try:
-                        used |= expr_names(parse_expr(v))
-                    except ExprError:
-                        pass
-        if isinstance(t, PerpHedgeTarget):
-            for leg in t.legs:
-                if isinstance(leg.weight, str):
-                    try:
-                        used |= expr_names(parse_expr(leg.weight))
-                    except ExprError:
-                        pass
+        used |= _expression_names(t.model_dump())
     if machine is not None:
         for st in machine.states.values():
             if st.action:
@@ -482,14 +478,6 @@ def load_strategy(path: str | Path) -> Strategy:
                     used |= {v for v in (st.action.protocol.margin_restore, st.action.protocol.hf_floor) if isinstance(v, str)}
         for tr in machine.transitions:
             used |= {v for v in tr.overrides.values() if isinstance(v, str)}
-    for t in config.targets:
-        if isinstance(t, SignalPerpTarget):
-            for v in t.signal.model_dump().values():
-                if isinstance(v, str):
-                    try:
-                        used |= expr_names(parse_expr(v))
-                    except ExprError:
-                        pass
     for pname in config.parameters:
         if pname not in declared and pname not in used:
             chk.add(doc, ("parameters", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(declared | used))}: no rule, target or action uses it", key=True)

@@ -27,7 +27,7 @@ from ..data.signals import SignalBook
 from ..venues.rewards import RewardAccrual
 from .flows import CapitalFlows, Flow, read_flows
 from ..data.feed import DataError, MarketData, load_market_data
-from ..planner.compile import Planner
+from ..planner.compile import MIN_TRADE_USD, Planner
 from ..timeutil import utc
 from ..venues.pricing import Pricing
 from ..venues.sim import GAS_FIELD, SimVenues
@@ -329,6 +329,12 @@ class Engine:
                 if cflows.withdraw_all:
                     cflows.withdraw_all = False
                     cflows.pending_withdrawal = 0.0
+                metrics = monitors.run(i, executor.in_flight, params)
+            if 0 < cflows.pending_withdrawal * px.share_usd() < MIN_TRADE_USD:
+                # What is left is under the smallest trade a plan makes: no plan can free it, so
+                # settle the request as paid rather than unwinding for it every tick.
+                cflows.log.append({"time": iso[i], "kind": "remainder_waived", "amount": cflows.pending_withdrawal})
+                cflows.pending_withdrawal = 0.0
                 metrics = monitors.run(i, executor.in_flight, params)
         held = [k for k in self.weeth_keys if book.qty(k)]
         eeth = sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate("weETH") if held else 0.0
