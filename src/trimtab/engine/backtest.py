@@ -218,6 +218,7 @@ class Engine:
         self.decision_ns: list[int] = []
         self.next_tick = 0
         self.halted = False  # set by a stop request: the machine no longer acts
+        self.last_plan_empty = False
         if not resume:
             self._begin()
 
@@ -308,6 +309,7 @@ class Engine:
                     decision.plan_id = plan.id
                     journal.plan(plan, i)
                     executor.submit(plan, i)
+                self.last_plan_empty = not plan.steps
                 metrics = monitors.run(i, executor.in_flight, params)
         if not self.halted and (executor.failed_at == i or self.legrisk.overdue(i, metrics, executor.in_flight)):
             # A leg failed, or a plan left delta unhedged too long: re-hedge what is there now.
@@ -330,9 +332,9 @@ class Engine:
                     cflows.withdraw_all = False
                     cflows.pending_withdrawal = 0.0
                 metrics = monitors.run(i, executor.in_flight, params)
-            if 0 < cflows.pending_withdrawal * px.share_usd() < MIN_TRADE_USD:
-                # What is left is under the smallest trade a plan makes: no plan can free it, so
-                # settle the request as paid rather than unwinding for it every tick.
+            if 0 < cflows.pending_withdrawal * px.share_usd() < MIN_TRADE_USD and self.last_plan_empty:
+                # What is left is under the smallest trade a plan makes and the last plan could
+                # free nothing: settle the request rather than unwinding for it every tick.
                 cflows.log.append({"time": iso[i], "kind": "remainder_waived", "amount": cflows.pending_withdrawal})
                 cflows.pending_withdrawal = 0.0
                 metrics = monitors.run(i, executor.in_flight, params)
@@ -380,6 +382,7 @@ class Engine:
             "rewards": (self.rewards.next, dict(self.rewards.paid)),
             "legrisk": self.legrisk.since,
             "halted": self.halted,
+            "last_plan_empty": self.last_plan_empty,
             "counters": (self.transitions, self.liquidations),
             "fill_id": self.journal._fill_id,
         }
@@ -399,6 +402,7 @@ class Engine:
         self.rewards.next, self.rewards.paid = st["rewards"]
         self.legrisk.since = st["legrisk"]
         self.halted = st.get("halted", False)
+        self.last_plan_empty = st.get("last_plan_empty", False)
         self.transitions, self.liquidations = st["counters"]
         # The per-tick series come back from the journal (written in the same commits as the state).
         for tick, eq, nav, eeth in self.journal.series(self.next_tick):
