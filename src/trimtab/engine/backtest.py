@@ -12,7 +12,6 @@ close (open + 1h), oracle and index readings from their timestamp (trimtab.data.
 from __future__ import annotations
 
 import json
-import math
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,15 +113,24 @@ def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, 
     return start, end
 
 
+def clamp_window(what: str, d0: pd.Timestamp, d1: pd.Timestamp, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``start``/``end`` (default ``d0``/``d1``) checked to lie within the covered ``[d0, d1]``.
+
+    Raises:
+        DataError: naming ``what`` ("usdt_eth_...'s data") and the window it covers.
+    """
+    start = utc(start) if start is not None else d0
+    end = utc(end) if end is not None else d1
+    if start < d0 or end > d1 or start >= end:
+        raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {what} covers: "
+                        f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
+    return start, end
+
+
 def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The requested window, defaulting to (and checked against) the strategy's data window."""
     d0, d1 = default_window(strategy, data)
-    start = utc(start) if start is not None else d0
-    end = utc(end) if end is not None else d1
-    if start < d0 or end > d1:
-        raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {strategy.name}'s data covers: "
-                        f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
-    return start, end
+    return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)
 
 
 def new_run_id(strategy: Strategy, start, end, out: Path | str) -> str:

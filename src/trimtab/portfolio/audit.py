@@ -12,7 +12,6 @@ Findings, in the same form as a strategy's (:class:`trimtab.audit.findings.Findi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 

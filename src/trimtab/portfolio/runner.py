@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.feed import DataError, MarketData, load_market_data
-from ..engine.backtest import Engine
+from ..engine.backtest import clamp_window, Engine
 from ..engine.flows import Flow
 from ..engine.journal import dumps, jsonable
 from ..engine.machine import StrategyMachine
@@ -123,12 +123,7 @@ def portfolio_window(portfolio: Portfolio, data: MarketData, start=None, end=Non
     a, b = max(w[0] for w in wins), min(w[1] for w in wins)
     if a >= b:
         raise DataError(f"{portfolio.name}: the sleeves' data windows do not overlap")
-    s0 = utc(start) if start is not None else a
-    s1 = utc(end) if end is not None else b
-    if s0 < a or s1 > b or s0 >= s1:
-        raise DataError(f"window {s0:%Y-%m-%d %H:%M} -> {s1:%Y-%m-%d %H:%M} is outside what {portfolio.name}'s sleeves' data "
-                        f"covers together: {a:%Y-%m-%d %H:%M} -> {b:%Y-%m-%d %H:%M} (UTC)")
-    return s0, s1
+    return clamp_window(f"{portfolio.name}'s sleeves' data (together)", a, b, start, end)
 
 
 class PortfolioRunner:

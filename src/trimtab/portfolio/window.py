@@ -9,10 +9,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data.feed import DataError, MarketData
-from ..engine.backtest import resolve_window
+from ..engine.backtest import clamp_window, resolve_window
 from ..engine.market import series_of
 from ..planner.drift import basket_of
-from ..timeutil import utc
 
 
 def basket_series(strategy) -> set[str]:
@@ -50,9 +49,4 @@ def strategy_window(strategy, data: MarketData, start=None, end=None) -> tuple[p
     b = min(data.coverage(s)[1] for s in extra).floor("h")
     d0, d1 = resolve_window(strategy, data)
     d0, d1 = max(d0, a), min(d1, b)
-    s0 = utc(start) if start is not None else d0
-    s1 = utc(end) if end is not None else d1
-    if s0 < d0 or s1 > d1 or s0 >= s1:
-        raise DataError(f"window {s0:%Y-%m-%d %H:%M} -> {s1:%Y-%m-%d %H:%M} is outside what {strategy.name}'s data covers: "
-                        f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
-    return s0, s1
+    return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)

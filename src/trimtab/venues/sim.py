@@ -123,7 +123,6 @@ class SimVenues:
             raise ExecutionError(f"venue {venue!r} has no pair for {sell}/{buy} (pairs: {', '.join(pairs)})")
         b, q, p = base_quote
         if p.price_field:
-            stale = self.px.info.get(f"wallet:BaseToken:{sell}")
             if not self.view.fresh(p.price_field, 3.0):
                 raise ExecutionError(f"{p.price_field} is stale at {self.view.time:%Y-%m-%d %H:%M}Z; not swapping on {venue}")
             base_in_quote = self.view.get(p.price_field)
