@@ -89,6 +89,13 @@ def audit_strategy(strategy: Strategy, data=None, start=None, end=None, check_da
     return AuditReport(strategy.config_file, _sorted(ctx.findings), w)
 
 
+def load_error_report(path, e: TrimtabError) -> AuditReport:
+    """The report of a config that does not load: every ConfigError issue, or the one error."""
+    if isinstance(e, ConfigError):
+        return AuditReport(str(path), _sorted([Finding(i.file, i.line, i.col, "config", i.path, i.message, "error") for i in e.issues]))
+    return AuditReport(str(path), [Finding(str(path), 1, 1, "config", "<root>", " ".join(str(e).split()), "error")])
+
+
 def audit_config(path: str | Path, data=None, start=None, end=None, check_data: bool = True) -> AuditReport:
     """Load ``path`` and audit it; a config that does not load gives one ``config`` error per issue.
     A portfolio-of-strategies config (``sleeves:``) is audited by
@@ -101,8 +108,6 @@ def audit_config(path: str | Path, data=None, start=None, end=None, check_data: 
         return audit_portfolio(path, data=data, start=start, end=end, check_data=check_data)
     try:
         strategy = load_strategy(path)
-    except ConfigError as e:
-        return AuditReport(str(path), _sorted([Finding(i.file, i.line, i.col, "config", i.path, i.message, "error") for i in e.issues]))
     except TrimtabError as e:
-        return AuditReport(str(path), [Finding(str(path), 1, 1, "config", "<root>", " ".join(str(e).split()), "error")])
+        return load_error_report(path, e)
     return audit_strategy(strategy, data=data, start=start, end=end, check_data=check_data)

@@ -51,12 +51,19 @@ def num(x: Any) -> float:
     return float(x)
 
 
-def pct(x: Any, digits: int = 2, signed: bool = False) -> str:
-    v = num(x)
+def _special(v: float) -> str | None:
+    """How NaN and infinities read in tables; None for an ordinary number."""
     if math.isnan(v):
         return "n/a"
     if math.isinf(v):
         return "∞" if v > 0 else "-∞"
+    return None
+
+
+def pct(x: Any, digits: int = 2, signed: bool = False) -> str:
+    v = num(x)
+    if _special(v):
+        return _special(v)
     return f"{v * 100:{'+' if signed else ''},.{digits}f}%"
 
 
@@ -67,19 +74,15 @@ def decimals(share_class: str) -> int:
 
 def amount(x: Any, share_class: str, signed: bool = False) -> str:
     v = num(x)
-    if math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "∞" if v > 0 else "-∞"
+    if _special(v):
+        return _special(v)
     return f"{v:{'+' if signed and v != 0 else ''},.{decimals(share_class)}f}"
 
 
 def ratio(x: Any, digits: int = 2) -> str:
     v = num(x)
-    if math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "∞" if v > 0 else "-∞"
+    if _special(v):
+        return _special(v)
     return f"{v:.{digits}f}"
 
 

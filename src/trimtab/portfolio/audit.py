@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from ..errors import ConfigError, TrimtabError
+from ..errors import TrimtabError
 
 
 def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_data: bool = True):
@@ -29,10 +29,10 @@ def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_dat
 
     try:
         p = load_portfolio(path)
-    except ConfigError as e:
-        return AuditReport(str(path), _sorted([Finding(i.file, i.line, i.col, "config", i.path, i.message, "error") for i in e.issues]))
     except TrimtabError as e:
-        return AuditReport(str(path), [Finding(str(path), 1, 1, "config", "<root>", " ".join(str(e).split()), "error")])
+        from ..audit import load_error_report
+
+        return load_error_report(path, e)
     findings = []
     shim = SimpleNamespace(config=SimpleNamespace(parameters=p.config.parameters, targets=[]), machine=p.machine,
                            machine_file=p.machine_file, rules=p.rules, params=p.params, docs={"config": p.docs["config"]},
