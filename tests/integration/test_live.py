@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = "configs/usdt_eth_staking_hedged_leveraged.yaml"
 
 
-def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "trimtab.cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, **kw)
+def cli(*args, timeout=600, **kw):
+    return subprocess.run([sys.executable, "-m", "trimtab.cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def rows(db_path, q):
@@ -119,7 +119,15 @@ def test_stop_with_flatten_is_the_kill_switch(tmp_path):
 
 
 def test_live_without_replay_says_why(tmp_path):
-    p = cli("run", FLAGSHIP, "--live", "--out", str(tmp_path))
-    assert p.returncode == 1 and "network" in p.stderr and "--replay" in p.stderr
+    """The live feed with no RPC endpoint configured, then with nothing reachable (this machine
+    has no network): a clear one-line failure naming what to set or what could not be reached,
+    suggesting --replay, exit 1, no traceback, and no hang (requests time out)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRIMTAB_ETH_RPC_URL"}
+    p = cli("run", FLAGSHIP, "--live", "--out", str(tmp_path), env=env)
+    assert p.returncode == 1 and "TRIMTAB_ETH_RPC_URL" in p.stderr and "--replay" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = cli("run", FLAGSHIP, "--live", "--out", str(tmp_path), env={**env, "TRIMTAB_ETH_RPC_URL": "http://127.0.0.1:9"}, timeout=120)
+    assert p.returncode == 1 and "network" in p.stderr and "--replay" in p.stderr and "Traceback" not in p.stderr
+    assert "cannot reach" in p.stderr
     p = cli("run", FLAGSHIP, "--live", "--replay", "--resume", "--run-id", "nope", "--out", str(tmp_path))
     assert p.returncode == 1 and "no run at" in p.stderr

@@ -89,6 +89,7 @@ def run(
     speed: float = typer.Option(3600.0, "--speed", help="With --replay: market hours per wall hour (3600 = one market hour per second)."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run directory under --out (default: generated)."),
     resume: bool = typer.Option(False, "--resume", help="With --live and --run-id: continue a stopped or killed run from its last checkpoint."),
+    execute: bool = typer.Option(False, "--execute", help="With --live: send the plans to the real venues (credentials from TRIMTAB_* environment variables; see README). Default: paper trading."),
 ) -> None:
     """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live)."""
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
@@ -139,16 +140,28 @@ def run(
             if live:
                 from ..live.runner import run_live
 
-                if not replay:
-                    raise _fail("a live market-data feed needs network access to the venues, which this machine does not have; "
-                                "use --live --replay to run the live loop over the bundled history")
                 if flows or capital is not None:
                     raise typer.BadParameter("--flow and --capital apply to backtests; a live run takes capital flows from the config",
                                              param_hint="'--live'")
-                result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed, resume=resume, data=data, progress=progress)
+                if replay:
+                    if execute:
+                        raise typer.BadParameter("real orders need live prices; --execute runs with --live only, not --replay",
+                                                 param_hint="'--execute'")
+                    result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed, resume=resume, data=data,
+                                      progress=progress)
+                else:
+                    # The live market-data feed (feeds/live.yaml): wall clock, one tick per closed hour.
+                    def notice(msg: str) -> None:
+                        err.print(f"[yellow]{msg}[/]", markup=True, highlight=False, soft_wrap=True) if show else \
+                            sys.stderr.write(msg + "\n")
+
+                    result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, resume=resume, progress=progress,
+                                      feed="live", notice=notice, static=data.static, execute=execute)
             else:
                 if resume:
                     raise typer.BadParameter("--resume continues a live run; add --live --replay", param_hint="'--resume'")
+                if execute:
+                    raise typer.BadParameter("--execute sends a live run's plans to the venues; add --live", param_hint="'--execute'")
                 result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
                                       run_id=run_id)
     except ConfigError as e:
@@ -200,10 +213,17 @@ def status(
     life = f"running (pid {st['pid']})" if st["running"] else ("finished" if st["finished"] else "not running")
     out.print(f"[bold]{st['strategy']}[/bold]  ·  {life}  ·  state {st['state']} at {st['time']}  ·  equity {st['equity']:,.2f}"
               if st["equity"] is not None else f"{st['strategy']}  ·  {life}  ·  no tick yet")
+    out.print(f"mode: {st['mode']}" + (f" on the {st['feed']} feed" if st.get("feed") else ""))
+    rec = st.get("reconciliation")
+    if rec:
+        out.print(f"reconciliation at tick {rec['tick']}: " + ("book matches the venues" if rec["ok"] else
+                  f"[red]{len(rec['mismatches'])} mismatch(es); the machine is halted[/red]"))
+        for m in rec["mismatches"]:
+            out.print(f"  {m['message']}")
     if st["stopped"]:
         out.print(f"stopped at {st['stopped'].get('time')} (flatten: {st['stopped'].get('flatten')})")
     out.print(f"last checkpoint: tick {st['checkpoint_tick']}" if st["checkpoint_tick"] is not None else "no checkpoint (a backtest)")
-    out.print("positions (book units: Aave balances are scaled, perps in contracts):")
+    out.print("positions (book units: Aave balances are scaled by the reserve index, perps in signed asset units):")
     for k, v in st["positions"].items():
         out.print(f"  {k:32s} {v:>18,.6f}")
     out.print(f"open plan steps: {len(st['open_steps'])}")

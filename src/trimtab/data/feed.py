@@ -245,6 +245,8 @@ class MarketData:
                 ok = k < self.epoch.size
                 ok[ok] = self.epoch[k[ok]] - s.avail[ok] < HOUR           # event within the hour ending at tick
                 arr[k[ok]] = v[ok]                                        # later rows win on a shared tick
+        elif v.size == 0:     # a series with no rows yet (a live source that has not answered)
+            arr = np.full(self.epoch.shape, np.nan)
         elif col in s.geometric:
             arr = _geometric(s.avail, v, self.epoch)
         else:
@@ -266,7 +268,10 @@ class MarketData:
         if arr is None:
             s = self._get(series)
             k = self._last_index(s)
-            arr = np.where(k >= 0, (self.epoch - s.avail[np.maximum(k, 0)]) / HOUR, np.inf)
+            if s.avail.size == 0:
+                arr = np.full(self.epoch.shape, np.inf)
+            else:
+                arr = np.where(k >= 0, (self.epoch - s.avail[np.maximum(k, 0)]) / HOUR, np.inf)
             arr.flags.writeable = False
             self._fields[key] = arr
         return arr

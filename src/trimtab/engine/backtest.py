@@ -185,7 +185,7 @@ class Engine:
     """
 
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
-                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False):
+                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, gateway=None):
         self.strategy = strategy
         self.window = window
         self.capital = float(capital if capital is not None else strategy.config.capital)
@@ -201,7 +201,8 @@ class Engine:
         self.iso = iso = [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times]
         self.executor = Executor(px, sim, self.book, self.attr,
                                  on_fill=lambda f: journal.fill(f, iso[f.tick]),
-                                 on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
+                                 on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail),
+                                 gateway=gateway)
         config_dir = Path(strategy.config_file).parent
         self.signals = None
         if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):
@@ -261,7 +262,7 @@ class Engine:
             attr.market_move(book, px, i - 1, i)
         for f in sim.funding(i, book):
             executor.apply(f)
-        for f, price in sim.check_stops(i, book):
+        for f, price in executor.gateway.stops(i, book, sim):
             executor.apply(f, price)
         for token, amount, drop in rewards.due(i):
             executor.apply(Fill(i, "etherfi", "reward", "rewards", [Leg(f"wallet:BaseToken:{token}", amount, amount)],
@@ -359,6 +360,32 @@ class Engine:
         journal.series_row(i, equity, self.nav_series[i], eeth)
         self.next_tick = i + 1
         return metrics
+
+    def extend(self, ticks: MarketData) -> int:
+        """Grow the run by the hourly ticks of ``ticks`` (a live feed delivering the hour that
+        just closed): the view (:meth:`MarketView.extend`), the ISO clock, the equity and NAV
+        series, the reward schedule (drops paying within the longer window) and the signals
+        are extended; nothing about ticks already stepped changes. Returns the first new tick.
+
+        Raises:
+            DataError: the ticks do not continue the clock hour by hour.
+        """
+        view = self.view
+        first = view.extend(ticks)
+        self.iso.extend(f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times[first:])
+        added = view.n - first
+        self.eq_series.extend([0.0] * added)
+        self.nav_series.extend([1.0] * added)
+        # Drops are sorted by pay time and the window only grows at its end, so the paid
+        # prefix (``rewards.next``) keeps its meaning.
+        self.rewards.drops = RewardAccrual(self.window.static, view.epoch).drops
+        if self.signals is not None:
+            from ..data.signals import align, read_signals
+            config_dir = Path(self.strategy.config_file).parent
+            for t in self.strategy.config.targets:
+                if isinstance(t, SignalPerpTarget):
+                    self.signals.cols[t.id] = align(read_signals(config_dir / t.signal.file), view.epoch)
+        return first
 
     def add_flow(self, flow: Flow) -> None:
         """Schedule a capital flow at run time (a portfolio moving capital between sleeves): it is

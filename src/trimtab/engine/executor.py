@@ -7,6 +7,18 @@ kept only if no balance goes negative, the flash loan is repaid and the lending 
 factor stays >= 1. A failed step fails the plan: later steps are cancelled, what already
 happened stays (and is journaled), so positions stay consistent. Transfers in transit arrive
 even if their plan is cancelled: money in flight cannot be recalled.
+
+The venue side is one seam, the *gateway* (DESIGN.md: only the clock, the feed and the venue
+side differ between backtest and live). Every step is first run on the simulated venues: that
+is the pre-trade estimate and, for bundles, the safety check. Its fills are then handed to the
+gateway: :class:`PaperGateway` (backtests, paper runs) returns them unchanged and they are
+booked as they are; a live gateway (:class:`trimtab.live.execution.VenueGateway`) sends the
+step to the venues and returns the fills as the venues reported them, which replace the
+simulated ones; or it raises :class:`ExecutionError` and the step fails as any other.
+Transfers in transit are credited once their latency has passed *and* the gateway's
+``arrived(transit)`` agrees (paper: always; live: the venue has confirmed the transfer).
+Resting take-profit / stop-loss fills come from the gateway's ``stops(tick, book, sim)``
+(paper: the simulated ``check_stops``; live: the venue's triggered orders).
 """
 from __future__ import annotations
 
@@ -18,6 +30,45 @@ from ..accounting.book import Book, Fill, Leg
 from ..planner.plan import Instruction, Plan, Step
 from ..venues.pricing import Pricing
 from ..venues.sim import WALLET_ETH, ExecutionError, SimVenues
+
+
+class PartialExecution(ExecutionError):
+    """A step that failed after part of it happened on a venue (a partly filled order, the
+    first of several transactions mined). ``fills`` (Fill, trade price or None) are what did
+    happen: the executor books them, then fails the step."""
+
+    def __init__(self, message: str, fills: list):
+        super().__init__(message)
+        self.fills = fills
+
+
+class PaperGateway:
+    """The simulated venue side: the simulated fills are the fills (backtests, paper runs).
+
+    Gateway protocol: ``execute(plan_id, step, tick, fills) -> fills`` where ``fills`` is the
+    step's simulated ``[(Fill, trade price or None), ...]`` in the order they were applied.
+    Returning the very same list object means "book the simulation as it is"; any other list
+    replaces the simulated fills. Raise :class:`ExecutionError` (nothing happened) or
+    :class:`PartialExecution` (part happened) to fail the step.
+    """
+
+    live = False
+
+    def execute(self, plan_id: str, step: Step, tick: int, fills: list) -> list:
+        return fills
+
+    def arrived(self, transit: "Transit") -> bool:
+        """Optional hook: may ``transit`` be credited now? Asked once its latency has passed,
+        every tick until True. Paper: always (the latency is the model); a live gateway
+        confirms with the venue first. A gateway without this method is treated as True."""
+        return True
+
+    def stops(self, tick: int, book: Book, sim: SimVenues) -> list:
+        """Engine hook, once per tick: the resting take-profit / stop-loss orders that filled,
+        as ``[(Fill, price)]`` for the engine to apply. Paper: exactly the simulated
+        :meth:`SimVenues.check_stops` (the bar's high/low against ``sim.stops``); a live
+        gateway reports the venue's fills instead (:meth:`trimtab.live.execution.VenueGateway.stops`)."""
+        return sim.check_stops(tick, book)
 
 
 @dataclass
@@ -35,12 +86,15 @@ class Executor:
     """Runs plans against :class:`SimVenues`, applying fills to the book and the attribution.
 
     ``on_fill(fill)`` and ``on_step(plan_id, step, status, tick, detail)`` receive every fill and
-    step status change (the journal).
+    step status change (the journal). ``gateway`` is the venue side (default
+    :class:`PaperGateway`: the simulated fills are booked).
     """
 
-    def __init__(self, px: Pricing, sim: SimVenues, book: Book, attribution: Attribution, on_fill, on_step):
+    def __init__(self, px: Pricing, sim: SimVenues, book: Book, attribution: Attribution, on_fill, on_step, gateway=None):
         self.px = px
         self.sim = sim
+        self.gateway = gateway if gateway is not None else PaperGateway()
+        self._staged: list | None = None  # fills of the step being run, not yet recorded
         self.book = book
         self.attr = attribution
         self.on_fill = on_fill
@@ -81,7 +135,10 @@ class Executor:
     def advance(self, tick: int) -> None:
         """Process arrivals due by this tick, then run every ready step (repeatedly)."""
         now = self.px.view.epoch[tick]
+        arrived = getattr(self.gateway, "arrived", None)
         for tr in [t for t in self.transits if t.arrival_epoch <= now]:
+            if arrived is not None and not arrived(tr):
+                continue  # the venue has not confirmed it yet: still in transit, asked again next tick
             self.transits.remove(tr)
             self.apply(Fill(tick, tr.venue, "arrival", "trading_fees", [Leg(tr.src, -tr.amount, -tr.amount), Leg(tr.dst, tr.amount, tr.amount)],
                             plan_id=tr.plan_id, step_id=tr.step_id, note="transfer credited"))
@@ -125,21 +182,69 @@ class Executor:
         self.book.apply(fill, price)
         after = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)
         fill.impact = after - before
-        if record:
+        if record and self._staged is not None:
+            self._staged.append((fill, price))  # booked once the gateway has the step
+        elif record:
             self.attr.book_fill(fill)
             self.on_fill(fill)
         return fill
+
+    def _record(self, fills: list) -> None:
+        for f, _ in fills:
+            self.attr.book_fill(f)
+            self.on_fill(f)
+
+    def _through_gateway(self, s: Step, tick: int, run) -> str:
+        """Run ``run()`` (the simulated step, applied to the book), then hand its fills to the
+        gateway. Paper: the simulated fills are recorded as they are. Otherwise the book goes
+        back to where it was and the gateway's fills are applied and recorded instead."""
+        snap = self.book.snapshot()
+        n_transits, stops = len(self.transits), dict(self.sim.stops)
+
+        def undo() -> None:
+            self.book.restore(snap)
+            del self.transits[n_transits:]
+            self.sim.stops = stops
+
+        self._staged = []
+        try:
+            detail = run()
+        except ExecutionError:
+            staged, self._staged = self._staged, None
+            if self.gateway.live:
+                undo()  # nothing was sent
+            else:
+                self._record(staged)
+            raise
+        staged, self._staged = self._staged, None
+        try:
+            real = self.gateway.execute(self.plan.id, s, tick, staged)
+        except PartialExecution as e:
+            undo()
+            for f, price in e.fills:
+                self.apply(self._tag(f, s), price)
+            raise
+        except ExecutionError:
+            undo()
+            raise
+        if real is staged:
+            self._record(staged)
+            return detail
+        self.book.restore(snap)
+        for f, price in real:
+            self.apply(self._tag(f, s), price)
+        return "; ".join(f.note for f, _ in real if f.note) or detail
 
     # ------------------------------------------------------------------ running steps
     def _run(self, s: Step, tick: int) -> None:
         pid = self.plan.id
         if s.bundle:
-            self._run_bundle(s, tick)
+            detail = self._through_gateway(s, tick, lambda: self._run_bundle(s, tick))
             self.status[s.id] = "done"
-            self.on_step(pid, s, "done", tick, "bundle applied atomically")
+            self.on_step(pid, s, "done", tick, "bundle applied atomically" if not self.gateway.live else f"bundle applied atomically: {detail}")
             return
         ins = s.instructions[0]
-        detail = self._run_instruction(ins, s, tick)
+        detail = self._through_gateway(s, tick, lambda: self._run_instruction(ins, s, tick))
         if s.latency_s > 0:
             self.status[s.id] = "in_transit"
             self.on_step(pid, s, "in_transit", tick, detail)
@@ -267,9 +372,10 @@ class Executor:
         except ExecutionError:
             self.book.restore(snap)
             raise
-        for f, _ in fills:
-            self.attr.book_fill(f)
-            self.on_fill(f)
+        if self._staged is not None:
+            self._staged.extend(fills)
+        else:
+            self._record(fills)
 
     def _bundle_fill(self, ins: Instruction, tick: int, gas: float) -> Fill:
         sim, book = self.sim, self.book

@@ -8,7 +8,10 @@ impact), ``ledger`` (attribution per tick and category, share class units) and `
 (the tight loop's metrics per tick). Rows are buffered and written in batches; WAL mode so a
 reader can follow a live run. Live runs also keep ``checkpoints`` (the engine state after the
 last tick, written in the same transaction as that tick's rows), ``series`` (equity, NAV per
-tick) and ``control`` (requests such as ``stop`` from another process).
+tick), ``control`` (requests such as ``stop`` from another process) and, with a live market
+feed, ``observations`` (every collected market row) and ``feed_errors`` (failed fetches). Runs that execute on
+real venues keep an ``outbox``: every chain transaction of a step, written and committed
+*before* it is sent (write-ahead), then updated as it is sent and mined (:meth:`Journal.outbox_put`).
 """
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ CREATE TABLE IF NOT EXISTS metrics (tick INTEGER PRIMARY KEY, time TEXT, state T
 CREATE TABLE IF NOT EXISTS series (tick INTEGER PRIMARY KEY, equity REAL, nav REAL, eeth REAL);
 CREATE TABLE IF NOT EXISTS checkpoints (tick INTEGER PRIMARY KEY, state BLOB);
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT, time TEXT);
+CREATE TABLE IF NOT EXISTS outbox (plan_id TEXT, step_id TEXT, idx INTEGER, venue TEXT, description TEXT, tx TEXT, raw TEXT, tx_hash TEXT, status TEXT, receipt TEXT, time TEXT, PRIMARY KEY (plan_id, step_id, idx));
+CREATE TABLE IF NOT EXISTS observations (tick INTEGER, series TEXT, ts INTEGER, avail INTEGER, known INTEGER, data TEXT);
+CREATE TABLE IF NOT EXISTS feed_errors (tick INTEGER, time TEXT, series TEXT, source TEXT, message TEXT);
 CREATE TABLE IF NOT EXISTS analyses (tick INTEGER, time TEXT, trigger TEXT, plan_id TEXT, recommendation TEXT, analysis TEXT);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
@@ -70,7 +76,7 @@ class Journal:
         self.db = sqlite3.connect(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series")}
+        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors")}
         self.flush_every = flush_every
         self._fill_id = 0
 
@@ -83,6 +89,8 @@ class Journal:
         "metrics": "INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         "analyses": "INSERT INTO analyses VALUES (?,?,?,?,?,?)",
         "series": "INSERT OR REPLACE INTO series VALUES (?,?,?,?)",
+        "observations": "INSERT INTO observations VALUES (?,?,?,?,?,?)",
+        "feed_errors": "INSERT INTO feed_errors VALUES (?,?,?,?,?)",
     }
 
     def _add(self, table: str, row: tuple) -> None:
@@ -136,6 +144,22 @@ class Journal:
         """(tick, equity, nav, eeth) rows before tick ``upto`` (committed ones)."""
         return self.db.execute("SELECT tick, equity, nav, eeth FROM series WHERE tick < ? ORDER BY tick", (upto,)).fetchall()
 
+    def observation(self, tick: int, series: str, ts: int, avail: int, known: int, values: dict[str, float]) -> None:
+        """A market observation a live feed collected while preparing ``tick``: observation
+        time ``ts``, availability ``avail`` and the tick epoch it became ``known`` at (epoch
+        seconds), values by column. Written with the tick's checkpoint, so ``--resume``
+        rebuilds exactly the market data the run saw (floats round-trip through JSON)."""
+        self._add("observations", (tick, series, ts, avail, known, json.dumps(values, separators=(",", ":"))))
+
+    def observations(self, upto: int) -> list[tuple[str, int, int, int, dict]]:
+        """(series, ts, avail, known, values) collected for ticks before ``upto``, in order."""
+        return [(s, ts, av, kn, json.loads(d)) for s, ts, av, kn, d in self.db.execute(
+            "SELECT series, ts, avail, known, data FROM observations WHERE tick < ? ORDER BY rowid", (upto,))]
+
+    def feed_error(self, tick: int, time: str, series: str, source: str, message: str) -> None:
+        """A fetch that failed for ``tick``: the series it leaves without a new value (NaN or stale)."""
+        self._add("feed_errors", (tick, time, series, source, message))
+
     def checkpoint(self, tick: int, state: bytes) -> None:
         """Write every buffered row and the engine state after ``tick`` in ONE transaction: a
         process killed at any moment leaves either the whole tick or none of it."""
@@ -149,6 +173,32 @@ class Journal:
 
     def last_checkpoint(self) -> tuple[int, bytes] | None:
         return self.db.execute("SELECT tick, state FROM checkpoints ORDER BY tick DESC LIMIT 1").fetchone()
+
+    # -- write-ahead outbox of chain transactions (live execution) ------------------------
+    _OUTBOX = ("plan_id", "step_id", "idx", "venue", "description", "tx", "raw", "tx_hash", "status", "receipt", "time")
+
+    def outbox_put(self, plan_id: str, step_id: str, idx: int, **fields) -> None:
+        """Insert or update the outbox row of transaction ``idx`` of a step and COMMIT at once.
+
+        Fields: ``venue``, ``description``, ``tx`` (the unsigned call as JSON: to, data, value),
+        ``raw`` (the signed transaction, hex), ``tx_hash``, ``status`` (built, signed, sent,
+        mined, reverted), ``receipt`` (JSON), ``time``. Signed bytes and hashes only: a signed
+        transaction holds no key (it is public once broadcast). Only this row is committed:
+        a tick's other rows stay buffered in memory until its checkpoint.
+        """
+        bad = set(fields) - set(self._OUTBOX[3:])
+        if bad:
+            raise ValueError(f"unknown outbox fields: {sorted(bad)}")
+        row = self.db.execute("SELECT * FROM outbox WHERE plan_id=? AND step_id=? AND idx=?", (plan_id, step_id, idx)).fetchone()
+        cur = dict(zip(self._OUTBOX, row)) if row else dict.fromkeys(self._OUTBOX)
+        cur.update(fields, plan_id=plan_id, step_id=step_id, idx=idx)
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO outbox VALUES (?,?,?,?,?,?,?,?,?,?,?)", tuple(cur[k] for k in self._OUTBOX))
+
+    def outbox(self, plan_id: str, step_id: str) -> list[dict]:
+        """The outbox rows of one step, by ``idx`` (empty when nothing was ever sent for it)."""
+        rows = self.db.execute("SELECT * FROM outbox WHERE plan_id=? AND step_id=? ORDER BY idx", (plan_id, step_id)).fetchall()
+        return [dict(zip(self._OUTBOX, r)) for r in rows]
 
     def control(self, key: str) -> str | None:
         """A control request written by another process (``trimtab stop``)."""

@@ -54,6 +54,41 @@ class MarketView:
             if s not in self.ages:
                 self.ages[s] = self.data.age_hours(s).tolist()
 
+    def extend(self, ticks: MarketData) -> int:
+        """Append the hourly ticks of ``ticks`` (a live feed's newest hour(s)) to the view.
+
+        ``ticks`` must hold the same series as the view's data and start one hour after the
+        view's last tick. Every loaded column and age, the clock (``times``, and ``epoch``,
+        which stays the same list object: RewardAccrual and the executor hold it) and the
+        cached freshness flags grow by ``len(ticks.index)``; nothing already read changes.
+        The values come from :meth:`MarketData.field` / :meth:`MarketData.age_hours`, so a
+        live tick is put on the clock by exactly the loader's rules (as-of, event, ages).
+
+        Returns:
+            the index of the first appended tick.
+
+        Raises:
+            DataError: the ticks do not continue the clock hour by hour.
+        """
+        first = self.n
+        new = [int(x) for x in ticks.epoch]
+        if new and self.epoch and new[0] != self.epoch[-1] + 3600:
+            raise DataError(f"ticks starting {ticks.index[0]} do not continue the clock after {self.times[-1]}")
+        self.times.extend(ticks.index)
+        self.epoch.extend(new)
+        self.n += len(new)
+        for f, col in self.cols.items():
+            col.extend(ticks.field(f).tolist())
+        for s, col in self.ages.items():
+            col.extend(ticks.age_hours(s).tolist())
+        for (f, max_age), flags in self._fresh.items():
+            if f in self.cols:
+                ages = self.ages[series_of(f)]
+                flags.extend(not math.isnan(v) and a <= max_age for v, a in zip(self.cols[f][first:], ages[first:]))
+            else:
+                flags.extend([False] * len(new))
+        return first
+
     @property
     def time(self):
         return self.times[self.i]

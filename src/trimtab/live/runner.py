@@ -9,9 +9,13 @@ and carries on from the next tick: nothing that was committed runs again, so no 
 is executed twice, and the run ends where an uninterrupted one ends.
 
 Execution is paper by default: fills come from the same simulated venue models as backtests.
-(Orders to real venues go through :mod:`trimtab.live.adapters`, whose client order ids are
-derived from plan and step ids so a resent order is recognised; the live loop does not route
-to them yet.)
+``--execute`` (live feed only) puts the venue side of the executor on the real venues
+(:func:`trimtab.live.connect.enable_execution`): every step is still simulated first (the
+pre-trade estimate and safety check), then sent through the ccxt/web3 adapters with
+idempotency keys (client order ids; signed transactions written ahead to the journal's
+``outbox``), and the venues' fills are booked. Before the first tick, and again on
+``--resume``, the book is reconciled against the venues; a mismatch beyond tolerance halts
+the machine (rules still evaluated and journaled, nothing sent).
 
 ``trimtab stop RUN`` writes a stop request into the journal; the loop sees it at the next
 tick, cancels the plan in flight (``--flatten``: submits an unwind plan first and waits for
@@ -24,36 +28,82 @@ import json
 import os
 import pickle
 import sqlite3
+import time
 from pathlib import Path
+
+import pandas as pd
 
 from ..config.load import Strategy
 from ..data.feed import MarketData, load_market_data
 from ..engine.backtest import Engine, RunResult, new_run_id, resolve_window
 from ..errors import TrimtabError
-from .feed import ReplayFeed
+from ..timeutil import utc
+from .feed import LiveFeed, ReplayFeed, last_closed_hour
 
 
 class LiveError(TrimtabError):
     """A live run cannot start, resume or be controlled; the message says why."""
 
 
+def _resume_meta(out: Path, run_id: str | None, strategy: Strategy) -> dict:
+    """The journal meta of the run to resume, checked to be ``strategy``'s."""
+    if not run_id:
+        raise LiveError("--resume needs the run id to continue")
+    run_dir = out / run_id
+    meta = _meta(run_dir)
+    if meta.get("strategy", {}).get("name") != strategy.name:
+        raise LiveError(f"{run_dir} is a run of {meta.get('strategy', {}).get('name')!r}, not {strategy.name!r}")
+    return meta
+
+
+def _stop_request(engine: Engine, i: int, stopped: dict | None) -> dict | None:
+    """Act on a ``trimtab stop`` request at tick ``i`` (once): halt the machine, cancel the plan
+    in flight and, with ``flatten``, submit the unwind plan. Returns the request (or None)."""
+    request = engine.journal.control("stop")
+    if request is None or stopped is not None:
+        return stopped
+    stopped = json.loads(request)
+    engine.halted = True
+    engine.executor.cancel(i, "stop requested")
+    if stopped.get("flatten"):
+        plan = engine.planner.plan(engine.book, engine.equity(), "exit_full", "unwind", engine.params, "stop")
+        engine.journal.plan(plan, i)
+        engine.executor.submit(plan, i)
+    return stopped
+
+
+def _step_and_checkpoint(engine: Engine, i: int, stopped: dict | None) -> bool:
+    """Step tick ``i`` and commit its rows with the engine state; True when a stop is complete."""
+    engine.step(i)
+    engine.journal.checkpoint(i, pickle.dumps(engine.state()))
+    if stopped is not None and not engine.executor.in_flight:
+        engine.journal.meta("stopped", {"tick": i, "time": engine.iso[i], **stopped})
+        return True
+    return False
+
+
 def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, start=None, end=None,
-             speed: float = 3600.0, resume: bool = False, data: MarketData | None = None, progress=None) -> RunResult:
-    """Paper-trade ``strategy`` over a replay of the bundled data, checkpointing every tick.
+             speed: float = 3600.0, resume: bool = False, data: MarketData | None = None, progress=None,
+             feed: str = "replay", execute: bool = False, **live_kw) -> RunResult:
+    """Run ``strategy`` live, checkpointing every tick: over a replay of the bundled data
+    (``feed="replay"``, paper only) or over live market data on the wall clock
+    (``feed="live"``, see :func:`run_live_feed`, which receives ``execute`` and ``live_kw``).
 
     Raises:
         LiveError: resuming a run that has no checkpoint, or a run directory that is not this
-            strategy's; DataError for a window outside the data.
+            strategy's; ``execute`` on the replay feed; DataError for a window outside the data.
     """
+    if feed == "live":
+        if start is not None:
+            raise LiveError("a run on the live feed starts at the last closed hour; --start applies to backtests and --replay")
+        return run_live_feed(strategy, out=out, run_id=run_id, end=end, resume=resume, progress=progress, execute=execute,
+                             **live_kw)
+    if execute:
+        raise LiveError("--execute sends real orders, which need live prices: use it with --live (not --replay)")
     data = data or load_market_data()
     out = Path(out)
     if resume:
-        if not run_id:
-            raise LiveError("--resume needs the run id to continue")
-        run_dir = out / run_id
-        meta = _meta(run_dir)
-        if meta.get("strategy", {}).get("name") != strategy.name:
-            raise LiveError(f"{run_dir} is a run of {meta.get('strategy', {}).get('name')!r}, not {strategy.name!r}")
+        meta = _resume_meta(out, run_id, strategy)
         start, end = meta["window"]["start"].replace("Z", ""), meta["window"]["end"].replace("Z", "")
     start, end = resolve_window(strategy, data, start, end)
     run_id = run_id or new_run_id(strategy, start, end, out)
@@ -70,29 +120,191 @@ def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = 
     else:
         journal.meta("live", {"mode": "paper", "feed": "replay", "speed": speed, "pid": os.getpid()})
     (run_dir / "live.pid").write_text(str(os.getpid()))
-    feed = ReplayFeed(engine.view.n, speed)
     stopped = None
     try:
-        for i in feed.ticks(engine.next_tick):
-            request = journal.control("stop")
-            if request is not None and stopped is None:
-                stopped = json.loads(request)
-                engine.halted = True
-                engine.executor.cancel(i, "stop requested")
-                if stopped.get("flatten"):
-                    plan = engine.planner.plan(engine.book, engine.equity(), "exit_full", "unwind", engine.params, "stop")
-                    journal.plan(plan, i)
-                    engine.executor.submit(plan, i)
-            engine.step(i)
-            journal.checkpoint(i, pickle.dumps(engine.state()))
+        for i in ReplayFeed(engine.view.n, speed).ticks(engine.next_tick):
+            stopped = _stop_request(engine, i, stopped)
+            done = _step_and_checkpoint(engine, i, stopped)
             if progress:
                 progress(i + 1, engine.view.n)
-            if stopped is not None and not engine.executor.in_flight:
-                journal.meta("stopped", {"tick": i, "time": engine.iso[i], **stopped})
+            if done:
                 break
     finally:
         (run_dir / "live.pid").unlink(missing_ok=True)
     return engine.finish()
+
+
+def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, end=None, resume: bool = False,
+                  progress=None, notice=None, sources=None, sessions: dict | None = None, w3=None, clock=time.time,
+                  sleep=time.sleep, static: dict | None = None, poll_s: float = 5.0, execute: bool = False,
+                  execution: dict | None = None) -> RunResult:
+    """Paper-trade ``strategy`` on live market data, one tick per closed wall-clock hour.
+
+    The window starts at the last closed hour (:func:`trimtab.live.feed.last_closed_hour`) and
+    ends after ``end`` (UTC, inclusive) or at ``trimtab stop``. Each tick the
+    :class:`~trimtab.live.feed.LiveFeed` collects the hour's rows (:mod:`trimtab.live.collect`;
+    sources in ``feeds/live.yaml``), the engine's clock grows by that tick
+    (:meth:`Engine.extend`) and is stepped; the rows, the failed fetches and the engine state
+    are committed in one transaction (``observations``, ``feed_errors``, ``checkpoints``), so
+    ``--resume`` rebuilds exactly the market data the run saw, tick by tick, and continues.
+
+    Args:
+        notice: callable(str) for failed fetches (the CLI prints them on stderr).
+        sources: a :class:`~trimtab.live.sources.LiveSources` (default ``feeds/live.yaml``).
+        sessions, w3: recorded transports for tests (see :func:`trimtab.live.collect.build_collector`);
+            otherwise ccxt's HTTP and ``TRIMTAB_ETH_RPC_URL``.
+        clock, sleep: wall clock and sleep (tests inject a fake clock); ``poll_s``: the longest
+            sleep between checks for ``trimtab stop`` while waiting for the next hour.
+        static: the bundle's static.json (risk parameters, gas units, rewards); default: loaded.
+        execute: send the plans to the real venues (:func:`trimtab.live.connect.enable_execution`);
+            the credentials are checked before any venue is contacted. ``execution``: options
+            for it (tests pass pre-built adapters over recorded transports).
+
+    Raises:
+        LiveError: a venue or the RPC endpoint cannot be reached or is not configured (naming
+            it), a series the strategy needs has no live source, or a bad resume;
+            ExecutionSetupError: ``execute`` without the credentials or with operations the
+            venue gateway cannot carry out.
+    """
+    from ..data.feed import DEFAULT_DATA_DIR
+    from ..engine.market import MarketView, series_of
+    from ..venues.pricing import Pricing
+    from ..venues.sim import SimVenues
+    from ..engine.backtest import required_series
+    from .collect import FeedUnavailable, LiveStore, Observation, build_collector
+    from .sources import load_sources
+
+    sources = sources or load_sources()
+    execution = dict(execution or {})
+    if execute:
+        from .connect import check_execution
+
+        check_execution(strategy, **execution)  # fail on credentials before any network call
+    if static is None:
+        path = DEFAULT_DATA_DIR / "static.json"
+        static = json.loads(path.read_text()) if path.exists() else {}
+    out = Path(out)
+    end_e = None if end is None else int(utc(end).floor("h").timestamp())
+    if resume:
+        run_dir = out / run_id
+        meta = _resume_meta(out, run_id, strategy)
+        live = meta.get("live", {})
+        if bool(meta.get("execution")) != execute:
+            raise LiveError(f"{run_dir} was started {'with' if meta.get('execution') else 'without'} --execute; "
+                            "resume it the same way")
+        if live.get("feed") != "live":
+            raise LiveError(f"{run_dir} is not a run on the live feed; resume it with --replay")
+        t0, end_e = live["start_epoch"], live["end_epoch"]
+    else:
+        t0 = last_closed_hour(clock(), sources.settle_s)
+        if end_e is not None and end_e < t0:
+            raise LiveError(f"--end {end} is before the first live tick {pd.Timestamp(t0, unit='s', tz='UTC'):%Y-%m-%d %H:%M}Z")
+    # The series the engine will read: the same fields a backtest loads.
+    store = LiveStore(static, set(sources.series))
+    probe = MarketView(store.market(t0, t0), set())
+    px = Pricing(strategy, probe)
+    needed = {series_of(f) for f in px.fields() | SimVenues(strategy, px, static).fields()}
+    must, _ = required_series(strategy)
+    missing = sorted(s for s in must if s not in sources.series)
+    if missing:
+        raise LiveError(f"{strategy.name} needs series with no live source in {sources.file}: {', '.join(missing)}")
+    absent = sorted(s for s in needed if s not in sources.series)
+    try:
+        rpc = None
+        if w3 is None and sources.needs_chain(needed) and os.environ.get("TRIMTAB_ETH_RPC_URL"):
+            from .secrets import eth_rpc_url
+            rpc = eth_rpc_url().reveal()
+        collector = build_collector(sources, needed, sessions=sessions, w3=w3, rpc_url=rpc)
+        for job in collector.exchanges:
+            job.connect()
+        if collector.chain is not None:
+            from urllib.parse import urlsplit
+            collector.chain.connect(f"TRIMTAB_ETH_RPC_URL (host {urlsplit(rpc).hostname})" if rpc else "(given Web3)")
+    except FeedUnavailable as e:
+        raise LiveError(f"live market data unavailable: {e}. Check the network connection and TRIMTAB_ETH_RPC_URL, or use "
+                        "--live --replay to run the live loop over the bundled history") from None
+
+    engine = None
+    if resume:
+        run_dir = out / run_id
+        db = sqlite3.connect(run_dir / "journal.sqlite")
+        try:
+            cp = db.execute("SELECT tick FROM checkpoints").fetchone()
+            if cp is None:
+                raise LiveError(f"{run_dir} has no checkpoint to resume from")
+            for series, ts, av, kn, d in db.execute(
+                    "SELECT series, ts, avail, known, data FROM observations WHERE tick <= ? ORDER BY rowid", (cp[0],)):
+                store.add(Observation(series, ts, av, json.loads(d)), kn)
+        finally:
+            db.close()
+        engine = Engine(strategy, store.market(t0, t0), run_dir, resume=True)
+        for k in range(1, cp[0] + 1):
+            engine.extend(store.market(t0 + 3600 * k, t0 + 3600 * k))
+        engine.journal.flush_every = 10**9
+        engine.restore(pickle.loads(engine.journal.last_checkpoint()[1]))
+        engine.journal.meta("resumed", {"at_tick": engine.next_tick, "pid": os.getpid()})
+        if execute:
+            _execute(engine, notice, execution)
+        (run_dir / "live.pid").write_text(str(os.getpid()))
+    else:
+        run_id = run_id or new_run_id(strategy, pd.Timestamp(t0, unit="s", tz="UTC"),
+                                      pd.Timestamp(end_e if end_e is not None else t0, unit="s", tz="UTC"), out)
+        run_dir = out / run_id
+
+    def stop_requested() -> bool:
+        return engine is not None and not engine.executor.in_flight and engine.journal.control("stop") is not None
+
+    feed = LiveFeed(collector, store, end=end_e, settle_s=sources.settle_s, clock=clock, sleep=sleep, poll_s=poll_s)
+    first = t0 + 3600 * (engine.next_tick if engine is not None else 0)
+    stopped = None
+    try:
+        for t, obs, errs in feed.ticks(first, interrupt=stop_requested):
+            if engine is None:
+                engine = Engine(strategy, store.market(t0, t0), run_dir)
+                engine.journal.flush_every = 10**9
+                engine.journal.meta("live", {"mode": "execute" if execute else "paper", "feed": "live", "sources": sources.file, "start_epoch": t0,
+                                             "end_epoch": end_e, "settle_s": sources.settle_s, "pid": os.getpid(),
+                                             "series": sorted(s for s in needed if s in sources.series),
+                                             "absent": absent, "no_live_source": store.absent})
+                (run_dir / "live.pid").write_text(str(os.getpid()))
+                if execute:
+                    _execute(engine, notice, execution)
+            else:
+                engine.extend(store.market(t, t))
+            journal, i = engine.journal, (t - t0) // 3600
+            for o in obs:
+                journal.observation(i, o.series, o.ts, o.avail, t, o.values)
+            for e in errs:
+                journal.feed_error(i, engine.iso[i], e.series, e.source, e.message)
+                if notice:
+                    notice(f"{engine.iso[i]}: {e.series}: no data from {e.source}: {e.message}")
+            stopped = _stop_request(engine, i, stopped)
+            done = _step_and_checkpoint(engine, i, stopped)
+            if progress:
+                progress(i + 1, (end_e - t0) // 3600 + 1 if end_e is not None else i + 1)
+            if done:
+                break
+        if engine is None:
+            raise LiveError("stopped before the first live tick")
+        if stopped is None and engine.journal.control("stop") is not None:  # stopped while waiting for an hour
+            i = engine.next_tick - 1
+            engine.journal.meta("stopped", {"tick": i, "time": engine.iso[i], **json.loads(engine.journal.control("stop"))})
+    finally:
+        (run_dir / "live.pid").unlink(missing_ok=True)
+    engine.window = store.market(t0, t0 + 3600 * (engine.view.n - 1))
+    return engine.finish()
+
+
+def _execute(engine: Engine, notice, options: dict) -> None:
+    """Put ``engine`` on the real venues; a reconciliation mismatch halts it and is reported."""
+    from .connect import enable_execution
+
+    _, mismatches = enable_execution(engine, **options)
+    if mismatches and notice:
+        for m in mismatches:
+            notice(f"reconciliation: {m}")
+        notice("the book does not match the venues: the machine is halted (nothing will be sent); "
+               "see `trimtab status` and the journal's reconciliation record")
 
 
 def request_stop(run_dir: Path, flatten: bool = False) -> None:
@@ -134,6 +346,8 @@ def status(run_dir: Path) -> dict:
     return {
         "run_dir": str(run_dir), "strategy": meta.get("strategy", {}).get("name"),
         "running": alive, "pid": pid if alive else None,
+        "mode": meta.get("live", {}).get("mode", "backtest"), "feed": meta.get("live", {}).get("feed"),
+        "reconciliation": meta.get("reconciliation"),
         "finished": "summary" in meta, "stopped": meta.get("stopped"),
         "tick": last[0] if last else None, "time": last[1] if last else None,
         "state": last[2] if last else None, "equity": last[3] if last else None,

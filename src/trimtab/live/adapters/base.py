@@ -71,6 +71,8 @@ class OrderResult:
     already_placed: bool = False
     fee: float | None = None
     fee_currency: str | None = None
+    #: Quote spent or received (USDT for ``BTC/USDT``), as the venue reports it; None if not given.
+    cost: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

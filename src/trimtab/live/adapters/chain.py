@@ -17,7 +17,16 @@
 :meth:`ChainAdapter.simulate` runs ``eth_call`` against the latest block and reports success or
 the revert reason; :meth:`ChainAdapter.send` refuses unless called with ``live=True``, signs
 with ``TRIMTAB_ETH_PRIVATE_KEY`` (the only source of the key), simulates first and refuses a
-reverting transaction, then sends it as an EIP-1559 transaction.
+reverting transaction, then sends it as an EIP-1559 transaction. The same in three parts, for a
+caller that must record the signed bytes before they leave (the write-ahead outbox of
+:mod:`trimtab.live.execution`): :meth:`ChainAdapter.sign` (simulate, then sign: no network
+write), :meth:`ChainAdapter.broadcast` (``eth_sendRawTransaction``; a rebroadcast of bytes the
+node already has is not an error) and :meth:`ChainAdapter.receipt`.
+
+Reads for reconciliation: :meth:`ChainAdapter.eth_balance` (``eth_getBalance``),
+:meth:`ChainAdapter.token_balance` (ERC-20 ``balanceOf``) and :meth:`ChainAdapter.aave_balances`
+(the reserve's aToken and variable debt token from ``Pool.getReserveData``, then their
+``balanceOf``, which Aave reports as scaled balance x current index: asset units with interest).
 
 Units: instruction amounts are asset units; calldata and ``value`` are base units
 (``amount x 10**decimals``, rounded down; USDT 6 decimals, the rest 18).
@@ -31,9 +40,10 @@ from web3 import Web3
 
 from trimtab.live.adapters import bundle as bundles
 from trimtab.live.adapters.base import AdapterError, wrap_errors
-from trimtab.live.adapters.contracts import (AAVE_POOL_ABI, AAVE_V3_POOL, CHAIN_ID, DSA_ABI, ERC20_ABI, ETHERFI_LIQUIDITY_POOL,
-                                             ETHERFI_POOL_ABI, LIDO_ABI, LIDO_STETH, TOKENS, VARIABLE_RATE, WEETH_ABI,
-                                             WSTETH_ABI, ZERO)
+from trimtab.live.adapters.contracts import (AAVE_POOL_ABI, AAVE_V3_POOL, CHAIN_ID, CHAIN_SYMBOL, DSA_ABI, ERC20_ABI,
+                                             ETHERFI_LIQUIDITY_POOL, ETHERFI_POOL_ABI, LIDO_ABI, LIDO_STETH, ROUTER_ADDRESS_THIS,
+                                             SWAP_ROUTER02, SWAP_ROUTER02_ABI, TOKENS, TRANSFER_TOPIC, UNISWAP_FEE_TIERS,
+                                             VARIABLE_RATE, WEETH_ABI, WSTETH_ABI, ZERO)
 from trimtab.live.secrets import eth_private_key
 
 SHARE_ROUNDING_WEI = 2
@@ -65,6 +75,51 @@ class SimulationResult:
     ok: bool
     return_data: str = "0x"
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction: ``raw`` (hex of the RLP/typed bytes), ``tx_hash`` (hex), ``nonce``.
+    Holds no key; it is public once broadcast."""
+
+    raw: str
+    tx_hash: str
+    nonce: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A mined transaction: ``ok`` (status 1), ``block``, ``gas_used`` and ``gas_eth``
+    (gasUsed x effectiveGasPrice, in ETH)."""
+
+    tx_hash: str
+    ok: bool
+    block: int
+    gas_used: int
+    gas_eth: float
+    #: ERC-20 ``Transfer`` events of the transaction: ``[token, from, to, value (base units)]``
+    #: (checksummed addresses), for booking what a swap really paid and received.
+    transfers: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {"tx_hash": self.tx_hash, "ok": self.ok, "block": self.block, "gas_used": self.gas_used, "gas_eth": self.gas_eth,
+                "transfers": [list(t) for t in self.transfers]}
+
+    def received(self, token: str, to: str) -> int:
+        """Base units of ``token`` transferred to ``to`` in this transaction (sum of its Transfer events)."""
+        t, a = token.lower(), to.lower()
+        return sum(int(v) for tok, _, dst, v in self.transfers if tok.lower() == t and dst.lower() == a)
+
+
+#: Aave v3 DataTypes.ReserveData as returned by ``Pool.getReserveData(address)`` (aave-v3-core
+#: contracts/protocol/libraries/types/DataTypes.sol; v3.1+ returns ReserveDataLegacy, same
+#: layout): all fields are static, so the return data is 15 words.
+RESERVE_DATA_TYPES = ["uint256", "uint128", "uint128", "uint128", "uint128", "uint128", "uint40", "uint16",
+                      "address", "address", "address", "address", "uint128", "uint128", "uint128"]
+_A_TOKEN, _VARIABLE_DEBT_TOKEN = 8, 10
+#: Node answers to a rebroadcast of a transaction it has already seen or mined (geth, erigon,
+#: nethermind wording): the bytes were sent before, so the send is done.
+_ALREADY_SENT = ("already known", "nonce too low", "known transaction", "already imported", "alreadyknown")
 
 
 @dataclass
@@ -124,10 +179,70 @@ class ChainAdapter:
             return int(self._c(addr, ERC20_ABI).functions.allowance(self.account, Web3.to_checksum_address(spender)).call())
 
     def _approve_if_needed(self, asset: str, spender: str, amount: int) -> list[TxRequest]:
-        if self.allowance(asset, spender) >= amount:
+        current = self.allowance(asset, spender)
+        if current >= amount:
             return []
         addr, _ = self._token(asset)
-        return [self._tx(addr, ERC20_ABI, "approve", [Web3.to_checksum_address(spender), amount], desc=f"approve {asset} for {spender}")]
+        sp = Web3.to_checksum_address(spender)
+        out = []
+        if asset == "USDT" and current > 0:
+            # Tether's approve() reverts when changing a non-zero allowance to another non-zero
+            # value (TetherToken.sol: require(!((_value != 0) && (allowed[msg.sender][_spender] != 0)))).
+            out.append(self._tx(addr, ERC20_ABI, "approve", [sp, 0], desc=f"reset {asset} allowance for {spender}"))
+        return out + [self._tx(addr, ERC20_ABI, "approve", [sp, amount], desc=f"approve {asset} for {spender}")]
+
+    # -- swaps and transfers outside bundles ---------------------------------------------
+    def chain_token(self, asset: str) -> tuple[str, str, int]:
+        """(ERC-20 symbol, address, decimals) that carries trimtab asset ``asset`` on chain
+        (ETH -> WETH, BTC -> WBTC, else the asset itself)."""
+        sym = CHAIN_SYMBOL.get(asset, asset)
+        addr, dec = self._token(sym)
+        return sym, Web3.to_checksum_address(addr), dec
+
+    def swap_fee_tier_for(self, sell: str, buy: str) -> int:
+        """The Uniswap v3 pool fee tier used for ``sell`` -> ``buy`` (contracts.UNISWAP_FEE_TIERS)."""
+        pair = frozenset({self.chain_token(sell)[0], self.chain_token(buy)[0]})
+        if pair not in UNISWAP_FEE_TIERS:
+            raise AdapterError("chain", "build", f"no Uniswap v3 pool fee tier known for {sell}/{buy}")
+        return UNISWAP_FEE_TIERS[pair]
+
+    def build_swap(self, sell: str, buy: str, amount_in: float, min_out: float) -> list[TxRequest]:
+        """Uniswap v3 SwapRouter02 ``exactInputSingle`` of ``amount_in`` ``sell`` (asset units)
+        for at least ``min_out`` ``buy`` (asset units; the transaction reverts below it).
+
+        Selling ETH sends it as ``value`` (the router wraps it: tokenIn WETH). Selling a token
+        first approves the router when the allowance is short. Buying ETH is one
+        ``multicall([exactInputSingle(recipient = router), unwrapWETH9(min_out, account)])``:
+        the router receives WETH and pays the account native ETH. No deadline (SwapRouter02's
+        struct has none): ``amountOutMinimum`` is the price guarantee.
+        """
+        s_sym, s_addr, s_dec = self.chain_token(sell)
+        b_sym, b_addr, b_dec = self.chain_token(buy)
+        amt, mo = bundles.to_base_units(amount_in, s_dec), bundles.to_base_units(min_out, b_dec)
+        if amt <= 0 or mo <= 0:
+            raise AdapterError("chain", "build", f"swap of {amount_in} {sell} for at least {min_out} {buy} rounds to zero")
+        fee = self.swap_fee_tier_for(sell, buy)
+        txs = [] if sell == "ETH" else self._approve_if_needed(s_sym, SWAP_ROUTER02, amt)
+        value = amt if sell == "ETH" else 0
+        d = f"uniswap_v3 swap {amount_in} {sell} -> >= {min_out} {buy} (fee tier {fee})"
+        if buy == "ETH":
+            router = self._c(SWAP_ROUTER02, SWAP_ROUTER02_ABI)
+            calls = [router.encode_abi("exactInputSingle", args=[(s_addr, b_addr, fee, ROUTER_ADDRESS_THIS, amt, mo, 0)]),
+                     router.encode_abi("unwrapWETH9", args=[mo, self.account])]
+            txs.append(self._tx(SWAP_ROUTER02, SWAP_ROUTER02_ABI, "multicall", [[bytes.fromhex(c[2:]) for c in calls]], value, desc=d))
+        else:
+            txs.append(self._tx(SWAP_ROUTER02, SWAP_ROUTER02_ABI, "exactInputSingle",
+                                [(s_addr, b_addr, fee, self.account, amt, mo, 0)], value, desc=d))
+        return txs
+
+    def build_transfer(self, asset: str, to: str, amount: float, description: str = "") -> TxRequest:
+        """ERC-20 ``transfer(to, amount)`` of ``amount`` asset units (e.g. USDT to a CEX deposit address)."""
+        sym, addr, dec = self.chain_token(asset)
+        amt = bundles.to_base_units(amount, dec)
+        if amt <= 0:
+            raise AdapterError("chain", "build", f"transfer of {amount} {asset} rounds to zero")
+        return self._tx(addr, ERC20_ABI, "transfer", [Web3.to_checksum_address(to), amt],
+                        desc=description or f"transfer {amount} {sym} to {to}")
 
     def build(self, instruction) -> list[TxRequest]:
         """The transactions (in order) that carry out one non-bundle chain instruction."""
@@ -210,6 +325,17 @@ class ChainAdapter:
         """
         if live is not True:
             raise AdapterError("chain", "send", "refusing to send: pass live=True to send a real transaction")
+        return self.broadcast(self.sign(tx, live=True, gas_margin=gas_margin).raw)
+
+    def sign(self, tx: TxRequest, live: bool = False, gas_margin: float = 1.2) -> SignedTx:
+        """Simulate ``tx``, then sign it as an EIP-1559 transaction (pending nonce, gas estimate
+        x ``gas_margin``, max fee 2 x base fee + tip). Sends nothing.
+
+        Raises AdapterError: ``live`` not True, a key that is not ``tx.sender``'s, a reverting
+        simulation (the reason is in the message), or a failed read.
+        """
+        if live is not True:
+            raise AdapterError("chain", "send", "refusing to sign: pass live=True to prepare a real transaction")
         from eth_account import Account
 
         key = eth_private_key()
@@ -224,12 +350,105 @@ class ChainAdapter:
             w = self.w3.eth
             base = w.get_block("latest")["baseFeePerGas"]
             tip = w.max_priority_fee
-            body = {**tx.call_params(), "chainId": tx.chain_id, "nonce": w.get_transaction_count(acct.address, "pending"),
+            nonce = w.get_transaction_count(acct.address, "pending")
+            body = {**tx.call_params(), "chainId": tx.chain_id, "nonce": nonce,
                     "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip, "type": 2}
             body["gas"] = int(w.estimate_gas(tx.call_params()) * gas_margin)
             signed = acct.sign_transaction(body)
-            raw = getattr(signed, "raw_transaction", None) or signed.rawTransaction
-            return "0x" + bytes(w.send_raw_transaction(raw)).hex()
+            raw = bytes(getattr(signed, "raw_transaction", None) or signed.rawTransaction)
+            return SignedTx("0x" + raw.hex(), "0x" + bytes(Web3.keccak(raw)).hex(), nonce)
+
+    def broadcast(self, raw: str) -> str:
+        """``eth_sendRawTransaction`` of signed bytes; returns the hash (hex). Sending bytes the
+        node already knows or has mined ("already known", "nonce too low") is not an error:
+        the same signed bytes (same nonce) can be mined once only."""
+        from hexbytes import HexBytes
+
+        local = "0x" + bytes(Web3.keccak(HexBytes(raw))).hex()
+        try:
+            with wrap_errors("chain", "send", (ConnectionError, TimeoutError, OSError)):
+                return "0x" + bytes(self.w3.eth.send_raw_transaction(HexBytes(raw))).hex()
+        except AdapterError as e:
+            if any(m in str(e).lower() for m in _ALREADY_SENT):
+                return local
+            raise
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        """The receipt of ``tx_hash`` (``eth_getTransactionReceipt``), None while not mined."""
+        from web3.exceptions import TransactionNotFound
+
+        with wrap_errors("chain", "receipt", (ConnectionError, TimeoutError, OSError)):
+            try:
+                r = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                return None
+        if r is None:
+            return None
+        gas_used = int(r["gasUsed"])
+        price = int(r.get("effectiveGasPrice") or 0)
+        return Receipt(tx_hash, int(r["status"]) == 1, int(r["blockNumber"]), gas_used, gas_used * price / 1e18,
+                       _transfers(r.get("logs") or []))
+
+    # -- reads for reconciliation -------------------------------------------------------
+    def holders(self) -> list[str]:
+        """The addresses whose balances make up the strategy's on-chain book: the account and,
+        when configured, its DSA (bundles hold their Aave position in the DSA)."""
+        return [self.account] + ([self.dsa] if self.dsa else [])
+
+    def eth_balance(self, holder: str | None = None) -> float:
+        """Native ETH of ``holder`` (default: the account), in ETH."""
+        with wrap_errors("chain", "balance", (ConnectionError, TimeoutError, OSError)):
+            return int(self.w3.eth.get_balance(Web3.to_checksum_address(holder or self.account))) / 1e18
+
+    def token_balance(self, asset: str, holder: str | None = None) -> float:
+        """ERC-20 ``balanceOf(holder)`` of ``asset`` (a :data:`TOKENS` symbol), in asset units."""
+        addr, decimals = self._token(asset)
+        return self._balance_of(addr, decimals, holder or self.account)
+
+    def _balance_of(self, token: str, decimals: int, holder: str) -> float:
+        with wrap_errors("chain", "balance", (ConnectionError, TimeoutError, OSError)):
+            raw = self._c(token, ERC20_ABI).functions.balanceOf(Web3.to_checksum_address(holder)).call()
+        return int(raw) / 10**decimals
+
+    def aave_tokens(self, asset: str) -> tuple[str, str]:
+        """(aToken, variable debt token) addresses of ``asset``'s Aave v3 reserve, read once from
+        ``Pool.getReserveData(asset)``."""
+        key = ("reserve", asset)
+        if key not in self._contracts:
+            from eth_abi import decode as abi_decode
+            from eth_utils import keccak
+
+            token, _ = self._token(asset)
+            data = "0x" + keccak(text="getReserveData(address)")[:4].hex() + "00" * 12 + token[2:].lower()
+            with wrap_errors("chain", "aave_reserve", (ConnectionError, TimeoutError, OSError)):
+                out = bytes(self.w3.eth.call({"to": AAVE_V3_POOL, "data": data}))
+                words = abi_decode(RESERVE_DATA_TYPES, out)
+            self._contracts[key] = (Web3.to_checksum_address(words[_A_TOKEN]), Web3.to_checksum_address(words[_VARIABLE_DEBT_TOKEN]))
+        return self._contracts[key]
+
+    def aave_balances(self, asset: str, holder: str | None = None) -> tuple[float, float]:
+        """(supplied, variable debt) of ``holder`` in ``asset``'s Aave v3 reserve, asset units
+        with interest to the latest block (aToken / debt token ``balanceOf``)."""
+        a_token, debt_token = self.aave_tokens(asset)
+        _, decimals = self._token(asset)
+        h = holder or self.account
+        return self._balance_of(a_token, decimals, h), self._balance_of(debt_token, decimals, h)
+
+
+def _hex(x) -> str:
+    return x if isinstance(x, str) else "0x" + bytes(x).hex()
+
+
+def _transfers(logs) -> tuple:
+    """ERC-20 Transfer events of a receipt's logs as (token, from, to, value) tuples."""
+    out = []
+    for log in logs:
+        topics = [_hex(t).lower() for t in (log.get("topics") or [])]
+        if len(topics) == 3 and topics[0] == TRANSFER_TOPIC:
+            data = _hex(log.get("data") or "0x")
+            out.append((Web3.to_checksum_address(log["address"]), Web3.to_checksum_address("0x" + topics[1][-40:]),
+                        Web3.to_checksum_address("0x" + topics[2][-40:]), int(data, 16) if data != "0x" else 0))
+    return tuple(out)
 
 
 def _revert_reason(e: Exception) -> str:
@@ -238,4 +457,4 @@ def _revert_reason(e: Exception) -> str:
     return msg.replace("execution reverted: ", "").strip() or "execution reverted"
 
 
-__all__ = ["ChainAdapter", "TxRequest", "SimulationResult", "DSA_ABI"]
+__all__ = ["ChainAdapter", "TxRequest", "SimulationResult", "SignedTx", "Receipt", "DSA_ABI"]

@@ -38,6 +38,37 @@ TOKENS: dict[str, tuple[str, int]] = {
     "USDT": ("0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
     "eETH": ("0x35fA164735182de50811E8e2E824cFb9B6118ac2", 18),
     "stETH": (LIDO_STETH, 18),
+    # Swap-only tokens (DEX swaps outside bundles): WBTC (8 decimals) holds the wallet's BTC
+    # on chain (venues/uniswap_v3_router.yaml); EIGEN and ETHFI are reward tokens sold as dust.
+    # Addresses as listed by public token registries (e.g. Veda boring-vault ChainValues.sol
+    # "ETHFI"; Etherscan token pages); all three checked with more than one public listing.
+    "WBTC": ("0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599", 8),
+    "EIGEN": ("0xec53bF9167f50cDEB3Ae105f56099aaaB9061F83", 18),
+    "ETHFI": ("0xFe0c30065B384F05761f15d0CC899D4F9F9Cc0eB", 18),
+}
+#: trimtab asset -> the ERC-20 that carries it on chain, for swaps and wallet reads (native ETH
+#: trades as WETH through the router; the wallet's BTC is WBTC).
+CHAIN_SYMBOL = {"ETH": "WETH", "BTC": "WBTC"}
+
+#: Uniswap v3 SwapRouter02 (Ethereum): exactInputSingle without deadline, multicall,
+#: unwrapWETH9. docs.uniswap.org/contracts/v3/reference/deployments/ethereum-deployments.
+SWAP_ROUTER02 = "0x68b3465833fb72A70ecDF485E0e4C7bD8665Fc45"
+#: SwapRouter02 ``Constants.ADDRESS_THIS`` (Uniswap swap-router-contracts
+#: contracts/libraries/Constants.sol): recipient "the router itself", so a later
+#: ``unwrapWETH9`` in the same multicall can pay out native ETH.
+ROUTER_ADDRESS_THIS = "0x0000000000000000000000000000000000000002"
+#: Pool fee tier (hundredths of a bip) per token pair for swaps outside bundles. The catalog
+#: (venues/uniswap_v3.yaml, uniswap_v3_router.yaml) prices ETH/USDT, EIGEN/ETH, ETHFI/ETH and
+#: BTC/USDT on 0.3% pools (fee_bps 30 = tier 3000). LST/ETH pairs trade on the 0.01% pools, as
+#: the unwind bundle does (ChainAdapter.swap_fee_tier 100); the catalog's 30 bps for them is a
+#: conservative cost, not the pool tier.
+UNISWAP_FEE_TIERS: dict[frozenset, int] = {
+    frozenset({"USDT", "WETH"}): 3000,
+    frozenset({"WBTC", "USDT"}): 3000,
+    frozenset({"EIGEN", "WETH"}): 3000,
+    frozenset({"ETHFI", "WETH"}): 3000,
+    frozenset({"weETH", "WETH"}): 100,
+    frozenset({"wstETH", "WETH"}): 100,
 }
 ETH_DECIMALS = 18
 
@@ -68,6 +99,22 @@ ERC20_ABI = [
     _fn("approve", [("address", "spender"), ("uint256", "amount")], outputs=[("bool", "")]),
     _fn("allowance", [("address", "owner"), ("address", "spender")], outputs=[("uint256", "")], view=True),
     _fn("balanceOf", [("address", "account")], outputs=[("uint256", "")], view=True),
+    _fn("transfer", [("address", "to"), ("uint256", "amount")], outputs=[("bool", "")]),
+]
+#: ERC-20 ``Transfer(address indexed from, address indexed to, uint256 value)`` event topic.
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+#: SwapRouter02 (Uniswap swap-router-contracts, IV3SwapRouter / IPeripheryPaymentsWithFeeExtended /
+#: IMulticallExtended): ExactInputSingleParams has no deadline field in SwapRouter02.
+SWAP_ROUTER02_ABI = [
+    {"type": "function", "name": "exactInputSingle", "stateMutability": "payable",
+     "inputs": [{"name": "params", "type": "tuple", "components": [
+         {"name": "tokenIn", "type": "address"}, {"name": "tokenOut", "type": "address"}, {"name": "fee", "type": "uint24"},
+         {"name": "recipient", "type": "address"}, {"name": "amountIn", "type": "uint256"},
+         {"name": "amountOutMinimum", "type": "uint256"}, {"name": "sqrtPriceLimitX96", "type": "uint160"}]}],
+     "outputs": [{"name": "amountOut", "type": "uint256"}]},
+    _fn("unwrapWETH9", [("uint256", "amountMinimum"), ("address", "recipient")], payable=True),
+    _fn("multicall", [("bytes[]", "data")], payable=True, outputs=[("bytes[]", "results")]),
 ]
 
 #: EtherFi LiquidityPool.deposit() payable returns eETH shares; weETH.wrap(uint256 _eETHAmount)

@@ -116,7 +116,8 @@ class RecordedProvider(BaseProvider):
     """A web3 provider serving recorded JSON-RPC results: ``Web3(RecordedProvider(routes))``.
 
     A route ``{"rpc": "eth_call", "match": {"to": ..., "data": ...}, "result": ...}`` matches
-    on the method and on fields of the first param when it is a dict (a transaction); a route
+    on the method and on fields of the first param when it is a dict (a transaction), and on
+    ``block`` (the block tag or hex number an ``eth_call`` is made at); a route
     with ``"error": {"code": 3, "message": "execution reverted", "data": "0x..."}`` answers with
     that JSON-RPC error. Requests are appended to ``requests`` as ``(method, params)``.
     """
@@ -134,6 +135,8 @@ class RecordedProvider(BaseProvider):
         self._id += 1
         self.requests.append((str(method), params))
         first = params[0] if params and isinstance(params[0], dict) else {}
+        if first and len(params) > 1 and isinstance(params[1], str):
+            first = {**first, "block": params[1]}  # eth_call at a block: routes may match {"block": "0x..."}
         for i, r in enumerate(self.routes):
             if r["rpc"] == method and _matches(r.get("match", {}), first):
                 if r.get("once"):
