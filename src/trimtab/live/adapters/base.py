@@ -3,8 +3,10 @@
 - :class:`AdapterError`: every failure an adapter raises. Its message is passed through
   :func:`trimtab.live.secrets.redact` when built and the original exception is not chained
   (``from None``), so neither the message nor a traceback can carry a key.
-- :class:`OrderResult`: what an order became, in trimtab's units (signed asset units of the
-  instrument's asset, not contracts), JSON-serialisable via :meth:`OrderResult.to_dict`.
+- :func:`ccxt_retryable`: the ccxt failures that leave a call's outcome unknown (network).
+- :class:`OrderRequest`: the order an instruction becomes before it is sent; :class:`OrderResult`:
+  what an order became, in trimtab's units (signed asset units of the instrument's asset, not
+  contracts), JSON-serialisable via :meth:`OrderResult.to_dict`.
 - :func:`client_order_id`: the idempotency key of one instruction, derived from the plan id and
   step id only, so the same instruction retried after a crash carries the same id and the
   venue (or our lookup by that id) recognises it instead of sending it twice.
@@ -43,6 +45,27 @@ def wrap_errors(venue: str, operation: str, retryable_types: tuple[type, ...] = 
     except Exception as e:  # noqa: BLE001 - every failure becomes one redacted type
         retry = isinstance(e, retryable_types) if retryable_types else False
         raise AdapterError(venue, operation, f"{type(e).__name__}: {e}", retryable=retry) from None
+
+
+def ccxt_retryable() -> tuple[type, ...]:
+    """``retryable_types`` for :func:`wrap_errors` around ccxt calls: network failures, whose
+    outcome is unknown (look the order or transfer up before sending again)."""
+    import ccxt
+
+    return (ccxt.NetworkError,)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """The order an instruction becomes, before it is sent (pure data, for tests and journal)."""
+
+    instrument: str
+    symbol: str
+    side: str
+    contracts: float
+    amount: float
+    reduce_only: bool
+    params: dict
 
 
 @dataclass(frozen=True)
