@@ -185,7 +185,7 @@ class Engine:
     """
 
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
-                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, gateway=None):
+                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False):
         self.strategy = strategy
         self.window = window
         self.capital = float(capital if capital is not None else strategy.config.capital)
@@ -201,8 +201,7 @@ class Engine:
         self.iso = iso = [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times]
         self.executor = Executor(px, sim, self.book, self.attr,
                                  on_fill=lambda f: journal.fill(f, iso[f.tick]),
-                                 on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail),
-                                 gateway=gateway)
+                                 on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
         config_dir = Path(strategy.config_file).parent
         self.signals = None
         if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):

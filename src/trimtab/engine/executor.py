@@ -198,10 +198,14 @@ class Executor:
         """Run ``run()`` (the simulated step, applied to the book), then hand its fills to the
         gateway. Paper: the simulated fills are recorded as they are. Otherwise the book goes
         back to where it was and the gateway's fills are applied and recorded instead."""
-        snap = self.book.snapshot()
-        n_transits, stops = len(self.transits), dict(self.sim.stops)
+        # Only a live gateway can replace or refuse the simulated fills, so only it needs the undo point.
+        live = self.gateway.live
+        snap = self.book.snapshot() if live else None
+        n_transits, stops = len(self.transits), dict(self.sim.stops) if live else None
 
         def undo() -> None:
+            if not live:
+                raise TypeError(f"{type(self.gateway).__name__} has live = False: it must book the simulated fills unchanged")
             self.book.restore(snap)
             del self.transits[n_transits:]
             self.sim.stops = stops
@@ -211,7 +215,7 @@ class Executor:
             detail = run()
         except ExecutionError:
             staged, self._staged = self._staged, None
-            if self.gateway.live:
+            if live:
                 undo()  # nothing was sent
             else:
                 self._record(staged)
@@ -230,7 +234,7 @@ class Executor:
         if real is staged:
             self._record(staged)
             return detail
-        self.book.restore(snap)
+        self.book.restore(snap)  # the venue's fills replace the simulated ones; transits and stops stay
         for f, price in real:
             self.apply(self._tag(f, s), price)
         return "; ".join(f.note for f, _ in real if f.note) or detail
