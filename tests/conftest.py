@@ -9,6 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"
+MODES = ["pure_lending_usdt", "btc_basis", "eth_basis", "eth_staking_only", "eth_leveraged",
+         "usdt_eth_staking_hedged_simple", "usdt_eth_staking_hedged_leveraged",
+         "ml_btc_directional_usdt_margin", "ml_usdt_directional_usdt_margin"]
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +19,17 @@ def market():
     from trimtab.data.feed import load_market_data
 
     return load_market_data()
+
+
+@pytest.fixture(scope="session")
+def mode_runs(market, tmp_path_factory):
+    """Each seed mode over the longest window its data allows (the default window); shared by
+    the mode tests and the golden-results test."""
+    from trimtab.config.load import load_strategy
+    from trimtab.engine.backtest import run_backtest
+
+    out = tmp_path_factory.mktemp("modes")
+    return {m: run_backtest(load_strategy(ROOT / "configs" / f"{m}.yaml"), out=out, run_id=m, data=market) for m in MODES}
 
 
 @pytest.fixture(scope="session")

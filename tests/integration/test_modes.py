@@ -11,16 +11,7 @@ from trimtab.config.load import load_strategy
 from trimtab.engine.backtest import run_backtest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODES = ["pure_lending_usdt", "btc_basis", "eth_basis", "eth_staking_only", "eth_leveraged",
-         "usdt_eth_staking_hedged_simple", "usdt_eth_staking_hedged_leveraged",
-         "ml_btc_directional_usdt_margin", "ml_usdt_directional_usdt_margin"]
-
-
-@pytest.fixture(scope="session")
-def mode_runs(market, tmp_path_factory):
-    """Each mode over the longest window its data allows (the default window)."""
-    out = tmp_path_factory.mktemp("modes")
-    return {m: run_backtest(load_strategy(ROOT / "configs" / f"{m}.yaml"), out=out, run_id=m, data=market) for m in MODES}
+from conftest import MODES  # noqa: E402  (mode_runs, the runs of every mode, is a conftest fixture)
 
 
 def fills(run):
