@@ -15,7 +15,7 @@ import pandas as pd
 
 from .config.load import load_strategy
 from .data.feed import MarketData, load_market_data
-from .engine.backtest import default_window, run_backtest
+from .engine.backtest import default_window, new_run_id, run_backtest
 from .timeutil import utc
 
 
@@ -52,7 +52,9 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
     for k, s in enumerate(strategies):
         if progress:
             progress(k, len(strategies), s.name)
-        r = run_backtest(s, start=start, end=end, out=out, run_id=f"compare-{s.name}", data=data)
+        # A fresh run directory each time: an existing run is never replaced (trimtab.runs).
+        r = run_backtest(s, start=start, end=end, out=out, data=data,
+                         run_id=new_run_id(s, start, end, out, prefix="compare-"))
         t = s.config.performance_target
         rows.append({**{key: r.summary[key] for key in ("mode", "share_class", "apy", "apr", "max_drawdown", "sharpe",
                                                          "attribution", "reconciliation_error", "initial_equity", "final_equity")},

@@ -179,3 +179,58 @@ def test_stop_then_resume_rebuilds_the_same_data_and_ends_identical(flagship, ma
         rows(b, "SELECT series, ts, avail, known, data FROM observations ORDER BY rowid")
     assert resumed.summary["final_equity"] == whole.summary["final_equity"]
     assert not math.isnan(resumed.summary["final_equity"])
+
+
+def test_resume_on_the_live_feed_refuses_a_damaged_journal(flagship, market, sources, recordings, tmp_path):
+    """Issue 11: the live feed's resume checks the journal like the replay's -- a pickle in the
+    checkpoint is refused unread, a damaged observation row is refused, and a truncated journal is
+    refused -- each before any engine is rebuilt, with the path and the reason."""
+    import hashlib
+    import pickle
+    import shutil
+
+    from trimtab.engine.checkpoint import CheckpointError
+
+    def progress(done, total):
+        if done == 6:
+            request_stop(tmp_path / "base")
+
+    live(flagship, market, sources, recordings, tmp_path, run_id="base", progress=progress)
+    pwned = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(pwned), "w"))
+
+    def resumed(run_id):
+        clock = FakeClock(T0 + 6 * 3600 + 45)
+        sessions, w3 = transports(recordings)
+        return run_live(flagship, out=tmp_path, run_id=run_id, end=END, feed="live", resume=True, sources=sources,
+                        sessions=sessions, w3=w3, clock=clock, sleep=clock.sleep, static=market.static, poll_s=3600)
+
+    shutil.copytree(tmp_path / "base", tmp_path / "pickled")
+    blob = pickle.dumps(Payload())
+    db = sqlite3.connect(tmp_path / "pickled" / "journal.sqlite")
+    with db:
+        db.execute("UPDATE checkpoints SET state = ?", (blob,))
+        tick = db.execute("SELECT tick FROM checkpoints").fetchone()[0]
+    db.close()
+    (tmp_path / "pickled" / "checkpoint.json").write_text(json.dumps(
+        {"format": "trimtab-checkpoint-marker", "database": "journal.sqlite", "tick": tick, "sha256": hashlib.sha256(blob).hexdigest()}))
+    with pytest.raises(CheckpointError, match=f"checkpoint at tick {tick}: not a trimtab checkpoint: it is a Python pickle"):
+        resumed("pickled")
+    assert not pwned.exists()
+
+    shutil.copytree(tmp_path / "base", tmp_path / "obs")
+    db = sqlite3.connect(tmp_path / "obs" / "journal.sqlite")
+    with db:
+        db.execute("UPDATE observations SET data = '[\"not\", \"a\", \"row\"]' WHERE rowid = 3")
+    db.close()
+    with pytest.raises(CheckpointError, match=r"obs/journal.sqlite: its observations cannot be read \(row of "):
+        resumed("obs")
+
+    shutil.copytree(tmp_path / "base", tmp_path / "cut")
+    f = tmp_path / "cut" / "journal.sqlite"
+    f.write_bytes(f.read_bytes()[:8192])
+    with pytest.raises(CheckpointError, match=r"cut/journal.sqlite is (damaged|not a readable trimtab journal)"):
+        resumed("cut")

@@ -36,12 +36,13 @@ EXPECTED = {
     "no_cooldown": ("no-cooldown", "machines/lifecycle.yaml", 41, "rebalancing transition 'rehedge' (delta_drift) has no cooldown", {}),
     "unused_rule": ("unused-rule", "rules/risk.yaml", 58, "rule 'margin_watch' is not used by any transition", {}),
     # thresholds
-    "target_ltv_above_max": ("target-ltv-above-max", "configs/x.yaml", 22, "target_ltv = 0.94 (target 'staking', state entry_full, entry_partial, exit_partial) is above the aave_v3 eMode max LTV 0.93", {}),
+    # refused by `trimtab validate` since issue 11 (trimtab.config.domains): the audit reports the load error
+    "target_ltv_above_max": ("config", "configs/x.yaml", 22, "target LTV target_ltv = 0.94 is above the aave_v3 eMode max LTV 0.93", {}),
     "entry_hf_at_emergency": ("entry-hf-at-emergency", "configs/x.yaml", 22, "implies health factor 1.0440 after entry_full, entry_partial, exit_partial, at or below the emergency threshold health_factor < hf_emergency_enter = 1.05", {}),
     "entry_hf_triggers_rule": ("entry-hf-triggers-rule", "configs/x.yaml", 22, "implies health factor 1.0674 after entry_full, which already satisfies health_factor < hf_reduce = 1.08", {}),
     "emergency_cannot_leave": ("emergency-cannot-leave", "configs/x.yaml", 24, "emergency_ltv = 0.87 with the aave_v3 eMode liquidation threshold 0.95 implies health factor 1.0920 after the emergency plan, not above the leave threshold health_factor > hf_emergency_leave = 1.1", {}),
     "emergency_cannot_leave_margin": ("emergency-cannot-leave", "configs/x.yaml", 33, "margin_ratio_min > margin_emergency_leave = 1.2 (rule emergency_leave, transition leave_emergency) is not below the margin ratio the emergency plan restores, 1 =", {}),
-    "hedge_weights_sum": ("hedge-weights-sum", "configs/x.yaml", 55, "hedge 'hedge' leg weights sum to 1.1, not 1", {}),
+    "hedge_weights_sum": ("config", "configs/x.yaml", 56, "target 'hedge' leg weights sum to 1.1, not 1", {}),
     "margin_threshold_not_below_target": ("margin-threshold-not-below-target", "configs/x.yaml", 31, "margin_ratio_min < margin_critical = 1 (rule cex_margin_critical) is not below the margin ratio hedge 'hedge' targets, 1", {}),
     "margin_threshold_below_maintenance": ("margin-threshold-below-maintenance", "configs/x.yaml", 32, "margin_ratio_min < margin_emergency_enter = 0.08 (rule emergency_enter) is at or below the maintenance margin 0.1", {}),
     "allocation_out_of_range": ("allocation-out-of-range", "configs/x.yaml", 16, "target 'staking' allocation stake_allocation = 0 is outside (0, 1]", {}),
@@ -52,7 +53,7 @@ EXPECTED = {
     "trade_below_minimum": ("trade-below-minimum", "configs/x.yaml", 58, "okx:Perp:ETHUSDT would trade 3.00 USD at capital 20.00 USD, under okx's trade minimum notional 5 USD", {}),
     "rebalance_below_minimum": ("rebalance-below-minimum", "configs/x.yaml", 56, "a trade of about 8.00 USD on binance:Perp:ETHUSDT, under the planner's MIN_TRADE_USD 25 USD", {}),
     # data
-    "data_missing": ("data-missing", "venues/wallet.yaml", 27, "required series 'spot.kraken.ETHUSDT' is not in the data bundle", {}),
+    "data_missing": ("config", "venues/wallet.yaml", 27, "unknown data field 'spot.kraken.ETHUSDT.close'", {}),
     "data_gaps": ("data-gaps", "venues/okx.yaml", None, "series 'perp.okx.ETHUSDT' 1 gap (721h) in the window: 2024-08-31 16:00 -> 2024-09-30 17:00 (721h)",
                   {"start": "2024-08-15", "end": "2024-10-15"}),
 }
@@ -65,7 +66,10 @@ def reports(market):
 
 def test_every_finding_code_has_a_case():
     codes = {code for code, *_ in EXPECTED.values()}
-    assert codes == set(CODES) - {"config"}, set(CODES) - {"config"} - codes
+    # Since issue 11 these are refused at load (trimtab validate) for the base parameters; the
+    # audit keeps them for values a machine state overrides, and a window before the data.
+    at_load = {"target-ltv-above-max", "hedge-weights-sum", "data-missing"}
+    assert codes | at_load == set(CODES), set(CODES) - codes - at_load
     assert sorted(p.name for p in CASES.iterdir()) == sorted(EXPECTED)
 
 

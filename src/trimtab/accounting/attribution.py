@@ -43,6 +43,15 @@ class Attribution:
     def start_tick(self) -> None:
         self.tick = {}
 
+    def snapshot(self) -> dict:
+        """``{"total": {category: share class}, "max_error": share class}`` (the per-tick part
+        is rebuilt every tick)."""
+        return {"total": dict(self.total), "max_error": self.max_error}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`."""
+        self.total, self.max_error = dict(snap["total"]), snap["max_error"]
+
     def add(self, category: str, amount: float) -> None:
         if amount:
             self.tick[category] = self.tick.get(category, 0.0) + amount

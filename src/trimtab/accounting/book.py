@@ -58,11 +58,14 @@ class Book:
     def qty(self, key: str) -> float:
         return self.bal.get(key, 0.0)
 
-    def snapshot(self) -> tuple[dict, dict, dict]:
-        return dict(self.bal), dict(self.entry), dict(self.sums)
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        """The book as plain data: ``{"bal": {key: book units}, "entry": {perp key: price},
+        "sums": {key: sum of fill legs}}`` (copies; JSON-able, see trimtab.engine.checkpoint)."""
+        return {"bal": dict(self.bal), "entry": dict(self.entry), "sums": dict(self.sums)}
 
-    def restore(self, snap: tuple[dict, dict, dict]) -> None:
-        self.bal, self.entry, self.sums = dict(snap[0]), dict(snap[1]), dict(snap[2])
+    def restore(self, snap: dict[str, dict[str, float]]) -> None:
+        """Load a :meth:`snapshot` (copied, so the snapshot can be restored again)."""
+        self.bal, self.entry, self.sums = dict(snap["bal"]), dict(snap["entry"]), dict(snap["sums"])
 
     def apply(self, fill: Fill, trade_price: float | None = None) -> None:
         """Add the fill's legs to the book.

@@ -7,7 +7,8 @@ refuses to run without, and the perp series it trades around when stale):
   the required series have no common window at all);
 * ``data-gaps`` (warning): a series has holes longer than twice its native interval inside the
   window (listed), or a perp series starts late / ends early or is not in the bundle at all;
-  the engine does not trade that venue while its data is stale.
+  the engine does not trade that venue while its data is stale; or rows in the window fail
+  the data checks (trimtab.data.quality) and will be quarantined.
 
 Each finding points at the YAML field that names the series (a venue's ``mark_field``,
 ``reserve``, ``usd_field``, ...).
@@ -131,7 +132,31 @@ def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, 
             what.append(f"{len(gaps)} gap{'s' if len(gaps) != 1 else ''} ({hours:,.0f}h) in the window: {', '.join(listed)}{more}")
         ctx.add_at("data-gaps", series_loc(ctx, s),
                    f"series {s!r} {'; '.join(what)}; {'the venue is not traded while it is stale' if not required else 'its last value is held (stale) across them'}")
+    _check_quality(ctx, data, sorted((must | optional) - set(absent)), t0, t1)
     return window
+
+
+def _check_quality(ctx: Context, data, series: list[str], t0, t1) -> None:
+    """``data-gaps`` warnings for rows the data checks quarantine in the window (trimtab.data.quality,
+    with the config's ``data_checks``): the run will not trade on them."""
+    from ..data.quality import REASONS
+
+    checked = data.with_checks(getattr(ctx.config, "data_checks", None))
+    e0, e1 = pd.Timestamp(t0).value // 10**9, pd.Timestamp(t1).value // 10**9
+    inside = (checked.epoch >= e0) & (checked.epoch <= e1)
+    for s in series:
+        codes, rows = checked.quarantine(s)
+        hit = inside & (codes != 0)
+        if not hit.any():
+            continue
+        reasons: dict[str, int] = {}
+        for c, r in set(zip(codes[hit].tolist(), rows[hit].tolist())):
+            reasons[REASONS[c]] = reasons.get(REASONS[c], 0) + 1
+        first = checked.index[hit.argmax()]
+        ctx.add_at("data-gaps", series_loc(ctx, s),
+                   f"series {s!r} has {sum(reasons.values())} faulty rows in the window "
+                   f"({', '.join(f'{k} x{v}' for k, v in sorted(reasons.items()))}), first at {_ts(first)}: quarantined for "
+                   f"{int(hit.sum())}h, not traded and valued at the last good value")
 
 
 def share_price_usd(ctx: Context, data, at) -> float | None:

@@ -10,8 +10,12 @@ Output discipline: stdout carries the command's result only (the readable summar
 ``--json`` exactly one JSON object); progress and errors go to stderr.
 
 Exit codes: 0 success; 1 a runtime or data error (one line, no traceback) or, for
-``validate``/``audit``/``test``, a config with errors, an error finding, a failing rule test;
-2 a config error in ``run`` (every issue printed) or a usage error.
+``validate``/``audit``/``test``, a config with errors, an error finding, a failing rule test,
+or for ``run`` an audit error finding (the run is refused; ``--allow-audit-errors`` runs it);
+2 a config error in ``run`` (every issue printed) or a usage error: a bad flag value, one line
+``error: Invalid value for '--flag': ...`` (cli/guard.py, cli/preflight.py).
+
+Everything printed is redacted of loaded ``TRIMTAB_*`` secrets (cli/guard.py).
 """
 from __future__ import annotations
 
@@ -27,10 +31,12 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError, TrimtabError
+from .guard import TrimtabGroup
 
 app = typer.Typer(
     name="trimtab",
     help="Declarative rules and state-machine engine for multi-venue crypto yield strategies.",
+    cls=TrimtabGroup,  # redacted output, one-line errors (cli/guard.py)
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -86,36 +92,41 @@ def run(
     flow: list[str] = typer.Option([], "--flow", help="Capital flow TIME:AMOUNT, repeatable: +deposit, -withdrawal, or 'all' (e.g. 2024-09-01:+50000, 2025-01-01:all)."),
     live: bool = typer.Option(False, "--live", help="Run live: step the same engine as the feed delivers ticks, paper trading, checkpointing every tick."),
     replay: bool = typer.Option(False, "--replay", help="With --live: the feed replays the bundled history at --speed (no network needed)."),
-    speed: float = typer.Option(3600.0, "--speed", help="With --replay: market hours per wall hour (3600 = one market hour per second)."),
+    speed: Optional[float] = typer.Option(None, "--speed", help="With --live --replay: market hours per wall hour (default 3600 = one market hour per second)."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run directory under --out (default: generated)."),
     resume: bool = typer.Option(False, "--resume", help="With --live and --run-id: continue a stopped or killed run from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="With --run-id: replace that run if it is a finished backtest no process owns (an existing run is otherwise never replaced)."),
     execute: bool = typer.Option(False, "--execute", help="With --live: send the plans to the real venues (credentials from TRIMTAB_* environment variables; see README). Default: paper trading."),
+    allow_audit_errors: bool = typer.Option(False, "--allow-audit-errors", help="Run even if `trimtab audit` finds errors in CONFIG (research only); the findings go into the summary."),
 ) -> None:
-    """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live)."""
+    """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live).
+
+    Every flag is checked before anything is loaded, then CONFIG is audited (as `trimtab audit`):
+    an error finding refuses the run unless --allow-audit-errors.
+    """
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
     if t0 is not None and t1 is not None and t0 >= t1:
         raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
-    if capital is not None and not capital > 0:
-        raise typer.BadParameter(f"must be positive, got {capital}", param_hint="'--capital'")
+    from .preflight import amend_summary, audit_gate, check_flows_window, check_run_flags
+
+    flows = check_run_flags(capital=capital, speed=speed, live=live, replay=replay, resume=resume, execute=execute, run_id=run_id,
+                            flow=flow, out=out)
     # --- issue 6: portfolio-of-strategies and token_weights basket configs run in trimtab.portfolio ---
     from ..portfolio.cli import dispatch_run
 
+    _check_run_flags(run_id, resume, overwrite, live)
     if dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live, run_id=run_id,
-                    resume=resume):
+                    resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors):
         return
+    if resume and not live:
+        raise typer.BadParameter("continues a live run; add --live (and --replay for a replayed one)", param_hint="'--resume'")
     # --- end of issue 6 dispatch ---
 
     from ..config.load import load_strategy
     from ..data.feed import load_market_data
     from ..engine.backtest import run_backtest
-    from ..engine.flows import FlowError, parse_flow
     from ..engine.journal import jsonable
     from .progress import tick_progress
-
-    try:
-        flows = [parse_flow(f) for f in flow]
-    except FlowError as e:
-        raise typer.BadParameter(str(e), param_hint="'--flow'") from None
 
     err = _stderr()
     try:
@@ -136,19 +147,22 @@ def run(
                 data = load_market_data()
         else:
             data = load_market_data()
+        on_bundle = not live or replay  # a run on the live feed is not checked against the bundle's coverage
+        if on_bundle:
+            from ..engine.backtest import resolve_window
+
+            window = resolve_window(strategy, data, t0, t1)  # a window outside the data: one DataError line
+            check_flows_window(flows, *window)
+        # The audit reuses the loaded data.
+        audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, check_data=on_bundle,
+                                  allow=allow_audit_errors)
         with tick_progress(err, enabled=show) as progress:
             if live:
                 from ..live.runner import run_live
 
-                if flows or capital is not None:
-                    raise typer.BadParameter("--flow and --capital apply to backtests; a live run takes capital flows from the config",
-                                             param_hint="'--live'")
                 if replay:
-                    if execute:
-                        raise typer.BadParameter("real orders need live prices; --execute runs with --live only, not --replay",
-                                                 param_hint="'--execute'")
-                    result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed, resume=resume, data=data,
-                                      progress=progress)
+                    result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed or 3600.0, resume=resume,
+                                      data=data, progress=progress)
                 else:
                     # The live market-data feed (feeds/live.yaml): wall clock, one tick per closed hour.
                     def notice(msg: str) -> None:
@@ -158,12 +172,8 @@ def run(
                     result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, resume=resume, progress=progress,
                                       feed="live", notice=notice, static=data.static, execute=execute)
             else:
-                if resume:
-                    raise typer.BadParameter("--resume continues a live run; add --live --replay", param_hint="'--resume'")
-                if execute:
-                    raise typer.BadParameter("--execute sends a live run's plans to the venues; add --live", param_hint="'--execute'")
                 result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
-                                      run_id=run_id)
+                                      run_id=run_id, overwrite=overwrite)
     except ConfigError as e:
         _print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -175,6 +185,7 @@ def run(
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
 
+    amend_summary(result.summary, getattr(result, "run_dir", None), audit_errors)
     if as_json:
         sys.stdout.write(json.dumps(jsonable(result.summary), default=_json_default) + "\n")
         sys.stdout.flush()
@@ -186,6 +197,23 @@ def run(
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
 
     print_summary(result.summary, Console(highlight=False))
+
+
+def _check_run_flags(run_id: Optional[str], resume: bool, overwrite: bool, live: bool) -> None:
+    """--run-id is one directory name under --out (trimtab.runs); --overwrite only replaces a
+    finished backtest, named by --run-id. Raises typer.BadParameter naming the flag."""
+    from ..runs import run_id_problem
+
+    if run_id is not None:
+        why = run_id_problem(run_id)
+        if why is not None:
+            raise typer.BadParameter(why, param_hint="'--run-id'")
+    if overwrite:
+        if run_id is None:
+            raise typer.BadParameter("names the run to replace: add --run-id", param_hint="'--overwrite'")
+        if resume or live:
+            raise typer.BadParameter("replaces a finished backtest; a live run is continued with --resume, never replaced",
+                                     param_hint="'--overwrite'")
 
 
 def _run_dir(run: str, runs_dir: Path) -> Path:
@@ -206,11 +234,15 @@ def status(
         st = run_status(_run_dir(run, runs_dir))
     except TrimtabError as e:
         raise _fail(str(e)) from None
+    except sqlite3.DatabaseError as e:
+        raise _fail(f"{run}: not a readable run journal ({e})") from None
     if as_json:
         sys.stdout.write(json.dumps(st, default=_json_default) + "\n")
         return
     out = Console(highlight=False)
-    life = f"running (pid {st['pid']})" if st["running"] else ("finished" if st["finished"] else "not running")
+    # "running" comes from the run's lock (trimtab.runs.holder), never from a pid file.
+    life = (f"running (pid {st['pid']}, since {st['since']})" if st["running"] else
+            "stopped" if st["stopped"] else "finished" if st["finished"] else "not running")
     out.print(f"[bold]{st['strategy']}[/bold]  ·  {life}  ·  state {st['state']} at {st['time']}  ·  equity {st['equity']:,.2f}"
               if st["equity"] is not None else f"{st['strategy']}  ·  {life}  ·  no tick yet")
     out.print(f"mode: {st['mode']}" + (f" on the {st['feed']} feed" if st.get("feed") else ""))
@@ -237,14 +269,19 @@ def stop(
     flatten: bool = typer.Option(False, "--flatten", help="Unwind every position before stopping."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Folder holding run directories (for a run id)."),
 ) -> None:
-    """The kill switch: the live run cancels its plan in flight (and with --flatten unwinds), checkpoints and exits."""
+    """The kill switch: the live run cancels its plan in flight (and with --flatten unwinds), checkpoints and exits.
+
+    A run no process is running (its lock is free) has nothing to stop: exit 1, nothing written."""
     from ..live.runner import request_stop
 
     try:
-        request_stop(_run_dir(run, runs_dir), flatten=flatten)
+        owner = request_stop(_run_dir(run, runs_dir), flatten=flatten)
     except TrimtabError as e:
         raise _fail(str(e)) from None
-    sys.stdout.write(f"stop requested for {run}{' (flatten)' if flatten else ''}; the run acts on it at its next tick\n")
+    except sqlite3.DatabaseError as e:
+        raise _fail(f"{run}: not a readable run journal ({e})") from None
+    sys.stdout.write(f"stop requested for {run}{' (flatten)' if flatten else ''} (pid {owner.get('pid')}); "
+                     f"the run acts on it at its next tick\n")
 
 
 @app.command()
@@ -260,6 +297,12 @@ def compare(
     from ..engine.journal import jsonable
     from .render import print_comparison
 
+    from .preflight import check_out_dir
+
+    check_out_dir(out)
+    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
     configs = configs or sorted(p for p in Path("configs").glob("*.yaml"))
     if not configs:
         raise _fail("no configs given and none found in configs/")
@@ -270,12 +313,14 @@ def compare(
             err.print(f"[{k + 1}/{n}] {name}", highlight=False)
 
     try:
-        result = run_compare(configs, out, start=_parse_time(start, "start"), end=_parse_time(end, "end"), progress=progress)
+        result = run_compare(configs, out, start=t0, end=t1, progress=progress)
     except ConfigError as e:
         _print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
     except TrimtabError as e:
         raise _fail(str(e)) from None
+    except OSError as e:  # a run directory cannot be written
+        raise _fail(f"cannot write the runs under {out}: {e}") from None
     if as_json:
         sys.stdout.write(json.dumps(jsonable(result), default=_json_default) + "\n")
         return
@@ -356,6 +401,8 @@ def audit(
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
     if (t0 is None) != (t1 is None):
         raise typer.BadParameter("give both --start and --end, or neither", param_hint="'--start'/'--end'")
+    if no_data and t0 is not None:
+        raise typer.BadParameter("set the window the data must cover; --no-data skips the data checks", param_hint="'--start'/'--end'")
     if t0 is not None and t0 >= t1:
         raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
     data = None
@@ -389,6 +436,8 @@ def diagram(
     from ..config.load import load_strategy
     from ..diagram import draw, mermaid
 
+    if no_image and out is not None:
+        raise typer.BadParameter("names the image file; --no-image writes none", param_hint="'--out'")
     try:
         s = load_strategy(config)
     except ConfigError as e:
@@ -455,16 +504,22 @@ def schema(
     """JSON Schemas of trimtab's YAML, generated from the models (for editors and CI)."""
     from ..schema import KINDS, render, schema as get_schema, write_schemas
 
+    from .preflight import check_out_dir
+
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}", param_hint="'KIND'")
+    check_out_dir(out)
     if out is not None:
-        if kind:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"{kind}.schema.json").write_text(render(kind))
-            sys.stderr.write(f"wrote {out / f'{kind}.schema.json'}\n")
-        else:
-            for p in write_schemas(out):
-                sys.stderr.write(f"wrote {p}\n")
+        try:
+            if kind:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"{kind}.schema.json").write_text(render(kind))
+                sys.stderr.write(f"wrote {out / f'{kind}.schema.json'}\n")
+            else:
+                for p in write_schemas(out):
+                    sys.stderr.write(f"wrote {p}\n")
+        except OSError as e:
+            raise _fail(f"cannot write the schemas into {out}: {e}") from None
         return
     if kind:
         sys.stdout.write(render(kind))
@@ -485,6 +540,10 @@ def test_rules(
     """
     from ..ruletest import print_report, run_files
 
+    import math
+
+    if not (math.isfinite(min_coverage) and 0 <= min_coverage <= 100):
+        raise typer.BadParameter(f"must be a percentage from 0 to 100, got {min_coverage}", param_hint="'--min-coverage'")
     targets = paths or [Path("tests/rules")]
     missing = [p for p in targets if not p.exists()]
     if missing:

@@ -21,6 +21,9 @@ RUN_FILES = {
     "journal.sqlite": "decisions, plans, instructions, fills, ledger, per-tick metrics",
     "summary.json": "this summary",
     "equity.csv": "hourly equity in the share class",
+    "run.lock": "the run's lock, held while a process runs it (trimtab status)",
+    "owner.json": "which process owns (or last owned) the run",
+    "checkpoint.json": "tick and digest of the last committed checkpoint (checked on --resume)",
 }
 
 #: Readable names of the attribution categories (unknown ones are shown as they come).
@@ -206,10 +209,21 @@ def data_notes(s: dict) -> RenderableType:
                           + ", ".join(f"{k} ×{v}" for k, v in sorted(missing.items())), style="yellow"))
     for g in s.get("data_gaps") or []:
         gaps = g.get("gaps") or []
-        hours = sum(num(x.get("hours")) for x in gaps)
-        lines.append(Text(f"gaps in {g.get('series')}: {len(gaps)} ({hours:,.0f}h) {_ranges(gaps)}"))
+        if g.get("missing"):
+            lines.append(Text(f"{g.get('series')}: {g['missing']}"))
+        if gaps:
+            hours = sum(num(x.get("hours")) for x in gaps)
+            lines.append(Text(f"gaps in {g.get('series')}: {len(gaps)} ({hours:,.0f}h) {_ranges(gaps)}"))
+        dups = g.get("duplicates") or []
+        if dups:
+            lines.append(Text(f"duplicate timestamps in {g.get('series')}: {len(dups)} (the later row used), first "
+                              f"{dups[0].get('time')}", style="yellow"))
+    for name, q in sorted((s.get("quarantined") or {}).items()):
+        reasons = ", ".join(f"{r} ×{n}" for r, n in sorted((q.get("reasons") or {}).items()))
+        lines.append(Text(f"quarantined {name}: {q.get('ticks')}h ({reasons}) {q.get('first')} → {q.get('last')}; "
+                          "not traded, valued at the last good or cross-venue price", style="yellow"))
     if not lines:
-        return Text("data: no stale marks, funding proxies or gaps in the window", style="dim")
+        return Text("data: no stale marks, funding proxies, gaps or quarantined data in the window", style="dim")
     out = Text("data notes\n", style="bold")
     out.append(Text("\n").join(Text("  ") + ln for ln in lines))
     return out

@@ -9,6 +9,7 @@ target ids. All problems of all files are collected and raised together as one
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from .models import (
     VenueSpec,
     WalletReserveTarget,
 )
+from . import domains
 from .yamlio import YamlDoc, load_yaml, suggest, validate
 
 #: Metrics the tight loop publishes (see trimtab.engine.monitors). ``margin_ratio.<venue>``
@@ -179,6 +181,16 @@ _FALLBACK = {"name": "", "machine": "", "rules": [], "venues": [], "share_class"
              "parameters": {}, "targets": []}
 
 
+def _finite_number(v) -> bool:
+    """True for an int or float (not a bool) that is a finite float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def _partial_config(data) -> StrategyConfig:
     """A StrategyConfig of the fields of ``data`` that validate on their own (list items one
     by one); invalid or missing fields take inert placeholders. Only used to carry on
@@ -204,6 +216,9 @@ def _partial_config(data) -> StrategyConfig:
                 except ValidationError:
                     pass
             values[name] = kept
+            continue
+        if name == "parameters" and isinstance(raw, dict):  # keep the parameters that are valid
+            values[name] = {k: float(v) for k, v in raw.items() if _finite_number(v)}
             continue
         try:
             values[name] = TypeAdapter(f.annotation).validate_python(raw)
@@ -269,12 +284,23 @@ def load_strategy(path: str | Path) -> Strategy:
     # Parameters: rule-file defaults, overridden by the config.
     params: dict[str, float] = {}
     param_docs: dict[str, str] = {}
-    for rf, _ in rule_files:
+    param_files: dict[str, YamlDoc] = {}
+    for rf, rdoc in rule_files:
         for pname, pspec in rf.parameters.items():
             params[pname] = pspec.default
             param_docs[pname] = pspec.description
+            param_files[pname] = rdoc
     declared = set(params)
     params.update(config.parameters)
+    n_before = len(chk.issues)
+    domains.check_parameters([(n, params[n], d) for n, d in param_files.items()], config, doc, chk.add)
+    bad_params = {i.path.split(".")[1] for i in chk.issues[n_before:] if i.path.startswith("parameters.")}
+    wallet_assets = set(venues["wallet"].assets or {}) if "wallet" in venues else None
+    for vname, v in venues.items():
+        domains.check_venue(v, vdocs[vname], chk.add, wallet_assets)
+    if wallet_assets and config.asset and config.asset not in wallet_assets:
+        chk.add(doc, ("asset",), f"unknown asset {config.asset!r}{suggest(config.asset, sorted(wallet_assets))}: venues/wallet.yaml "
+                                 f"does not price it; priced assets: {', '.join(sorted(wallet_assets))}")
 
     # Instruments of the configured venues.
     instruments: dict[str, tuple[str, Any]] = {}
@@ -343,6 +369,8 @@ def load_strategy(path: str | Path) -> Strategy:
                     chk.add(mdoc, ("transitions", i, "overrides", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(params))}", key=True)
                 if isinstance(val, str) and val not in params:
                     chk.add(mdoc, ("transitions", i, "overrides", pname), f"unknown parameter {val!r}{suggest(val, sorted(params))}")
+                elif not isinstance(val, str) and (err := domains.parameter_domain_error(pname, float(val))):
+                    chk.add(mdoc, ("transitions", i, "overrides", pname), f"override: {err}")
         triggers = [t.trigger for t in machine.transitions]
         for i, t in enumerate(triggers):
             if triggers.index(t) != i:
@@ -359,9 +387,14 @@ def load_strategy(path: str | Path) -> Strategy:
                         chk.add(mdoc, ("states", sname, "action", "overrides", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(params))}", key=True)
                     if isinstance(val, str) and val not in params:
                         chk.add(mdoc, ("states", sname, "action", "overrides", pname), f"unknown parameter {val!r}{suggest(val, sorted(params))}")
+                    elif not isinstance(val, str) and (err := domains.parameter_domain_error(pname, float(val))):
+                        chk.add(mdoc, ("states", sname, "action", "overrides", pname), f"override: {err}")
 
     # Targets: instruments, venues of the right model, expressions over parameters.
     target_ids = [t.id for t in config.targets]
+    raw_targets = doc.data.get("targets") if isinstance(doc.data, dict) and isinstance(doc.data.get("targets"), list) else []
+    # Ids of targets that did not validate still exist (their own errors are reported).
+    written_ids = {t.get("id") for t in raw_targets if isinstance(t, dict) and isinstance(t.get("id"), str)}
 
     def check_expr(p: tuple, value) -> None:
         if isinstance(value, (int, float)):
@@ -454,7 +487,7 @@ def load_strategy(path: str | Path) -> Strategy:
             check_expr(base + ("allocation",), t.allocation)
             check_expr(base + ("hedge_ratio",), t.hedge_ratio)
             for j, h in enumerate(t.hedges):
-                if h not in target_ids or h == t.id:
+                if (h not in target_ids and h not in written_ids) or h == t.id:
                     chk.add(doc, base + ("hedges", j), f"unknown target {h!r}{suggest(h, [x for x in target_ids if x != t.id])}")
             for j, leg in enumerate(t.legs):
                 check_inst(base + ("legs", j, "instrument"), leg.instrument, ("Perp",))
@@ -466,10 +499,30 @@ def load_strategy(path: str | Path) -> Strategy:
         elif isinstance(t, TokenWeightsTarget):
             _check_basket(chk, doc, base, t, venues, instruments, params, check_expr, check_venue, len(config.targets))
 
+    # Values of the targets with the parameters folded in (see trimtab.config.domains).
+    def value_of(expr):
+        if isinstance(expr, str) and expr.strip() in bad_params:
+            return None  # reported at the parameter already
+        try:
+            return float(expr) if isinstance(expr, (int, float)) else float(compile_expr(expr)(params))
+        except Exception:  # noqa: BLE001 - the expression's own error was reported above
+            return None
+
+    def locate(expr, p: tuple):
+        name = expr.strip() if isinstance(expr, str) else None
+        if name in config.parameters:
+            return doc, ("parameters", name)
+        if name in param_files:
+            return param_files[name], ("parameters", name, "default")
+        return doc, p
+
+    domains.check_targets(config, doc, resolved, params, venues, instruments, value_of, locate, chk.add)
+
     # Config parameters must be declared by a rule file or used by the config/machine.
     used: set[str] = set()
     for t in config.targets:
         used |= _expression_names(t.model_dump())
+    used |= _expression_names(raw_targets)  # targets with errors still use their parameters
     if machine is not None:
         for st in machine.states.values():
             if st.action:

@@ -15,13 +15,19 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..data.quality import Bands as _Bands
+
+_BANDS = _Bands()   # the data checks' defaults live with the checks (trimtab.data.quality)
+
 Expr = Union[float, str]
 
 
 class Strict(BaseModel):
-    """Base: unknown fields are errors; models are immutable once loaded."""
+    """Base: unknown fields are errors; models are immutable once loaded. Numbers are strict:
+    ``.nan``/``.inf`` are never a setting, and ``true`` or ``"100"`` is not a number (pydantic's
+    lax mode would read them as 1.0 and 100.0)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 # --------------------------------------------------------------------------- venues
@@ -45,7 +51,7 @@ class OperationSpec(Strict):
     fee in bps of notional, fixed fee in asset units, latency in seconds, minimum notional (USD)."""
 
     gas_op: str | None = None
-    fee_bps: float = Field(0.0, ge=0)
+    fee_bps: float = Field(0.0, ge=0, lt=10000)
     fee: float = Field(0.0, ge=0)
     latency_s: float = Field(0.0, ge=0)
     min_notional: float = Field(0.0, ge=0)
@@ -89,8 +95,8 @@ class LstSpec(Strict):
 class PerpSpec(Strict):
     maintenance_margin: float = Field(gt=0, lt=1)
     initial_margin: float = Field(gt=0, le=1)
-    funding_interval_h: int = Field(gt=0)
-    funding_hours_utc: list[int]
+    funding_interval_h: int = Field(gt=0, le=24)
+    funding_hours_utc: list[Annotated[int, Field(ge=0, le=23)]] = Field(min_length=1)
     stale_after_h: float = Field(3.0, gt=0)
 
 
@@ -364,6 +370,21 @@ class PerformanceTarget(Strict):
     source: str = ""
 
 
+class DataChecks(Strict):
+    """Limits of the market-data checks (:mod:`trimtab.data.quality`, which gives each default's
+    reason): beyond them a value is a data fault, quarantined and never traded on. The defaults
+    never fire on the bundled data and catch a x100 or zero price."""
+
+    max_cross_venue_deviation: float = Field(_BANDS.max_cross_venue_deviation, gt=0, allow_inf_nan=False,
+                                             description="|price / median of the asset's venues - 1| (fraction)")
+    max_jump: float = Field(_BANDS.max_jump, gt=0, allow_inf_nan=False,
+                            description="|price / last good price - 1| for a price no other venue confirms")
+    max_funding_deviation: float = Field(_BANDS.max_funding_deviation, gt=0, allow_inf_nan=False,
+                                         description="|rate - median of the other venues' rates|, per funding interval")
+    max_index_growth_per_day: float = Field(_BANDS.max_index_growth_per_day, gt=0, allow_inf_nan=False,
+                                            description="fastest growth of an Aave index per day (fraction)")
+
+
 class StrategyConfig(Strict):
     """A strategy: which machine, rules and venues; parameters; target positions.
 
@@ -385,6 +406,7 @@ class StrategyConfig(Strict):
     performance_target: PerformanceTarget | None = None
     parameters: dict[str, float] = {}
     targets: list[TargetSpec] = Field(min_length=1)
+    data_checks: DataChecks = DataChecks()
 
 
 # --------------------------------------------------------------------------- portfolio of strategies

@@ -23,6 +23,7 @@ import dataclasses
 import datetime as _dt
 import difflib
 import enum
+import math
 import re
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -152,7 +153,8 @@ def _show(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
-        return repr(v)
+        s = repr(v)
+        return s if len(s) <= 30 else f"a {len(s)}-digit number"
     if isinstance(v, str):
         s = v if len(v) <= 60 else v[:57] + "..."
         return "'" + s.replace("\n", "\\n") + "'"
@@ -429,20 +431,108 @@ def _plainify(value: Any) -> Any:
     return value
 
 
+# Bounds on what a YAML file may cost to read. trimtab's own files are a few KB, nest under 10
+# levels and expand to a few thousand values; the bounds leave ample room while refusing a
+# "billion laughs" file (aliases of aliases, exponential expansion) or a nesting bomb (the
+# ruamel scanner is quadratic in flow depth and its composer is recursive) before they cost
+# time or memory.
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+def _pos_of(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def _flow_depth_issue(text: str, file: str) -> ConfigIssue | None:
+    """Refuse flow nesting (``[[[...`` / ``{{{...``) deeper than MAX_DEPTH before the scanner sees
+    it. Brackets are counted outside comments only; quotes are ignored, so the count can only
+    over-estimate by brackets written inside strings."""
+    depth = 0
+    for m in re.finditer(r"[\[\]{}]|(?:^|(?<=\s))#[^\n]*", text, re.M):
+        ch = m.group()
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, col = _pos_of(text, m.start())
+                return ConfigIssue(file, line, col, "<root>",
+                                   f"YAML nested deeper than {MAX_DEPTH} levels; flatten the structure")
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+def _expansion_issue(yaml: YAML, text: str, file: str) -> ConfigIssue | None:
+    """One pass over the parser's events (no recursion, no values built): refuse nesting deeper
+    than MAX_DEPTH and aliases that would expand the document past MAX_VALUES values, at the
+    position of the event that crosses the bound."""
+    from ruamel.yaml.events import (AliasEvent, CollectionEndEvent, CollectionStartEvent,
+                                    ScalarEvent)
+
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, values inside]
+    total = 0
+    for ev in yaml.parse(text):
+        if isinstance(ev, CollectionStartEvent):
+            stack.append([ev.anchor, 1])
+            total += 1
+            if len(stack) - 1 > MAX_DEPTH:
+                line, col = _mark_pos(ev.start_mark)
+                return ConfigIssue(file, line, col, "<root>",
+                                   f"YAML nested deeper than {MAX_DEPTH} levels; flatten the structure")
+        elif isinstance(ev, CollectionEndEvent):
+            anchor, n = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = n
+            stack[-1][1] += n
+        elif isinstance(ev, (ScalarEvent, AliasEvent)):
+            n = sizes.get(ev.anchor, 1) if isinstance(ev, AliasEvent) else 1
+            if isinstance(ev, ScalarEvent) and ev.anchor is not None:
+                sizes[ev.anchor] = 1
+            stack[-1][1] += n
+            total += n
+        if total > MAX_VALUES:
+            line, col = _mark_pos(ev.start_mark)
+            return ConfigIssue(file, line, col, "<root>",
+                               f"YAML aliases expand this file to more than {MAX_VALUES:,} values "
+                               "(an alias bomb?); write the values out or use fewer aliases")
+    return None
+
+
 def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
-    """Parse YAML text; raise :class:`ConfigError` listing every load problem."""
+    """Parse YAML text; raise :class:`ConfigError` listing every load problem.
+
+    Hostile input is refused with a located issue before it costs time or memory: more than
+    :data:`MAX_BYTES` characters, nesting deeper than :data:`MAX_DEPTH`, or aliases expanding
+    to more than :data:`MAX_VALUES` values. ``RecursionError`` never escapes.
+    """
+    if len(text) > MAX_BYTES:
+        raise ConfigError([ConfigIssue(file, 1, 1, "<root>",
+                                       f"file is {len(text):,} characters; trimtab reads YAML files up to {MAX_BYTES:,}")])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False  # duplicates are reported by _Builder
     try:
+        bound = _flow_depth_issue(text, file) or _expansion_issue(yaml, text, file)
+        if bound is not None:
+            raise ConfigError([bound])
+        yaml = YAML(typ="rt")
+        yaml.allow_duplicate_keys = False
         root = yaml.compose(text)
     except YAMLError as exc:
         raise ConfigError([_syntax_issue(exc, file, text)]) from None
+    except RecursionError:  # pragma: no cover - the bounds above should make this unreachable
+        raise ConfigError([ConfigIssue(file, 1, 1, "<root>", "YAML nested too deeply to read; flatten the structure")]) from None
 
     if root is None:
         raise ConfigError([ConfigIssue(file, 1, 1, "<root>", "file is empty; expected a mapping of 'key: value' pairs")])
 
     builder = _Builder(file)
-    data = builder.build(root, ())
+    try:
+        data = builder.build(root, ())
+    except RecursionError:  # pragma: no cover - bounded by MAX_DEPTH above
+        raise ConfigError([ConfigIssue(file, 1, 1, "<root>", "YAML nested too deeply to read; flatten the structure")]) from None
     if not isinstance(root, MappingNode):
         line, col = _mark_pos(root.start_mark)
         builder.issues.append(
@@ -464,6 +554,9 @@ def load_yaml(path: str | Path) -> YamlDoc:
     file = str(path)
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_BYTES:
+            raise ConfigError([ConfigIssue(file, 1, 1, "<root>", f"file is {p.stat().st_size:,} bytes; trimtab reads YAML "
+                                                                 f"files up to {MAX_BYTES:,}")])
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError([ConfigIssue(file, 1, 1, "<root>", "file not found")]) from None
@@ -812,6 +905,8 @@ def _select(errs: list[_Err], depth: int, out: list[tuple[_Err | None, Path_, st
         else:
             expected = "one of: " + ", ".join(descs[:-1]) + " or " + descs[-1]
         msg = f"expected {expected}, got {_show(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            msg = f"expected a finite number, got {value}"  # .nan/.inf where a number or an expression goes
         if isinstance(value, str) and literals:
             best_lit = _closest(value, [str(_plain_repr(v)) for v in literals])
             if best_lit is not None:

@@ -20,6 +20,11 @@ Clock rules (no look-ahead):
 * ``event`` fields (funding): the value only at the tick of the event, NaN elsewhere.
 * Accruing Aave indices sampled daily: geometric interpolation between samples,
   see :func:`daily_to_hourly_geometric`.
+* Bad rows: every row is checked first (:mod:`trimtab.data.quality`: NaN, zero, negative,
+  cross-venue deviation, jumps, falling indices, duplicate timestamps). Fields and ages are
+  built from the good rows only, and :meth:`MarketData.quarantine` says at which ticks a
+  series' latest row was faulty. A data directory (``TRIMTAB_DATA``) is read as untrusted:
+  a damaged manifest or series file is a :class:`DataError`, never a traceback.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from trimtab.errors import TrimtabError
+
+from .quality import Bands, SeriesQuality, assess
 
 __all__ = [
     "DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "load_market_data",
@@ -167,6 +174,7 @@ class _Series:
     fill: str                          # "asof" | "event"
     geometric: tuple[str, ...]
     meta: dict = dc_field(default_factory=dict)
+    ts: np.ndarray | None = None       # observation times (epoch s), for duplicate detection
 
 
 class MarketData:
@@ -176,19 +184,26 @@ class MarketData:
         index: ``pd.DatetimeIndex`` of hourly ticks, tz UTC, inclusive [start, end].
         epoch: int64 epoch seconds of each tick, shape ``(len(index),)``.
         static: the parsed ``data/static.json`` (risk parameters, gas units, costs, rewards).
+        bands: the data checks' limits (:class:`trimtab.data.quality.Bands`).
 
-    Arrays returned by :meth:`field` and :meth:`age_hours` are cached and read-only.
+    Every row passes the checks of :mod:`trimtab.data.quality` first: :meth:`field` and
+    :meth:`age_hours` are built from the good rows only, and :meth:`quarantine` says at which
+    ticks a series' latest row was faulty. Arrays returned by :meth:`field`,
+    :meth:`age_hours` and :meth:`quarantine` are cached and read-only.
     """
 
     def __init__(self, index: pd.DatetimeIndex, series: dict[str, _Series], static: dict,
-                 bundle: Iterable[str] = ()):
+                 bundle: Iterable[str] = (), bands=None, quality: dict | None = None):
         self.index = index
         self.epoch = index.as_unit("s").asi8.astype(np.int64)
         self.static = static
         self._series = series
         self._bundle = sorted(bundle)
+        self.bands = Bands.of(bands)
+        self._quality = quality
         self._fields: dict[str, np.ndarray] = {}
         self._last: dict[str, np.ndarray] = {}
+        self._good: dict[str, _Series] = {}
 
     # -- lookup -----------------------------------------------------------------
     def series_names(self) -> list[str]:
@@ -210,11 +225,74 @@ class MarketData:
 
     def _last_index(self, s: _Series) -> np.ndarray:
         """Per tick, the row index of the latest observation available at or before it (-1: none)."""
-        k = self._last.get(s.name)
+        key = s.name if s is self._series.get(s.name) else "\0good:" + s.name
+        k = self._last.get(key)
         if k is None:
             k = np.searchsorted(s.avail, self.epoch, side="right") - 1
-            self._last[s.name] = k
+            self._last[key] = k
         return k
+
+    # -- data checks --------------------------------------------------------------
+    def quality(self) -> dict[str, SeriesQuality]:
+        """Per series, the checks of every raw row (:func:`trimtab.data.quality.assess`)."""
+        if self._quality is None:
+            self._quality = assess(self._series, self.bands)
+        return self._quality
+
+    def with_checks(self, bands) -> MarketData:
+        """This clock and data checked with other limits (``bands``: a :class:`Bands`, the
+        strategy config's ``data_checks`` or None for the defaults); self if they are the same."""
+        b = Bands.of(bands)
+        if b == self.bands:
+            return self
+        return MarketData(self.index, self._series, self.static, self._bundle, b)
+
+    def _clean(self, name: str) -> _Series:
+        """The series restricted to its good rows (the series itself when every row is good)."""
+        g = self._good.get(name)
+        if g is None:
+            s = self._get(name)
+            keep = self.quality()[name].keep
+            g = s if keep.all() else _Series(s.name, s.avail[keep], {c: v[keep] for c, v in s.values.items()},
+                                             s.interval_h, s.fill, s.geometric, s.meta)
+            self._good[name] = g
+        return g
+
+    def fault(self, series: str, row: int) -> tuple[str, float, str]:
+        """(column, raw value, reason) of faulty raw row ``row`` of ``series`` (see :meth:`quarantine`)."""
+        s, q = self._get(series), self.quality()[series]
+        col = q.columns[int(q.column[row])]
+        return col, float(s.values[col][row]), q.reason(row)
+
+    def quarantine(self, series: str) -> tuple[np.ndarray, np.ndarray]:
+        """(reason code per tick, raw row per tick) of ticks whose latest row of ``series`` is faulty.
+
+        Codes index :data:`trimtab.data.quality.REASONS` (0: not quarantined); the row (-1 where
+        not quarantined) gives the faulty values and reason via :meth:`quality`. An as-of series
+        is quarantined from the faulty row's availability until the next row; an event series
+        (funding) only at the tick of the faulty event.
+        """
+        key = "\0q:" + series
+        hit = self._fields.get(key)
+        if hit is None:
+            s = self._get(series)
+            q = self.quality()[series]
+            codes = np.zeros(self.epoch.shape, dtype=np.int8)
+            rows = np.full(self.epoch.shape, -1, dtype=np.int64)
+            if s.avail.size and q.code.any():
+                if s.fill == "event":
+                    for r in np.nonzero(q.code)[0]:
+                        k = np.searchsorted(self.epoch, s.avail[r], side="left")
+                        if k < self.epoch.size and self.epoch[k] - s.avail[r] < HOUR:
+                            codes[k], rows[k] = q.code[r], r
+                else:
+                    k = self._last_index(s)
+                    c = np.where(k >= 0, q.code[np.maximum(k, 0)], 0)
+                    codes[:] = c
+                    rows[c != 0] = k[c != 0]
+            codes.flags.writeable = rows.flags.writeable = False
+            hit = self._fields[key] = (codes, rows)
+        return hit
 
     def field(self, name: str) -> np.ndarray:
         """Values of ``"<series>.<column>"`` on the clock, float64, shape ``(len(index),)``.
@@ -237,6 +315,7 @@ class MarketData:
             close = difflib.get_close_matches(col, list(s.values), n=3, cutoff=0.5)
             hint = f"; did you mean: {', '.join(close)}" if close else ""
             raise DataError(f"series {series!r} has no field {col!r}{hint}; fields: {', '.join(s.values)}")
+        s = self._clean(series)      # faulty rows are never read (trimtab.data.quality)
         v = s.values[col]
         if s.fill == "event":
             arr = np.full(self.epoch.shape, np.nan)
@@ -257,7 +336,7 @@ class MarketData:
         return arr
 
     def age_hours(self, series: str) -> np.ndarray:
-        """Hours since the latest observation of ``series`` available at or before each tick.
+        """Hours since the latest good observation of ``series`` available at or before each tick.
 
         float64, shape ``(len(index),)``; ``np.inf`` before the first observation.
         For daily interpolated indices this is the age of the previous daily sample,
@@ -266,7 +345,7 @@ class MarketData:
         key = "\0age:" + series
         arr = self._fields.get(key)
         if arr is None:
-            s = self._get(series)
+            s = self._clean(series)
             k = self._last_index(s)
             if s.avail.size == 0:
                 arr = np.full(self.epoch.shape, np.inf)
@@ -322,7 +401,7 @@ class MarketData:
 
     def slice(self, start, end) -> MarketData:
         """A MarketData on the sub-clock [start, end] (same series, arrays recomputed)."""
-        return MarketData(_clock(start, end), self._series, self.static, self._bundle)
+        return MarketData(_clock(start, end), self._series, self.static, self._bundle, self.bands, self.quality())
 
     def __repr__(self) -> str:
         span = f"{self.index[0]} .. {self.index[-1]}" if len(self.index) else "empty"
@@ -340,13 +419,31 @@ def _read_series(path: Path, meta: dict) -> _Series:
     if not path.exists():
         raise DataError(f"bundle file missing: {path}; rebuild with "
                         "`python scripts/build_data.py --raw ../shared/data --out data`")
-    table = pq.read_table(path)
-    cols = {n: table.column(n).to_numpy() for n in table.column_names}
-    avail = _epochs(cols.pop("avail"))
-    cols.pop("ts", None)
-    values = {c: np.asarray(cols[c], dtype=np.float64) for c in meta["columns"]}
+    try:   # a data directory given with TRIMTAB_DATA is read as untrusted data
+        table = pq.read_table(path)
+        cols = {n: table.column(n).to_numpy() for n in table.column_names}
+        if "avail" not in cols:
+            raise DataError(f"{path}: no 'avail' column")
+        avail = _epochs(cols.pop("avail"))
+        ts = _epochs(cols.pop("ts")) if "ts" in cols else None
+        missing = [c for c in meta["columns"] if c not in cols]
+        if missing:
+            raise DataError(f"{path}: columns {', '.join(missing)} listed in manifest.json are missing")
+        values = {c: np.asarray(cols[c], dtype=np.float64) for c in meta["columns"]}
+        if ts is not None and ts.shape != avail.shape:
+            raise DataError(f"{path}: 'ts' and 'avail' differ in length")
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        raise DataError(f"{path}: not a readable series file ({type(e).__name__}: {str(e)[:200]})") from None
+    if avail.size > 1 and np.any(np.diff(avail) < 0):
+        # The clock's searches need rows in availability order; a stable sort keeps the
+        # file's order among equal times (so the later duplicate still wins).
+        order = np.argsort(avail, kind="stable")
+        avail, values = avail[order], {c: v[order] for c, v in values.items()}
+        ts = ts[order] if ts is not None else None
     return _Series(meta["name"], avail, values, float(meta["interval_h"]), meta["fill"],
-                   tuple(meta.get("geometric", ())), meta)
+                   tuple(meta.get("geometric", ())), meta, ts)
 
 
 def load_market_data(data_dir: Path | None = None, start=None, end=None,
@@ -372,8 +469,18 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
     if not mpath.exists():
         raise DataError(f"no data bundle at {d} (manifest.json missing); build it with "
                         "`python scripts/build_data.py --raw ../shared/data --out data`")
-    manifest = json.loads(mpath.read_text())
-    catalog = manifest["series"]
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        catalog = manifest["series"]
+        for n, m in catalog.items():
+            f = (d / m["file"]).resolve()
+            if not f.is_relative_to(d.resolve()):
+                raise DataError(f"{mpath}: series {n!r} file {m['file']!r} is outside the data directory")
+            m["interval_h"], m["fill"], m["columns"], m["name"] = float(m["interval_h"]), str(m["fill"]), list(m["columns"]), str(m.get("name", n))
+    except DataError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+        raise DataError(f"{mpath}: not a valid bundle manifest ({type(e).__name__}: {str(e)[:200]})") from None
     names = list(catalog) if series is None else list(series)
     for n in names:
         if n not in catalog:
@@ -382,7 +489,10 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
             raise DataError(f"unknown series {n!r} in bundle {d}{hint}")
     loaded = {n: _read_series(d / catalog[n]["file"], catalog[n]) for n in names}
     spath = d / "static.json"
-    static = json.loads(spath.read_text()) if spath.exists() else {}
+    try:
+        static = json.loads(spath.read_text(encoding="utf-8")) if spath.exists() else {}
+    except (ValueError, OSError) as e:
+        raise DataError(f"{spath}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if start is None or end is None:
         nonempty = [s.avail for s in loaded.values() if s.avail.size]
         if not nonempty:

@@ -133,9 +133,12 @@ def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -
     return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)
 
 
-def new_run_id(strategy: Strategy, start, end, out: Path | str) -> str:
-    """A run id that names no existing directory: two runs started in the same second get -2, -3, ..."""
-    base = f"{strategy.name}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
+def new_run_id(strategy: Strategy, start, end, out: Path | str, prefix: str = "") -> str:
+    """A run id that names no existing directory: two runs started in the same second get -2, -3, ...
+    (:func:`trimtab.runs.claim` takes the next one if another process claims it first)."""
+    from ..runs import safe_name
+
+    base = f"{prefix}{safe_name(strategy.name)}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
     run_id, k = base, 1
     while (Path(out) / run_id).exists():
         k += 1
@@ -145,8 +148,12 @@ def new_run_id(strategy: Strategy, start, end, out: Path | str) -> str:
 
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                  run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
-                 flows: list[Flow] | None = None) -> RunResult:
+                 flows: list[Flow] | None = None, overwrite: bool = False) -> RunResult:
     """Run ``strategy`` over the bundled real data and write ``<out>/<run_id>/``.
+
+    The run directory is owned by this call for the run's life (:func:`trimtab.runs.claim`): a
+    ``run_id`` that names an existing run is refused unless ``overwrite`` and that run is a
+    finished backtest nobody owns; the old run is never touched otherwise.
 
     Args:
         start, end: window (UTC; default: the longest window the strategy's data covers).
@@ -155,21 +162,27 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         data: preloaded market data (tests reuse one load).
         time_decisions: record the nanoseconds of each tight loop + machine step.
         flows: capital flows on top of the config's ``flows`` file (see trimtab.engine.flows).
+        run_id: the run directory's name (checked by :func:`trimtab.runs.check_run_id`; default:
+            generated, :func:`new_run_id`); ``overwrite``: replace a finished backtest of that id.
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
+        RunError: a bad run id, a run id that exists (without ``overwrite``), a run owned by
+            another process.
     """
+    from ..runs import claim
+
     if data is None:
         data = load_market_data()
     start, end = resolve_window(strategy, data, start, end)
-    run_id = run_id or new_run_id(strategy, start, end, out)
-    engine = Engine(strategy, data.slice(start, end), Path(out) / run_id, capital=capital, flows=flows, time_decisions=time_decisions)
-    n = engine.view.n
-    for i in range(n):
-        engine.step(i)
-        if progress and (i % 200 == 0 or i == n - 1):
-            progress(i + 1, n)
-    return engine.finish()
+    with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned:
+        engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions)
+        n = engine.view.n
+        for i in range(n):
+            engine.step(i)
+            if progress and (i % 200 == 0 or i == n - 1):
+                progress(i + 1, n)
+        return engine.finish()
 
 
 class Engine:
@@ -187,7 +200,8 @@ class Engine:
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
                  flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False):
         self.strategy = strategy
-        self.window = window
+        # Every series is checked with the strategy's data_checks limits (trimtab.data.quality).
+        self.window = window = window.with_checks(strategy.config.data_checks)
         self.capital = float(capital if capital is not None else strategy.config.capital)
         self.run_dir = Path(run_dir)
         self.time_decisions = time_decisions
@@ -226,6 +240,10 @@ class Engine:
         self.decision_ns: list[int] = []
         self.next_tick = 0
         self.halted = False  # set by a stop request: the machine no longer acts
+        # Called as on_tick(i) inside step(), after the hour's market move, accruals and arrivals
+        # and before the tight loop: live runs serve `trimtab stop` there, so its cancel and
+        # unwind are priced at tick i and attributed in tick i's ledger (trimtab.live.runner).
+        self.on_tick = None
         self.last_plan_empty = False
         if not resume:
             self._begin()
@@ -256,6 +274,8 @@ class Engine:
         if i != self.next_tick:
             raise ValueError(f"tick {i} out of order: expected {self.next_tick}")
         view.i = i
+        for q in view.quarantined_at(i):
+            journal.quarantine(i, iso[i], *q)
         attr.start_tick()
         if i > 0:
             attr.market_move(book, px, i - 1, i)
@@ -276,6 +296,8 @@ class Engine:
             else:
                 cflows.request(flow, iso[i])
         executor.advance(i)
+        if self.on_tick is not None:
+            self.on_tick(i)
         t0 = _time.perf_counter_ns() if self.time_decisions else 0
         metrics = monitors.run(i, executor.in_flight, params)
         if metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance:
@@ -399,45 +421,54 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
-        """Everything that changes from tick to tick and does not grow with the run (picklable);
-        the per-tick series live in the journal's ``series`` table. Restoring both into a fresh
-        Engine over the same window continues the run exactly where it was."""
-        ex, sim = self.executor, self.sim
+        """Everything that changes from tick to tick and does not grow with the run, as plain
+        JSON-able data (each component's ``snapshot()``; encoded and checked by
+        :mod:`trimtab.engine.checkpoint`); the per-tick series live in the journal's ``series``
+        table. Restoring both into a fresh Engine over the same window continues the run
+        exactly where it was."""
         return {
             "next_tick": self.next_tick,
             "book": self.book.snapshot(),
-            "executor": (ex.plan, dict(ex.status), list(ex.transits), dict(ex.counts), ex.last_failure, ex.failed_at),
-            "sim": (dict(sim.stops), dict(sim.last_rate), dict(sim.funding_proxies), dict(sim.funding_missing)),
-            "stale_marks": {k: list(v) for k, v in self.px.stale_marks.items()},
-            "attr": (dict(self.attr.total), self.attr.max_error),
-            "monitors": (self.monitors.last_rebalance_equity, self.monitors.last_rebalance_epoch),
-            "machine": self.machine.state,
-            "cflows": self.cflows.__dict__.copy(),
-            "rewards": (self.rewards.next, dict(self.rewards.paid)),
-            "legrisk": self.legrisk.since,
+            "executor": self.executor.snapshot(),
+            "sim": self.sim.snapshot(),
+            "pricing": self.px.snapshot(),
+            "attr": self.attr.snapshot(),
+            "monitors": self.monitors.snapshot(),
+            "machine": self.machine.snapshot(),
+            "cflows": self.cflows.snapshot(),
+            "rewards": self.rewards.snapshot(),
+            "legrisk": self.legrisk.snapshot(),
             "halted": self.halted,
             "last_plan_empty": self.last_plan_empty,
-            "counters": (self.transitions, self.liquidations),
+            "transitions": self.transitions,
+            "liquidations": self.liquidations,
             "fill_id": self.journal._fill_id,
         }
 
     def restore(self, st: dict) -> None:
-        """Load a :meth:`state` taken from an Engine over the same strategy and window."""
-        ex, sim = self.executor, self.sim
+        """Load a :meth:`state` taken from an Engine over the same strategy and window (decoded
+        and shape-checked by :func:`trimtab.engine.checkpoint.decode`).
+
+        Raises:
+            ValueError: the state does not fit this engine (a tick outside the window, a plan
+                whose id does not match its content, a state the machine does not have, ...).
+        """
+        if not 0 < st["next_tick"] <= self.view.n:
+            raise ValueError(f"next_tick {st['next_tick']} is outside the run's {self.view.n} ticks")
         self.next_tick = st["next_tick"]
         self.book.restore(st["book"])
-        ex.plan, ex.status, ex.transits, ex.counts, ex.last_failure, ex.failed_at = st["executor"]
-        sim.stops, sim.last_rate, sim.funding_proxies, sim.funding_missing = st["sim"]
-        self.px.stale_marks = st["stale_marks"]
-        self.attr.total, self.attr.max_error = st["attr"]
-        self.monitors.last_rebalance_equity, self.monitors.last_rebalance_epoch = st["monitors"]
-        self.machine.machine.set_state(st["machine"], self.machine.model)
-        self.cflows.__dict__.update(st["cflows"])
-        self.rewards.next, self.rewards.paid = st["rewards"]
-        self.legrisk.since = st["legrisk"]
-        self.halted = st.get("halted", False)
-        self.last_plan_empty = st.get("last_plan_empty", False)
-        self.transitions, self.liquidations = st["counters"]
+        self.executor.restore(st["executor"])
+        self.sim.restore(st["sim"])
+        self.px.restore(st["pricing"])
+        self.attr.restore(st["attr"])
+        self.monitors.restore(st["monitors"])
+        self.machine.restore(st["machine"])
+        self.cflows.restore(st["cflows"])
+        self.rewards.restore(st["rewards"])
+        self.legrisk.restore(st["legrisk"])
+        self.halted = st["halted"]
+        self.last_plan_empty = st["last_plan_empty"]
+        self.transitions, self.liquidations = st["transitions"], st["liquidations"]
         # The per-tick series come back from the journal (written in the same commits as the state).
         for tick, eq, nav, eeth in self.journal.series(self.next_tick):
             self.eq_series[tick], self.nav_series[tick] = eq, nav
@@ -456,13 +487,23 @@ class Engine:
         perf = performance(nav)
         stale = {k: v[0] for k, v in sorted(px.stale_marks.items())}
         data_notes = []
-        for s in sorted(required_series(strategy)[1]):
+        must, optional = required_series(strategy)
+        quality = window.quality()
+        for s in sorted(must | optional):   # every required series, the valuation reference included
             if s not in window.series_names():
                 data_notes.append({"series": s, "missing": "not in the bundled data: this venue is never traded"})
                 continue
+            note: dict = {}
             gaps = window.gaps(s)
             if gaps:
-                data_notes.append({"series": s, "gaps": [{"start": f"{g.start:%Y-%m-%d %H:%M}", "end": f"{g.end:%Y-%m-%d %H:%M}", "hours": g.hours} for g in gaps]})
+                note["gaps"] = [{"start": f"{g.start:%Y-%m-%d %H:%M}", "end": f"{g.end:%Y-%m-%d %H:%M}", "hours": g.hours} for g in gaps]
+            lo, hi = int(view.epoch[0]), int(view.epoch[last - 1])
+            dups = [d for d in quality[s].duplicates if lo - 86400 <= d[0] <= hi]
+            if dups:   # the later row is used (trimtab.data.quality)
+                note["duplicates"] = [{"time": f"{pd.Timestamp(t, unit='s', tz='UTC'):%Y-%m-%d %H:%M}", "rows": k,
+                                       "values_differ": differ} for t, k, differ in dups]
+            if note:
+                data_notes.append({"series": s, **note})
         summary = {
             "mode": strategy.name,
             "share_class": strategy.config.share_class,
@@ -493,6 +534,7 @@ class Engine:
             "funding_proxies": dict(sim.funding_proxies),
             "funding_missing": dict(sim.funding_missing),
             "data_gaps": data_notes,
+            "quarantined": view.quarantine_summary(last),
             "run_dir": str(run_dir),
         }
         self.journal.meta("summary", summary)

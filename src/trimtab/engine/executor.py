@@ -23,7 +23,7 @@ Resting take-profit / stop-loss fills come from the gateway's ``stops(tick, book
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..accounting.attribution import Attribution
 from ..accounting.book import Book, Fill, Leg
@@ -170,6 +170,31 @@ class Executor:
 
     def _step(self, sid: str) -> Step:
         return next(s for s in self.plan.steps if s.id == sid)
+
+    # ------------------------------------------------------------------ checkpoints
+    def snapshot(self) -> dict:
+        """The plan in flight and its progress as plain data: ``plan`` (:meth:`Plan.to_dict` or
+        None), ``status`` (step id -> pending/in_transit/done/failed/cancelled), ``transits``
+        (:class:`Transit` fields), ``counts``, ``last_failure``, ``failed_at`` (tick or None)."""
+        return {"plan": self.plan.to_dict() if self.plan is not None else None, "status": dict(self.status),
+                "transits": [asdict(t) for t in self.transits], "counts": dict(self.counts),
+                "last_failure": self.last_failure, "failed_at": self.failed_at}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`.
+
+        Raises:
+            ValueError: the plan's id does not match its content, or ``status`` does not name
+                exactly the plan's steps.
+        """
+        plan = Plan.from_dict(snap["plan"]) if snap["plan"] is not None else None
+        steps = {s.id for s in plan.steps} if plan is not None else set()
+        if plan is not None and set(snap["status"]) != steps:
+            raise ValueError(f"executor.status names steps {sorted(snap['status'])}, the plan has {sorted(steps)}")
+        self.plan, self.status = plan, dict(snap["status"])
+        self.transits = [Transit(**t) for t in snap["transits"]]
+        self.counts = dict(snap["counts"])
+        self.last_failure, self.failed_at = snap["last_failure"], snap["failed_at"]
 
     # ------------------------------------------------------------------ applying fills
     def apply(self, fill: Fill, price: float | None = None, record: bool = True) -> Fill:

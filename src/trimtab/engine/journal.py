@@ -4,8 +4,10 @@ Tables: ``meta`` (key, value JSON), ``analyses`` (yield-impact analyses before r
 rebalances, with EXECUTE / NEUTRAL / DEFER), ``decisions`` (every machine step with every rule's
 observed values and thresholds), ``plans`` (the plan JSON), ``instructions`` (every step status
 change), ``fills`` (every position change with its legs, price, source field and equity
-impact), ``ledger`` (attribution per tick and category, share class units) and ``metrics``
-(the tight loop's metrics per tick). Rows are buffered and written in batches; WAL mode so a
+impact), ``ledger`` (attribution per tick and category, share class units), ``metrics``
+(the tight loop's metrics per tick) and ``quarantine`` (every tick at which a series the
+strategy reads was quarantined by the data checks: the faulty field, value and reason). Rows
+are buffered and written in batches; WAL mode so a
 reader can follow a live run. Live runs also keep ``checkpoints`` (the engine state after the
 last tick, written in the same transaction as that tick's rows), ``series`` (equity, NAV per
 tick), ``control`` (requests such as ``stop`` from another process) and, with a live market
@@ -19,6 +21,8 @@ import json
 import math
 import sqlite3
 from pathlib import Path
+
+from ..live.secrets import scrubbing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -35,6 +39,7 @@ CREATE TABLE IF NOT EXISTS outbox (plan_id TEXT, step_id TEXT, idx INTEGER, venu
 CREATE TABLE IF NOT EXISTS observations (tick INTEGER, series TEXT, ts INTEGER, avail INTEGER, known INTEGER, data TEXT);
 CREATE TABLE IF NOT EXISTS feed_errors (tick INTEGER, time TEXT, series TEXT, source TEXT, message TEXT);
 CREATE TABLE IF NOT EXISTS analyses (tick INTEGER, time TEXT, trigger TEXT, plan_id TEXT, recommendation TEXT, analysis TEXT);
+CREATE TABLE IF NOT EXISTS quarantine (tick INTEGER, time TEXT, series TEXT, field TEXT, value REAL, reason TEXT);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
 """
@@ -64,19 +69,28 @@ def _num(x: float) -> float | None:
 
 
 class Journal:
-    """Buffered writer of one run's journal. ``flush_every`` rows per table between writes."""
+    """Buffered writer of one run's journal. ``flush_every`` rows per table between writes.
+
+    ``fresh=True`` starts a new journal and raises :class:`trimtab.runs.RunError` if one (or its
+    WAL files) is already at ``path``: nothing is ever deleted here (replacing a finished
+    backtest is :func:`trimtab.runs.claim`'s ``overwrite``); ``fresh=False`` opens an existing one.
+    """
 
     def __init__(self, path: Path, flush_every: int = 5000, fresh: bool = True):
         path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh:  # a new run never mixes with an old journal (or its WAL files) at the same path
-            for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                if stale.exists():
-                    stale.unlink()
+        if fresh:  # a new run never mixes with, nor deletes, an old journal (or its WAL files)
+            for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if old.exists():
+                    from ..runs import RunError
+
+                    raise RunError(f"{old} already exists: a new run never replaces another run's journal")
         self.path = path
-        self.db = sqlite3.connect(path)
+        # Every string written is redacted of loaded TRIMTAB_* secrets; with none loaded (a
+        # backtest) this is the bare connection and costs nothing per tick.
+        self.db = scrubbing(sqlite3.connect(path))
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors")}
+        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors", "quarantine")}
         self.flush_every = flush_every
         self._fill_id = 0
 
@@ -91,6 +105,7 @@ class Journal:
         "series": "INSERT OR REPLACE INTO series VALUES (?,?,?,?)",
         "observations": "INSERT INTO observations VALUES (?,?,?,?,?,?)",
         "feed_errors": "INSERT INTO feed_errors VALUES (?,?,?,?,?)",
+        "quarantine": "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
     }
 
     def _add(self, table: str, row: tuple) -> None:
@@ -156,13 +171,20 @@ class Journal:
         return [(s, ts, av, kn, json.loads(d)) for s, ts, av, kn, d in self.db.execute(
             "SELECT series, ts, avail, known, data FROM observations WHERE tick < ? ORDER BY rowid", (upto,))]
 
+    def quarantine(self, tick: int, time: str, series: str, field: str, value: float, reason: str) -> None:
+        """A series quarantined at ``tick``: its latest row failed the data checks
+        (trimtab.data.quality); ``value`` is the faulty value of ``field`` (NULL for NaN/inf)."""
+        self._add("quarantine", (tick, time, series, field, _num(value), reason))
+
     def feed_error(self, tick: int, time: str, series: str, source: str, message: str) -> None:
         """A fetch that failed for ``tick``: the series it leaves without a new value (NaN or stale)."""
         self._add("feed_errors", (tick, time, series, source, message))
 
     def checkpoint(self, tick: int, state: bytes) -> None:
         """Write every buffered row and the engine state after ``tick`` in ONE transaction: a
-        process killed at any moment leaves either the whole tick or none of it."""
+        process killed at any moment leaves either the whole tick or none of it. ``state`` is
+        the encoded checkpoint (:func:`trimtab.engine.checkpoint.encode`: JSON text, never
+        code); :func:`trimtab.engine.checkpoint.commit` also replaces the run's marker."""
         with self.db:
             for table, rows in self.buf.items():
                 if rows:
@@ -172,6 +194,8 @@ class Journal:
             self.db.execute("INSERT INTO checkpoints VALUES (?, ?)", (tick, state))
 
     def last_checkpoint(self) -> tuple[int, bytes] | None:
+        """(tick, encoded state) of the checkpoint, unchecked: resume through
+        :func:`trimtab.engine.checkpoint.load_engine`, which checks the journal and decodes it."""
         return self.db.execute("SELECT tick, state FROM checkpoints ORDER BY tick DESC LIMIT 1").fetchone()
 
     # -- write-ahead outbox of chain transactions (live execution) ------------------------
@@ -204,6 +228,11 @@ class Journal:
         """A control request written by another process (``trimtab stop``)."""
         row = self.db.execute("SELECT value FROM control WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    def consume_control(self, key: str) -> None:
+        """Mark the control request ``key`` served by deleting it, uncommitted: it is committed
+        with the next checkpoint (or close), so a crash before that leaves it to be served again."""
+        self.db.execute("DELETE FROM control WHERE key=?", (key,))
 
     def flush(self) -> None:
         for table, rows in self.buf.items():

@@ -23,6 +23,14 @@ class LegRisk:
         self.max_drift = params.get("max_delta_drift", 0.02)
         self.since: int | None = None
 
+    def snapshot(self) -> dict:
+        """``{"since": first unhedged tick or None}``."""
+        return {"since": self.since}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`."""
+        self.since = snap["since"]
+
     def _unhedged(self, metrics: dict) -> bool:
         return abs(metrics.get("delta_drift", 0.0)) > self.max_drift
 

@@ -75,6 +75,20 @@ class StrategyMachine:
     def state(self) -> str:
         return self.model.state
 
+    def snapshot(self) -> dict:
+        """``{"state": the current state's name}`` (guards are re-evaluated every tick)."""
+        return {"state": self.model.state}
+
+    def restore(self, snap: dict) -> None:
+        """Put the machine in ``snap["state"]``.
+
+        Raises:
+            ValueError: the machine has no such state.
+        """
+        if snap["state"] not in self.s.machine.states:
+            raise ValueError(f"machine has no state {snap['state']!r} (states: {', '.join(self.s.machine.states)})")
+        self.machine.set_state(snap["state"], self.model)
+
     def overrides(self, trigger: str) -> dict:
         """Parameter overrides a transition adds to its destination's action."""
         return self._overrides.get(trigger, {})
@@ -90,11 +104,17 @@ class StrategyMachine:
         """Evaluate every rule; remember results for the guards; return the trace."""
         out = []
         for name, rule in self.s.rules.items():
-            value, comps = rule.expr.trace(metrics)
+            # A NaN metric never silently switches a guard off: emergency (critical) rules fire
+            # when the missing value could make them true; every rule records the data fault.
+            value, comps = rule.expr.trace(metrics, nan_as=True if rule.spec.severity == "critical" else None)
             ok = bool(value)
             self._ok[name] = ok
-            out.append({"rule": name, "result": ok,
-                        "comparisons": [[c.left_text, _num(c.observed), c.op, _num(c.threshold), c.result] for c in comps]})
+            entry = {"rule": name, "result": ok,
+                     "comparisons": [[c.left_text, _num(c.observed), c.op, _num(c.threshold), c.result] for c in comps]}
+            faults = sorted({c.left_text for c in comps if c.undecided})
+            if faults:
+                entry["data_fault"] = faults
+            out.append(entry)
         return out
 
     def step(self, tick: int, time: str, metrics: dict[str, float]) -> Decision:

@@ -4,10 +4,17 @@ Columns are copied once from :class:`trimtab.data.feed.MarketData` into Python l
 read in the loop is a list index rather than a pandas or numpy call (DESIGN.md: pandas
 belongs to loading; the loop works on plain floats). ``view.i`` is the current tick; the view
 only ever reads index ``i`` or earlier, which is what keeps decisions free of look-ahead.
+
+Bad data (trimtab.data.quality): the columns hold only values that passed the data checks
+(a faulty row reads as the last good one), and a series whose latest row is faulty is
+*quarantined* at that tick: :meth:`MarketView.fresh` is False for it, so nothing trades on it
+(exactly as for a stale feed), and :meth:`MarketView.quarantined_at` lists it for the journal.
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from ..data.feed import DataError, MarketData
 
@@ -37,6 +44,8 @@ class MarketView:
         self.ages: dict[str, list[float]] = {}
         self.absent: set[str] = set()
         self._fresh: dict[tuple[str, float], list[bool]] = {}
+        self.quar: dict[str, list[int]] = {}        # series -> reason code per tick (only series with faults)
+        self._qrows: dict[int, list[tuple[str, MarketData, int]]] = {}   # tick -> (series, its data, faulty row)
         self.i = 0
         self.add_fields(fields)
 
@@ -53,6 +62,30 @@ class MarketView:
             self.cols[f] = self.data.field(f).tolist()
             if s not in self.ages:
                 self.ages[s] = self.data.age_hours(s).tolist()
+                self._add_quarantine(s, self.data, 0)
+
+    def _add_quarantine(self, s: str, data: MarketData, first: int) -> None:
+        codes, rows = data.quarantine(s)
+        if s in self.quar:
+            self.quar[s].extend(codes.tolist())
+        elif codes.any():
+            self.quar[s] = [0] * first + codes.tolist()
+        for k in np.nonzero(codes)[0].tolist():
+            self._qrows.setdefault(first + k, []).append((s, data, int(rows[k])))
+
+    def quarantined(self, field_or_series: str, i: int | None = None) -> bool:
+        """True when the series' latest row at tick ``i`` failed the data checks."""
+        s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
+        q = self.quar.get(s)
+        return bool(q and q[self.i if i is None else i])
+
+    def quarantined_at(self, i: int) -> list[tuple[str, str, float, str]]:
+        """``(series, field, faulty value, reason)`` of every loaded series quarantined at tick ``i``."""
+        out = []
+        for s, data, row in sorted(self._qrows.get(i, ()), key=lambda x: x[0]):
+            col, value, reason = data.fault(s, row)
+            out.append((s, f"{s}.{col}", value, reason))
+        return out
 
     def extend(self, ticks: MarketData) -> int:
         """Append the hourly ticks of ``ticks`` (a live feed's newest hour(s)) to the view.
@@ -71,6 +104,7 @@ class MarketView:
             DataError: the ticks do not continue the clock hour by hour.
         """
         first = self.n
+        ticks = ticks.with_checks(self.data.bands)
         new = [int(x) for x in ticks.epoch]
         if new and self.epoch and new[0] != self.epoch[-1] + 3600:
             raise DataError(f"ticks starting {ticks.index[0]} do not continue the clock after {self.times[-1]}")
@@ -81,10 +115,13 @@ class MarketView:
             col.extend(ticks.field(f).tolist())
         for s, col in self.ages.items():
             col.extend(ticks.age_hours(s).tolist())
+            self._add_quarantine(s, ticks, first)
         for (f, max_age), flags in self._fresh.items():
             if f in self.cols:
                 ages = self.ages[series_of(f)]
-                flags.extend(not math.isnan(v) and a <= max_age for v, a in zip(self.cols[f][first:], ages[first:]))
+                q = self.quar.get(series_of(f))
+                flags.extend(not math.isnan(v) and a <= max_age and not (q and q[first + k])
+                             for k, (v, a) in enumerate(zip(self.cols[f][first:], ages[first:])))
             else:
                 flags.extend([False] * len(new))
         return first
@@ -112,23 +149,51 @@ class MarketView:
         return self.ages[s][self.i if i is None else i]
 
     def fresh(self, field: str, max_age_h: float, i: int | None = None) -> bool:
-        """True when the field has a value no older than ``max_age_h`` hours."""
+        """True when the field has a value no older than ``max_age_h`` hours and its series
+        is not quarantined (:meth:`quarantined`): the test for trading on it."""
         flags = self._fresh.get((field, max_age_h))
         if flags is None:
             flags = self._fresh[(field, max_age_h)] = self._fresh_flags(field, max_age_h)
         return flags[self.i if i is None else i]
+
+    def quarantine_summary(self, upto: int) -> dict[str, dict]:
+        """Per quarantined series, over ticks ``[0, upto)``: ``ticks`` (count), ``first`` and
+        ``last`` (ISO times) and ``reasons`` (reason -> ticks), for the run summary."""
+        from ..data.quality import REASONS
+
+        out: dict[str, dict] = {}
+        for s in sorted(self.quar):
+            ticks = [k for k, c in enumerate(self.quar[s][:upto]) if c]
+            if not ticks:
+                continue
+            reasons: dict[str, int] = {}
+            for k in ticks:
+                r = REASONS[self.quar[s][k]]
+                reasons[r] = reasons.get(r, 0) + 1
+            out[s] = {"ticks": len(ticks), "first": f"{self.times[ticks[0]]:%Y-%m-%dT%H:%MZ}",
+                      "last": f"{self.times[ticks[-1]]:%Y-%m-%dT%H:%MZ}", "reasons": reasons}
+        return out
 
     def _fresh_flags(self, field: str, max_age_h: float) -> list[bool]:
         # Computed once per (field, max age) for the whole window: the loop asks every tick.
         if field not in self.cols:
             return [False] * self.n
         ages = self.ages[series_of(field)]
+        q = self.quar.get(series_of(field))
+        if q:
+            return [not math.isnan(v) and a <= max_age_h and not c for v, a, c in zip(self.cols[field], ages, q)]
         return [not math.isnan(v) and a <= max_age_h for v, a in zip(self.cols[field], ages)]
 
     def require(self, field: str, i: int | None = None) -> float:
         """Value of ``field``; raises DataError rather than returning NaN."""
         v = self.get(field, i)
         if math.isnan(v):
-            t = self.times[self.i if i is None else i]
+            j = self.i if i is None else i
+            t = self.times[j]
+            if self.quarantined(field, j):
+                bad = [d for d in self.quarantined_at(j) if d[0] == series_of(field)]
+                what = f"{bad[0][1]} = {bad[0][2]!r} ({bad[0][3]})" if bad else "a faulty value"
+                raise DataError(f"{series_of(field)} is quarantined at {t:%Y-%m-%d %H:%M}Z: {what}, and it has no "
+                                f"earlier good value to fall back on; cannot value or trade on it")
             raise DataError(f"{field} has no data at {t:%Y-%m-%d %H:%M}Z; cannot value or trade on it")
         return v

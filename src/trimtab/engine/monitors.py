@@ -48,6 +48,14 @@ class Monitors:
         self.last_rebalance_equity = equity
         self.last_rebalance_epoch = epoch
 
+    def snapshot(self) -> dict:
+        """``{"last_rebalance_equity": share class or None, "last_rebalance_epoch": seconds or None}``."""
+        return {"last_rebalance_equity": self.last_rebalance_equity, "last_rebalance_epoch": self.last_rebalance_epoch}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`."""
+        self.last_rebalance_equity, self.last_rebalance_epoch = snap["last_rebalance_equity"], snap["last_rebalance_epoch"]
+
     def equity(self) -> float:
         """Equity in the share class: the sum of every position's value."""
         px, book = self.px, self.book

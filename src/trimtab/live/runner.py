@@ -6,7 +6,10 @@ that tick's rows *and* the engine state (:meth:`Engine.state`) in one SQLite tra
 mode), so a process killed at any moment -- even mid-plan, with transfers in flight -- loses
 the whole of the tick it was on or none of it. ``--resume RUN`` reloads the last checkpoint
 and carries on from the next tick: nothing that was committed runs again, so no instruction
-is executed twice, and the run ends where an uninterrupted one ends.
+is executed twice, and the run ends where an uninterrupted one ends. The state is data, not code
+(versioned JSON, :mod:`trimtab.engine.checkpoint`), and a resume first checks the journal
+(SQLite's integrity check, the checkpoint against the rows and the ``checkpoint.json`` marker):
+a damaged journal is refused with the path and the reason, never continued.
 
 Execution is paper by default: fills come from the same simulated venue models as backtests.
 ``--execute`` (live feed only) puts the venue side of the executor on the real venues
@@ -17,16 +20,19 @@ idempotency keys (client order ids; signed transactions written ahead to the jou
 ``--resume``, the book is reconciled against the venues; a mismatch beyond tolerance halts
 the machine (rules still evaluated and journaled, nothing sent).
 
-``trimtab stop RUN`` writes a stop request into the journal; the loop sees it at the next
+Every run owns its directory for its life (:mod:`trimtab.runs`: an exclusive lock on
+``run.lock`` and an owner record), so a second ``--resume`` of a running run is refused.
+``trimtab stop RUN`` writes a stop request into the journal of a run a process owns (a run no
+process owns has nothing to stop: it says so and writes nothing); the loop sees it at the next
 tick, cancels the plan in flight (``--flatten``: submits an unwind plan first and waits for
-it), checkpoints and exits. ``trimtab status RUN`` reads state, positions and open plans from
-the journal, whether or not the run is alive.
+it), checkpoints with the request consumed and exits, so a later ``--resume`` continues.
+``trimtab status RUN`` reads state, positions and open plans from the journal, and whether a
+process runs it from the lock.
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import sqlite3
 import time
 from pathlib import Path
@@ -36,7 +42,9 @@ import pandas as pd
 from ..config.load import Strategy
 from ..data.feed import MarketData, load_market_data
 from ..engine.backtest import Engine, RunResult, new_run_id, resolve_window
+from ..engine import checkpoint
 from ..errors import TrimtabError
+from ..runs import claim, holder
 from ..timeutil import utc
 from .feed import LiveFeed, ReplayFeed, last_closed_hour
 
@@ -53,33 +61,59 @@ def _resume_meta(out: Path, run_id: str | None, strategy: Strategy) -> dict:
     meta = _meta(run_dir)
     if meta.get("strategy", {}).get("name") != strategy.name:
         raise LiveError(f"{run_dir} is a run of {meta.get('strategy', {}).get('name')!r}, not {strategy.name!r}")
+    if "live" not in meta:
+        raise LiveError(f"{run_dir} is a backtest, not a live run: there is nothing to resume (a backtest is run again under "
+                        f"a new --run-id, or replaced with --overwrite)")
     return meta
 
 
 def _stop_request(engine: Engine, i: int, stopped: dict | None) -> dict | None:
     """Act on a ``trimtab stop`` request at tick ``i`` (once): halt the machine, cancel the plan
-    in flight and, with ``flatten``, submit the unwind plan. Returns the request (or None)."""
+    in flight and, with ``flatten``, submit the unwind plan. Returns the request (or None).
+
+    The request is served inside :meth:`Engine.step` of tick ``i`` (``Engine.on_tick``, after
+    the hour's market move and arrivals), so the unwind is priced at tick ``i`` and its costs
+    land in tick ``i``'s ledger: the journal still reconciles. The request row is read as data:
+    anything but ``{"flatten": true}`` is a plain stop."""
     request = engine.journal.control("stop")
     if request is None or stopped is not None:
         return stopped
-    stopped = json.loads(request)
-    engine.halted = True
-    engine.executor.cancel(i, "stop requested")
-    if stopped.get("flatten"):
-        plan = engine.planner.plan(engine.book, engine.equity(), "exit_full", "unwind", engine.params, "stop")
-        engine.journal.plan(plan, i)
-        engine.executor.submit(plan, i)
+    stopped = _stop_value(request)
+
+    def serve(tick: int) -> None:
+        engine.on_tick = None
+        engine.halted = True
+        engine.executor.cancel(tick, "stop requested")
+        if stopped["flatten"]:
+            plan = engine.planner.plan(engine.book, engine.equity(), "exit_full", "unwind", engine.params, "stop")
+            engine.journal.plan(plan, tick)
+            engine.executor.submit(plan, tick)
+
+    engine.on_tick = serve
     return stopped
 
 
+def _stop_value(raw: str) -> dict:
+    """A control row's stop request as ``{"flatten": bool}``; anything unreadable is a plain stop."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    return {"flatten": isinstance(value, dict) and value.get("flatten") is True}
+
+
 def _step_and_checkpoint(engine: Engine, i: int, stopped: dict | None) -> bool:
-    """Step tick ``i`` and commit its rows with the engine state; True when a stop is complete."""
+    """Step tick ``i`` and commit its rows with the engine state; True when a stop is complete.
+
+    A completed stop is recorded (meta ``stopped``) and its request consumed in the same
+    transaction as the tick's checkpoint, so a ``--resume`` continues instead of stopping again."""
     engine.step(i)
-    engine.journal.checkpoint(i, pickle.dumps(engine.state()))
-    if stopped is not None and not engine.executor.in_flight:
+    done = stopped is not None and not engine.executor.in_flight
+    if done:
         engine.journal.meta("stopped", {"tick": i, "time": engine.iso[i], **stopped})
-        return True
-    return False
+        engine.journal.consume_control("stop")
+    checkpoint.commit(engine, i)
+    return done
 
 
 def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, start=None, end=None,
@@ -103,41 +137,79 @@ def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = 
     data = data or load_market_data()
     out = Path(out)
     if resume:
-        meta = _resume_meta(out, run_id, strategy)
+        if not run_id:
+            raise LiveError("--resume needs the run id to continue")
+        owned = claim(out, run_id, resume=True)
+    else:
+        start, end = resolve_window(strategy, data, start, end)
+        owned = claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out))
+    try:
+        return _run_replay(strategy, owned.run_dir, start, end, speed, resume, data, progress)
+    finally:
+        owned.release()  # the lock is the run's liveness: held exactly while this process runs it
+
+
+def _run_replay(strategy: Strategy, run_dir: Path, start, end, speed: float, resume: bool, data: MarketData,
+                progress) -> RunResult:
+    """The replay loop of :func:`run_live` in the run directory this process owns."""
+    if resume:
+        meta = _resume_meta(run_dir.parent, run_dir.name, strategy)
         start, end = meta["window"]["start"].replace("Z", ""), meta["window"]["end"].replace("Z", "")
-    start, end = resolve_window(strategy, data, start, end)
-    run_id = run_id or new_run_id(strategy, start, end, out)
-    run_dir = out / run_id
+        start, end = resolve_window(strategy, data, start, end)
     engine = Engine(strategy, data.slice(start, end), run_dir, resume=resume)
     journal = engine.journal
     journal.flush_every = 10**9  # rows are committed with each tick's checkpoint, never half a tick
     if resume:
-        cp = journal.last_checkpoint()
-        if cp is None:
-            raise LiveError(f"{run_dir} has no checkpoint to resume from")
-        engine.restore(pickle.loads(cp[1]))
-        journal.meta("resumed", {"at_tick": engine.next_tick, "pid": os.getpid()})
+        checkpoint.restore(engine, *checkpoint.load_engine(run_dir))
+        _resumed(engine, meta)
     else:
         journal.meta("live", {"mode": "paper", "feed": "replay", "speed": speed, "pid": os.getpid()})
-    (run_dir / "live.pid").write_text(str(os.getpid()))
+        checkpoint.start_marker(run_dir, journal.path.name)
     stopped = None
-    try:
-        for i in ReplayFeed(engine.view.n, speed).ticks(engine.next_tick):
-            stopped = _stop_request(engine, i, stopped)
-            done = _step_and_checkpoint(engine, i, stopped)
-            if progress:
-                progress(i + 1, engine.view.n)
-            if done:
-                break
-    finally:
-        (run_dir / "live.pid").unlink(missing_ok=True)
+    for i in ReplayFeed(engine.view.n, speed).ticks(engine.next_tick):
+        stopped = _stop_request(engine, i, stopped)
+        done = _step_and_checkpoint(engine, i, stopped)
+        if progress:
+            progress(i + 1, engine.view.n)
+        if done:
+            break
     return engine.finish()
 
 
-def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, end=None, resume: bool = False,
-                  progress=None, notice=None, sources=None, sessions: dict | None = None, w3=None, clock=time.time,
-                  sleep=time.sleep, static: dict | None = None, poll_s: float = 5.0, execute: bool = False,
-                  execution: dict | None = None) -> RunResult:
+def _resumed(engine: Engine, meta: dict) -> None:
+    """Record a resume in the journal. A run that ``trimtab stop`` ended acts again: the halt
+    its stop set is lifted and its ``stopped``/``summary`` records move into ``resumed``
+    (written with the first checkpoint), so ``status`` shows a running run, not a stopped one.
+    A halt from a reconciliation mismatch is not lifted here: live execution reconciles again."""
+    rec = {"at_tick": engine.next_tick, "pid": os.getpid()}
+    if meta.get("stopped") is not None:
+        engine.halted = False
+        rec["after_stop"] = meta["stopped"]
+        engine.journal.db.execute("DELETE FROM meta WHERE key IN ('stopped', 'summary')")
+    engine.journal.meta("resumed", rec)
+
+
+def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, **kw) -> RunResult:
+    """Paper-trade (or with ``execute``, trade) ``strategy`` on live market data in ``out/run_id``,
+    owning the run directory for the run's life (:func:`trimtab.runs.claim`); the arguments and
+    the loop are :func:`_run_live_feed`'s.
+
+    Raises:
+        RunError: a bad run id, a new run where one exists, a run owned by another process; and
+            everything :func:`_run_live_feed` raises.
+    """
+    owned: list = []
+    try:
+        return _run_live_feed(strategy, out=out, run_id=run_id, owned=owned, **kw)
+    finally:
+        for c in owned:
+            c.release()
+
+
+def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, end=None, resume: bool = False,
+                   progress=None, notice=None, sources=None, sessions: dict | None = None, w3=None, clock=time.time,
+                   sleep=time.sleep, static: dict | None = None, poll_s: float = 5.0, execute: bool = False,
+                   execution: dict | None = None, owned: list | None = None) -> RunResult:
     """Paper-trade ``strategy`` on live market data, one tick per closed wall-clock hour.
 
     The window starts at the last closed hour (:func:`trimtab.live.feed.last_closed_hour`) and
@@ -159,6 +231,8 @@ def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | No
         execute: send the plans to the real venues (:func:`trimtab.live.connect.enable_execution`);
             the credentials are checked before any venue is contacted. ``execution``: options
             for it (tests pass pre-built adapters over recorded transports).
+        owned: a list the :class:`~trimtab.runs.RunClaim` of the run directory is appended to
+            (claimed before any network call when the run id is known); the caller releases it.
 
     Raises:
         LiveError: a venue or the RPC endpoint cannot be reached or is not configured (naming
@@ -174,6 +248,11 @@ def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | No
     from .collect import FeedUnavailable, LiveStore, Observation, build_collector
     from .sources import load_sources
 
+    owned = [] if owned is None else owned
+    if resume and not run_id:
+        raise LiveError("--resume needs the run id to continue")
+    if run_id is not None:
+        owned.append(claim(out, run_id, resume=resume))
     sources = sources or load_sources()
     execution = dict(execution or {})
     if execute:
@@ -227,29 +306,34 @@ def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | No
     engine = None
     if resume:
         run_dir = out / run_id
-        db = sqlite3.connect(run_dir / "journal.sqlite")
+        cp = checkpoint.load_engine(run_dir)  # the journal checked and the state decoded before anything is rebuilt
+        db = checkpoint.open_checked(run_dir / "journal.sqlite", ("observations",))
         try:
-            cp = db.execute("SELECT tick FROM checkpoints").fetchone()
-            if cp is None:
-                raise LiveError(f"{run_dir} has no checkpoint to resume from")
             for series, ts, av, kn, d in db.execute(
                     "SELECT series, ts, avail, known, data FROM observations WHERE tick <= ? ORDER BY rowid", (cp[0],)):
-                store.add(Observation(series, ts, av, json.loads(d)), kn)
+                values = checkpoint.loads(d)
+                if not (isinstance(series, str) and all(type(x) is int for x in (ts, av, kn)) and isinstance(values, dict)
+                        and all(v is None or type(v) in (int, float) for v in values.values())):
+                    raise ValueError(f"row of {series!r} at {ts!r} is not (series, epoch, epoch, epoch, {{column: number}})")
+                store.add(Observation(series, ts, av, values), kn)
+        except (sqlite3.DatabaseError, TypeError, ValueError, RecursionError) as e:
+            raise checkpoint.CheckpointError(f"{run_dir / 'journal.sqlite'}: its observations cannot be read ({e}); "
+                                             "refusing to resume") from None
         finally:
             db.close()
         engine = Engine(strategy, store.market(t0, t0), run_dir, resume=True)
         for k in range(1, cp[0] + 1):
             engine.extend(store.market(t0 + 3600 * k, t0 + 3600 * k))
         engine.journal.flush_every = 10**9
-        engine.restore(pickle.loads(engine.journal.last_checkpoint()[1]))
-        engine.journal.meta("resumed", {"at_tick": engine.next_tick, "pid": os.getpid()})
+        checkpoint.restore(engine, *cp)
+        _resumed(engine, meta)
         if execute:
             _execute(engine, notice, execution)
-        (run_dir / "live.pid").write_text(str(os.getpid()))
     else:
-        run_id = run_id or new_run_id(strategy, pd.Timestamp(t0, unit="s", tz="UTC"),
-                                      pd.Timestamp(end_e if end_e is not None else t0, unit="s", tz="UTC"), out)
-        run_dir = out / run_id
+        if not owned:
+            owned.append(claim(out, None, new_id=lambda: new_run_id(
+                strategy, pd.Timestamp(t0, unit="s", tz="UTC"), pd.Timestamp(end_e if end_e is not None else t0, unit="s", tz="UTC"), out)))
+        run_id, run_dir = owned[0].run_id, owned[0].run_dir
 
     def stop_requested() -> bool:
         return engine is not None and not engine.executor.in_flight and engine.journal.control("stop") is not None
@@ -257,40 +341,38 @@ def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | No
     feed = LiveFeed(collector, store, end=end_e, settle_s=sources.settle_s, clock=clock, sleep=sleep, poll_s=poll_s)
     first = t0 + 3600 * (engine.next_tick if engine is not None else 0)
     stopped = None
-    try:
-        for t, obs, errs in feed.ticks(first, interrupt=stop_requested):
-            if engine is None:
-                engine = Engine(strategy, store.market(t0, t0), run_dir)
-                engine.journal.flush_every = 10**9
-                engine.journal.meta("live", {"mode": "execute" if execute else "paper", "feed": "live", "sources": sources.file, "start_epoch": t0,
-                                             "end_epoch": end_e, "settle_s": sources.settle_s, "pid": os.getpid(),
-                                             "series": sorted(s for s in needed if s in sources.series),
-                                             "absent": absent, "no_live_source": store.absent})
-                (run_dir / "live.pid").write_text(str(os.getpid()))
-                if execute:
-                    _execute(engine, notice, execution)
-            else:
-                engine.extend(store.market(t, t))
-            journal, i = engine.journal, (t - t0) // 3600
-            for o in obs:
-                journal.observation(i, o.series, o.ts, o.avail, t, o.values)
-            for e in errs:
-                journal.feed_error(i, engine.iso[i], e.series, e.source, e.message)
-                if notice:
-                    notice(f"{engine.iso[i]}: {e.series}: no data from {e.source}: {e.message}")
-            stopped = _stop_request(engine, i, stopped)
-            done = _step_and_checkpoint(engine, i, stopped)
-            if progress:
-                progress(i + 1, (end_e - t0) // 3600 + 1 if end_e is not None else i + 1)
-            if done:
-                break
+    for t, obs, errs in feed.ticks(first, interrupt=stop_requested):
         if engine is None:
-            raise LiveError("stopped before the first live tick")
-        if stopped is None and engine.journal.control("stop") is not None:  # stopped while waiting for an hour
-            i = engine.next_tick - 1
-            engine.journal.meta("stopped", {"tick": i, "time": engine.iso[i], **json.loads(engine.journal.control("stop"))})
-    finally:
-        (run_dir / "live.pid").unlink(missing_ok=True)
+            engine = Engine(strategy, store.market(t0, t0), run_dir)
+            engine.journal.flush_every = 10**9
+            engine.journal.meta("live", {"mode": "execute" if execute else "paper", "feed": "live", "sources": sources.file, "start_epoch": t0,
+                                         "end_epoch": end_e, "settle_s": sources.settle_s, "pid": os.getpid(),
+                                         "series": sorted(s for s in needed if s in sources.series),
+                                         "absent": absent, "no_live_source": store.absent})
+            checkpoint.start_marker(run_dir, engine.journal.path.name)
+            if execute:
+                _execute(engine, notice, execution)
+        else:
+            engine.extend(store.market(t, t))
+        journal, i = engine.journal, (t - t0) // 3600
+        for o in obs:
+            journal.observation(i, o.series, o.ts, o.avail, t, o.values)
+        for e in errs:
+            journal.feed_error(i, engine.iso[i], e.series, e.source, e.message)
+            if notice:
+                notice(f"{engine.iso[i]}: {e.series}: no data from {e.source}: {e.message}")
+        stopped = _stop_request(engine, i, stopped)
+        done = _step_and_checkpoint(engine, i, stopped)
+        if progress:
+            progress(i + 1, (end_e - t0) // 3600 + 1 if end_e is not None else i + 1)
+        if done:
+            break
+    if engine is None:
+        raise LiveError("stopped before the first live tick")
+    if stopped is None and engine.journal.control("stop") is not None:  # stopped while waiting for an hour
+        i = engine.next_tick - 1
+        engine.journal.meta("stopped", {"tick": i, "time": engine.iso[i], **_stop_value(engine.journal.control("stop"))})
+        engine.journal.consume_control("stop")  # committed when finish() closes the journal
     engine.window = store.market(t0, t0 + 3600 * (engine.view.n - 1))
     return engine.finish()
 
@@ -307,19 +389,53 @@ def _execute(engine: Engine, notice, options: dict) -> None:
                "see `trimtab status` and the journal's reconciliation record")
 
 
-def request_stop(run_dir: Path, flatten: bool = False) -> None:
-    """Ask the live run writing ``run_dir`` to stop at its next tick (the kill switch)."""
-    path = Path(run_dir) / "journal.sqlite"
+def request_stop(run_dir: Path, flatten: bool = False) -> dict:
+    """Ask the live run writing ``run_dir`` to stop at its next tick (the kill switch).
+
+    Returns the owner record of the process that will act on it (``pid``, ``started``, ...).
+
+    Raises:
+        LiveError: no run there; a run no process owns (nothing to stop: the message gives its
+            last checkpoint tick and how to resume it; nothing is written); a backtest.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "journal.sqlite"
     if not path.exists():
         raise LiveError(f"no run at {run_dir}")
+    owner = holder(run_dir)
+    meta = _meta(run_dir, "stop it")
+    name = run_dir.name
+    if owner is None:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            cp = db.execute("SELECT tick FROM checkpoints").fetchone()
+        except sqlite3.Error:
+            cp = None
+        finally:
+            db.close()
+        if "live" not in meta:
+            raise LiveError(f"run {name} is a backtest that is not running; nothing to stop")
+        config = meta.get("strategy", {}).get("config", "CONFIG")
+        feed = " --replay" if meta["live"].get("feed") == "replay" else ""
+        execute = " --execute" if meta.get("execution") else ""
+        at = f"last checkpoint tick {cp[0]}" if cp else "no checkpoint"
+        raise LiveError(f"run {name} is not running ({at}); nothing to stop; resume it with "
+                        f"`trimtab run {config} --live{feed}{execute} --run-id {name} --out {run_dir.parent} --resume`")
+    if "live" not in meta:
+        raise LiveError(f"run {name} is a backtest (pid {owner.get('pid')}); stop applies to live runs: interrupt the backtest instead")
     db = sqlite3.connect(path, timeout=30)
     with db:
         db.execute("INSERT OR REPLACE INTO control VALUES ('stop', ?, datetime('now'))", (json.dumps({"flatten": flatten}),))
     db.close()
+    return owner
 
 
 def status(run_dir: Path) -> dict:
-    """State, positions, open plans and liveness of a run, read from its journal."""
+    """State, positions, open plans and liveness of a run, read from its journal.
+
+    ``running`` is decided by trying the run's lock (:func:`trimtab.runs.holder`): held means a
+    process is running it (``pid`` and ``since`` from its owner record); a process killed with
+    SIGKILL has released it, so its run reads as not running."""
     run_dir = Path(run_dir)
     path = run_dir / "journal.sqlite"
     if not path.exists():
@@ -340,12 +456,11 @@ def status(run_dir: Path) -> dict:
         cp = db.execute("SELECT tick FROM checkpoints").fetchone()
     finally:
         db.close()
-    pid_file = run_dir / "live.pid"
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
-    alive = pid is not None and _alive(pid)
+    owner = holder(run_dir)  # the run's lock, not a pid file: a killed process holds no lock
     return {
         "run_dir": str(run_dir), "strategy": meta.get("strategy", {}).get("name"),
-        "running": alive, "pid": pid if alive else None,
+        "running": owner is not None, "pid": owner.get("pid") if owner else None,
+        "since": owner.get("started") if owner else None,
         "mode": meta.get("live", {}).get("mode", "backtest"), "feed": meta.get("live", {}).get("feed"),
         "reconciliation": meta.get("reconciliation"),
         "finished": "summary" in meta, "stopped": meta.get("stopped"),
@@ -357,20 +472,26 @@ def status(run_dir: Path) -> dict:
     }
 
 
-def _meta(run_dir: Path) -> dict:
+def _meta(run_dir: Path, doing: str = "resume") -> dict:
+    """The meta of the journal of the run to resume, read after SQLite's integrity check
+    (:func:`trimtab.engine.checkpoint.open_checked`: a damaged journal is refused, not opened).
+
+    Raises:
+        LiveError: no journal there; CheckpointError: a damaged journal or unreadable meta.
+    """
     path = Path(run_dir) / "journal.sqlite"
     if not path.exists():
         raise LiveError(f"no run at {run_dir} to resume")
-    db = sqlite3.connect(path)
+    db = checkpoint.open_checked(path, checkpoint.ENGINE_TABLES, doing)
     try:
-        return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+        meta = {k: checkpoint.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+    except (sqlite3.DatabaseError, TypeError, ValueError, RecursionError) as e:
+        raise checkpoint.CheckpointError(f"{path}: its meta table cannot be read ({e}); refusing to {doing}") from None
     finally:
         db.close()
+    w = meta.get("window")
+    if not (all(isinstance(v, dict) for k, v in meta.items() if k in ("strategy", "window", "live"))
+            and isinstance(w, dict) and isinstance(w.get("start"), str) and isinstance(w.get("end"), str)):
+        raise checkpoint.CheckpointError(f"{path}: its meta records are not trimtab's; refusing to {doing}")
+    return meta
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True

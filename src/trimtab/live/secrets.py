@@ -14,7 +14,10 @@ else — no config file, no command-line flag, no journal column.
 Every value read through this module is registered, and :func:`redact` replaces every
 registered value (and every current value of the variables above) with ``***``. Adapters
 raise :class:`trimtab.live.adapters.base.AdapterError`, whose message is redacted when it is
-built; :class:`RedactingFilter` does the same for log records. :class:`Secret` holds a value
+built; :class:`RedactingFilter` does the same for log records (installed for the whole process
+by :func:`install_process_log_redaction` when the CLI starts); :class:`RedactingStream` masks
+what the CLI prints (``trimtab.cli.guard``); :func:`scrubbing` wraps a journal's SQLite
+connection so every string written is masked. :class:`Secret` holds a value
 whose ``str``/``repr`` is ``***``, so a secret that ends up inside a dataclass, an exception
 or a JSON dump shows as ``***`` and never as itself.
 
@@ -111,18 +114,28 @@ def _env_secret_values() -> set[str]:
     return out
 
 
-def redact(text: object) -> str:
-    """``str(text)`` with every known secret replaced by ``***`` (longest values first)."""
-    s = str(text)
+_pattern_cache: tuple[frozenset, re.Pattern | None] = (frozenset(), None)
+
+
+def secret_pattern() -> re.Pattern | None:
+    """One case-insensitive alternation of every known secret value, longest first (None when
+    there is none); compiled again only when the set of values changes."""
+    global _pattern_cache
     with _lock:
-        values = set(_registered)
+        values = frozenset(_registered)
     values |= _env_secret_values()
-    for v in sorted(values, key=len, reverse=True):
-        if v in s:
-            s = s.replace(v, MASK)
-        elif v.lower() != v and re.search(re.escape(v), s, re.IGNORECASE):
-            s = re.sub(re.escape(v), MASK, s, flags=re.IGNORECASE)
-    return s
+    key, pat = _pattern_cache
+    if values != key:
+        pat = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)), re.IGNORECASE) if values else None
+        _pattern_cache = (values, pat)
+    return pat
+
+
+def redact(text: object) -> str:
+    """``str(text)`` with every known secret (in any letter case) replaced by ``***``."""
+    s = str(text)
+    pat = secret_pattern()
+    return pat.sub(MASK, s) if pat is not None else s
 
 
 def env_secret(name: str, required: bool = True) -> Secret | None:
@@ -167,6 +180,8 @@ class RedactingFilter(logging.Filter):
             msg = f"{record.msg} {record.args}"
         record.msg = redact(msg)
         record.args = None
+        if record.exc_info and not record.exc_text:  # the traceback text is rendered here to be masked
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
@@ -180,3 +195,136 @@ def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilt
     for h in lg.handlers:
         h.addFilter(f)
     return f
+
+
+_installed: RedactingFilter | None = None
+
+
+def install_process_log_redaction() -> RedactingFilter:
+    """Mask secrets in every log record of the process (the CLI calls this at start); idempotent.
+
+    A filter on the root logger does not see records propagated from child loggers (``ccxt``,
+    ``web3``, ``urllib3``), so this also wraps the record factory (every record's message is
+    masked when it is made) and filters the root's handlers and ``logging.lastResort``.
+    """
+    global _installed
+    with _lock:
+        if _installed is not None:
+            return _installed
+        _installed = f = RedactingFilter()
+    make = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = make(*args, **kwargs)
+        if secrets_loaded():
+            f.filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    install_log_redaction()
+    if logging.lastResort is not None:
+        logging.lastResort.addFilter(f)
+    return f
+
+
+# --------------------------------------------------------------------------- everywhere else
+# Issue 11 part 8: every message the CLI prints, every log record and every string a journal
+# stores goes through :func:`redact`. Each hook costs one check when no secret is loaded.
+
+def secrets_loaded() -> bool:
+    """True when a secret is known: a value was registered, or a ``TRIMTAB_*`` secret variable is set."""
+    with _lock:
+        if _registered:
+            return True
+    return bool(_env_secret_values())
+
+
+def _scrub(value, pat: re.Pattern):
+    if isinstance(value, str):
+        return pat.sub(MASK, value)
+    if isinstance(value, (bytes, bytearray)):  # a JSON blob (checkpoint state) is masked as text
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+        masked = pat.sub(MASK, text)
+        return value if masked == text else masked.encode("utf-8")
+    return value
+
+
+def scrub_row(row, pat: re.Pattern | None = None):
+    """A row of SQL parameters (tuple, list or dict) with every text value redacted.
+    ``pat``: :func:`secret_pattern`, when the caller scrubs many rows at once."""
+    pat = pat or secret_pattern()
+    if pat is None:
+        return row
+    if isinstance(row, dict):
+        return {k: _scrub(v, pat) for k, v in row.items()}
+    return tuple(_scrub(v, pat) for v in row)
+
+
+class ScrubbingConnection:
+    """A ``sqlite3.Connection`` whose ``execute``/``executemany`` parameters are redacted.
+
+    Everything else (``commit``, ``close``, ``with con:``, ...) is the connection's own. Use
+    :func:`scrubbing`, which returns the bare connection when no secret is loaded.
+    """
+
+    def __init__(self, con) -> None:
+        object.__setattr__(self, "_con", con)
+
+    def __setattr__(self, name, value) -> None:  # row_factory, isolation_level: the connection's
+        setattr(self._con, name, value)
+
+    def execute(self, sql, params=()):
+        return self._con.execute(sql, scrub_row(params))
+
+    def executemany(self, sql, rows):
+        pat = secret_pattern()  # once per batch: a tick's rows, or a backtest's 5,000
+        return self._con.executemany(sql, rows if pat is None else [scrub_row(r, pat) for r in rows])
+
+    def __enter__(self):
+        self._con.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._con.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def scrubbing(con):
+    """``con`` wrapped in a :class:`ScrubbingConnection` if a secret is loaded, else ``con`` itself
+    (a backtest, where no ``TRIMTAB_*`` secret is set, writes through the bare connection)."""
+    return ScrubbingConnection(con) if secrets_loaded() else con
+
+
+class RedactingStream:
+    """A text stream (``sys.stdout``, ``sys.stderr``) whose writes are redacted.
+
+    Each ``write`` is masked on its own: the CLI writes a message in one call (rich renders a
+    whole ``print`` before writing it). ``buffer`` is deliberately not exposed, so nothing
+    writes around the mask.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        self._stream.write(redact(s) if s else s)
+        return len(s)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    @property
+    def wrapped(self):
+        """The stream written to."""
+        return self._stream
+
+    def __getattr__(self, name):
+        if name == "buffer":
+            raise AttributeError("buffer")
+        return getattr(self._stream, name)

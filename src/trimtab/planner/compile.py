@@ -58,6 +58,10 @@ def hedge_current(strategy: Strategy, params: dict[str, float], px: Pricing, sim
         if isinstance(t, PerpHedgeTarget):
             ratio = strategy.target_value(t.hedge_ratio, params)
             w = {leg.instrument: strategy.target_value(leg.weight, params) for leg in t.legs if leg.instrument not in tg.frozen}
+            # This plan moves no margin: a short on a venue whose account holds none would be
+            # liquidated at once, so the hedge goes to the funded venues (all, if none is).
+            funded = {k: wk for k, wk in w.items() if sim.perp_account(book, px.info[k].venue)[0] > 0}
+            w = funded or w
             rest = -onchain * ratio - sum(book.qty(k) for k in tg.frozen)
             for k, wk in w.items():
                 tg.positions[k] = rest * wk / sum(w.values())

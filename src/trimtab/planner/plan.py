@@ -62,6 +62,22 @@ class Plan:
         d["id"] = self.id
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        """The plan a :meth:`to_dict` (possibly through JSON: tuples as lists) describes.
+
+        Raises:
+            ValueError: ``d["id"]`` is not the id of the plan rebuilt from the other fields
+                (the data was changed after the plan was hashed); KeyError/TypeError on a
+                missing or unexpected field.
+        """
+        steps = tuple(Step(**{**s, "instructions": tuple(Instruction(**i) for i in s["instructions"]),
+                              "depends_on": tuple(s["depends_on"])}) for s in d["steps"])
+        plan = cls(**{k: v for k, v in d.items() if k != "id"} | {"steps": steps, "notes": tuple(d["notes"])})
+        if d.get("id") is not None and plan.id != d["id"]:
+            raise ValueError(f"plan id {d['id']} does not match its content (hash {plan.id})")
+        return plan
+
     def canonical_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
 

@@ -35,17 +35,25 @@ def _exit(code: int, message: str | None = None):
 
 
 def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = Path("runs"), as_json: bool = False,
-                 flow: list[str] | None = None, live: bool = False, run_id: str | None = None, resume: bool = False) -> bool:
+                 flow: list[str] | None = None, live: bool = False, run_id: str | None = None, resume: bool = False,
+                 overwrite: bool = False, allow_audit_errors: bool = False) -> bool:
     """Run ``config`` if it is a portfolio or a basket config and print its summary.
 
-    Returns False (nothing done) for any other config. Raises ``typer.Exit`` on errors.
+    The config is audited first (:func:`trimtab.cli.preflight.audit_gate`): an error finding
+    refuses the run unless ``allow_audit_errors``.
+
+    Returns False (nothing done) for any other config. Raises ``typer.Exit`` on errors and
+    ``typer.BadParameter`` for a flag the config kind cannot take.
     """
     from .config import is_basket_file, is_portfolio_file
 
     portfolio = is_portfolio_file(config)
     if not portfolio and (live or not is_basket_file(config)):
         return False
+    import typer
+
     from ..cli.main import _parse_time
+    from ..cli.preflight import amend_summary, audit_gate, check_flows_window
     from ..cli.progress import tick_progress
     from ..data.feed import load_market_data
     from ..engine.flows import FlowError, parse_flow
@@ -62,12 +70,17 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
             from .runner import run_portfolio
 
             if live:
-                raise _exit(EXIT_RUNTIME, f"{name}: a portfolio of strategies runs as a backtest (its sleeves' live runs are separate); "
-                                          f"drop --live")
+                raise typer.BadParameter(f"{name} is a portfolio of strategies, which runs as a backtest (its sleeves' live runs "
+                                         f"are separate)", param_hint="'--live'")
             if flow:
-                raise _exit(EXIT_RUNTIME, f"{name}: --flow applies to a strategy; a portfolio moves capital between its sleeves itself")
+                raise typer.BadParameter(f"applies to a strategy; {name} is a portfolio, which moves capital between its sleeves "
+                                         f"itself", param_hint="'--flow'")
+            if overwrite:
+                raise _exit(EXIT_RUNTIME, f"{name}: --overwrite replaces a finished backtest; a portfolio run is continued with "
+                                          f"--resume, never replaced: pick another --run-id")
             p = None if resume else load_portfolio(config)
             data = load_market_data()
+            audit_errors = audit_gate(config, data=data, start=t0, end=t1, allow=allow_audit_errors)
             with tick_progress(err, enabled=show, label="portfolio") as progress:
                 result = run_portfolio(p or config, start=t0, end=t1, capital=capital, out=out, run_id=run_id, data=data,
                                        progress=progress, resume=resume)
@@ -77,16 +90,21 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
             from .drift import run_drift
 
             if resume:
-                raise _exit(EXIT_RUNTIME, "--resume continues a live run or a portfolio run; add --live --replay")
+                raise typer.BadParameter(f"continues a live run or a portfolio run; {name} is a basket backtest (add --live "
+                                         f"--replay to run it live)", param_hint="'--resume'")
             try:
                 flows = [parse_flow(f) for f in (flow or [])]
             except FlowError as e:
                 raise _exit(EXIT_CONFIG, str(e)) from None
             strategy = load_strategy(config)
             data = load_market_data()
+            from .window import strategy_window
+
+            check_flows_window(flows, *strategy_window(strategy, data, t0, t1))  # a window outside the data: one line
+            audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, allow=allow_audit_errors)
             with tick_progress(err, enabled=show) as progress:
                 result = run_drift(strategy, start=t0, end=t1, capital=capital, out=out, run_id=run_id, progress=progress,
-                                   data=data, flows=flows)
+                                   data=data, flows=flows, overwrite=overwrite)
             summary = result.summary
     except ConfigError as e:
         for issue in e.issues:
@@ -100,6 +118,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
         raise _exit(EXIT_RUNTIME, f"{name}: cannot write the run: {e}") from None
     except KeyboardInterrupt:
         raise _exit(130, "interrupted") from None
+    amend_summary(summary, getattr(result, "run_dir", None), audit_errors)
     if as_json:
         sys.stdout.write(json.dumps(jsonable(summary), default=str) + "\n")
         sys.stdout.flush()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.load import CompiledRule, Strategy, find_root, load_strategy
+from ..config.domains import parameter_domain_error
 from ..config.models import MachineSpec, PortfolioConfig, RuleFile, SleeveSpec
 from ..config.yamlio import YamlDoc, load_yaml, suggest, validate
 from ..errors import ConfigError, ConfigIssue
@@ -130,6 +131,15 @@ def load_portfolio(path: str | Path) -> Portfolio:
         if k not in params:
             add(doc, ("parameters", k), f"unknown parameter {k!r}{suggest(k, sorted(params))}: no portfolio rule file declares it", key=True)
     params.update(cfg.parameters)
+    for rf, rdoc in rule_files:
+        for k, spec in rf.parameters.items():
+            err = parameter_domain_error(k, spec.default) if k not in cfg.parameters else None
+            if err:
+                add(rdoc, ("parameters", k, "default"), err)
+    for k, v in cfg.parameters.items():
+        err = parameter_domain_error(k, v)
+        if err:
+            add(doc, ("parameters", k), err)
 
     rules: dict[str, CompiledRule] = {}
     for rf, rdoc in rule_files:
@@ -196,7 +206,9 @@ def load_portfolio(path: str | Path) -> Portfolio:
         base = ("sleeves", i)
         if ids.index(s.id) != i:
             add(doc, base + ("id",), f"sleeve id {s.id!r} is used twice")
-        if not s.min_weight <= s.weight <= s.max_weight:
+        if s.min_weight > s.max_weight:
+            add(doc, base + ("min_weight",), f"sleeve {s.id!r} min_weight {s.min_weight:g} is above its max_weight {s.max_weight:g}")
+        elif not s.min_weight <= s.weight <= s.max_weight:
             add(doc, base + ("weight",), f"sleeve {s.id!r} weight {s.weight:g} is outside its limits [{s.min_weight:g}, {s.max_weight:g}]")
         total += s.weight
         spath = (path.parent / s.config)

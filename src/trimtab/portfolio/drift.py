@@ -222,7 +222,7 @@ class DriftTracker:
 
     # ------------------------------------------------------------------ checkpoints and summary
     def state(self) -> dict:
-        """Cooldown clocks, counters and ids (picklable)."""
+        """Cooldown clocks, counters and ids, as plain JSON-able data (trimtab.engine.checkpoint)."""
         return {"last_alert": dict(self.last_alert), "suppressed": dict(self.suppressed), "fired": dict(self.fired),
                 "suppressed_total": dict(self.suppressed_total), "counts": dict(self.counts), "by_status": dict(self.by_status),
                 "next_rebalance_id": self.next_rebalance_id, "next_alert_id": self.next_alert_id, "recent_alerts": list(self.recent_alerts)}
@@ -262,7 +262,7 @@ def _num(x: float) -> float | None:
 
 
 def run_drift(strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs", run_id: str | None = None,
-              progress=None, data: MarketData | None = None, flows: list[Flow] | None = None) -> RunResult:
+              progress=None, data: MarketData | None = None, flows: list[Flow] | None = None, overwrite: bool = False) -> RunResult:
     """Backtest a ``token_weights`` strategy on the bundled data with its rebalance log and alerts.
 
     Args:
@@ -271,37 +271,44 @@ def run_drift(strategy, start=None, end=None, capital: float | None = None, out:
         capital: initial capital in the share class (default: the config's).
         progress: optional callable ``(done_ticks, total_ticks)``.
         data: preloaded market data; flows: capital flows on top of the config's.
+        run_id, overwrite: as :func:`trimtab.engine.backtest.run_backtest` (the run directory is
+            owned for the run's life; an existing run is replaced only with ``overwrite``).
 
     Returns:
         The engine's :class:`RunResult` whose summary has a ``drift`` section (see
         :meth:`DriftTracker.summary`); summary.json and the journal's ``summary`` carry it too.
 
     Raises:
-        DataError: a window outside the data; ValueError: not a basket strategy.
+        DataError: a window outside the data; ValueError: not a basket strategy; RunError: a bad
+        or existing run id, or a run owned by another process (:func:`trimtab.runs.claim`).
     """
+    from ..runs import claim
+
     data = data or load_market_data()
     start, end = strategy_window(strategy, data, start, end)
-    run_id = run_id or new_run_id(strategy, start, end, out)
-    engine = Engine(strategy, data.slice(start, end), Path(out) / run_id, capital=capital, flows=flows)
-    tracker = DriftTracker(engine)
-    n = engine.view.n
-    metrics: dict[str, float] = {}
-    for i in range(n):
-        metrics = engine.step(i)
-        tracker.after_step(i, metrics)
-        if progress and (i % 200 == 0 or i == n - 1):
-            progress(i + 1, n)
-    drift = tracker.summary(metrics)
-    result = engine.finish()
-    result.summary["drift"] = drift
-    write_summary(result.run_dir, result.summary)
-    return result
+    with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned:
+        engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows)
+        tracker = DriftTracker(engine)
+        n = engine.view.n
+        metrics: dict[str, float] = {}
+        for i in range(n):
+            metrics = engine.step(i)
+            tracker.after_step(i, metrics)
+            if progress and (i % 200 == 0 or i == n - 1):
+                progress(i + 1, n)
+        drift = tracker.summary(metrics)
+        result = engine.finish()
+        result.summary["drift"] = drift
+        write_summary(result.run_dir, result.summary)
+        return result
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
     """Rewrite summary.json and the journal's ``summary`` meta with an extended summary."""
     (Path(run_dir) / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-    db = sqlite3.connect(Path(run_dir) / "journal.sqlite")
+    from ..live.secrets import scrubbing
+
+    db = scrubbing(sqlite3.connect(Path(run_dir) / "journal.sqlite"))  # strings redacted of TRIMTAB_* secrets
     with db:
         db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", ("summary", dumps(summary)))
     db.close()

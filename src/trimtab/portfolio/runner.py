@@ -31,9 +31,9 @@ sleeve journal rows written after it) and continues exactly where the run stoppe
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
-import pickle
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -43,11 +43,13 @@ import pandas as pd
 
 from ..data.feed import DataError, MarketData, load_market_data
 from ..engine.backtest import clamp_window, Engine
+from ..engine import checkpoint as ckpt
 from ..engine.flows import Flow
 from ..engine.journal import dumps, jsonable
 from ..engine.machine import StrategyMachine
 from ..engine.results import performance
 from ..errors import TrimtabError
+from ..live.secrets import scrubbing
 from ..planner.compile import MIN_TRADE_USD
 from ..planner.drift import basket_of, period_key
 from ..timeutil import utc
@@ -103,7 +105,7 @@ class Sleeve:
         return m
 
     def state(self) -> dict:
-        """The engine's :meth:`~trimtab.engine.backtest.Engine.state` and the tracker's (picklable)."""
+        """The engine's :meth:`~trimtab.engine.backtest.Engine.state` and the tracker's, as plain JSON-able data."""
         return {"engine": self.engine.state(), "tracker": self.tracker.state() if self.tracker else None}
 
     def restore(self, st: dict) -> None:
@@ -132,6 +134,7 @@ class PortfolioRunner:
     def __init__(self, portfolio: Portfolio, data: MarketData, run_dir: Path, start, end, capital: float | None = None,
                  resume: bool = False):
         self.p = portfolio
+        self.owned = None  # the RunClaim of run_dir, set by start() and resume()
         self.cfg = cfg = portfolio.config
         self.run_dir = Path(run_dir)
         self.start_time, self.end_time = start, end
@@ -143,7 +146,7 @@ class PortfolioRunner:
         self.times, self.epoch, self.iso, self.n = v.times, v.epoch, self.sleeves[0].engine.iso, v.n
         self.params = dict(portfolio.params)
         self.machine = StrategyMachine(portfolio)
-        self.db = sqlite3.connect(self.run_dir / "portfolio.sqlite")
+        self.db = scrubbing(sqlite3.connect(self.run_dir / "portfolio.sqlite"))  # strings redacted of secrets
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         ids = [s.id for s in self.sleeves]
@@ -178,6 +181,7 @@ class PortfolioRunner:
             self._meta("rules", {n: {"when": r.spec.when, "severity": r.spec.severity, "file": r.file, "line": r.line}
                                  for n, r in portfolio.rules.items()})
             self.db.commit()
+            ckpt.start_marker(self.run_dir, "portfolio.sqlite")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -186,25 +190,37 @@ class PortfolioRunner:
         """A new run of the portfolio ``config`` (a path or a loaded :class:`Portfolio`) under
         ``out/run_id`` over ``start..end`` (default: the sleeves' common window).
 
+        The run directory is owned by the runner until :meth:`run` returns (:func:`trimtab.runs.claim`).
+
         Raises:
-            ConfigError: the config or a sleeve's does not load; DataError: no such window.
+            ConfigError: the config or a sleeve's does not load; DataError: no such window;
+            RunError: a bad run id, a run id that exists (resume it instead), a run owned by
+            another process.
         """
         import time as _time
+
+        from ..runs import claim, safe_name
 
         portfolio = config if isinstance(config, Portfolio) else load_portfolio(config)
         data = data or load_market_data()
         s0, s1 = portfolio_window(portfolio, data, start, end)
-        if run_id is None:
-            base = f"{portfolio.name}-{s0:%Y%m%d}-{s1:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
-            run_id, k = base, 1
-            while (Path(out) / run_id).exists():
+
+        def new_id() -> str:
+            base = f"{safe_name(portfolio.name)}-{s0:%Y%m%d}-{s1:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
+            rid, k = base, 1
+            while (Path(out) / rid).exists():
                 k += 1
-                run_id = f"{base}-{k}"
-        run_dir = Path(out) / run_id
-        if (run_dir / "portfolio.sqlite").exists():
-            raise PortfolioError(f"{run_dir} already holds a portfolio run; resume it or pick another run id")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return cls(portfolio, data, run_dir, s0, s1, capital)
+                rid = f"{base}-{k}"
+            return rid
+
+        owned = claim(out, run_id, new_id=new_id)
+        try:
+            runner = cls(portfolio, data, owned.run_dir, s0, s1, capital)
+        except BaseException:
+            owned.release()
+            raise
+        runner.owned = owned
+        return runner
 
     @classmethod
     def resume(cls, run_dir: str | Path, data: MarketData | None = None) -> "PortfolioRunner":
@@ -212,27 +228,57 @@ class PortfolioRunner:
         new runner in the same one). The config is reloaded from the path the run recorded.
 
         Raises:
-            PortfolioError: no run or no checkpoint there; ConfigError: the config no longer loads.
+            PortfolioError: no run or no checkpoint there; ConfigError: the config no longer loads;
+            RunError: the run is owned by another process (:func:`trimtab.runs.claim_dir`).
         """
+        from ..runs import claim_dir
+
         run_dir = Path(run_dir)
         path = run_dir / "portfolio.sqlite"
         if not path.exists():
             raise PortfolioError(f"no portfolio run at {run_dir}")
-        db = sqlite3.connect(path)
+        owned = claim_dir(run_dir, resume=True)
         try:
-            meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-            cp = db.execute("SELECT tick, state FROM checkpoints ORDER BY tick DESC LIMIT 1").fetchone()
+            runner = cls._resume(run_dir, path, data)
+        except BaseException:
+            owned.release()
+            raise
+        runner.owned = owned
+        return runner
+
+    @classmethod
+    def _resume(cls, run_dir: Path, path: Path, data: MarketData | None) -> "PortfolioRunner":
+        """:meth:`resume` once ``run_dir`` is owned: rebuild the runner at its last checkpoint."""
+        db = ckpt.open_checked(path, ckpt.PORTFOLIO_TABLES)  # SQLite's integrity check first
+        try:
+            meta = {k: ckpt.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+            has_cp = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0] > 0
+            config, w = meta["portfolio"]["config"], meta["window"]
+            start, end, capital = utc(w["start"].replace("Z", "")), utc(w["end"].replace("Z", "")), float(w["capital"])
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+            raise ckpt.CheckpointError(f"{path}: its meta records cannot be read ({type(e).__name__}: {e}); "
+                                       "refusing to resume") from None
         finally:
             db.close()
-        if cp is None:
+        if not has_cp:
             raise PortfolioError(f"{run_dir} has no checkpoint to resume from")
         if "summary" in meta:
             raise PortfolioError(f"{run_dir} has finished; nothing to resume")
-        portfolio = load_portfolio(meta["portfolio"]["config"])
+        portfolio = load_portfolio(config)
+        # Every journal checked and the checkpoint decoded before any engine opens a journal.
+        tick, state = ckpt.load_portfolio(run_dir, {spec.id: spec.weight * capital for spec, _ in portfolio.sleeves})
         data = data or load_market_data()
-        w = meta["window"]
-        runner = cls(portfolio, data, run_dir, utc(w["start"].replace("Z", "")), utc(w["end"].replace("Z", "")), w["capital"], resume=True)
-        runner._restore(cp[0], pickle.loads(cp[1]))
+        runner = cls(portfolio, data, run_dir, start, end, capital, resume=True)
+        try:
+            runner._restore(tick, state)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise ckpt.CheckpointError(f"{run_dir}: checkpoint at tick {tick} does not fit this portfolio: {e}; "
+                                       "refusing to resume") from None
+        for s in runner.sleeves:
+            bad = s.engine.book.check_fills()
+            if bad:
+                raise ckpt.CheckpointError(f"{run_dir}: checkpoint at tick {tick}: sleeve {s.id} holds positions that are not "
+                                           f"the sum of their fills ({bad[0]}); refusing to resume")
         return runner
 
     def _meta(self, key: str, value) -> None:
@@ -241,7 +287,15 @@ class PortfolioRunner:
     # ------------------------------------------------------------------ the loop
     def run(self, stop_at: int | None = None, progress=None) -> PortfolioResult | None:
         """Step to the end (and :meth:`finish`), or stop before tick ``stop_at``: checkpoint and
-        return None (continue with :meth:`resume`)."""
+        return None (continue with :meth:`resume`). Either way (or on an error) the run directory
+        is released (:class:`trimtab.runs.RunClaim`)."""
+        try:
+            return self._run(stop_at, progress)
+        finally:
+            if self.owned is not None:
+                self.owned.release()
+
+    def _run(self, stop_at: int | None, progress) -> PortfolioResult | None:
         end = self.n if stop_at is None else min(stop_at, self.n)
         every = self.cfg.checkpoint_every_h
         for i in range(self.next_tick, end):
@@ -496,7 +550,7 @@ class PortfolioRunner:
         return {
             "next_tick": self.next_tick, "cash": self.cash, "method_raw": dict(self.method_raw), "target_info": self.target_info,
             "peak": self.peak, "sleeve_peak": dict(self.sleeve_peak), "cut": list(self.cut), "last_realloc_epoch": self.last_realloc_epoch,
-            "realloc": pickle.loads(pickle.dumps(self.realloc)), "realloc_count": self.realloc_count, "max_corr": self.max_corr,
+            "realloc": copy.deepcopy(self.realloc), "realloc_count": self.realloc_count, "max_corr": self.max_corr,
             "transitions": self.transitions, "limit_events": list(self.limit_events), "history_status": dict(self.history_status),
             "machine": self.machine.state,
         }
@@ -508,13 +562,14 @@ class PortfolioRunner:
         sleeves = {}
         for s in self.sleeves:
             st = s.state()
-            s.engine.journal.checkpoint(tick, pickle.dumps(st["engine"]))
+            s.engine.journal.checkpoint(tick, ckpt.encode("engine", st["engine"]))
             sleeves[s.id] = st
-        blob = pickle.dumps({"portfolio": self._pstate(), "sleeves": sleeves})
+        blob = ckpt.encode("portfolio", {"portfolio": self._pstate(), "sleeves": sleeves})
         with self.db:
             self._flush()
             self.db.execute("DELETE FROM checkpoints")
             self.db.execute("INSERT INTO checkpoints VALUES (?, ?)", (tick, blob))
+        ckpt.write_marker(self.run_dir, "portfolio.sqlite", tick, blob)  # after the commit: see trimtab.engine.checkpoint
 
     _SQL = {
         "decisions": "INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?,?,?)",
@@ -546,7 +601,7 @@ class PortfolioRunner:
         self.last_realloc_epoch, self.realloc, self.realloc_count = p["last_realloc_epoch"], p["realloc"], p["realloc_count"]
         self.max_corr, self.transitions, self.limit_events = p["max_corr"], p["transitions"], p["limit_events"]
         self.history_status = defaultdict(int, p["history_status"])
-        self.machine.machine.set_state(p["machine"], self.machine.model)
+        self.machine.restore({"state": p["machine"]})
         for t, eq in self.db.execute("SELECT tick, equity FROM series WHERE tick < ? ORDER BY tick", (self.next_tick,)):
             self.port_eq[t] = eq
         for t, k, eq, nav in self.db.execute("SELECT tick, sleeve, equity, nav FROM sleeve_series WHERE tick < ?", (self.next_tick,)):
@@ -670,7 +725,9 @@ def run_portfolio(config: str | Path, start=None, end=None, capital: float | Non
     if resume:
         if not run_id:
             raise PortfolioError("resuming a portfolio run needs its run id (--run-id)")
-        runner = PortfolioRunner.resume(Path(out) / run_id, data)
+        from ..runs import check_run_id
+
+        runner = PortfolioRunner.resume(Path(out) / check_run_id(run_id), data)
     else:
         runner = PortfolioRunner.start(config, out, run_id, start, end, capital, data)
     return runner.run(stop_at=stop_at, progress=progress)

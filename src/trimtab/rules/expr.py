@@ -43,6 +43,13 @@ Runtime semantics:
 * Every comparison involving NaN is false -- including ``!=`` -- so a missing (NaN) metric never
   makes a comparison true. Note that ``not (x < 1)`` is therefore *true* for NaN ``x``; write the
   comparison the other way round (``x >= 1``) instead of negating it.
+* NaN in guards: a guard must never be *silently* switched off by missing data. The engine
+  evaluates rules with :meth:`CompiledExpr.trace`; every comparison with a NaN side is flagged
+  (:attr:`Comparison.undecided`) and the machine records it in the decision as a data fault.
+  Rules of severity ``critical`` (emergency guards) are traced with ``nan_as=True``: they fire
+  when the missing value could make them true (fail safe: an unknown health factor is treated
+  as a dangerous one); other rules keep the IEEE result (false). NaN parameters never get this
+  far: ``trimtab validate`` refuses them.
 * ``min``/``max`` return NaN if any argument is NaN (the result does not depend on argument
   order); ``abs`` is the usual absolute value.
 * ``and``/``or`` short-circuit and always return a bool; ``not`` returns a bool.
@@ -668,6 +675,11 @@ class Comparison:
     threshold: float
     result: bool
 
+    @property
+    def undecided(self) -> bool:
+        """True when a side is NaN: the data could not decide this comparison (a data fault)."""
+        return self.observed != self.observed or self.threshold != self.threshold
+
 
 @dataclass(frozen=True)
 class ComparisonSite:
@@ -1005,7 +1017,7 @@ def _fast_bool(tag: str, kids: tuple) -> Fn:
 # numeric sub-trees reuse the fast closures.
 
 
-def _trace(ir: tuple) -> Callable[[Mapping[str, float], list], object]:
+def _trace(ir: tuple, nan_as: bool | None = None) -> Callable[[Mapping[str, float], list], object]:
     tag = ir[0]
     if tag == "const":
         v, comps = ir[1], ir[2]
@@ -1018,15 +1030,21 @@ def _trace(ir: tuple) -> Callable[[Mapping[str, float], list], object]:
 
         return const
     if tag == "cmp":
-        return _trace_cmp(ir)
+        return _trace_cmp(ir, nan_as)
     if tag == "not":
-        f = _trace(ir[1])
+        f = _trace(ir[1], None if nan_as is None else not nan_as)  # polarity flips under "not"
         return lambda env, out: not f(env, out)
     if tag == "truth":
         g = _fast(ir[1])
+        if nan_as is not None:
+            def truth_or_fault(env, out):
+                x = g(env)
+                return nan_as if x != x else _truth(x)
+
+            return truth_or_fault
         return lambda env, out: _truth(g(env))
     if tag in ("and", "or"):
-        fs = tuple(_trace(k) for k in ir[1])
+        fs = tuple(_trace(k, nan_as) for k in ir[1])
         stop_on = tag == "or"
 
         def junction(env, out):
@@ -1058,16 +1076,16 @@ def _new_comparison(text, left_text, op, right_text, observed, threshold, result
 _object_new = object.__new__
 
 
-def _trace_side(ir: tuple):
+def _trace_side(ir: tuple, nan_as: bool | None = None):
     """(kind, payload) for one comparison operand: 0 constant value, 1 fast fn, 2 trace fn."""
     if ir[0] == "const" and not ir[2]:
         return 0, ir[1]
     if ir[0] in ("name", "call", "neg", "bin"):  # numbers never contain comparisons
         return 1, _fast(ir)
-    return 2, _trace(ir)
+    return 2, _trace(ir, nan_as)
 
 
-def _trace_cmp(ir: tuple):
+def _trace_cmp(ir: tuple, nan_as: bool | None = None):
     _, op, left, right, (text, left_text, right_text) = ir
     fn = _CMP[op]
     if left[0] == "const" and right[0] != "const":
@@ -1077,13 +1095,15 @@ def _trace_cmp(ir: tuple):
     else:
         swap = False
         op_out, ltext_out, rtext_out = op, left_text, right_text
-    lk, lv = _trace_side(left)
-    rk, rv = _trace_side(right)
+    lk, lv = _trace_side(left, nan_as)
+    rk, rv = _trace_side(right, nan_as)
 
     def cmp(env, out):
         a = lv if lk == 0 else (lv(env) if lk == 1 else lv(env, out))
         b = rv if rk == 0 else (rv(env) if rk == 1 else rv(env, out))
         res = bool(fn(a, b))
+        if nan_as is not None and (a != a or b != b):
+            res = nan_as
         if swap:
             out.append(_new_comparison(text, ltext_out, op_out, rtext_out, float(b), float(a), res))
         else:
@@ -1113,7 +1133,7 @@ class CompiledExpr:
     NaN and division-by-zero semantics.
     """
 
-    __slots__ = ("source", "node", "names", "constants", "sites", "_fn", "_ir", "_trace_fn")
+    __slots__ = ("source", "node", "names", "constants", "sites", "_fn", "_ir", "_trace_fns")
 
     def __init__(self, source: str, node: Node, constants: Mapping[str, float]) -> None:
         self.source = source
@@ -1137,7 +1157,7 @@ class CompiledExpr:
         self.sites = _sites(node)
         self._ir = ir
         self._fn = _fast(ir)
-        self._trace_fn = None
+        self._trace_fns: dict = {}
 
     def __call__(self, env: Mapping[str, float]) -> bool | float:
         """Evaluate against ``env`` (a mapping holding every name in :attr:`names`)."""
@@ -1146,15 +1166,23 @@ class CompiledExpr:
         except (KeyError, TypeError) as exc:
             raise self._env_error(env, exc) from None
 
-    def trace(self, env: Mapping[str, float]) -> tuple[bool | float, list[Comparison]]:
+    def trace(self, env: Mapping[str, float], nan_as: bool | None = None) -> tuple[bool | float, list[Comparison]]:
         """Evaluate like ``self(env)`` and also return every comparison that was evaluated, in
         evaluation order (short-circuited operands are not evaluated and not reported;
-        comparisons over folded constants are reported when reached)."""
-        if self._trace_fn is None:
-            self._trace_fn = _trace(self._ir)
+        comparisons over folded constants are reported when reached).
+
+        ``nan_as`` (see "NaN in guards" in the module docstring): None keeps IEEE semantics (a
+        comparison with a NaN side is false); True or False makes such a comparison, and a NaN
+        number used as a boolean, count as that value where it appears un-negated and as the
+        opposite under ``not``: with True, the expression holds whenever it *could* hold for
+        some value of the missing data. The returned comparisons keep their NaN observed or
+        threshold, so :attr:`Comparison.undecided` tells the caller a data fault decided it."""
+        fn = self._trace_fns.get(nan_as)
+        if fn is None:
+            fn = self._trace_fns[nan_as] = _trace(self._ir, nan_as)
         out: list[Comparison] = []
         try:
-            value = self._trace_fn(env, out)
+            value = fn(env, out)
         except (KeyError, TypeError) as exc:
             raise self._env_error(env, exc) from None
         return value, out

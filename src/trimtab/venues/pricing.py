@@ -8,8 +8,11 @@ Conventions (DESIGN.md "Accounting"):
 * Aave balances are scaled: amount = scaled x liquidity index (aTokens) or x variable-borrow
   index (debt), indices from the real reserve data;
 * a linear perp is worth size x (mark - entry) in USDT; its mark is the venue's own last
-  completed bar. While that feed is stale the position is marked at the reference price of
-  its asset instead, and the fallback is counted (``stale_marks``) for the summary;
+  completed bar. While that feed is stale, or its latest bar failed the data checks
+  (quarantined, trimtab.data.quality), the position is marked at the reference price of its
+  asset instead and is not traded, and the fallback is counted (``stale_marks``) for the summary;
+* every field read here holds only values that passed the data checks: a faulty row reads as
+  the last good one, so a zero or x100 price never reaches a valuation or a health factor;
 * the share class price in USD: USDT = 1, ETH = ETH price, BTC = BTC price.
 
 :meth:`Pricing.factors` splits a value into multiplicative factors tagged with the P&L
@@ -72,6 +75,15 @@ class Pricing:
         self.funding_max_age: dict[str, float] = {
             k: 2 * strategy.venues[inf.venue].perp.funding_interval_h + 1 for k, inf in self.info.items() if inf.funding_field}
 
+    def snapshot(self) -> dict:
+        """What changes tick to tick, as plain data: ``stale_marks`` (key -> [hours marked at
+        the reference price, last such tick])."""
+        return {"stale_marks": {k: list(v) for k, v in self.stale_marks.items()}}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`."""
+        self.stale_marks = {k: list(v) for k, v in snap["stale_marks"].items()}
+
     # ------------------------------------------------------------------ fields
     def fields(self) -> set[str]:
         """Every data field valuation may read."""
@@ -123,7 +135,7 @@ class Pricing:
         return self.assets[asset].delta_asset
 
     def mark(self, key: str, i: int | None = None) -> float:
-        """Perp mark price; the reference asset price while the venue's own feed is stale."""
+        """Perp mark price; the reference asset price while the venue's own feed is stale or quarantined."""
         inf = self.info[key]
         if self.view.fresh(inf.mark_field, inf.stale_after_h, i):
             return self.view.get(inf.mark_field, i)

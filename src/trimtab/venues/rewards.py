@@ -53,6 +53,15 @@ class RewardAccrual:
         self.next = 0
         self.paid: dict[str, float] = {}
 
+    def snapshot(self) -> dict:
+        """``{"next": index of the next drop to pay, "paid": {token: amount}}``; the eETH held
+        per tick (``held``) is rebuilt from the journal's ``series``."""
+        return {"next": self.next, "paid": dict(self.paid)}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`."""
+        self.next, self.paid = snap["next"], dict(snap["paid"])
+
     def record(self, eeth: float) -> None:
         self.held.append(eeth)
 

@@ -73,6 +73,19 @@ class SimVenues:
         self.funding_missing: dict[str, int] = {}
         self.last_rate: dict[str, float] = {}
 
+    def snapshot(self) -> dict:
+        """What changes tick to tick, as plain data: ``stops`` (perp key -> [take profit, stop
+        loss]), ``last_rate`` (funding rate by perp key), ``funding_proxies``/``funding_missing``
+        (settlement counts by perp key)."""
+        return {"stops": {k: list(v) for k, v in self.stops.items()}, "last_rate": dict(self.last_rate),
+                "funding_proxies": dict(self.funding_proxies), "funding_missing": dict(self.funding_missing)}
+
+    def restore(self, snap: dict) -> None:
+        """Load a :meth:`snapshot`."""
+        self.stops = {k: (v[0], v[1]) for k, v in snap["stops"].items()}
+        self.last_rate = dict(snap["last_rate"])
+        self.funding_proxies, self.funding_missing = dict(snap["funding_proxies"]), dict(snap["funding_missing"])
+
     # ------------------------------------------------------------------ fields & costs
     def fields(self) -> set[str]:
         out = {GAS_FIELD}
@@ -102,6 +115,12 @@ class SimVenues:
             return None
         return Fill(tick, venue, operation, "gas", [Leg(WALLET_ETH, -eth, eth)], note=f"{self.gas_units[gas_op]:.0f} gas units ({gas_op})")
 
+    def _not_quarantined(self, field: str | None, venue: str) -> None:
+        """Refuse an operation priced by a series whose latest row failed the data checks
+        (trimtab.data.quality): the value it would use is a fallback, not a market."""
+        if field and self.view.quarantined(field):
+            raise ExecutionError(f"{field} is quarantined at {self.view.time:%Y-%m-%d %H:%M}Z (bad data); not trading on {venue}")
+
     def op(self, venue: str, operation: str):
         ops = self.venues[venue].operations
         if operation not in ops:
@@ -128,6 +147,7 @@ class SimVenues:
             base_in_quote = self.view.get(p.price_field)
         else:
             lst = b if b not in ("ETH", "WETH") else q
+            self._not_quarantined(self.px.assets[lst].eth_rate_field, venue)
             base_in_quote = self.px.eth_rate(lst)
         price = base_in_quote if _canon(sell) == b else 1.0 / base_in_quote
         notional = amount * self.px.asset_usd(sell)
@@ -142,6 +162,7 @@ class SimVenues:
 
     def stake(self, tick: int, venue: str, eth: float) -> Fill:
         lst = self.venues[venue].lst
+        self._not_quarantined(lst.rate_field, venue)
         rate = self.view.require(lst.rate_field)
         units = eth / rate
         return Fill(tick, venue, "stake", "trading_fees",
@@ -151,6 +172,7 @@ class SimVenues:
     def aave(self, tick: int, venue: str, operation: str, key: str, amount: float) -> Fill:
         """supply / withdraw (aToken key) or borrow / repay (debtToken key), ``amount`` in asset units."""
         self.op(venue, operation)
+        self._not_quarantined(self.px.info[key].index_field, venue)
         idx = self.px.index(key)
         asset = self.px.info[key].asset
         wkey = f"wallet:BaseToken:{'ETH' if asset in ('WETH', 'ETH') else asset}"
@@ -172,7 +194,8 @@ class SimVenues:
         """Trade ``size`` contracts (signed) at mark +/- execution cost; returns (fill, price)."""
         venue = self.px.info[key].venue
         if not self.px.tradable(key):
-            raise ExecutionError(f"{venue} data for {key} is stale at {self.view.time:%Y-%m-%d %H:%M}Z (mark or funding); not trading on {venue}")
+            why = "quarantined (bad data)" if self.view.quarantined(self.px.info[key].mark_field) else "stale"
+            raise ExecutionError(f"{venue} data for {key} is {why} at {self.view.time:%Y-%m-%d %H:%M}Z (mark or funding); not trading on {venue}")
         mark = self.px.mark(key)
         spec = self.s.instruments[key][1]
         notional = abs(size) * mark

@@ -1,0 +1,312 @@
+"""Value domains and data references of a loaded strategy, checked before anything runs.
+
+:mod:`trimtab.config.models` checks each value's type and simple bounds (``allow_inf_nan`` is
+off, so NaN and infinity are refused everywhere a number is expected). This module checks what
+needs more than one field or file, each problem at the ``file:line:col`` of the value to fix:
+
+* parameters (rule-file defaults and config values) against the domain their name declares
+  (:data:`PARAMETER_DOMAINS`): a cooldown or an amount is never negative, an LTV is in (0, 1),
+  an allocation or a weight in [0, 1];
+* target values after parameters are folded in: finite; allocations in [0, 1]; a leveraged
+  stake's target LTV in (0, the lending venue's max LTV) (eMode when both assets are in the
+  eMode category, else the collateral's standard LTV); hedge leg weights >= 0 and summing to 1;
+* venue risk parameters: an eMode or reserve LTV never above its liquidation threshold, a
+  perp's initial margin never below its maintenance margin;
+* every data field a venue or target names (``price_field``, ``mark_field``, ``funding_field``,
+  ``usd_field``, ``eth_rate_field``, ``rate_field``; ``reserve``) is a series of the catalog
+  (:mod:`trimtab.data.catalog`) or of the data bundle's manifest, with a column it has; every
+  ``cost_pair`` a row of the execution-cost table; every asset an asset the wallet prices.
+
+Sources: Aave v3 requires LTV <= liquidation threshold for every reserve and eMode category
+(``ValidationLogic``/``PoolConfigurator``: "INVALID_RESERVE_PARAMS"); an exchange's initial
+margin is at least its maintenance margin by definition.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from .models import (LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget, SpotTarget, StrategyConfig,
+                     VenueSpec, WalletReserveTarget)
+from .yamlio import YamlDoc, suggest
+
+Add = Callable[[YamlDoc, tuple, str], None]
+
+#: Parameter domains by name: (regex on the parameter name, low, high, low inclusive, high
+#: inclusive, what the name says). The first match applies; names that match none are free.
+PARAMETER_DOMAINS: tuple[tuple[str, float, float, bool, bool, str], ...] = (
+    (r"(^|_)ltv$", 0.0, 1.0, False, False, "an LTV is a fraction in (0, 1)"),
+    (r"cooldown", 0.0, math.inf, True, True, "a cooldown cannot be negative"),
+    (r"(^|_)(allocation|weight)(_|$)", 0.0, 1.0, True, True, "an allocation or weight is a fraction in [0, 1]"),
+    (r"drawdown|tolerance|divergence|fraction", 0.0, 1.0, True, True, "a fraction in [0, 1]"),
+    (r"^hf_", 0.0, math.inf, True, True, "a health factor is never negative"),
+    (r"_(h|min|days|usd|eth|bps)$", 0.0, math.inf, True, True, "a duration or amount cannot be negative"),
+    (r"^margin_|_threshold$|drift", 0.0, math.inf, True, True, "cannot be negative"),
+    (r"_multiple$", 0.0, math.inf, False, True, "a multiple is positive"),
+)
+
+
+def _interval(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
+    return f"{'[' if lo_in else '('}{lo:g}, {'inf)' if math.isinf(hi) else f'{hi:g}' + (']' if hi_in else ')')}"
+
+
+def parameter_domain_error(name: str, value: float) -> str | None:
+    """The message for ``value`` outside the domain ``name`` declares, or None when it fits."""
+    if not math.isfinite(value):
+        return f"parameter {name!r} is {value}; expected a finite number"
+    for pattern, lo, hi, lo_in, hi_in, what in PARAMETER_DOMAINS:
+        if re.search(pattern, name):
+            ok = (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
+            if not ok:
+                return f"parameter {name!r} = {value:g} is outside {_interval(lo, hi, lo_in, hi_in)}: {what}"
+            return None
+    return None
+
+
+# ----------------------------------------------------------------------------- data references
+@lru_cache(maxsize=4)
+def _manifest(data_dir: str) -> dict[str, list[str]]:
+    try:
+        series = json.loads((Path(data_dir) / "manifest.json").read_text())["series"]
+        return {name: list(s.get("columns", [])) for name, s in series.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+@lru_cache(maxsize=4)
+def _cost_pairs(data_dir: str) -> frozenset[str] | None:
+    try:
+        table = json.loads((Path(data_dir) / "static.json").read_text())["execution_costs_bps"]
+        return frozenset(k for k in table if k != "sources")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no table to check against (the data check of the audit reports it)
+
+
+#: Real markets a shipped venue lists that the bundle has no data for (the source files do not
+#: cover them): a strategy trading one sees that leg stay empty and its summary says so
+#: (configs/btc_basis.yaml). Known names, so not a typo.
+KNOWN_UNBUNDLED: dict[str, list[str]] = {"perp.okx.BTCUSDT": ["open", "high", "low", "close", "volume"]}
+
+
+def known_series() -> dict[str, list[str]]:
+    """Series name -> columns: the catalog's, plus any the data bundle's manifest adds, plus
+    :data:`KNOWN_UNBUNDLED`."""
+    from ..data.catalog import CATALOG
+
+    out = dict(KNOWN_UNBUNDLED)
+    out.update(_manifest(str(_data_dir())))
+    for s in CATALOG:
+        out[s.name] = list(s.columns)
+    return out
+
+
+def field_error(value: str, series_only: bool = False) -> str | None:
+    """Why ``value`` (``<series>.<column>``, or a bare series name with ``series_only``) names no
+    known data, with a did-you-mean hint; None when it does."""
+    known = known_series()
+    if series_only:
+        if value in known:
+            return None
+        return f"unknown series {value!r}{suggest(value, sorted(known))}"
+    series, _, column = value.rpartition(".")
+    if series in known and column in known[series]:
+        return None
+    if series in known:
+        return (f"series {series!r} has no column {column!r}{suggest(column, known[series])}; "
+                f"columns: {', '.join(known[series])}")
+    fields = [f"{s}.{c}" for s, cols in known.items() for c in cols]
+    return f"unknown data field {value!r}{suggest(value, fields)}: not a series of the catalog or the data bundle"
+
+
+def _data_dir() -> Path:
+    from ..data.feed import DEFAULT_DATA_DIR  # TRIMTAB_DATA or the bundled data/
+
+    return Path(DEFAULT_DATA_DIR)
+
+
+def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] | None) -> None:
+    """Risk parameters, data fields, cost pairs and assets of one venue file."""
+    costs = _cost_pairs(str(_data_dir()))
+
+    def fld(path: tuple, value: str | None, series_only: bool = False) -> None:
+        if value:
+            err = field_error(value, series_only)
+            if err:
+                add(vdoc, path, err)
+
+    def cost(path: tuple, value: str | None) -> None:
+        if value and costs is not None and value not in costs:
+            add(vdoc, path, f"unknown cost pair {value!r}{suggest(value, sorted(costs))}; rows of the execution-cost table: "
+                            f"{', '.join(sorted(costs))}")
+
+    def asset(path: tuple, value: str) -> None:
+        if wallet_assets and value not in wallet_assets:
+            add(vdoc, path, f"unknown asset {value!r}{suggest(value, sorted(wallet_assets))}: venues/wallet.yaml does not price it; "
+                            f"priced assets: {', '.join(sorted(wallet_assets))}")
+
+    for j, inst in enumerate(v.instruments):
+        base = ("instruments", j)
+        fld(base + ("reserve",), inst.reserve, series_only=True)
+        fld(base + ("mark_field",), inst.mark_field)
+        fld(base + ("funding_field",), inst.funding_field)
+        cost(base + ("cost_pair",), inst.cost_pair)
+        asset(base + ("asset",), inst.asset)
+    for name, a in (v.assets or {}).items():
+        fld(("assets", name, "usd_field"), a.usd_field)
+        fld(("assets", name, "eth_rate_field"), a.eth_rate_field)
+        if a.usd is None and not a.usd_field and not a.eth_rate_field:
+            add(vdoc, ("assets", name), f"asset {name!r} has no price: give one of usd, usd_field or eth_rate_field")
+        if a.usd is not None and a.usd <= 0:
+            add(vdoc, ("assets", name, "usd"), f"asset {name!r} price {a.usd:g} USD must be positive")
+    for name, p in (v.pairs or {}).items():
+        fld(("pairs", name, "price_field"), p.price_field)
+        cost(("pairs", name, "cost_pair"), p.cost_pair)
+    if v.lst is not None:
+        fld(("lst", "rate_field"), v.lst.rate_field)
+        cost(("lst", "dex_cost_pair"), v.lst.dex_cost_pair)
+    if v.risk is not None:
+        e = v.risk.emode
+        if e.ltv > e.liquidation_threshold:
+            add(vdoc, ("risk", "emode", "ltv"), f"eMode LTV {e.ltv:g} is above its liquidation threshold {e.liquidation_threshold:g}: "
+                                                "a position at max LTV would be liquidatable; the LTV must be at most the threshold")
+        for j, a in enumerate(e.assets):
+            asset(("risk", "emode", "assets", j), a)
+        for name, r in v.risk.standard.items():
+            if r.ltv > r.liquidation_threshold:
+                add(vdoc, ("risk", "standard", name, "ltv"), f"{name} LTV {r.ltv:g} is above its liquidation threshold "
+                                                             f"{r.liquidation_threshold:g}; the LTV must be at most the threshold")
+    if v.perp is not None:
+        p = v.perp
+        if p.initial_margin < p.maintenance_margin:
+            add(vdoc, ("perp", "initial_margin"), f"initial margin {p.initial_margin:g} is below the maintenance margin "
+                                                  f"{p.maintenance_margin:g}; a new position would open liquidatable")
+        if 24 % p.funding_interval_h:
+            add(vdoc, ("perp", "funding_interval_h"), f"funding interval {p.funding_interval_h}h does not divide a day; expected "
+                                                      "1, 2, 3, 4, 6, 8, 12 or 24")
+        hours = p.funding_hours_utc
+        if len(set(hours)) != len(hours):
+            add(vdoc, ("perp", "funding_hours_utc"), "funding hours are listed twice")
+
+
+# ----------------------------------------------------------------------------- values
+def check_parameters(defaults: list[tuple[str, float, YamlDoc]], config: StrategyConfig, doc: YamlDoc, add: Add) -> None:
+    """Rule-file defaults (``defaults``: name, value, rule file) and config parameters against
+    :data:`PARAMETER_DOMAINS`."""
+    # Non-finite values were refused by the models already (allow_inf_nan=False).
+    for name, value, rdoc in defaults:
+        if name in config.parameters or not math.isfinite(value):
+            continue  # the config's value is the one in force (checked below)
+        err = parameter_domain_error(name, value)
+        if err:
+            add(rdoc, ("parameters", name, "default"), err)
+    for name, value in config.parameters.items():
+        err = parameter_domain_error(name, value) if math.isfinite(value) else None
+        if err:
+            add(doc, ("parameters", name), err)
+
+
+def _max_ltv(t: LeveragedStakeTarget, venues: dict[str, VenueSpec], instruments: dict) -> tuple[float, str] | None:
+    coll, debt = instruments.get(t.collateral or ""), instruments.get(t.debt)
+    if not coll or not debt:
+        return None
+    risk = venues[coll[0]].risk
+    if risk is None:
+        return None
+    ca, da = coll[1].asset, debt[1].asset
+    if ca in risk.emode.assets and da in risk.emode.assets:
+        return risk.emode.ltv, f"{coll[0]} eMode"
+    r = risk.standard.get(ca)
+    return (r.ltv, f"{coll[0]} {ca}") if r is not None else None
+
+
+def check_targets(config: StrategyConfig, doc: YamlDoc, targets: list, params: dict[str, float], venues: dict[str, VenueSpec],
+                  instruments: dict, value_of: Callable[[Any], float | None], locate: Callable[[Any, tuple], tuple[YamlDoc, tuple]],
+                  add: Add) -> None:
+    """Domains of the targets' values with the strategy's parameters folded in.
+
+    ``value_of(expr)`` evaluates a number-or-expression (None when it does not evaluate: the
+    expression was reported already); ``locate(expr, path)`` is the (document, path) to report a
+    value at: the parameter it names (where the config or a rule file sets it) or the target field.
+    """
+    def val(t_index: int, field: tuple, expr: Any, label: str) -> float | None:
+        v = value_of(expr)
+        if v is None:
+            return None
+        if not math.isfinite(v):
+            d, p = locate(expr, ("targets", t_index) + field)
+            add(d, p, f"{label} is {v}; expected a finite number")
+            return None
+        return v
+
+    def named(expr: Any, v: float) -> str:
+        return f"{expr} = {v:g}" if isinstance(expr, str) else f"{v:g}"
+
+    for i, t in enumerate(targets):
+        where = f"target {t.id!r}"
+        alloc = getattr(t, "allocation", None)
+        if alloc is not None:
+            v = val(i, ("allocation",), alloc, f"{where} allocation")
+            if v is not None and not 0 <= v <= 1:
+                d, p = locate(alloc, ("targets", i, "allocation"))
+                add(d, p, f"{where} allocation {named(alloc, v)} is outside [0, 1]: an allocation is a fraction of equity")
+        if isinstance(t, LeveragedStakeTarget):
+            v = val(i, ("target_ltv",), t.target_ltv, f"{where} target LTV")
+            if v is not None:
+                d, p = locate(t.target_ltv, ("targets", i, "target_ltv"))
+                mx = _max_ltv(t, venues, instruments)
+                if v <= 0:
+                    add(d, p, f"{where} target LTV {named(t.target_ltv, v)} must be above 0 (0 borrows nothing: use a stake target)")
+                elif mx is not None and v > mx[0]:
+                    add(d, p, f"{where} target LTV {named(t.target_ltv, v)} is above the {mx[1]} max LTV {mx[0]:g}: the borrow "
+                              "would revert; lower it")
+                elif v >= 1:
+                    add(d, p, f"{where} target LTV {named(t.target_ltv, v)} must be below 1")
+        elif isinstance(t, PerpHedgeTarget):
+            v = val(i, ("hedge_ratio",), t.hedge_ratio, f"{where} hedge ratio")
+            if v is not None and v < 0:
+                d, p = locate(t.hedge_ratio, ("targets", i, "hedge_ratio"))
+                add(d, p, f"{where} hedge ratio {named(t.hedge_ratio, v)} is negative")
+            weights: list[float] = []
+            for j, leg in enumerate(t.legs):
+                w = val(i, ("legs", j, "weight"), leg.weight, f"{where} leg {j} weight")
+                if w is None:
+                    weights = []
+                    break
+                if w < 0:
+                    d, p = locate(leg.weight, ("targets", i, "legs", j, "weight"))
+                    add(d, p, f"{where} leg weight {named(leg.weight, w)} ({leg.instrument}) is negative")
+                    weights = []
+                    break
+                weights.append(w)
+            if weights and abs(sum(weights) - 1.0) > 1e-9:
+                listing = ", ".join(f"{leg.instrument.split(':')[0]} {w:g}" for leg, w in zip(t.legs, weights))
+                add(doc, ("targets", i, "legs"), f"{where} leg weights sum to {sum(weights):.6g}, not 1 ({listing}); "
+                                                 "make them sum to 1")
+        elif isinstance(t, SpotTarget):
+            v = val(i, ("fee_bps",), t.fee_bps, f"{where} fee_bps")
+            if v is not None and v < 0:
+                add(*locate(t.fee_bps, ("targets", i, "fee_bps")), f"{where} fee_bps {named(t.fee_bps, v)} is negative")
+            err = field_error(t.price_field)
+            if err:
+                add(doc, ("targets", i, "price_field"), err)
+            costs = _cost_pairs(str(_data_dir()))
+            if costs is not None and t.cost_pair not in costs:
+                add(doc, ("targets", i, "cost_pair"), f"unknown cost pair {t.cost_pair!r}{suggest(t.cost_pair, sorted(costs))}")
+        elif isinstance(t, WalletReserveTarget):
+            v = val(i, ("amount",), t.amount, f"{where} amount")
+            if v is not None and v < 0:
+                add(*locate(t.amount, ("targets", i, "amount")), f"{where} amount {named(t.amount, v)} is negative")
+        elif isinstance(t, SignalPerpTarget):
+            s = t.signal
+            for f, lo, hi, lo_in in (("signal_threshold", 0, 1, True), ("max_position_size", 0, math.inf, False),
+                                     ("take_profit_sd", 0, math.inf, False), ("stop_loss_sd", 0, math.inf, False),
+                                     ("sd_floor_bps", 0, math.inf, True), ("sd_cap_bps", 0, math.inf, False)):
+                expr = getattr(s, f)
+                v = val(i, ("signal", f), expr, f"{where} {f}")
+                if v is not None and not ((v >= lo if lo_in else v > lo) and v <= hi):
+                    add(*locate(expr, ("targets", i, "signal", f)),
+                        f"{where} {f} {named(expr, v)} is outside {_interval(lo, hi, lo_in, True)}")

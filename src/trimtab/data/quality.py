@@ -1,0 +1,350 @@
+"""Market-data checks: every row a strategy can read is checked before it is used.
+
+A row that fails a check is *quarantined*: :class:`trimtab.data.feed.MarketData` builds its
+fields from the good rows only (as-of the last good row; Aave indices interpolated between good
+samples; a faulty funding event reads as missing, so the venue model settles it at the other
+venues' rate), and reports per tick that the series is quarantined
+(:meth:`~trimtab.data.feed.MarketData.quarantine`) so the engine neither trades it nor uses it
+for a liquidation. Everything here runs once per series at load, vectorised with numpy; the
+per-tick loop only reads the results.
+
+Checks, by series (the series name says its kind, ``data/README.md``):
+
+* every checked column: not NaN, not +-inf (``nan``, ``inf``);
+* prices (``perp``/``spot``/``dex`` bars: open, high, low, close; ``oracle`` price), gas
+  prices and Aave indices: strictly positive (``zero``, ``negative``);
+* Aave rates: not negative;
+* **cross-venue deviation** (``cross_venue``), for prices of one asset quoted by several
+  series (the ETH group is the ETH perps on Binance, Bybit and OKX, Bybit spot, the Uniswap
+  WETH/USDT pool and Aave's WETH/USD oracle). For a row available at ``a``, on the tick
+  ``t = a`` rounded up to the hour where it is first used, each price column ``x`` (a bar's
+  open, high, low, close; an oracle's price) is compared with the median of itself and the
+  same column of every *other* series of the group that has a good row no older than
+  :data:`PEER_MAX_AGE_H` at ``t`` (an oracle price stands for any column; its close for an
+  oracle's price). No look-ahead: nothing after ``t`` is read. With at least three values in
+  that median, the row is faulty when ``|x / median - 1| > max_cross_venue_deviation``. A x100 spike
+  on one venue moves the median not at all, so it is caught; a crash that every venue shares
+  is not a fault.
+* **jump** (``jump``), for prices without three such values (a token quoted by one pool, an
+  LST/ETH exchange rate, or a group whose other venues are all down): the row is faulty when
+  ``|x / last good x - 1| > max_jump``. The *last good* value is the reference, so a value
+  that stays off stays quarantined until the series comes back within the band.
+* **funding** (``funding_deviation``): a settlement whose rate differs from the median of
+  the rates other venues settled for the same asset in the same hour by more than
+  ``max_funding_deviation`` (absolute, per interval) when at least two others settled, or
+  else from this venue's last good rate by more than that; zero and negative rates are
+  ordinary funding rates.
+* **Aave indices** (``index_decrease``, ``index_jump``): a liquidity / variable-borrow index
+  never falls below its last good value, nor grows faster than ``max_index_growth_per_day``.
+* **duplicate timestamps**: rows with the same observation time are reported; the last one
+  in the file's order is used (the deterministic choice the loader always made: a later row
+  supersedes an earlier one), and it passes the checks above like any other row.
+
+Defaults never fire on the bundled data (checked in ``tests/unit/test_data_quality.py``):
+its largest cross-venue deviation is 12% (a Uniswap bar low in the 2025-02-03 crash), its
+largest single-observation move 21% (the daily ETH oracle on 2024-08-05), its largest
+cross-venue funding difference 0.11% per interval and its fastest index growth 0.06% a day.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+
+import numpy as np
+
+__all__ = ["Bands", "SeriesQuality", "REASONS", "PEER_MAX_AGE_H", "assess", "price_group"]
+
+HOUR = 3600
+
+#: A peer's close older than this (hours) at the tick is not a reference: hourly venues only.
+PEER_MAX_AGE_H = 2.0
+
+#: Reason codes of a faulty row (index = code; 0 = good).
+REASONS = ("ok", "nan", "inf", "zero", "negative", "cross_venue", "jump", "funding_deviation",
+           "index_decrease", "index_jump")
+_C = {r: k for k, r in enumerate(REASONS)}
+
+
+@dataclass(frozen=True)
+class Bands:
+    """How far a value may stray before it is a data fault (fractions unless stated).
+
+    Attributes:
+        max_cross_venue_deviation: |price / median of the asset's venues - 1|. 0.25: twice the
+            largest deviation in the bundled data (12%), far below a x100 or x0.01 error.
+        max_jump: |price / last good price - 1| for a price no other venue confirms. 0.5:
+            more than twice the largest one-observation move in the data (21%, daily ETH
+            oracle on 2024-08-05).
+        max_funding_deviation: |rate - median of the other venues' rates| per funding
+            interval (absolute). 0.005: about 5x the largest difference in the data (0.11%).
+        max_index_growth_per_day: fastest an Aave index may grow, per day. 0.01 (1% a day,
+            3700% a year): 16x the fastest growth in the data (0.06%).
+    """
+
+    max_cross_venue_deviation: float = 0.25
+    max_jump: float = 0.5
+    max_funding_deviation: float = 0.005
+    max_index_growth_per_day: float = 0.01
+
+    @classmethod
+    def of(cls, obj) -> Bands:
+        """Bands from any object with these attributes (the config's ``data_checks``), or defaults for None."""
+        if obj is None or isinstance(obj, Bands):
+            return obj or cls()
+        return cls(**{k: float(getattr(obj, k)) for k in cls.__dataclass_fields__ if getattr(obj, k, None) is not None})
+
+
+@dataclass
+class SeriesQuality:
+    """Per raw row of one series (aligned with its ``avail``).
+
+    Attributes:
+        code: int8 reason code (:data:`REASONS`; 0 = good).
+        column: int8 index of the column that failed first (into ``columns``), -1 when good.
+        ref: the reference the failing value was compared with (median, last good), NaN if none.
+        keep: rows used to build fields: good and not superseded by a later duplicate.
+        columns: the series' columns, in order.
+        duplicates: ``(ts epoch s, rows, values differ)`` per duplicated observation time.
+    """
+
+    code: np.ndarray
+    column: np.ndarray
+    ref: np.ndarray
+    keep: np.ndarray
+    columns: tuple[str, ...]
+    duplicates: list[tuple[int, int, bool]] = dc_field(default_factory=list)
+
+    @property
+    def faulty(self) -> int:
+        return int(np.count_nonzero(self.code))
+
+    def reason(self, row: int) -> str:
+        """One line for a faulty row, e.g. ``cross_venue: 3.5e+05 vs median 3512.3``."""
+        c = REASONS[int(self.code[row])]
+        ref = float(self.ref[row])
+        if c in ("nan", "inf", "zero", "negative"):
+            return c
+        what = {"cross_venue": "median of the asset's venues", "jump": "last good value",
+                "funding_deviation": "median of the other venues' rates", "index_decrease": "last good index",
+                "index_jump": "last good index"}[c]
+        return f"{c}: vs {what} {ref:.6g}"
+
+
+_BAR = ("open", "high", "low", "close")
+_QUOTES = (("USDT", "USD"), ("_USD", "USD"), ("USD", "USD"), ("WETH", "ETH"), ("_ETH", "ETH"))
+
+
+def price_group(name: str) -> str | None:
+    """The asset group of a price series, e.g. ``perp.okx.ETHUSDT`` -> ``'ETH/USD'``,
+    ``oracle.WETH_USD`` -> ``'ETH/USD'``, ``dex.uniswapv3.EIGENWETH`` -> ``'EIGEN/ETH'``;
+    ``funding.<venue>.<SYM>`` -> ``'funding:ETH'``; None for other series."""
+    kind, _, rest = name.partition(".")
+    if kind in ("perp", "spot", "dex", "funding"):
+        sym = rest.rpartition(".")[2]
+    elif kind == "oracle":
+        sym = rest
+    else:
+        return None
+    for suffix, quote in _QUOTES:
+        if sym.endswith(suffix) and len(sym) > len(suffix):
+            base = sym[: -len(suffix)].rstrip("_")
+            base = "ETH" if base == "WETH" else base
+            return f"funding:{base}" if kind == "funding" else f"{base}/{quote}"
+    return None
+
+
+def _rules(name: str, columns) -> dict[str, str]:
+    """column -> rule: 'price' (finite, > 0), 'index' (price + monotone), 'rate' (finite, >= 0),
+    'finite', 'funding'. Unlisted columns (bar volume) are not checked."""
+    kind = name.partition(".")[0]
+    if kind in ("perp", "spot", "dex"):
+        return {c: "price" for c in columns if c in _BAR}
+    if kind == "oracle":
+        return {c: "price" for c in columns}
+    if kind == "aave":
+        return {c: ("index" if c.endswith("_index") else "rate") for c in columns}
+    if kind == "funding":
+        return {c: "funding" for c in columns}
+    if kind == "gas":
+        return {c: "price" for c in columns}
+    return {c: "finite" for c in columns}
+
+
+def _first_fail(code: np.ndarray, column: np.ndarray, ref: np.ndarray, bad: np.ndarray, reason: str, col: int,
+                r: np.ndarray | float = np.nan) -> None:
+    """Record ``reason`` on rows newly ``bad`` (the first failing check of a row wins)."""
+    new = bad & (code == 0)
+    if new.any():
+        code[new] = _C[reason]
+        column[new] = col
+        ref[new] = r[new] if isinstance(r, np.ndarray) else r
+
+
+def _prev_good(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """For each row, the value of the closest earlier ``ok`` row (NaN if none)."""
+    idx = np.where(ok, np.arange(values.size), -1)
+    idx = np.maximum.accumulate(idx) if idx.size else idx
+    prev = np.empty_like(values)
+    if values.size:
+        prev[0] = np.nan
+        last = idx[:-1]
+        prev[1:] = np.where(last >= 0, values[np.maximum(last, 0)], np.nan)
+    return prev
+
+
+def _against_last_good(values: np.ndarray, avail: np.ndarray, ok: np.ndarray, test_rows: np.ndarray, fails) -> tuple[np.ndarray, np.ndarray]:
+    """(bad, reference) of rows ``test_rows`` compared with the last *good* row before them.
+
+    ``fails(x, prev, dt_days)`` is vectorised. Comparing with the previous row that passed
+    the per-value checks is exact when nothing fails; when something does, a second pass in
+    order makes a run of faulty values all compare with the last good one (load-time only)."""
+    prev = _prev_good(values, ok)
+    t_prev = _prev_good(avail.astype(np.float64), ok)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bad = test_rows & ~np.isnan(prev) & fails(values, prev, (avail - t_prev) / 86400.0)
+    if not bad.any():
+        return bad, prev
+    bad = np.zeros_like(ok)
+    ref = np.full(values.shape, np.nan)
+    last_v, last_t = np.nan, np.nan
+    for k in range(values.size):
+        if not ok[k]:
+            continue
+        if test_rows[k] and last_v == last_v:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if bool(fails(np.array([values[k]]), np.array([last_v]), np.array([(avail[k] - last_t) / 86400.0]))[0]):
+                    bad[k] = True
+                    ref[k] = last_v
+                    continue
+        last_v, last_t = values[k], float(avail[k])
+    return bad, ref
+
+
+def _asof(avail: np.ndarray, values: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: float) -> np.ndarray:
+    """Value of the latest ``ok`` row with ``at - max_age_s < avail <= at`` (NaN if none), per ``at``."""
+    a, v = avail[ok], values[ok]
+    out = np.full(at.shape, np.nan)
+    if a.size == 0:
+        return out
+    k = np.searchsorted(a, at, side="right") - 1
+    hit = (k >= 0) & (at - a[np.maximum(k, 0)] <= max_age_s)
+    out[hit] = v[k[hit]]
+    return out
+
+
+def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]:
+    """Check every row of every series (``name -> trimtab.data.feed._Series``).
+
+    Returns ``name -> SeriesQuality``. Pure: nothing is modified. See the module docstring
+    for the checks; ``bands`` defaults to :class:`Bands`.
+    """
+    bands = bands or Bands()
+    out: dict[str, SeriesQuality] = {}
+    basic: dict[str, np.ndarray] = {}      # rows passing the per-value checks
+    for name, s in series.items():
+        cols = tuple(s.values)
+        n = s.avail.size
+        code = np.zeros(n, dtype=np.int8)
+        column = np.full(n, -1, dtype=np.int8)
+        ref = np.full(n, np.nan)
+        for j, c in enumerate(cols):
+            rule = _rules(name, cols).get(c)
+            if rule is None:
+                continue
+            v = s.values[c]
+            _first_fail(code, column, ref, np.isnan(v), "nan", j)
+            _first_fail(code, column, ref, np.isinf(v), "inf", j)
+            if rule in ("price", "index"):
+                _first_fail(code, column, ref, v == 0, "zero", j)
+                _first_fail(code, column, ref, v < 0, "negative", j)
+            elif rule == "rate":
+                _first_fail(code, column, ref, v < 0, "negative", j)
+        keep = np.ones(n, dtype=bool)
+        dups: list[tuple[int, int, bool]] = []
+        ts = getattr(s, "ts", None)
+        if ts is not None and ts.size > 1:
+            order = np.argsort(ts, kind="stable")
+            st = ts[order]
+            same = np.nonzero(st[1:] == st[:-1])[0]
+            if same.size:
+                keep[order[same]] = False           # superseded by the next row with the same time
+                for t in np.unique(st[same + 1]):
+                    rows = order[st == t]
+                    differ = any(not np.array_equal(s.values[c][rows], s.values[c][rows[:1]].repeat(rows.size), equal_nan=True)
+                                 for c in cols)
+                    dups.append((int(t), int(rows.size), bool(differ)))
+        out[name] = SeriesQuality(code, column, ref, keep, cols, dups)
+        basic[name] = (code == 0) & keep
+
+    # Cross-venue and jump checks need the per-value results of every series of the group.
+    groups: dict[str, list[str]] = {}
+    for name in series:
+        g = price_group(name)
+        if g is not None:
+            groups.setdefault(g, []).append(name)
+    for name, s in series.items():
+        q = out[name]
+        if s.avail.size == 0:
+            continue
+        rules = _rules(name, q.columns)
+        g = price_group(name)
+        peers = [p for p in groups.get(g, []) if p != name]
+        tick = -(-s.avail // HOUR) * HOUR                      # the tick that first uses the row
+        ok = basic[name].copy()
+        if g is not None and g.startswith("funding:"):
+            c = q.columns.index("rate") if "rate" in q.columns else 0
+            v = s.values[q.columns[c]]
+            others = np.array([_asof(series[p].avail, series[p].values["rate"], basic[p], tick, HOUR - 1)
+                               for p in peers if "rate" in series[p].values]) if peers else np.empty((0, tick.size))
+            cnt = np.sum(~np.isnan(others), axis=0) if others.size else np.zeros(tick.size, dtype=int)
+            with np.errstate(all="ignore"):
+                med = np.nanmedian(np.where(cnt >= 2, others, 0.0), axis=0) if others.size else np.full(tick.size, np.nan)
+            bad = ok & (cnt >= 2) & (np.abs(v - med) > bands.max_funding_deviation)
+            _first_fail(q.code, q.column, q.ref, bad, "funding_deviation", c, med)
+            ok = basic[name] & (q.code == 0)
+            bad, r = _against_last_good(v, s.avail, ok, cnt < 2, lambda x, p, d: np.abs(x - p) > bands.max_funding_deviation)
+            _first_fail(q.code, q.column, q.ref, bad, "funding_deviation", c, r)
+            continue
+        price_cols = [j for j, c in enumerate(q.columns) if rules.get(c) == "price"]
+        if price_cols and g is not None:
+            confirmed = np.ones(s.avail.size, dtype=bool)
+            for j in price_cols:
+                col = q.columns[j]
+                x = s.values[col]
+                vals = [np.where(ok, x, np.nan)]
+                for p in peers:      # the same column of the other venues (an oracle's price for any)
+                    ps = series[p]
+                    pc = col if col in ps.values else ("price" if "price" in ps.values else "close" if col == "price" else None)
+                    if pc in ps.values:
+                        vals.append(_asof(ps.avail, ps.values[pc], basic[p], tick, PEER_MAX_AGE_H * HOUR))
+                stack = np.array(vals)
+                cnt = np.sum(~np.isnan(stack), axis=0)
+                with np.errstate(all="ignore"):
+                    med = np.nanmedian(np.where(cnt >= 3, stack, 1.0), axis=0)
+                confirmed &= cnt >= 3
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    bad = ok & (cnt >= 3) & (np.abs(x / med - 1.0) > bands.max_cross_venue_deviation)
+                _first_fail(q.code, q.column, q.ref, bad, "cross_venue", j, med)
+            unconfirmed = ~confirmed
+        else:
+            unconfirmed = np.ones(s.avail.size, dtype=bool)
+        ok = basic[name] & (q.code == 0)
+        if price_cols and name.partition(".")[0] != "gas":      # gas prices jump 100x for real
+            for j in price_cols:
+                x = s.values[q.columns[j]]
+                bad, r = _against_last_good(x, s.avail, ok, unconfirmed,
+                                            lambda v, p, d: np.abs(v / p - 1.0) > bands.max_jump)
+                _first_fail(q.code, q.column, q.ref, bad, "jump", j, r)
+        for j, c in enumerate(q.columns):
+            if rules.get(c) != "index":
+                continue
+            ok = basic[name] & (q.code == 0)
+            x = s.values[c]
+            # One pass for both, so a row after a spike is compared with the last good index.
+            bad, r = _against_last_good(x, s.avail, ok, np.ones_like(ok), lambda v, p, d: (v < p) | (
+                (v / p) ** (1.0 / np.maximum(d, 1.0 / 24)) - 1.0 > bands.max_index_growth_per_day))
+            with np.errstate(invalid="ignore"):
+                _first_fail(q.code, q.column, q.ref, bad & (x < r), "index_decrease", j, r)
+            _first_fail(q.code, q.column, q.ref, bad, "index_jump", j, r)
+    for q in out.values():
+        q.keep &= q.code == 0
+    return out
