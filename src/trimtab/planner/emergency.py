@@ -22,6 +22,10 @@ X = (m n - q) / (1 - c + m).
 For the health factor (``ltv_critical``): below ``hf_reduce`` each leveraged leg is
 deleveraged to ``target_ltv`` (the emergency action overrides it with ``emergency_ltv``) at
 constant equity, least efficient debt first (:func:`debt_repayment_order`).
+
+For ``imbalance`` both legs go back to the target split (:func:`~.targets.compute_targets`);
+any CEX account that split would leave under :func:`margin_floor` (maintenance margin plus
+:data:`MARGIN_FLOOR_BUFFER`) is then funded from the same ``sources`` up to that floor.
 """
 from __future__ import annotations
 
@@ -39,6 +43,17 @@ def px_venue_model(strategy: Strategy, px: Pricing, t: LeveragedStakeTarget) -> 
     return strategy.venues[px.info[t.collateral].venue].model
 
 MIN_USD = 25.0
+# Margin-ratio headroom an emergency target keeps above a venue's maintenance margin. The
+# maintenance figure is the venue YAML's ``perp.maintenance_margin`` (0.10 for binance, bybit
+# and okx, from data/static.json ``cex_margin.<venue>.maintenance_margin_requirement``); 0.05
+# on top gives 0.15, the same file's ``margin_call_threshold``.
+MARGIN_FLOOR_BUFFER = 0.05
+
+
+def margin_floor(strategy: Strategy, venue: str) -> float:
+    """Lowest margin ratio (equity / notional) an emergency target may leave on ``venue``:
+    its maintenance margin (venue YAML) plus :data:`MARGIN_FLOOR_BUFFER`."""
+    return strategy.venues[venue].perp.maintenance_margin + MARGIN_FLOOR_BUFFER
 
 
 def debt_repayment_order(debts: dict[str, float], funded_apr: dict[str, float], borrow_apr: dict[str, float]) -> list[str]:
@@ -120,6 +135,92 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                         tg.positions[k] += cut
                         eth_units -= cut
 
+    def fund(venue: str, m_to: float) -> None:
+        """Raise ``venue``'s margin ratio to ``m_to`` from the protocol's ``sources``, in order."""
+        nonlocal wallet_usdt
+        for src in protocol.sources:
+            q, n = account(venue)
+            need = m_to * n - q
+            if need <= MIN_USD:
+                break
+            if src == "wallet":
+                take = min(need, wallet_usdt)
+                if take > MIN_USD:
+                    tg.margin[venue] += take
+                    wallet_usdt -= take
+                    notes.append(f"  wallet: deposit {take:,.2f} USDT idle in the wallet to {venue}")
+                else:
+                    notes.append("  wallet: no idle USDT")
+            elif src in ("lending_withdrawal", "unstake"):
+                for t in levs + (stakes if src == "unstake" else []):
+                    q, n = account(venue)
+                    if m_to * n - q <= MIN_USD:
+                        break
+                    asset = t.lst
+                    rate = px.eth_rate(asset)
+                    c = conv_cost(asset, m_to * n - q)
+                    x = (m_to * n - q) / (1 - c + m_to)
+                    if isinstance(t, StakeTarget):
+                        key = f"wallet:BaseToken:{asset}"
+                        room = tg.positions.get(key, 0.0) * rate * eth
+                        x = min(x, room)
+                        tg.positions[key] = tg.positions.get(key, 0.0) - x / (rate * eth)
+                        how = f"sell {x / (rate * eth):.4f} {asset}"
+                    else:
+                        coll_usd = tg.positions[t.collateral] * rate * eth
+                        debt_usd = tg.positions[t.debt] * eth
+                        lt = _lt(strategy, px, t)
+                        if src == "lending_withdrawal":
+                            room = max(coll_usd - hf_floor * debt_usd / lt, 0.0) if debt_usd > 0 else coll_usd
+                            x = min(x, room)
+                            tg.positions[t.collateral] -= x / (rate * eth)
+                            how = (f"withdraw {x / (rate * eth):.4f} {asset} collateral (health factor stays >= {hf_floor})"
+                                   if x > MIN_USD else f"no collateral can leave with health factor >= {hf_floor}")
+                        else:
+                            ltv = debt_usd / coll_usd if coll_usd > 0 else 0.0
+                            x = min(x, 0.95 * (coll_usd - debt_usd))
+                            tg.positions[t.collateral] -= x / (1 - ltv) / (rate * eth)
+                            tg.positions[t.debt] -= x * ltv / (1 - ltv) / eth
+                            how = f"unwind {x / (1 - ltv) / (rate * eth):.4f} {asset} at LTV {ltv:.4f} (flash-loan bundle)"
+                    if x > MIN_USD:
+                        # Price the route and hold it to the transfer limits (seed 000 safety checks).
+                        kind_from = "lst" if isinstance(t, StakeTarget) else px_venue_model(strategy, px, t)
+                        route = route_for(routes, kind_from, "cex_perp")
+                        cost = transfer_cost(route, x, sim, source_yield_apr=0.0, cex=venue)
+                        problems = check_transfer(cost, params)
+                        hi = params.get("max_transfer_usd", float("inf"))
+                        if x > hi:
+                            x = hi
+                            notes.append(f"  {src}: capped at max_transfer_usd {hi:,.0f}")
+                        elif problems:
+                            notes.append(f"  {src}: skipped: {'; '.join(problems)}")
+                            continue
+                        shrink_short(venue, x / eth)
+                        tg.margin[venue] += x * (1 - c)
+                        notes.append(f"  {src}: {how}; {x:,.2f} USD to {venue} as {route.asset} via "
+                                     f"{' -> '.join(route.via)} (cost {cost.total_usd:,.2f} USD = {cost.cost_bps:.0f} bps, "
+                                     f"{cost.latency_s / 60:.0f} min in transit); short cut by {x / eth:.4f} ETH to stay delta neutral")
+                    else:
+                        notes.append(f"  {src}: {how if src == 'lending_withdrawal' else 'nothing left to unwind'}")
+            elif src == "reduce_position":
+                q, n = account(venue)
+                cut_usd = n - q / m_to
+                if cut_usd > MIN_USD:
+                    shrink_short(venue, cut_usd / eth)
+                    for t in levs:
+                        rate = px.eth_rate(t.lst)
+                        coll_usd = tg.positions[t.collateral] * rate * eth
+                        debt_usd = tg.positions[t.debt] * eth
+                        ltv = debt_usd / coll_usd if coll_usd > 0 else 0.0
+                        tg.positions[t.collateral] -= cut_usd / (1 - ltv) / (rate * eth)
+                        tg.positions[t.debt] -= cut_usd * ltv / (1 - ltv) / eth
+                        break
+                    notes.append(f"  reduce_position: buy back {cut_usd / eth:.4f} ETH of short on {venue} and unwind "
+                                 f"the same delta on-chain (last resort)")
+        q, n = account(venue)
+        if n > 0 and q / n < m_to * (1 - 1e-6):
+            notes.append(f"  {venue}: sources exhausted at margin ratio {q / n:.4f}")
+
     for kind in protocol.order:
         if kind == "margin_critical":
             venues = sorted({px.info[leg.instrument].venue for t in hedges for leg in t.legs})
@@ -134,88 +235,7 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                 notes.append(f"margin_critical: {venue} margin ratio {ratio:.4f} < {leave} (emergency leave); "
                              f"restoring {m_restore} needs {need:,.2f} USDT")
                 acted = True
-                for src in protocol.sources:
-                    q, n = account(venue)
-                    need = m_restore * n - q
-                    if need <= MIN_USD:
-                        break
-                    if src == "wallet":
-                        take = min(need, wallet_usdt)
-                        if take > MIN_USD:
-                            tg.margin[venue] += take
-                            wallet_usdt -= take
-                            notes.append(f"  wallet: deposit {take:,.2f} USDT idle in the wallet to {venue}")
-                        else:
-                            notes.append("  wallet: no idle USDT")
-                    elif src in ("lending_withdrawal", "unstake"):
-                        for t in levs + (stakes if src == "unstake" else []):
-                            q, n = account(venue)
-                            if m_restore * n - q <= MIN_USD:
-                                break
-                            asset = t.lst
-                            rate = px.eth_rate(asset)
-                            c = conv_cost(asset, m_restore * n - q)
-                            x = (m_restore * n - q) / (1 - c + m_restore)
-                            if isinstance(t, StakeTarget):
-                                key = f"wallet:BaseToken:{asset}"
-                                room = tg.positions.get(key, 0.0) * rate * eth
-                                x = min(x, room)
-                                tg.positions[key] = tg.positions.get(key, 0.0) - x / (rate * eth)
-                                how = f"sell {x / (rate * eth):.4f} {asset}"
-                            else:
-                                coll_usd = tg.positions[t.collateral] * rate * eth
-                                debt_usd = tg.positions[t.debt] * eth
-                                lt = _lt(strategy, px, t)
-                                if src == "lending_withdrawal":
-                                    room = max(coll_usd - hf_floor * debt_usd / lt, 0.0) if debt_usd > 0 else coll_usd
-                                    x = min(x, room)
-                                    tg.positions[t.collateral] -= x / (rate * eth)
-                                    how = (f"withdraw {x / (rate * eth):.4f} {asset} collateral (health factor stays >= {hf_floor})"
-                                           if x > MIN_USD else f"no collateral can leave with health factor >= {hf_floor}")
-                                else:
-                                    ltv = debt_usd / coll_usd if coll_usd > 0 else 0.0
-                                    x = min(x, 0.95 * (coll_usd - debt_usd))
-                                    tg.positions[t.collateral] -= x / (1 - ltv) / (rate * eth)
-                                    tg.positions[t.debt] -= x * ltv / (1 - ltv) / eth
-                                    how = f"unwind {x / (1 - ltv) / (rate * eth):.4f} {asset} at LTV {ltv:.4f} (flash-loan bundle)"
-                            if x > MIN_USD:
-                                # Price the route and hold it to the transfer limits (seed 000 safety checks).
-                                kind_from = "lst" if isinstance(t, StakeTarget) else px_venue_model(strategy, px, t)
-                                route = route_for(routes, kind_from, "cex_perp")
-                                cost = transfer_cost(route, x, sim, source_yield_apr=0.0, cex=venue)
-                                problems = check_transfer(cost, params)
-                                hi = params.get("max_transfer_usd", float("inf"))
-                                if x > hi:
-                                    x = hi
-                                    notes.append(f"  {src}: capped at max_transfer_usd {hi:,.0f}")
-                                elif problems:
-                                    notes.append(f"  {src}: skipped: {'; '.join(problems)}")
-                                    continue
-                                shrink_short(venue, x / eth)
-                                tg.margin[venue] += x * (1 - c)
-                                notes.append(f"  {src}: {how}; {x:,.2f} USD to {venue} as {route.asset} via "
-                                             f"{' -> '.join(route.via)} (cost {cost.total_usd:,.2f} USD = {cost.cost_bps:.0f} bps, "
-                                             f"{cost.latency_s / 60:.0f} min in transit); short cut by {x / eth:.4f} ETH to stay delta neutral")
-                            else:
-                                notes.append(f"  {src}: {how if src == 'lending_withdrawal' else 'nothing left to unwind'}")
-                    elif src == "reduce_position":
-                        q, n = account(venue)
-                        cut_usd = n - q / m_restore
-                        if cut_usd > MIN_USD:
-                            shrink_short(venue, cut_usd / eth)
-                            for t in levs:
-                                rate = px.eth_rate(t.lst)
-                                coll_usd = tg.positions[t.collateral] * rate * eth
-                                debt_usd = tg.positions[t.debt] * eth
-                                ltv = debt_usd / coll_usd if coll_usd > 0 else 0.0
-                                tg.positions[t.collateral] -= cut_usd / (1 - ltv) / (rate * eth)
-                                tg.positions[t.debt] -= cut_usd * ltv / (1 - ltv) / eth
-                                break
-                            notes.append(f"  reduce_position: buy back {cut_usd / eth:.4f} ETH of short on {venue} and unwind "
-                                         f"the same delta on-chain (last resort)")
-                q, n = account(venue)
-                if n > 0 and q / n < m_restore * (1 - 1e-6):
-                    notes.append(f"  {venue}: sources exhausted at margin ratio {q / n:.4f}")
+                fund(venue, m_restore)
         elif kind == "ltv_critical":
             hf_reduce = params.get("hf_reduce", hf_floor)
             order = _leveraged_by_efficiency(levs, px)
@@ -243,6 +263,20 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                 tg = compute_targets(strategy, params, px, sim, book, equity)
                 notes.append("imbalance: CEX share of equity is off target; rebalance both legs to the target split")
                 acted = True
+                # Why: the target split margins the hedge at allocation / hedged notional
+                # ((1 - s) / s for stake s: 0.185 at s = 0.84375), and a leg on a stale venue
+                # keeps its equity (nothing can be withdrawn from it) though that equity is
+                # charged to the margin budget, so the live legs can end up below maintenance
+                # (binance 0.0998 with a stale OKX holding 0.45). Hold every account at
+                # maintenance + buffer, funded from the protocol's sources in order (delta kept).
+                wallet_usdt = 0.0  # the rebalance already deploys idle wallet USDT
+                for venue in sorted({px.info[leg.instrument].venue for t in hedges for leg in t.legs}):
+                    q, n = account(venue)
+                    floor = margin_floor(strategy, venue)
+                    if n > 0 and q / n < floor:
+                        notes.append(f"  {venue}: the target split leaves margin ratio {q / n:.4f} < {floor:.2f} "
+                                     f"(maintenance + {MARGIN_FLOOR_BUFFER}); topping up")
+                        fund(venue, floor)
     if not acted:
         notes.append("no problem the protocol handles is present; holding positions")
     return tg, notes
