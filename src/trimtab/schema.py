@@ -1,8 +1,9 @@
-"""JSON Schemas of trimtab's YAML, generated from the pydantic models.
+"""JSON Schemas of trimtab's YAML and run summary, generated from the pydantic models.
 
 ``trimtab schema --out schema/`` writes one file per kind (``config``, ``machine``, ``rules``,
-``venue``, ``ruletest``) as ``schema/<kind>.schema.json``. Shipped YAML starts with the header
-editors with the YAML language server use to pick the schema up::
+``venue``, ``ruletest``, and ``summary``: the run summary of ``trimtab run --json`` and
+``summary.json``, from :mod:`trimtab.summary`) as ``schema/<kind>.schema.json``. Shipped YAML
+starts with the header editors with the YAML language server use to pick the schema up::
 
     # yaml-language-server: $schema=../schema/config.schema.json
 
@@ -27,6 +28,7 @@ _TITLES = {
     "rules": "trimtab rule file (rules/*.yaml)",
     "venue": "trimtab venue catalog entry (venues/*.yaml)",
     "ruletest": "trimtab rule test fixtures (tests/rules/*.yaml, run by `trimtab test`)",
+    "summary": "trimtab run summary (`trimtab run --json`, <run>/summary.json), every run kind",
 }
 
 
@@ -47,6 +49,12 @@ def schema(kind: str) -> dict:
     portfolio of strategies (:class:`~trimtab.config.models.PortfolioConfig`), any other a
     strategy (:class:`~trimtab.config.models.StrategyConfig`), chosen with ``if``/``then``/``else``
     so a strategy config's errors keep their own paths."""
+    if kind == "summary":
+        from .summary import json_schema
+
+        out = {"$schema": DRAFT, "$id": "summary.schema.json", "title": _TITLES[kind]}
+        out.update(json_schema())
+        return out
     model = _models()[kind]
     s = model.model_json_schema(mode="validation")
     out = {"$schema": DRAFT, "$id": f"{kind}.schema.json", "title": _TITLES[kind]}

@@ -498,10 +498,10 @@ def explain(
 
 @app.command()
 def schema(
-    kind: Optional[str] = typer.Argument(None, metavar="[KIND]", help="config, machine, rules, venue or ruletest (default: all)."),
+    kind: Optional[str] = typer.Argument(None, metavar="[KIND]", help="config, machine, rules, venue, ruletest or summary (default: all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write <kind>.schema.json files into this folder instead of printing."),
 ) -> None:
-    """JSON Schemas of trimtab's YAML, generated from the models (for editors and CI)."""
+    """JSON Schemas of trimtab's YAML and of the run summary, generated from the models (for editors and CI)."""
     from ..schema import KINDS, render, schema as get_schema, write_schemas
 
     from .preflight import check_out_dir

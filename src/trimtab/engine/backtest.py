@@ -504,7 +504,11 @@ class Engine:
                                        "values_differ": differ} for t, k, differ in dups]
             if note:
                 data_notes.append({"series": s, **note})
+        # Shared keys first (trimtab.summary, schema/summary.schema.json); a basket run's caller
+        # (trimtab.portfolio.drift) sets kind "drift_basket" and adds its drift block.
         summary = {
+            "kind": "strategy",
+            "name": strategy.name,
             "mode": strategy.name,
             "share_class": strategy.config.share_class,
             "start": iso[0],

@@ -275,8 +275,8 @@ def run_drift(strategy, start=None, end=None, capital: float | None = None, out:
             owned for the run's life; an existing run is replaced only with ``overwrite``).
 
     Returns:
-        The engine's :class:`RunResult` whose summary has a ``drift`` section (see
-        :meth:`DriftTracker.summary`); summary.json and the journal's ``summary`` carry it too.
+        The engine's :class:`RunResult` whose summary has ``kind: drift_basket`` and a ``drift``
+        section (see :meth:`DriftTracker.summary` and :class:`trimtab.summary.DriftBasketSummary`); summary.json and the journal's ``summary`` carry it too.
 
     Raises:
         DataError: a window outside the data; ValueError: not a basket strategy; RunError: a bad
@@ -298,6 +298,7 @@ def run_drift(strategy, start=None, end=None, capital: float | None = None, out:
                 progress(i + 1, n)
         drift = tracker.summary(metrics)
         result = engine.finish()
+        result.summary["kind"] = "drift_basket"
         result.summary["drift"] = drift
         write_summary(result.run_dir, result.summary)
         return result

@@ -626,6 +626,7 @@ class PortfolioRunner:
             res = s.engine.finish()
             sm = res.summary
             if drift is not None:
+                sm["kind"] = "drift_basket"
                 sm["drift"] = drift
                 write_summary(res.run_dir, sm)
             pnl = sm["final_equity"] - s.capital - sm["net_flows"]
@@ -656,9 +657,13 @@ class PortfolioRunner:
         hist.update(pending)
         history = [hist[k] for k in sorted(hist)]
         summary = {
-            "kind": "portfolio", "portfolio": self.p.name, "share_class": self.cfg.share_class, "start": self.iso[0], "end": self.iso[last - 1],
-            "ticks": last, "initial_equity": self.capital, "final_equity": float(equity.iloc[-1]), "pnl": port_pnl,
+            "kind": "portfolio", "name": self.p.name, "portfolio": self.p.name, "share_class": self.cfg.share_class,
+            "start": self.iso[0], "end": self.iso[last - 1],
+            "ticks": last, "initial_equity": self.capital, "final_equity": float(equity.iloc[-1]),
+            "net_flows": 0.0,   # the sleeves' payouts and deposits stay inside the portfolio (its cash)
+            "pnl": port_pnl,
             "final_cash": self.cash, "apy": perf["apy"], "apr": perf["apr"], "max_drawdown": perf["max_drawdown"], "sharpe": perf["sharpe"],
+            "final_nav": float(equity.iloc[-1]) / self.capital if self.capital else float("nan"),
             "allocation": self.cfg.allocation.model_dump(), "limits": self.cfg.limits.model_dump(), "parameters": self.params,
             "final_state": self.machine.state, "final_metrics": final_metrics,
             "sleeves": sleeves_out,
@@ -680,6 +685,10 @@ class PortfolioRunner:
             "transitions": self.transitions,
             "run_dir": str(self.run_dir),
         }
+        rec = summary["reconciliation"]
+        # Shared keys of every run kind (trimtab.summary): the largest mismatch, and the fills check.
+        summary["reconciliation_error"] = max(abs(rec["pnl_minus_sleeve_pnl"]), abs(rec["attribution_minus_pnl"]), max_err)
+        summary["positions_match_fills"] = fills_ok
         summary["reconciliation"]["ok"] = bool(abs(summary["reconciliation"]["pnl_minus_sleeve_pnl"]) <= 1e-9 * self.capital
                                                and abs(summary["reconciliation"]["attribution_minus_pnl"]) <= 1e-6 * self.capital
                                                and fills_ok)
