@@ -25,13 +25,16 @@ import re
 import socket
 import sqlite3
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from filelock import FileLock, Timeout
 
 from .errors import TrimtabError
+
+T = TypeVar("T")
 
 #: A run id: a letter or digit, then letters, digits, ``.``, ``_``, ``-``; 1 to 128 characters.
 #: One path component by construction (no ``/``, ``\\``, no leading ``.``, so never ``..``).
@@ -80,6 +83,18 @@ def safe_name(text: str, limit: int = 64) -> str:
     out = re.sub(r"\.{2,}", "_", re.sub(r"[^A-Za-z0-9._-]", "_", str(text)))[:limit]
     out = out.lstrip("._-")
     return out or "run"
+
+
+def unique_run_id(out: Path | str, name: str, start, end, prefix: str = "") -> str:
+    """A generated run id ``{prefix}{name}-{start:%Y%m%d}-{end:%Y%m%d}-{now}`` (``name`` through
+    :func:`safe_name`) that names no existing directory under ``out``: two runs started in the
+    same second get -2, -3, ... (:func:`claim` takes the next one if another process claims it first)."""
+    base = f"{prefix}{safe_name(name)}-{start:%Y%m%d}-{end:%Y%m%d}-{time.strftime('%Y%m%dT%H%M%S')}"
+    run_id, k = base, 1
+    while (Path(out) / run_id).exists():
+        k += 1
+        run_id = f"{base}-{k}"
+    return run_id
 
 
 def check_run_id(run_id: str, flag: str = "--run-id") -> str:
@@ -151,6 +166,15 @@ class RunClaim:
                 (self.run_dir / OWNER_FILE).unlink(missing_ok=True)
         finally:
             self._lock.release(force=True)
+
+    def build(self, make: Callable[[], T]) -> T:
+        """``make()`` for the owner of this claim; the claim is released if it raises, so a run
+        that fails to start never keeps its directory locked."""
+        try:
+            return make()
+        except BaseException:
+            self.release()
+            raise
 
     def __enter__(self) -> "RunClaim":
         return self

@@ -134,16 +134,11 @@ def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -
 
 
 def new_run_id(strategy: Strategy, start, end, out: Path | str, prefix: str = "") -> str:
-    """A run id that names no existing directory: two runs started in the same second get -2, -3, ...
-    (:func:`trimtab.runs.claim` takes the next one if another process claims it first)."""
-    from ..runs import safe_name
+    """A run id for ``strategy`` over ``start..end`` that names no existing directory under
+    ``out`` (:func:`trimtab.runs.unique_run_id`)."""
+    from ..runs import unique_run_id
 
-    base = f"{prefix}{safe_name(strategy.name)}-{start:%Y%m%d}-{end:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
-    run_id, k = base, 1
-    while (Path(out) / run_id).exists():
-        k += 1
-        run_id = f"{base}-{k}"
-    return run_id
+    return unique_run_id(out, strategy.name, start, end, prefix)
 
 
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",

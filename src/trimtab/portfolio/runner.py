@@ -197,28 +197,13 @@ class PortfolioRunner:
             RunError: a bad run id, a run id that exists (resume it instead), a run owned by
             another process.
         """
-        import time as _time
-
-        from ..runs import claim, safe_name
+        from ..runs import claim, unique_run_id
 
         portfolio = config if isinstance(config, Portfolio) else load_portfolio(config)
         data = data or load_market_data()
         s0, s1 = portfolio_window(portfolio, data, start, end)
-
-        def new_id() -> str:
-            base = f"{safe_name(portfolio.name)}-{s0:%Y%m%d}-{s1:%Y%m%d}-{_time.strftime('%Y%m%dT%H%M%S')}"
-            rid, k = base, 1
-            while (Path(out) / rid).exists():
-                k += 1
-                rid = f"{base}-{k}"
-            return rid
-
-        owned = claim(out, run_id, new_id=new_id)
-        try:
-            runner = cls(portfolio, data, owned.run_dir, s0, s1, capital)
-        except BaseException:
-            owned.release()
-            raise
+        owned = claim(out, run_id, new_id=lambda: unique_run_id(out, portfolio.name, s0, s1))
+        runner = owned.build(lambda: cls(portfolio, data, owned.run_dir, s0, s1, capital))
         runner.owned = owned
         return runner
 
@@ -238,11 +223,7 @@ class PortfolioRunner:
         if not path.exists():
             raise PortfolioError(f"no portfolio run at {run_dir}")
         owned = claim_dir(run_dir, resume=True)
-        try:
-            runner = cls._resume(run_dir, path, data)
-        except BaseException:
-            owned.release()
-            raise
+        runner = owned.build(lambda: cls._resume(run_dir, path, data))
         runner.owned = owned
         return runner
 
