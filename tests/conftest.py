@@ -14,6 +14,15 @@ MODES = ["pure_lending_usdt", "btc_basis", "eth_basis", "eth_staking_only", "eth
          "ml_btc_directional_usdt_margin", "ml_usdt_directional_usdt_margin"]
 
 
+def rows(db_path, q: str) -> list[tuple]:
+    """Every row of query ``q`` on the SQLite file ``db_path`` (a run's journal), connection closed after."""
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute(q).fetchall()
+    finally:
+        db.close()
+
+
 @pytest.fixture(scope="session")
 def market():
     from trimtab.data.feed import load_market_data

@@ -15,6 +15,7 @@ import pytest
 
 from trimtab.engine.backtest import run_backtest
 from trimtab.live.runner import run_live
+from conftest import rows  # noqa: E402  (one SQLite read helper for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = "configs/usdt_eth_staking_hedged_leveraged.yaml"
@@ -22,14 +23,6 @@ FLAGSHIP = "configs/usdt_eth_staking_hedged_leveraged.yaml"
 
 def cli(*args, timeout=600, **kw):
     return subprocess.run([sys.executable, "-m", "trimtab.cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def rows(db_path, q):
-    db = sqlite3.connect(db_path)
-    try:
-        return db.execute(q).fetchall()
-    finally:
-        db.close()
 
 
 DECISIONS = "SELECT tick, source, dest, trigger, plan_id, rules FROM decisions ORDER BY tick"

@@ -34,6 +34,7 @@ from trimtab.engine.market import series_of  # noqa: E402
 from trimtab.live.adapters.recorded import RecordedProvider, RecordedSession  # noqa: E402
 from trimtab.live.runner import request_stop, run_live  # noqa: E402
 from trimtab.live.sources import load_sources  # noqa: E402
+from conftest import rows  # noqa: E402  (one SQLite read helper for the tests)
 
 START, END = "2024-08-04T00:00", "2024-08-06T00:00"
 T0, T1 = int(pd.Timestamp(START, tz="UTC").timestamp()), int(pd.Timestamp(END, tz="UTC").timestamp())
@@ -41,14 +42,6 @@ DECISIONS = "SELECT tick, time, source, dest, trigger, plan_id, rules FROM decis
 PLANS = "SELECT plan_id, tick, plan FROM plans ORDER BY tick, plan_id"
 FILLS = "SELECT fill_id, tick, plan_id, step_id, operation, category, price, price_field, legs FROM fills ORDER BY fill_id"
 METRICS = "SELECT tick, time, state, equity, data FROM metrics ORDER BY tick"
-
-
-def rows(path, q):
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(q).fetchall()
-    finally:
-        db.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from trimtab.engine.backtest import run_backtest
 from trimtab.live.runner import run_live
 from trimtab.portfolio.runner import PortfolioRunner
 from trimtab.runs import RunError, check_run_id, claim_dir, holder
+from conftest import rows  # noqa: E402  (one SQLite read helper for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 LENDING = "configs/pure_lending_usdt.yaml"
@@ -38,14 +39,6 @@ def start_live(out: Path, run_id: str, *extra, speed="3600") -> subprocess.Popen
     return subprocess.Popen([sys.executable, "-m", "trimtab.cli.main", "run", LENDING, "--live", "--replay", *WINDOW,
                              "--out", str(out), "--run-id", run_id, "--speed", speed, "--json", *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def rows(db_path, q):
-    db = sqlite3.connect(db_path)
-    try:
-        return db.execute(q).fetchall()
-    finally:
-        db.close()
 
 
 def checkpoint(run_dir: Path):
