@@ -15,7 +15,8 @@ import pandas as pd
 
 from .config.load import load_strategy
 from .data.feed import MarketData, load_market_data
-from .engine.backtest import default_window, new_run_id, run_backtest
+from .engine.backtest import run_backtest
+from .engine.window import default_window, new_run_id
 from .timeutil import utc
 
 

@@ -4,7 +4,7 @@ Every summary has the shared keys of :class:`SummaryBase`; ``kind`` says which r
 and which kind-specific keys come with it:
 
 * ``"strategy"`` -- one strategy (:class:`StrategySummary`, from
-  :meth:`trimtab.engine.backtest.Engine.finish`);
+  :meth:`trimtab.engine.kernel.Engine.finish`);
 * ``"drift_basket"`` -- a ``token_weights`` basket (:class:`DriftBasketSummary`: a strategy
   summary plus the ``drift`` block of :meth:`trimtab.portfolio.drift.DriftTracker.summary`);
 * ``"portfolio"`` -- a portfolio of strategies (:class:`PortfolioSummary`, from

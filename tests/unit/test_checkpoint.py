@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from trimtab.engine import checkpoint as C
-from trimtab.engine.backtest import Engine, run_backtest
+from trimtab.engine.backtest import run_backtest
+from trimtab.engine.kernel import Engine
 from trimtab.errors import TrimtabError
 
 START, END = "2024-07-28", "2024-08-08"

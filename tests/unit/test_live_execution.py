@@ -398,7 +398,7 @@ def test_bundle_is_one_transaction_built_from_what_the_simulation_moved(env, tmp
 
 def test_enable_execution_on_resume_reconciles_and_halts_on_a_mismatch(market, tmp_path, env):
     from trimtab.config.load import load_strategy
-    from trimtab.engine.backtest import Engine
+    from trimtab.engine.kernel import Engine
     from trimtab.live.connect import enable_execution
 
     strategy = load_strategy(Path(__file__).resolve().parents[2] / "configs" / "pure_lending_usdt.yaml")

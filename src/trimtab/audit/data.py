@@ -1,6 +1,6 @@
 """Data findings: the series a strategy needs, against the bundled data and the window.
 
-The series come from :func:`trimtab.engine.backtest.required_series` (what the engine itself
+The series come from :func:`trimtab.engine.window.required_series` (what the engine itself
 refuses to run without, and the perp series it trades around when stale):
 
 * ``data-missing``: a required series is not in the bundle, or does not cover the window (or
@@ -38,7 +38,7 @@ def bundle_series() -> set[str]:
 
 def needed_series(ctx: Context) -> tuple[set[str], set[str]]:
     """(required, optional) series of the strategy, as the engine defines them."""
-    from ..engine.backtest import required_series
+    from ..engine.window import required_series
 
     return required_series(ctx.s)
 
@@ -71,7 +71,7 @@ def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[pd.Timesta
     """The window to check: the given one, else the engine's default window for the strategy
     (None, with a ``data-missing`` finding, if the series have no common window)."""
     from ..data.feed import DataError
-    from ..engine.backtest import default_window
+    from ..engine.window import default_window
 
     def utc(x):
         t = pd.Timestamp(x)

@@ -149,7 +149,7 @@ def run(
             data = load_market_data()
         on_bundle = not live or replay  # a run on the live feed is not checked against the bundle's coverage
         if on_bundle:
-            from ..engine.backtest import resolve_window
+            from ..engine.window import resolve_window
 
             window = resolve_window(strategy, data, t0, t1)  # a window outside the data: one DataError line
             check_flows_window(flows, *window)

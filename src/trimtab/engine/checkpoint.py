@@ -4,7 +4,7 @@ A checkpoint is UTF-8 JSON text (stdlib :mod:`json`, so floats round-trip exactl
 
     {"format": "trimtab-checkpoint", "version": 1, "kind": "engine" | "portfolio", "state": {...}}
 
-``state`` is :meth:`trimtab.engine.backtest.Engine.state` (kind ``engine``) or the portfolio
+``state`` is :meth:`trimtab.engine.kernel.Engine.state` (kind ``engine``) or the portfolio
 runner's ``{"portfolio": ..., "sleeves": {id: {"engine": ..., "tracker": ...}}}`` (kind
 ``portfolio``). Decoding never runs code: the text is parsed as JSON and checked against the
 pydantic models below (strict types, no unknown fields), and anything else -- serialised Python
@@ -183,7 +183,7 @@ class _LegRisk(_Data):
 
 
 class EngineState(_Data):
-    """The shape of :meth:`trimtab.engine.backtest.Engine.state`."""
+    """The shape of :meth:`trimtab.engine.kernel.Engine.state`."""
 
     next_tick: int
     book: _Book

@@ -1,6 +1,6 @@
 """Live runs through the same engine: paper trading against a feed, crash-safe.
 
-``trimtab run CONFIG --live --replay`` builds the same :class:`trimtab.engine.backtest.Engine`
+``trimtab run CONFIG --live --replay`` builds the same :class:`trimtab.engine.kernel.Engine`
 as a backtest and steps it as the feed delivers ticks. After every tick the journal commits
 that tick's rows *and* the engine state (:meth:`Engine.state`) in one SQLite transaction (WAL
 mode), so a process killed at any moment -- even mid-plan, with transfers in flight -- loses
@@ -41,7 +41,8 @@ import pandas as pd
 
 from ..config.load import Strategy
 from ..data.feed import MarketData, load_market_data
-from ..engine.backtest import Engine, RunResult, new_run_id, resolve_window
+from ..engine.kernel import Engine, RunResult
+from ..engine.window import new_run_id, resolve_window
 from ..engine import checkpoint
 from ..errors import TrimtabError
 from ..runs import claim, holder
@@ -244,7 +245,7 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
     from ..engine.market import MarketView, series_of
     from ..venues.pricing import Pricing
     from ..venues.sim import SimVenues
-    from ..engine.backtest import required_series
+    from ..engine.window import required_series
     from .collect import FeedUnavailable, LiveStore, Observation, build_collector
     from .sources import load_sources
 

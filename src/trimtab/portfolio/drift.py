@@ -1,6 +1,6 @@
 """Running the token drift engine: the rebalance log and alerts of a ``token_weights`` basket.
 
-The engine (:class:`trimtab.engine.backtest.Engine`) runs the basket like any strategy: the
+The engine (:class:`trimtab.engine.kernel.Engine`) runs the basket like any strategy: the
 machine (machines/drift.yaml) fires on the drift rules, the planner
 (:class:`trimtab.planner.drift.Basket`) matches the swaps, the executor fills them on the
 simulated venues. :class:`DriftTracker` sits beside the engine, reads what each tick did and
@@ -40,7 +40,8 @@ import pandas as pd
 
 from ..accounting.book import Fill
 from ..data.feed import MarketData, load_market_data
-from ..engine.backtest import Engine, RunResult, new_run_id
+from ..engine.kernel import Engine, RunResult
+from ..engine.window import new_run_id
 from ..engine.flows import Flow
 from ..engine.journal import dumps, jsonable
 from ..planner.drift import basket_of

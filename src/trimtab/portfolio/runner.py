@@ -1,6 +1,6 @@
 """A portfolio of strategies: sleeve engines in lockstep, capital moved by exiting before entering.
 
-Each sleeve is a full :class:`trimtab.engine.backtest.Engine` over the same window of the
+Each sleeve is a full :class:`trimtab.engine.kernel.Engine` over the same window of the
 bundled data (its own journal under ``<run>/sleeves/<id>/``; a ``token_weights`` sleeve also
 gets its rebalance log and alerts, :class:`trimtab.portfolio.drift.DriftTracker`), started with
 ``weight x capital``. Per tick :meth:`PortfolioRunner.step` steps every sleeve at tick ``i``,
@@ -42,7 +42,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.feed import DataError, MarketData, load_market_data
-from ..engine.backtest import clamp_window, Engine
+from ..engine.kernel import Engine
+from ..engine.window import clamp_window
 from ..engine import checkpoint as ckpt
 from ..engine.flows import Flow
 from ..engine.journal import dumps, jsonable
@@ -105,7 +106,7 @@ class Sleeve:
         return m
 
     def state(self) -> dict:
-        """The engine's :meth:`~trimtab.engine.backtest.Engine.state` and the tracker's, as plain JSON-able data."""
+        """The engine's :meth:`~trimtab.engine.kernel.Engine.state` and the tracker's, as plain JSON-able data."""
         return {"engine": self.engine.state(), "tracker": self.tracker.state() if self.tracker else None}
 
     def restore(self, st: dict) -> None:

@@ -1,6 +1,6 @@
 """Run windows for baskets and portfolios.
 
-:func:`trimtab.engine.backtest.resolve_window` knows the series each engine template needs; a
+:func:`trimtab.engine.window.resolve_window` knows the series each engine template needs; a
 ``token_weights`` basket also needs the price series of its tokens (oracle and router), so
 :func:`strategy_window` narrows the engine's window to what those cover as well.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data.feed import DataError, MarketData
-from ..engine.backtest import clamp_window, resolve_window
+from ..engine.window import clamp_window, resolve_window
 from ..engine.market import series_of
 from ..planner.drift import basket_of
 

@@ -1,0 +1,396 @@
+"""The engine kernel, one tick per hour of real data (DESIGN.md "The runtime pipeline"), shared
+by backtests (:mod:`trimtab.engine.backtest`), live runs (:mod:`trimtab.live.runner`) and the
+sleeves of a portfolio (:mod:`trimtab.portfolio.runner`).
+
+Per tick: (1) the book's market move is attributed and venues accrue (Aave through indices,
+LSTs through their rate, funding at 00/08/16 UTC, transfers arriving); (2) liquidations, as the
+venues would; (3) the plan in flight advances; (4) the tight loop computes metrics; (5) the
+machine takes at most one transition, and entering an action state compiles and submits a
+plan; (6) attribution is reconciled with the change in equity, and everything is journaled.
+
+A decision at tick t reads only data available at or before t: OHLCV bars count from their
+close (open + 1h), oracle and index readings from their timestamp (trimtab.data.feed).
+"""
+from __future__ import annotations
+
+import json
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..accounting.attribution import Attribution
+from ..accounting.book import Book, Fill, Leg
+from ..config.load import Strategy
+from ..config.models import SignalPerpTarget
+from ..data.feed import MarketData
+from ..data.signals import SignalBook
+from ..planner.compile import MIN_TRADE_USD, Planner
+from ..planner.yield_impact import analyse, positions_of
+from ..venues.pricing import Pricing
+from ..venues.rewards import RewardAccrual
+from ..venues.sim import SimVenues
+from .executor import Executor
+from .flows import CapitalFlows, Flow, read_flows
+from .journal import Journal, jsonable
+from .legrisk import LegRisk
+from .machine import Decision, StrategyMachine
+from .market import MarketView
+from .monitors import Monitors
+from .results import performance
+from .window import series_notes
+
+@dataclass
+class RunResult:
+    """The summary (JSON-ready) and where the run was written."""
+
+    summary: dict
+    run_dir: Path
+    equity: pd.Series = field(repr=False, default=None)
+    decision_ns: list[int] = field(repr=False, default_factory=list)
+
+class Engine:
+    """One strategy's pipeline over a window of market data, one tick at a time.
+
+    The backtest steps it through every tick at once; a live run steps it as its clock
+    reaches each tick and checkpoints it after every tick (:meth:`state`, :meth:`restore`),
+    so both share every stage (DESIGN.md: only the feed, the clock and the venue side differ).
+    Per tick (:meth:`step`): attribute the market move; venues accrue (funding, stops, reward
+    drops, capital flows); the plan in flight advances; the tight loop; liquidations if near;
+    one machine step, and a plan for an action state; leg-risk compensation; payouts;
+    reconciliation; the journal.
+    """
+
+    def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
+                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False):
+        self.strategy = strategy
+        # Every series is checked with the strategy's data_checks limits (trimtab.data.quality).
+        self.window = window = window.with_checks(strategy.config.data_checks)
+        self.capital = float(capital if capital is not None else strategy.config.capital)
+        self.run_dir = Path(run_dir)
+        self.time_decisions = time_decisions
+        self.view = view = MarketView(window, set())
+        self.px = px = Pricing(strategy, view)
+        self.sim = sim = SimVenues(strategy, px, window.static)
+        view.add_fields(px.fields() | sim.fields())
+        self.book = Book()
+        self.attr = Attribution()
+        self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume)
+        self.iso = iso = [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times]
+        self.executor = Executor(px, sim, self.book, self.attr,
+                                 on_fill=lambda f: journal.fill(f, iso[f.tick]),
+                                 on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
+        config_dir = Path(strategy.config_file).parent
+        self.signals = None
+        if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):
+            self.signals = SignalBook(strategy, view, config_dir)
+            view.add_fields({f"{px.info[t.instrument].mark_field.rsplit('.', 1)[0]}.{c}" for t in strategy.config.targets
+                             if isinstance(t, SignalPerpTarget) for c in ("high", "low")})
+        self.cflows = CapitalFlows((read_flows(config_dir / strategy.config.flows) if strategy.config.flows else []) + list(flows or []),
+                                   self.capital)
+        self.rewards = RewardAccrual(window.static, view.epoch)
+        self.weeth_keys = [k for k, inf in px.info.items() if inf.asset == "weETH"]
+        self.planner = Planner(strategy, px, sim, self.signals)
+        self.monitors = Monitors(strategy, px, sim, self.book, self.signals, self.cflows)
+        self.machine = StrategyMachine(strategy)
+        self.params = dict(strategy.params)
+        self.legrisk = LegRisk(self.params, px)
+        self.sc_key = f"wallet:BaseToken:{strategy.config.share_class}"
+        self.capital_key = strategy.config.capital_at or self.sc_key
+        n = view.n
+        self.eq_series = [0.0] * n
+        self.nav_series = [1.0] * n
+        self.transitions = self.liquidations = 0
+        self.decision_ns: list[int] = []
+        self.next_tick = 0
+        self.halted = False  # set by a stop request: the machine no longer acts
+        # Called as on_tick(i) inside step(), after the hour's market move, accruals and arrivals
+        # and before the tight loop: live runs serve `trimtab stop` there, so its cancel and
+        # unwind are priced at tick i and attributed in tick i's ledger (trimtab.live.runner).
+        self.on_tick = None
+        self.last_plan_empty = False
+        if not resume:
+            self._begin()
+
+    def _begin(self) -> None:
+        s, journal, iso = self.strategy, self.journal, self.iso
+        journal.meta("strategy", {"name": s.name, "config": s.config_file, "machine": s.machine_file})
+        journal.meta("window", {"start": iso[0], "end": iso[-1], "capital": self.capital, "share_class": s.config.share_class})
+        journal.meta("parameters", self.params)
+        journal.meta("config", s.config.model_dump())
+        # The machine and rules as run, so `trimtab explain` never depends on files edited since.
+        journal.meta("machine", s.machine.model_dump())
+        journal.meta("rules", {n: {"when": r.spec.when, "severity": r.spec.severity, "description": r.spec.description,
+                                   "file": r.file, "line": r.line} for n, r in s.rules.items()})
+        # Capital arrives in the wallet as the share class token (not P&L).
+        seed = Fill(0, self.capital_key.split(":")[0], "deposit_capital", "capital",
+                    [Leg(self.capital_key, self.capital, self.capital)], note="initial capital")
+        self.book.apply(seed)
+        journal.fill(seed, iso[0])
+
+    # ------------------------------------------------------------------ one tick
+    def step(self, i: int) -> dict:
+        """Process tick ``i`` (ticks must come in order); returns the tick's metrics."""
+        view, px, sim, book, attr = self.view, self.px, self.sim, self.book, self.attr
+        executor, journal, monitors, machine, planner = self.executor, self.journal, self.monitors, self.machine, self.planner
+        cflows, rewards, params, iso = self.cflows, self.rewards, self.params, self.iso
+        sc_key, capital_key = self.sc_key, self.capital_key
+        if i != self.next_tick:
+            raise ValueError(f"tick {i} out of order: expected {self.next_tick}")
+        view.i = i
+        for q in view.quarantined_at(i):
+            journal.quarantine(i, iso[i], *q)
+        attr.start_tick()
+        if i > 0:
+            attr.market_move(book, px, i - 1, i)
+        for f in sim.funding(i, book):
+            executor.apply(f)
+        for f, price in executor.gateway.stops(i, book, sim):
+            executor.apply(f, price)
+        for token, amount, drop in rewards.due(i):
+            executor.apply(Fill(i, "etherfi", "reward", "rewards", [Leg(f"wallet:BaseToken:{token}", amount, amount)],
+                                note=f"{drop.per_eeth:.6f} {token}/eETH x mean eETH held over the period"))
+        for flow in cflows.due(view.epoch[i]):
+            if flow.amount > 0:
+                before = monitors.equity()
+                f = Fill(i, capital_key.split(":")[0], "deposit", "capital", [Leg(capital_key, flow.amount, flow.amount)], note="capital deposit")
+                book.apply(f)
+                journal.fill(f, iso[i])
+                cflows.deposit(flow.amount, before, iso[i])
+            else:
+                cflows.request(flow, iso[i])
+        executor.advance(i)
+        if self.on_tick is not None:
+            self.on_tick(i)
+        t0 = _time.perf_counter_ns() if self.time_decisions else 0
+        metrics = monitors.run(i, executor.in_flight, params)
+        if metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance:
+            # Only then can a venue liquidate; the venues check exactly, as they would.
+            hit = sim.liquidations(i, book)
+            for f, price in hit:
+                executor.apply(f, price)
+            self.liquidations += len({(f.venue, f.tick) for f, _ in hit})
+            if hit:
+                metrics = monitors.run(i, executor.in_flight, params)
+        if self.halted:
+            # The kill switch: rules are still evaluated and journaled, but nothing fires.
+            decision = Decision(i, iso[i], machine.state, machine.state, None, machine.evaluate(metrics))
+        else:
+            decision = machine.step(i, iso[i], metrics)
+        if self.time_decisions:
+            self.decision_ns.append(_time.perf_counter_ns() - t0)
+        if decision.trigger:
+            self.transitions += 1
+            action = machine.action(decision.dest)
+            if action is not None:
+                p = dict(params)
+                for k, v in {**action.overrides, **machine.overrides(decision.trigger)}.items():
+                    p[k] = params[v] if isinstance(v, str) else float(v)
+                # Size on what stays invested: equity less withdrawals requested.
+                base = max(metrics["equity"] - cflows.pending_withdrawal, 0.0)
+                plan = planner.plan(book, base, decision.dest, action.kind, p, decision.trigger, action.protocol)
+                cflows.pending_deposit = 0.0
+                analysis = None
+                if machine.yield_check(decision.trigger) and plan.steps:
+                    analysis = analyse(positions_of(book, px), plan.targets["positions"], plan.expected_cost, px, view,
+                                       params.get("yield_horizon_days", 365.0))
+                    journal.analysis(i, iso[i], decision.trigger, plan.id, analysis)
+                if action.kind != "sell_dust":  # selling dust is not a rebalance: keep the clock and baseline
+                    monitors.mark_rebalance(metrics["equity"], view.epoch[i])
+                if analysis is not None and analysis["recommendation"] != "EXECUTE":
+                    decision.plan_id = None  # deferred: the analysis is journaled, nothing is sent
+                else:
+                    decision.plan_id = plan.id
+                    journal.plan(plan, i)
+                    executor.submit(plan, i)
+                self.last_plan_empty = not plan.steps
+                metrics = monitors.run(i, executor.in_flight, params)
+        if not self.halted and (executor.failed_at == i or self.legrisk.overdue(i, metrics, executor.in_flight)):
+            # A leg failed, or a plan left delta unhedged too long: re-hedge what is there now.
+            comp = self.legrisk.compensate(i, metrics, planner, book, params)
+            if comp is not None:
+                journal.plan(comp, i)
+                executor.submit(comp, i)
+                metrics = monitors.run(i, executor.in_flight, params)
+        if not executor.in_flight and (cflows.pending_withdrawal > 0 or (cflows.withdraw_all and machine.state == "idle")):
+            # Pay out of the wallet's share-class balance what the plan has freed.
+            have = max(book.qty(sc_key), 0.0)
+            pay = have if cflows.withdraw_all else min(cflows.pending_withdrawal, have)
+            if pay > 1e-9:
+                before = monitors.equity()
+                f = Fill(i, "wallet", "withdrawal", "capital", [Leg(sc_key, -pay, -pay)], note="capital paid out")
+                book.apply(f)
+                journal.fill(f, iso[i])
+                cflows.paid(pay, before, iso[i])
+                if cflows.withdraw_all:
+                    cflows.withdraw_all = False
+                    cflows.pending_withdrawal = 0.0
+                metrics = monitors.run(i, executor.in_flight, params)
+            if 0 < cflows.pending_withdrawal * px.share_usd() < MIN_TRADE_USD and self.last_plan_empty:
+                # What is left is under the smallest trade a plan makes and the last plan could
+                # free nothing: settle the request rather than unwinding for it every tick.
+                cflows.log.append({"time": iso[i], "kind": "remainder_waived", "amount": cflows.pending_withdrawal})
+                cflows.pending_withdrawal = 0.0
+                metrics = monitors.run(i, executor.in_flight, params)
+        held = [k for k in self.weeth_keys if book.qty(k)]
+        eeth = sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate("weETH") if held else 0.0
+        rewards.record(eeth)
+        equity = metrics["equity"]
+        attr.check(equity - self.capital - cflows.net)
+        self.nav_series[i] = cflows.nav(equity)
+        self.eq_series[i] = equity
+        journal.decision(decision)
+        journal.metrics(i, iso[i], machine.state, metrics)
+        journal.ledger(i, iso[i], attr.tick)
+        journal.series_row(i, equity, self.nav_series[i], eeth)
+        self.next_tick = i + 1
+        return metrics
+
+    def extend(self, ticks: MarketData) -> int:
+        """Grow the run by the hourly ticks of ``ticks`` (a live feed delivering the hour that
+        just closed): the view (:meth:`MarketView.extend`), the ISO clock, the equity and NAV
+        series, the reward schedule (drops paying within the longer window) and the signals
+        are extended; nothing about ticks already stepped changes. Returns the first new tick.
+
+        Raises:
+            DataError: the ticks do not continue the clock hour by hour.
+        """
+        view = self.view
+        first = view.extend(ticks)
+        self.iso.extend(f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times[first:])
+        added = view.n - first
+        self.eq_series.extend([0.0] * added)
+        self.nav_series.extend([1.0] * added)
+        # Drops are sorted by pay time and the window only grows at its end, so the paid
+        # prefix (``rewards.next``) keeps its meaning.
+        self.rewards.drops = RewardAccrual(self.window.static, view.epoch).drops
+        if self.signals is not None:
+            from ..data.signals import align, read_signals
+            config_dir = Path(self.strategy.config_file).parent
+            for t in self.strategy.config.targets:
+                if isinstance(t, SignalPerpTarget):
+                    self.signals.cols[t.id] = align(read_signals(config_dir / t.signal.file), view.epoch)
+        return first
+
+    def add_flow(self, flow: Flow) -> None:
+        """Schedule a capital flow at run time (a portfolio moving capital between sleeves): it is
+        handled at the first tick at or after its time, like a flow from the config's file."""
+        f = self.cflows
+        pending = sorted(f.flows[f.next:] + [flow], key=lambda x: x.time)
+        f.flows = f.flows[: f.next] + pending
+
+    def equity(self) -> float:
+        """Equity in the share class as the book stands."""
+        return self.monitors.equity()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """Everything that changes from tick to tick and does not grow with the run, as plain
+        JSON-able data (each component's ``snapshot()``; encoded and checked by
+        :mod:`trimtab.engine.checkpoint`); the per-tick series live in the journal's ``series``
+        table. Restoring both into a fresh Engine over the same window continues the run
+        exactly where it was."""
+        return {
+            "next_tick": self.next_tick,
+            "book": self.book.snapshot(),
+            "executor": self.executor.snapshot(),
+            "sim": self.sim.snapshot(),
+            "pricing": self.px.snapshot(),
+            "attr": self.attr.snapshot(),
+            "monitors": self.monitors.snapshot(),
+            "machine": self.machine.snapshot(),
+            "cflows": self.cflows.snapshot(),
+            "rewards": self.rewards.snapshot(),
+            "legrisk": self.legrisk.snapshot(),
+            "halted": self.halted,
+            "last_plan_empty": self.last_plan_empty,
+            "transitions": self.transitions,
+            "liquidations": self.liquidations,
+            "fill_id": self.journal._fill_id,
+        }
+
+    def restore(self, st: dict) -> None:
+        """Load a :meth:`state` taken from an Engine over the same strategy and window (decoded
+        and shape-checked by :func:`trimtab.engine.checkpoint.decode`).
+
+        Raises:
+            ValueError: the state does not fit this engine (a tick outside the window, a plan
+                whose id does not match its content, a state the machine does not have, ...).
+        """
+        if not 0 < st["next_tick"] <= self.view.n:
+            raise ValueError(f"next_tick {st['next_tick']} is outside the run's {self.view.n} ticks")
+        self.next_tick = st["next_tick"]
+        self.book.restore(st["book"])
+        self.executor.restore(st["executor"])
+        self.sim.restore(st["sim"])
+        self.px.restore(st["pricing"])
+        self.attr.restore(st["attr"])
+        self.monitors.restore(st["monitors"])
+        self.machine.restore(st["machine"])
+        self.cflows.restore(st["cflows"])
+        self.rewards.restore(st["rewards"])
+        self.legrisk.restore(st["legrisk"])
+        self.halted = st["halted"]
+        self.last_plan_empty = st["last_plan_empty"]
+        self.transitions, self.liquidations = st["transitions"], st["liquidations"]
+        # The per-tick series come back from the journal (written in the same commits as the state).
+        for tick, eq, nav, eeth in self.journal.series(self.next_tick):
+            self.eq_series[tick], self.nav_series[tick] = eq, nav
+            self.rewards.held.append(eeth)
+        self.journal._fill_id = st["fill_id"]
+
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> RunResult:
+        """Summarise, write summary.json and equity.csv, close the journal."""
+        view, px, sim, book, strategy, window = self.view, self.px, self.sim, self.book, self.strategy, self.window
+        iso, run_dir = self.iso, self.run_dir
+        last = max(self.next_tick, 1)
+        equity = pd.Series(self.eq_series[:last], index=pd.DatetimeIndex(view.times[:last]))
+        nav = pd.Series(self.nav_series[:last], index=equity.index)
+        # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
+        perf = performance(nav)
+        stale = {k: v[0] for k, v in sorted(px.stale_marks.items())}
+        data_notes = series_notes(strategy, window, view, last)
+        # Shared keys first (trimtab.summary, schema/summary.schema.json); a basket run's caller
+        # (trimtab.portfolio.drift) sets kind "drift_basket" and adds its drift block.
+        summary = {
+            "kind": "strategy",
+            "name": strategy.name,
+            "mode": strategy.name,
+            "share_class": strategy.config.share_class,
+            "start": iso[0],
+            "end": iso[last - 1],
+            "initial_equity": self.capital,
+            "final_equity": float(equity.iloc[-1]),
+            "apy": perf["apy"],
+            "apr": perf["apr"],
+            "max_drawdown": perf["max_drawdown"],
+            "sharpe": perf["sharpe"],
+            "final_nav": float(nav.iloc[-1]),
+            "net_flows": self.cflows.net,
+            "flows": self.cflows.log,
+            "rewards_received": dict(self.rewards.paid),
+            "attribution": {k: v for k, v in self.attr.total.items()},
+            "reconciliation_error": self.attr.max_error,
+            "positions_match_fills": not book.check_fills(),
+            "transitions": self.transitions,
+            "plans": self.executor.counts["plans"],
+            "failed_plans": self.executor.counts["failed_plans"],
+            "last_plan_failure": self.executor.last_failure,
+            "instructions": self.executor.counts["instructions"],
+            "liquidations": self.liquidations,
+            "final_state": self.machine.state,
+            "final_positions": {k: v for k, v in sorted(book.bal.items()) if abs(v) > 1e-12},
+            "stale_marks_hours": stale,
+            "funding_proxies": dict(sim.funding_proxies),
+            "funding_missing": dict(sim.funding_missing),
+            "data_gaps": data_notes,
+            "quarantined": view.quarantine_summary(last),
+            "run_dir": str(run_dir),
+        }
+        self.journal.meta("summary", summary)
+        self.journal.close()
+        (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
+        pd.DataFrame({"equity": equity, "nav": nav}).to_csv(run_dir / "equity.csv", index_label="time")
+        return RunResult(summary, run_dir, equity, self.decision_ns)

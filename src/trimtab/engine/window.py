@@ -1,0 +1,131 @@
+"""The window a strategy runs over: the series it reads, the longest window they all cover, a
+requested window checked against it, and run ids (shared by backtest, live and portfolio runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config.load import Strategy
+from ..config.models import LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget, SpotTarget, StakeTarget, WalletReserveTarget
+from ..data.feed import DataError, MarketData
+from ..timeutil import utc
+from ..venues.sim import GAS_FIELD
+from .market import MarketView, series_of
+
+
+def required_series(strategy: Strategy) -> tuple[set[str], set[str]]:
+    """(series the strategy cannot run without, perp series it can run around when stale)."""
+    must = {series_of((strategy.venues["wallet"].assets or {})["ETH"].usd_field), series_of(GAS_FIELD)}
+    optional: set[str] = set()
+    wallet_assets = strategy.venues["wallet"].assets or {}
+    for t in strategy.config.targets:
+        if isinstance(t, LeveragedStakeTarget):
+            for k in (t.collateral, t.debt):
+                must.add(strategy.instruments[k][1].reserve)
+            asset = strategy.instruments[t.collateral][1].asset
+            if wallet_assets[asset].eth_rate_field:
+                must.add(series_of(wallet_assets[asset].eth_rate_field))
+        if isinstance(t, (LeveragedStakeTarget, WalletReserveTarget)):
+            for p in (strategy.venues[t.swap_venue].pairs or {}).values():
+                if p.price_field and p.cost_pair == "ETH_USDT":
+                    must.add(series_of(p.price_field))
+        if isinstance(t, StakeTarget) and wallet_assets[t.lst].eth_rate_field:
+            must.add(series_of(wallet_assets[t.lst].eth_rate_field))
+        if isinstance(t, SpotTarget):
+            must.add(series_of(t.price_field))
+        if isinstance(t, PerpHedgeTarget):
+            for leg in t.legs:
+                spec = strategy.instruments[leg.instrument][1]
+                optional |= {series_of(spec.mark_field), series_of(spec.funding_field)}
+        if isinstance(t, SignalPerpTarget):
+            spec = strategy.instruments[t.instrument][1]
+            must |= {series_of(spec.mark_field), series_of(spec.funding_field)}
+        if hasattr(t, "instrument") or hasattr(t, "supply"):
+            key = getattr(t, "supply", None) or t.instrument
+            spec = strategy.instruments[key][1]
+            if spec.reserve:
+                must.add(spec.reserve)
+            a = wallet_assets.get(spec.asset)
+            if a and (a.usd_field or a.eth_rate_field):
+                must.add(series_of(a.usd_field or a.eth_rate_field))
+    if strategy.config.share_class != "USDT":
+        a = wallet_assets[strategy.config.share_class]
+        must.add(series_of(a.usd_field or a.eth_rate_field))
+    return must, optional
+
+
+def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The longest window the strategy's required series all cover (and one hedge venue)."""
+    must, optional = required_series(strategy)
+    starts, ends = [], []
+    for s in must:
+        a, b = data.coverage(s)
+        starts.append(a)
+        ends.append(b)
+    have = set(data.series_names())
+    missing = sorted(s for s in must if s not in have)
+    if missing:
+        raise DataError(f"{strategy.name} needs series the bundled data does not have: {', '.join(missing)}")
+    perps = [data.coverage(s) for s in optional if s.startswith("perp.") and s in have]
+    if perps:
+        starts.append(min(a for a, _ in perps))
+        ends.append(max(b for _, b in perps))
+    start, end = max(starts).ceil("h"), min(ends).floor("h")
+    if start >= end:
+        raise DataError(f"the data the strategy needs has no common window (start {start}, end {end})")
+    return start, end
+
+
+def clamp_window(what: str, d0: pd.Timestamp, d1: pd.Timestamp, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``start``/``end`` (default ``d0``/``d1``) checked to lie within the covered ``[d0, d1]``.
+
+    Raises:
+        DataError: naming ``what`` ("usdt_eth_...'s data") and the window it covers.
+    """
+    start = utc(start) if start is not None else d0
+    end = utc(end) if end is not None else d1
+    if start < d0 or end > d1 or start >= end:
+        raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {what} covers: "
+                        f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
+    return start, end
+
+
+def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The requested window, defaulting to (and checked against) the strategy's data window."""
+    d0, d1 = default_window(strategy, data)
+    return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)
+
+
+def new_run_id(strategy: Strategy, start, end, out: Path | str, prefix: str = "") -> str:
+    """A run id for ``strategy`` over ``start..end`` that names no existing directory under
+    ``out`` (:func:`trimtab.runs.unique_run_id`)."""
+    from ..runs import unique_run_id
+
+    return unique_run_id(out, strategy.name, start, end, prefix)
+
+
+def series_notes(strategy: Strategy, window: MarketData, view: MarketView, last: int) -> list[dict]:
+    """The summary's ``data_gaps``: for every series the strategy reads (:func:`required_series`,
+    the valuation reference included) that is missing, has gaps or duplicate rows within the
+    first ``last`` ticks of ``view``. One dict per series: ``{"series", "missing"}`` or
+    ``{"series", "gaps": [{start, end, hours}], "duplicates": [{time, rows, values_differ}]}``."""
+    data_notes = []
+    must, optional = required_series(strategy)
+    quality = window.quality()
+    for s in sorted(must | optional):   # every required series, the valuation reference included
+        if s not in window.series_names():
+            data_notes.append({"series": s, "missing": "not in the bundled data: this venue is never traded"})
+            continue
+        note: dict = {}
+        gaps = window.gaps(s)
+        if gaps:
+            note["gaps"] = [{"start": f"{g.start:%Y-%m-%d %H:%M}", "end": f"{g.end:%Y-%m-%d %H:%M}", "hours": g.hours} for g in gaps]
+        lo, hi = int(view.epoch[0]), int(view.epoch[last - 1])
+        dups = [d for d in quality[s].duplicates if lo - 86400 <= d[0] <= hi]
+        if dups:   # the later row is used (trimtab.data.quality)
+            note["duplicates"] = [{"time": f"{pd.Timestamp(t, unit='s', tz='UTC'):%Y-%m-%d %H:%M}", "rows": k,
+                                   "values_differ": differ} for t, k, differ in dups]
+        if note:
+            data_notes.append({"series": s, **note})
+    return data_notes
