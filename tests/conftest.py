@@ -72,7 +72,7 @@ class Stages:
         from trimtab.accounting.attribution import Attribution
         from trimtab.accounting.book import Book
         from trimtab.engine.executor import Executor
-        from trimtab.engine.market import MarketView
+        from trimtab.data.market import MarketView
         from trimtab.engine.monitors import Monitors
         from trimtab.planner.compile import Planner
         from trimtab.venues.pricing import Pricing

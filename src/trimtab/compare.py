@@ -17,6 +17,7 @@ from .config.load import load_strategy
 from .data.feed import MarketData, load_market_data
 from .engine.backtest import run_backtest
 from .engine.window import default_window, new_run_id
+from .portfolio.config import is_portfolio_file
 from .timeutil import utc
 
 
@@ -40,8 +41,6 @@ def benchmark_apy(data: MarketData, start: pd.Timestamp, end: pd.Timestamp) -> f
 def compare(configs: list[Path], out: Path, start=None, end=None, progress=None, data: MarketData | None = None) -> dict:
     """Run every config over the common (or given) window. Returns ``{"window", "benchmark", "rows"}``
     where each row holds the mode's APY, APR, max drawdown, Sharpe, attribution and target."""
-    from .portfolio.config import is_portfolio_file
-
     data = data or load_market_data()
     # A portfolio of strategies is not one strategy: `trimtab run` it (its sleeves are compared here).
     skipped = {str(c): "a portfolio of strategies: run it with `trimtab run`" for c in configs if is_portfolio_file(c)}

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config.load import Strategy
-from .rules.expr import Node, parse, to_text
+from .rules.nodes import Node
+from .rules.parse import parse
+from .rules.printer import to_text
 
 
 def folded(when: str, params: dict[str, float]) -> str:

@@ -19,6 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TrimtabError
+from .metrics import REGISTRY, Family, Scope
+
+
+def shown_metrics(m: dict[str, Any]) -> list[str]:
+    """The names of ``m`` (a tick's metrics) that explain prints, in registry order: the strategy
+    metrics declared with ``explain=True``, a family's members sorted (``margin_ratio.<venue>``)."""
+    keys: list[str] = []
+    for d in REGISTRY:
+        if d.scope is not Scope.STRATEGY or not d.explain:
+            continue
+        if isinstance(d, Family):
+            keys += sorted(k for k in m if d.member_of(k) is not None)
+        elif d.name in m:
+            keys.append(d.name)
+    return keys
 
 
 class RunError(TrimtabError):
@@ -247,11 +262,8 @@ def print_explain(e: dict, console) -> None:
 
     m = e.get("metrics") or {}
     if m:
-        keys = ["health_factor", "ltv", "margin_ratio_min"] + sorted(k for k in m if k.startswith("margin_ratio.")) + \
-               [k for k in ("delta_drift", "net_delta", "equity", "equity_deviation", "hedge_allocation_drift", "idle_fraction",
-                            "hours_since_rebalance", "plan_in_flight") if k in m]
         mt = Text("metrics the rules saw: ", style="bold")
-        mt.append("  ".join(f"{k} {_fmt(m[k])}" for k in keys if k in m))
+        mt.append("  ".join(f"{k} {_fmt(m[k])}" for k in shown_metrics(m)))
         console.print(mt, soft_wrap=True)
 
     t = Table(title=f"rules at {e['time']} (every rule, evaluated before the transition)", box=box.SIMPLE_HEAD, title_justify="left")

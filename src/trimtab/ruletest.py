@@ -27,10 +27,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config.load import METRIC_PREFIXES, METRICS, CompiledRule, Strategy, load_strategy
-from .config.yamlio import YamlDoc, load_yaml, suggest, validate
-from .errors import ConfigError, ConfigIssue
-from .rules.expr import ExprError, compile_expr, names, parse
+from .config.load import CompiledRule, Strategy, load_strategy
+from .config.pydantic_errors import validate
+from .config.wording import suggest
+from .config.yamldoc import YamlDoc, load_yaml
+from .diagnostics import Diagnostic
+from .engine.machine import StrategyMachine
+from .errors import ConfigError
+from .metrics import Scope
+from .metrics import accepts as accepts_metric
+from .metrics import metrics as strategy_metrics
+from .rules.compile import compile_expr
+from .rules.nodes import ExprError, names
+from .rules.parse import parse
 
 NONE = "none"
 
@@ -106,7 +115,7 @@ class RunResult:
 
     cases: list[CaseResult] = field(default_factory=list)
     coverage: dict[str, Coverage] = field(default_factory=dict)
-    issues: list[ConfigIssue] = field(default_factory=list)
+    issues: list[Diagnostic] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CaseResult]:
@@ -116,8 +125,6 @@ class RunResult:
 
 def _machine_for(strategy: Strategy, params: dict[str, float]):
     """A StrategyMachine whose rules are compiled with ``params``."""
-    from .engine.machine import StrategyMachine
-
     if params != strategy.params:
         rules = {}
         for name, r in strategy.rules.items():
@@ -129,7 +136,7 @@ def _machine_for(strategy: Strategy, params: dict[str, float]):
 
 
 def _known_metric(name: str) -> bool:
-    return name in METRICS or name.startswith(METRIC_PREFIXES)
+    return accepts_metric(name, Scope.STRATEGY)
 
 
 def run_file(path: str | Path, result: RunResult, cache: dict | None = None) -> None:
@@ -167,7 +174,7 @@ def run_file(path: str | Path, result: RunResult, cache: dict | None = None) -> 
     for where, ms in [(("metrics",), spec.metrics)] + [(("cases", i, "metrics"), c.metrics) for i, c in enumerate(spec.cases)]:
         for m in ms:
             if not _known_metric(m):
-                file_issues.append(doc.issue(where + (m,), f"unknown metric {m!r}{suggest(m, sorted(METRICS))}", key=True))
+                file_issues.append(doc.issue(where + (m,), f"unknown metric {m!r}{suggest(m, sorted(strategy_metrics(Scope.STRATEGY)))}", key=True))
     for where, ps in [(("parameters",), spec.parameters)] + [(("cases", i, "parameters"), c.parameters) for i, c in enumerate(spec.cases)]:
         for p in ps:
             if p not in strategy.params:

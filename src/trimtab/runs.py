@@ -33,6 +33,7 @@ from typing import Callable, TypeVar
 from filelock import FileLock, Timeout
 
 from .errors import TrimtabError
+from .secrets import redact  # the stored command line never holds a secret's value
 
 T = TypeVar("T")
 
@@ -259,7 +260,6 @@ def claim_dir(run_dir: Path | str, *, name: str | None = None, resume: bool = Fa
                                f"run {name} already exists in {run_dir.parent}: pick another --run-id")
             for f in _BACKTEST_FILES:
                 (run_dir / f).unlink(missing_ok=True)
-        from .live.secrets import redact  # the command line is stored: never a secret's value in it
 
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
                   "command": [redact(w) for w in (command if command is not None else sys.argv)]}

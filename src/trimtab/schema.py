@@ -16,6 +16,10 @@ import json
 import os
 from pathlib import Path
 
+from .config.models import MachineSpec, PortfolioConfig, RuleFile, StrategyConfig, VenueSpec
+from .ruletest import RuleTestFile
+from .summary import json_schema
+
 HEADER_PREFIX = "# yaml-language-server: $schema="
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -33,9 +37,6 @@ _TITLES = {
 
 
 def _models() -> dict:
-    from .config.models import MachineSpec, RuleFile, StrategyConfig, VenueSpec
-    from .ruletest import RuleTestFile
-
     return {"config": StrategyConfig, "machine": MachineSpec, "rules": RuleFile, "venue": VenueSpec, "ruletest": RuleTestFile}
 
 
@@ -50,8 +51,6 @@ def schema(kind: str) -> dict:
     strategy (:class:`~trimtab.config.models.StrategyConfig`), chosen with ``if``/``then``/``else``
     so a strategy config's errors keep their own paths."""
     if kind == "summary":
-        from .summary import json_schema
-
         out = {"$schema": DRAFT, "$id": "summary.schema.json", "title": _TITLES[kind]}
         out.update(json_schema())
         return out
@@ -59,8 +58,6 @@ def schema(kind: str) -> dict:
     s = model.model_json_schema(mode="validation")
     out = {"$schema": DRAFT, "$id": f"{kind}.schema.json", "title": _TITLES[kind]}
     if kind == "config":
-        from .config.models import PortfolioConfig
-
         p = PortfolioConfig.model_json_schema(mode="validation", ref_template="#/$defs/{model}")
         defs = dict(s.pop("$defs", {}))
         for name, d in p.pop("$defs", {}).items():

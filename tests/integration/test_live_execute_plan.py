@@ -29,8 +29,11 @@ from trimtab.accounting.book import Book, Fill, Leg  # noqa: E402
 from trimtab.engine.executor import Transit  # noqa: E402
 from trimtab.live.adapters.base import client_order_id  # noqa: E402
 from trimtab.live.adapters.bundle import decode_cast  # noqa: E402
-from trimtab.live.adapters.contracts import SWAP_ROUTER02, TOKENS  # noqa: E402
+from trimtab.live.adapters.contracts import TOKENS  # noqa: E402
+from trimtab.live.adapters.uniswap_v3 import config as uniswap_config  # noqa: E402
 from trimtab.planner.plan import Instruction, Step  # noqa: E402
+
+SWAP_ROUTER02 = uniswap_config.facts().contracts["router"].address  # the router venues/uniswap_v3.yaml names
 
 
 def first_plan(flagship, market, tmp_path):

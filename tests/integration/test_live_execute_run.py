@@ -28,10 +28,11 @@ from test_live_execution import A_USDT, ACCOUNT, DEBT_USDT, POOL, USDT, _word, e
 from test_live_transfers import Node, sel  # noqa: E402
 
 from trimtab.config.load import load_strategy  # noqa: E402
-from trimtab.engine.market import MarketView, series_of  # noqa: E402
+from trimtab.data.market import MarketView, series_of  # noqa: E402
 from trimtab.live.adapters.chain import ChainAdapter  # noqa: E402
 from trimtab.live.adapters.recorded import RecordedProvider, RecordedSession  # noqa: E402
-from trimtab.live.runner import run_live, status  # noqa: E402
+from trimtab.live.control import status  # noqa: E402
+from trimtab.live.runner import run_live  # noqa: E402
 from trimtab.live.sources import load_sources  # noqa: E402
 from trimtab.venues.pricing import Pricing  # noqa: E402
 from trimtab.venues.sim import SimVenues  # noqa: E402

@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from live_recordings import FakeClock, record  # noqa: E402
 
 from trimtab.engine.backtest import run_backtest  # noqa: E402
-from trimtab.engine.market import series_of  # noqa: E402
+from trimtab.data.market import series_of  # noqa: E402
 from trimtab.live.adapters.recorded import RecordedProvider, RecordedSession  # noqa: E402
-from trimtab.live.runner import request_stop, run_live  # noqa: E402
+from trimtab.live.control import request_stop  # noqa: E402
+from trimtab.live.runner import run_live  # noqa: E402
 from trimtab.live.sources import load_sources  # noqa: E402
 from conftest import rows  # noqa: E402  (one SQLite read helper for the tests)
 
@@ -51,7 +52,7 @@ def sources():
 
 @pytest.fixture(scope="module")
 def needed(flagship, market):
-    from trimtab.engine.market import MarketView
+    from trimtab.data.market import MarketView
     from trimtab.venues.pricing import Pricing
     from trimtab.venues.sim import SimVenues
 

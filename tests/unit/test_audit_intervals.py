@@ -6,7 +6,7 @@ import math
 import pytest
 
 from trimtab.audit.intervals import Interval, Solver, metric_domain
-from trimtab.rules.expr import parse
+from trimtab.rules.parse import parse
 
 P = {"enter": 1.05, "leave": 1.10, "m_enter": 0.25, "m_leave": 0.40, "zero": 0.0}
 

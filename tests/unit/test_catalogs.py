@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from trimtab.config.models import MachineSpec, VenueSpec
-from trimtab.config.yamlio import load_yaml, validate
+from trimtab.config.pydantic_errors import validate
+from trimtab.config.yamldoc import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trimtab.engine import checkpoint as C
+from trimtab.engine import recovery as R
 from trimtab.engine.backtest import run_backtest
 from trimtab.engine.kernel import Engine
 from trimtab.errors import TrimtabError
@@ -52,8 +53,8 @@ def stepped(flagship, market, tmp_path_factory):
     out = {}
     for ticks in (1, 31):
         e = _engine(flagship, market, d / f"run{ticks}", ticks)
-        C.start_marker(e.run_dir, "journal.sqlite")
-        C.commit(e, ticks - 1)
+        R.start_marker(e.run_dir, "journal.sqlite")
+        R.commit(e, ticks - 1)
         out[ticks] = (e, e.state())
     return out
 
@@ -65,10 +66,10 @@ def test_state_round_trips_exactly_and_restores_into_a_fresh_engine(stepped, fla
     assert blob.startswith(b'{"format":"trimtab-checkpoint","version":1,"kind":"engine"')
     back = C.decode(blob, "engine", e.run_dir, 0)
     assert back == json.loads(json.dumps(st))  # every float exactly (tuples come back as lists)
-    tick, loaded = C.load_engine(e.run_dir)
+    tick, loaded = R.load_engine(e.run_dir)
     assert tick == 0 and loaded == back
     fresh = Engine(flagship, market.slice(pd_utc(START), pd_utc(END)), e.run_dir, resume=True)
-    C.restore(fresh, tick, loaded)
+    R.restore(fresh, tick, loaded)
     assert fresh.state() == st
     assert fresh.executor.plan == e.executor.plan and fresh.executor.plan.id == st["executor"]["plan"]["id"]
     assert fresh.executor.transits == e.executor.transits
@@ -77,10 +78,10 @@ def test_state_round_trips_exactly_and_restores_into_a_fresh_engine(stepped, fla
 def test_a_restored_engine_ends_where_an_uninterrupted_run_ends(stepped, flagship, market, tmp_path):
     e, st = stepped[31]
     run = _copy_run(e.run_dir, tmp_path / "resumed")  # the fixture's journal stays at tick 30
-    tick, loaded = C.load_engine(run)
+    tick, loaded = R.load_engine(run)
     assert tick == 30
     fresh = Engine(flagship, market.slice(pd_utc(START), pd_utc(END)), run, resume=True)
-    C.restore(fresh, tick, loaded)
+    R.restore(fresh, tick, loaded)
     for i in range(fresh.next_tick, fresh.view.n):
         fresh.step(i)
     resumed = fresh.finish().summary
@@ -184,7 +185,7 @@ def test_a_well_formed_state_that_does_not_fit_the_run_is_refused(stepped, flags
     fresh = Engine(flagship, market.slice(pd_utc(START), pd_utc(END)), e.run_dir, resume=True)
     bad = C.decode(C.encode("engine", _mutate(st, path, value)), "engine", e.run_dir, 0)
     with pytest.raises(C.CheckpointError) as err:
-        C.restore(fresh, 0, bad)
+        R.restore(fresh, 0, bad)
     assert message in str(err.value) and str(err.value).startswith(f"{e.run_dir}: checkpoint at tick 0")
 
 
@@ -221,7 +222,7 @@ def test_checkpoint_disagreeing_with_the_journal_rows_is_refused(stepped, tmp_pa
         run = _copy_run(e.run_dir, tmp_path / name)
         _sql(run / "journal.sqlite", (stmt, args))
         with pytest.raises(C.CheckpointError) as err:
-            C.load_engine(run)
+            R.load_engine(run)
         assert message in str(err.value), (name, str(err.value))
         assert str(err.value).startswith(f"{run}: checkpoint at tick 30 does not match the journal")
 
@@ -229,38 +230,38 @@ def test_checkpoint_disagreeing_with_the_journal_rows_is_refused(stepped, tmp_pa
 def test_the_marker_catches_lost_ticks_and_a_swapped_checkpoint(stepped, tmp_path):
     e, st = stepped[31]
     run = _copy_run(e.run_dir, tmp_path / "older")
-    C.write_marker(run, "journal.sqlite", 45, b"x")  # as if ticks 31..45 had been committed and lost
+    R.write_marker(run, "journal.sqlite", 45, b"x")  # as if ticks 31..45 had been committed and lost
     with pytest.raises(C.CheckpointError, match="lost committed ticks: it ends at checkpoint tick 30, but tick 45 was committed"):
-        C.load_engine(run)
+        R.load_engine(run)
     run = _copy_run(e.run_dir, tmp_path / "swapped")
     other = C.encode("engine", _mutate(st, "halted", True))
     _sql(run / "journal.sqlite", ("UPDATE checkpoints SET state = ?", (other,)))
     with pytest.raises(C.CheckpointError, match="the checkpoint at tick 30 is not the one committed"):
-        C.load_engine(run)
+        R.load_engine(run)
     run = _copy_run(e.run_dir, tmp_path / "nomarker")
-    (run / C.MARKER).unlink()
+    (run / R.MARKER).unlink()
     with pytest.raises(C.CheckpointError, match="checkpoint.json is missing"):
-        C.load_engine(run)
-    (run / C.MARKER).write_text("garbage")
+        R.load_engine(run)
+    (run / R.MARKER).write_text("garbage")
     with pytest.raises(C.CheckpointError, match="is not a trimtab checkpoint marker"):
-        C.load_engine(run)
+        R.load_engine(run)
     # A marker one tick behind the journal: the process died between the commit and the marker.
     run = _copy_run(e.run_dir, tmp_path / "behind")
-    C.write_marker(run, "journal.sqlite", 29, b"whatever")
-    assert C.load_engine(run)[0] == 30
+    R.write_marker(run, "journal.sqlite", 29, b"whatever")
+    assert R.load_engine(run)[0] == 30
 
 
 def test_a_damaged_or_foreign_database_is_refused(tmp_path):
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "journal.sqlite").write_text("not a database at all\n" * 50)
     with pytest.raises(C.CheckpointError, match=r"journal.sqlite is not a readable trimtab journal \(file is not a database\)"):
-        C.load_engine(tmp_path / "text")
+        R.load_engine(tmp_path / "text")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "journal.sqlite").write_bytes(b"")
     with pytest.raises(C.CheckpointError, match=r"is not a trimtab journal \(no meta, checkpoints, series, metrics, fills, ledger table\)"):
-        C.load_engine(tmp_path / "empty")
+        R.load_engine(tmp_path / "empty")
     with pytest.raises(C.CheckpointError, match="no journal there"):
-        C.load_engine(tmp_path / "nothing")
+        R.load_engine(tmp_path / "nothing")
 
 
 def test_no_module_of_trimtab_can_load_pickled_or_marshalled_code():

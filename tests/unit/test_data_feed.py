@@ -17,8 +17,9 @@ try:
 except ImportError:  # not installed: run from the source tree
     sys.path.insert(0, str(REPO / "src"))
 
+from trimtab.data.clock import daily_to_hourly_geometric  # noqa: E402
 from trimtab.data.feed import (  # noqa: E402
-    DEFAULT_DATA_DIR, DataError, Gap, MarketData, daily_to_hourly_geometric, load_market_data,
+    DEFAULT_DATA_DIR, DataError, Gap, MarketData, load_market_data,
 )
 
 DATA = REPO / "data"

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trimtab.data.feed import DataError, MarketData, _Series, load_market_data
+from trimtab.data.feed import DataError, MarketData, Series, load_market_data
 from trimtab.data.quality import REASONS, Bands, assess, price_group
-from trimtab.engine.market import MarketView
+from trimtab.data.market import MarketView
 
 H = 3600
 T0 = int(pd.Timestamp("2024-08-01", tz="UTC").value // 10**9)
@@ -21,23 +21,23 @@ def bundle():
     return load_market_data()
 
 
-def bar(name: str, closes, start: int = T0, **cols) -> _Series:
+def bar(name: str, closes, start: int = T0, **cols) -> Series:
     """Hourly bars (avail = open + 1h) with open = high = low = close unless given."""
     c = np.asarray(closes, dtype=float)
     avail = start + H * (1 + np.arange(c.size, dtype=np.int64))
     vals = {k: np.array(cols.get(k, c), dtype=float) for k in ("open", "high", "low", "close")}   # one array each
     vals["volume"] = np.ones(c.size)
-    return _Series(name, avail, vals, 1.0, "asof", (), {}, avail - H)
+    return Series(name, avail, vals, 1.0, "asof", (), {}, avail - H)
 
 
-def daily(name: str, values, col: str = "price", fill: str = "asof", geometric=(), **more) -> _Series:
+def daily(name: str, values, col: str = "price", fill: str = "asof", geometric=(), **more) -> Series:
     v = np.asarray(values, dtype=float)
     avail = T0 + 86400 * np.arange(v.size, dtype=np.int64)
     vals = {col: v, **{k: np.asarray(x, dtype=float) for k, x in more.items()}}
-    return _Series(name, avail, vals, 24.0, fill, tuple(geometric), {}, avail.copy())
+    return Series(name, avail, vals, 24.0, fill, tuple(geometric), {}, avail.copy())
 
 
-def eth_group(spiked: dict[int, float] | None = None, n: int = 48) -> dict[str, _Series]:
+def eth_group(spiked: dict[int, float] | None = None, n: int = 48) -> dict[str, Series]:
     rng = np.random.default_rng(7)
     base = 3000 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     out = {}
@@ -140,7 +140,7 @@ def test_duplicate_timestamps_keep_the_later_row_and_are_reported():
     b = s["perp.bybit.ETHUSDT"]
     k = 7
     dup = {c: np.insert(v, k + 1, v[k] * 1.001) for c, v in b.values.items()}
-    s["perp.bybit.ETHUSDT"] = _Series(b.name, np.insert(b.avail, k + 1, b.avail[k]), dup, 1.0, "asof", (), {}, np.insert(b.ts, k + 1, b.ts[k]))
+    s["perp.bybit.ETHUSDT"] = Series(b.name, np.insert(b.avail, k + 1, b.avail[k]), dup, 1.0, "asof", (), {}, np.insert(b.ts, k + 1, b.ts[k]))
     md = MarketData(pd.date_range(pd.Timestamp(T0 + H, unit="s", tz="UTC"), periods=40, freq="h"), s, {})
     q = md.quality()["perp.bybit.ETHUSDT"]
     assert q.duplicates == [(int(b.ts[k]), 2, True)]

@@ -1,4 +1,4 @@
-"""Tests for the rule-guard expression language (trimtab.rules.expr)."""
+"""Tests for the rule-guard expression language (trimtab.rules)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trimtab.rules.expr import (
-    Comparison,
-    CompiledExpr,
-    ExprError,
-    Node,
-    compile_expr,
-    names,
-    parse,
-    to_text,
-)
+from trimtab.rules.comparison import Comparison
+from trimtab.rules.compile import CompiledExpr, compile_expr
+from trimtab.rules.nodes import ExprError, Node, names
+from trimtab.rules.parse import parse
+from trimtab.rules.printer import to_text
 
 NAN = math.nan
 INF = math.inf

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from trimtab.config.load import METRICS, load_strategy
-from trimtab.config.yamlio import MAX_BYTES, MAX_DEPTH, load_yaml
+from trimtab.config.load import load_strategy
+from trimtab.config.yamldoc import MAX_BYTES, MAX_DEPTH, load_yaml
 from trimtab.engine.machine import StrategyMachine
 from trimtab.errors import ConfigError
 from trimtab.live.sources import load_sources
-from trimtab.rules.expr import compile_expr
+from trimtab.metrics import Scope, metrics
+from trimtab.rules.compile import compile_expr
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUGHS = "".join([f'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'] + [
@@ -98,7 +99,7 @@ def test_a_nan_comparison_is_flagged_and_fail_safe_only_on_request():
 
 
 def _metrics(strategy) -> dict[str, float]:
-    m = {name: 0.0 for name in METRICS}
+    m = {name: 0.0 for name in metrics(Scope.STRATEGY)}
     m.update(health_factor=2.0, margin_ratio_min=1.0, hours_since_rebalance=1.0, equity=100_000.0, ltv=0.5)
     for v, spec in strategy.venues.items():
         if spec.model == "cex_perp":

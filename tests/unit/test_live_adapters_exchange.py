@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from trimtab.live.adapters.base import AdapterError, client_order_id
-from trimtab.live.adapters.exchange import ExchangeAdapter
+from trimtab.live.adapters.registry import exchange_from_env
 from trimtab.live.adapters.recorded import RecordedSession, load_fixture
 from trimtab.planner.plan import Instruction
 
@@ -36,7 +36,7 @@ def venue(monkeypatch):
         monkeypatch.setenv(k, v)
 
     def make(name: str):
-        a = ExchangeAdapter.from_env(name)
+        a = exchange_from_env(name)
         s = RecordedSession(load_fixture(FIX / FILES[name])["responses"])
         a.exchange.session = s
         a.exchange.enableRateLimit = False  # no throttling sleeps against recorded responses

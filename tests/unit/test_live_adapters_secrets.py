@@ -7,9 +7,9 @@ from dataclasses import asdict
 
 import pytest
 
-from trimtab.live import secrets
+from trimtab import secrets
 from trimtab.live.adapters.base import AdapterError, OrderResult, wrap_errors
-from trimtab.live.adapters.exchange import ExchangeAdapter
+from trimtab.live.adapters.registry import exchange_from_env
 
 KEY, SECRET, PASS = "AKIAbinanceKey998877", "s3cr3t-binance-sig-key-0042", "okx-pass-phrase-7"
 PK = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -32,18 +32,18 @@ def test_credentials_come_from_the_environment(env):
     assert c.ccxt_config() == {"apiKey": KEY, "secret": SECRET}
     assert secrets.exchange_credentials("okx").ccxt_config()["password"] == PASS
     assert secrets.eth_private_key().reveal() == PK
-    a = ExchangeAdapter.from_env("binance")
+    a = exchange_from_env("binance")
     assert (a.exchange.apiKey, a.exchange.secret) == (KEY, SECRET)
 
 
 def test_missing_credentials_name_the_variable_only(env):
     env.delenv("TRIMTAB_OKX_PASSPHRASE")
     with pytest.raises(secrets.MissingCredentials, match="TRIMTAB_OKX_PASSPHRASE") as ei:
-        secrets.exchange_credentials("okx")
+        exchange_from_env("okx")  # venues/okx.yaml live.passphrase: the key has one
     assert "okx-key-123456" not in str(ei.value)
     env.delenv("TRIMTAB_BYBIT_KEY", raising=False)
     with pytest.raises(KeyError, match="TRIMTAB_BYBIT_KEY"):
-        ExchangeAdapter.from_env("bybit")
+        exchange_from_env("bybit")
 
 
 def test_secret_values_print_as_mask(env):

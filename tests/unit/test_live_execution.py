@@ -21,13 +21,13 @@ from trimtab.engine.executor import PaperGateway
 from trimtab.engine.journal import Journal
 from trimtab.live.adapters.base import client_order_id
 from trimtab.live.adapters.chain import ChainAdapter
-from trimtab.live.adapters.exchange import ExchangeAdapter
+from trimtab.live.adapters.registry import exchange_from_env
 from trimtab.live.adapters.recorded import RecordedProvider, RecordedSession, load_fixture
 from trimtab.live.connect import ExecutionSetupError, required_env, venue_gateway
 from trimtab.live.execution import VenueGateway, unsupported_operations
 from trimtab.live.reconcile import Tolerances, book_positions, reconcile
 from trimtab.planner.plan import Instruction, Plan, Step
-from trimtab.venues.sim import ExecutionError
+from trimtab.errors import ExecutionError
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "live"
 CHAIN = load_fixture(FIX / "chain_mainnet.json")
@@ -62,7 +62,7 @@ def crash(_):
 
 # -- perps -------------------------------------------------------------------------------
 def binance(session=None):
-    a = ExchangeAdapter.from_env("binance")
+    a = exchange_from_env("binance")
     s = session or RecordedSession(load_fixture(FIX / "binance_usdm.json")["responses"])
     a.exchange.session = s
     a.exchange.enableRateLimit = False

@@ -24,12 +24,15 @@ from trimtab.accounting.book import Fill, Leg
 from trimtab.engine.journal import Journal
 from trimtab.live.adapters.base import client_order_id
 from trimtab.live.adapters.chain import ChainAdapter
-from trimtab.live.adapters.contracts import SWAP_ROUTER02, TOKENS, TRANSFER_TOPIC
+from trimtab.live.adapters.contracts import TOKENS, TRANSFER_TOPIC
+from trimtab.live.adapters.uniswap_v3 import config as uniswap_config
 from trimtab.live.adapters.recorded import RecordedProvider, load_fixture
 from trimtab.live.execution import VenueGateway
 from trimtab.engine.executor import Transit
 from trimtab.planner.plan import Instruction, Step
-from trimtab.venues.sim import ExecutionError
+from trimtab.errors import ExecutionError
+
+SWAP_ROUTER02 = uniswap_config.facts().contracts["router"].address  # the router venues/uniswap_v3.yaml names
 
 BN = load_fixture(FIX / "binance_transfers.json")
 WETH = TOKENS["WETH"][0]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from trimtab.cli.main import app
 from trimtab.engine.flows import FlowError, check_window, parse_flow, unpaid_withdrawals
 from trimtab.engine.journal import Journal
-from trimtab.live import secrets
+from trimtab import secrets
 
 SECRET = "Qx81-bybit-secret-abcdef"
 

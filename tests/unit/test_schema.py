@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from trimtab.config.yamlio import load_yaml
+from trimtab.config.yamldoc import load_yaml
 from trimtab.schema import FOLDER_KIND, HEADER_PREFIX, KINDS, header, render
 
 ROOT = Path(__file__).resolve().parents[2]

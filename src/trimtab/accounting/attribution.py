@@ -15,8 +15,30 @@ A tick's equity change has two parts, each attributed exactly:
 """
 from __future__ import annotations
 
-from ..venues.pricing import Pricing
+from collections.abc import Mapping
+from typing import Protocol
+
 from .book import Book, Fill
+
+
+class _Instrument(Protocol):
+    ptype: str  # "Perp" or another product type
+
+
+class PriceSource(Protocol):
+    """What attribution reads of the prices; :class:`trimtab.venues.pricing.Pricing` provides it.
+
+    A Protocol here, not an import, because venues sit above accounting in the layering
+    (tests/unit/test_layering.py): the simulated venues book into :class:`Book`.
+    """
+
+    info: Mapping[str, _Instrument]
+
+    def factors(self, key: str, i: int) -> tuple[float, list[tuple[str, float]]]:
+        """``(sign, [(factor name, value), ...])`` whose product times qty is the value."""
+
+    def perp_parts(self, key: str, i: int) -> tuple[float, float, float]:
+        """``(mark, reference price of the asset, 1 / share-class price)`` of perp ``key`` at tick ``i``."""
 
 CATEGORIES = (
     "supply_yield",
@@ -57,7 +79,7 @@ class Attribution:
             self.tick[category] = self.tick.get(category, 0.0) + amount
             self.total[category] = self.total.get(category, 0.0) + amount
 
-    def market_move(self, book: Book, pricing: Pricing, i0: int, i1: int) -> None:
+    def market_move(self, book: Book, pricing: PriceSource, i0: int, i1: int) -> None:
         """Attribute the change in value of ``book`` from tick ``i0`` to ``i1`` prices."""
         for key, qty in book.bal.items():
             if qty == 0.0:

@@ -21,6 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.feed import DEFAULT_DATA_DIR, DataError
+from ..data.quality import REASONS
+from ..engine.window import default_window, required_series
 from .findings import Context
 
 MAX_LISTED_GAPS = 6
@@ -28,8 +31,6 @@ MAX_LISTED_GAPS = 6
 
 def bundle_series() -> set[str]:
     """Names of every series in the data bundle's manifest (empty if there is no bundle)."""
-    from ..data.feed import DEFAULT_DATA_DIR
-
     try:
         return set(json.loads((Path(DEFAULT_DATA_DIR) / "manifest.json").read_text())["series"])
     except (OSError, ValueError, KeyError):
@@ -38,8 +39,6 @@ def bundle_series() -> set[str]:
 
 def needed_series(ctx: Context) -> tuple[set[str], set[str]]:
     """(required, optional) series of the strategy, as the engine defines them."""
-    from ..engine.window import required_series
-
     return required_series(ctx.s)
 
 
@@ -70,9 +69,6 @@ def _ts(x) -> str:
 def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The window to check: the given one, else the engine's default window for the strategy
     (None, with a ``data-missing`` finding, if the series have no common window)."""
-    from ..data.feed import DataError
-    from ..engine.window import default_window
-
     def utc(x):
         t = pd.Timestamp(x)
         return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
@@ -139,8 +135,6 @@ def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, 
 def _check_quality(ctx: Context, data, series: list[str], t0, t1) -> None:
     """``data-gaps`` warnings for rows the data checks quarantine in the window (trimtab.data.quality,
     with the config's ``data_checks``): the run will not trade on them."""
-    from ..data.quality import REASONS
-
     checked = data.with_checks(getattr(ctx.config, "data_checks", None))
     e0, e1 = pd.Timestamp(t0).value // 10**9, pd.Timestamp(t1).value // 10**9
     inside = (checked.epoch >= e0) & (checked.epoch <= e1)

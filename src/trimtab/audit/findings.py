@@ -1,88 +1,66 @@
-"""Audit findings and the context every audit check reads.
+"""Audit finding codes and the context every audit check reads.
 
-A :class:`Finding` is one static problem with its severity (``error`` or ``warning``), a stable
-code from :data:`CODES`, and the ``file:line:col`` of the YAML it comes from. :class:`Context`
+A finding is a :class:`~trimtab.diagnostics.Diagnostic`: one static problem with a stable code
+from :data:`CODES`, the :class:`~trimtab.diagnostics.Severity` that code has (error or warning),
+and the ``file:line:col`` and YAML path it comes from. :class:`Context`
 holds a loaded strategy with the parsed YAML documents of its config, machine, rule files and
 venues (for positions), its rule parse trees, the machine's transitions with ``source: "*"``
 expanded, and an interval :class:`~trimtab.audit.intervals.Solver` over its parameters.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..config.load import Strategy
-from ..config.yamlio import YamlDoc, format_path, load_yaml
-from ..rules.expr import Node, parse, to_text
+from ..config.yamldoc import YamlDoc, load_yaml
+from ..diagnostics import Diagnostic, Severity
+from ..rules.nodes import Node
+from ..rules.parse import parse
+from ..rules.printer import to_text
 from .intervals import Solver, TooComplex
 
-SEVERITIES = ("error", "warning")
-
 #: Every finding the audit reports: code -> (severity, area, what it means).
-CODES: dict[str, tuple[str, str, str]] = {
+CODES: dict[str, tuple[Severity, str, str]] = {
     # structure
-    "unreachable-state": ("error", "structure", "no path of transitions leads from the initial state to this state"),
-    "state-cannot-be-left": ("error", "structure", "no transition can leave this state"),
-    "no-completion-path": ("error", "structure", "an action state with no transition that leaves it once its plan is complete"),
-    "emergency-unreachable": ("error", "structure", "a state with no transition straight to the emergency state"),
-    "emergency-waits-for-plan": ("error", "structure", "the emergency transition from an action state cannot fire while a plan is in flight"),
-    "no-emergency-state": ("warning", "structure", "the machine has no state named 'emergency'"),
+    "unreachable-state": (Severity.ERROR, "structure", "no path of transitions leads from the initial state to this state"),
+    "state-cannot-be-left": (Severity.ERROR, "structure", "no transition can leave this state"),
+    "no-completion-path": (Severity.ERROR, "structure", "an action state with no transition that leaves it once its plan is complete"),
+    "emergency-unreachable": (Severity.ERROR, "structure", "a state with no transition straight to the emergency state"),
+    "emergency-waits-for-plan": (Severity.ERROR, "structure", "the emergency transition from an action state cannot fire while a plan is in flight"),
+    "no-emergency-state": (Severity.WARNING, "structure", "the machine has no state named 'emergency'"),
     # rules
-    "guard-never-holds": ("error", "rules", "a rule, or a transition's rules together, can never hold for the configured parameters"),
-    "transition-shadowed": ("error", "rules", "an earlier transition from the same state holds whenever this one does, so it never fires"),
-    "guard-overlap": ("warning", "rules", "two transitions from one state of equal priority, with different outcomes, can hold together"),
-    "priority-inversion": ("warning", "rules", "a lower-severity transition is tried before a critical one it can hold together with"),
-    "no-hysteresis": ("error", "rules", "the guards entering and leaving a state share a threshold (or their bands overlap): flapping"),
-    "no-cooldown": ("warning", "rules", "a drift-driven rebalancing transition can fire right after the previous plan"),
-    "unused-rule": ("warning", "rules", "a rule no transition of the machine uses"),
+    "guard-never-holds": (Severity.ERROR, "rules", "a rule, or a transition's rules together, can never hold for the configured parameters"),
+    "transition-shadowed": (Severity.ERROR, "rules", "an earlier transition from the same state holds whenever this one does, so it never fires"),
+    "guard-overlap": (Severity.WARNING, "rules", "two transitions from one state of equal priority, with different outcomes, can hold together"),
+    "priority-inversion": (Severity.WARNING, "rules", "a lower-severity transition is tried before a critical one it can hold together with"),
+    "no-hysteresis": (Severity.ERROR, "rules", "the guards entering and leaving a state share a threshold (or their bands overlap): flapping"),
+    "no-cooldown": (Severity.WARNING, "rules", "a drift-driven rebalancing transition can fire right after the previous plan"),
+    "unused-rule": (Severity.WARNING, "rules", "a rule no transition of the machine uses"),
     # thresholds
-    "target-ltv-above-max": ("error", "thresholds", "a target LTV above the lending venue's maximum LTV"),
-    "entry-hf-at-emergency": ("error", "thresholds", "the health factor implied by a target LTV is at or below the emergency threshold"),
-    "entry-hf-triggers-rule": ("warning", "thresholds", "the health factor implied by a target LTV already satisfies a risk guard"),
-    "emergency-cannot-leave": ("error", "thresholds", "the emergency plan's health factor or margin ratio is not above the emergency leave threshold"),
-    "hedge-weights-sum": ("error", "thresholds", "the hedge legs' weights do not sum to 1"),
-    "margin-threshold-not-below-target": ("error", "thresholds", "a margin-ratio threshold at or above the margin ratio the hedge targets"),
-    "margin-threshold-below-maintenance": ("error", "thresholds", "a margin-ratio threshold at or below the venue's maintenance margin"),
-    "allocation-out-of-range": ("error", "thresholds", "a target allocation outside (0, 1]"),
-    "allocations-exceed-equity": ("error", "thresholds", "the targets' allocations sum to more than 1"),
+    "target-ltv-above-max": (Severity.ERROR, "thresholds", "a target LTV above the lending venue's maximum LTV"),
+    "entry-hf-at-emergency": (Severity.ERROR, "thresholds", "the health factor implied by a target LTV is at or below the emergency threshold"),
+    "entry-hf-triggers-rule": (Severity.WARNING, "thresholds", "the health factor implied by a target LTV already satisfies a risk guard"),
+    "emergency-cannot-leave": (Severity.ERROR, "thresholds", "the emergency plan's health factor or margin ratio is not above the emergency leave threshold"),
+    "hedge-weights-sum": (Severity.ERROR, "thresholds", "the hedge legs' weights do not sum to 1"),
+    "margin-threshold-not-below-target": (Severity.ERROR, "thresholds", "a margin-ratio threshold at or above the margin ratio the hedge targets"),
+    "margin-threshold-below-maintenance": (Severity.ERROR, "thresholds", "a margin-ratio threshold at or below the venue's maintenance margin"),
+    "allocation-out-of-range": (Severity.ERROR, "thresholds", "a target allocation outside (0, 1]"),
+    "allocations-exceed-equity": (Severity.ERROR, "thresholds", "the targets' allocations sum to more than 1"),
     # venues
-    "unsupported-operation": ("error", "venues", "a plan of this target emits an operation the venue does not list"),
-    "unknown-gas-op": ("error", "venues", "an operation's gas_op is not in the gas-units table (data/static.json)"),
-    "trade-below-minimum": ("error", "venues", "the full-size trade at the configured capital is under the venue's minimum"),
-    "rebalance-below-minimum": ("warning", "venues", "the trade a drift threshold triggers is under the venue's or planner's minimum"),
+    "unsupported-operation": (Severity.ERROR, "venues", "a plan of this target emits an operation the venue does not list"),
+    "unknown-gas-op": (Severity.ERROR, "venues", "an operation's gas_op is not in the gas-units table (data/static.json)"),
+    "trade-below-minimum": (Severity.ERROR, "venues", "the full-size trade at the configured capital is under the venue's minimum"),
+    "rebalance-below-minimum": (Severity.WARNING, "venues", "the trade a drift threshold triggers is under the venue's or planner's minimum"),
     # data
-    "data-missing": ("error", "data", "a series the strategy needs is absent or does not cover the window"),
-    "data-gaps": ("warning", "data", "a series the strategy uses has gaps (or ends early) in the window; the venue is not traded then"),
+    "data-missing": (Severity.ERROR, "data", "a series the strategy needs is absent or does not cover the window"),
+    "data-gaps": (Severity.WARNING, "data", "a series the strategy uses has gaps (or ends early) in the window; the venue is not traded then"),
     # loading
-    "config": ("error", "config", "the config does not load (see validate)"),
+    "config": (Severity.ERROR, "config", "the config does not load (see validate)"),
 }
 
+#: A rule's ``severity`` in the YAML (the priority of its guard, not a diagnostic) -> rank.
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    """One audit finding at ``file:line:col`` (1-based). ``path`` is the YAML path in that file."""
-
-    file: str
-    line: int
-    col: int
-    code: str
-    path: str
-    message: str
-    severity: str = "error"
-
-    @property
-    def where(self) -> str:
-        """``file:line:col``."""
-        return f"{self.file}:{self.line}:{self.col}"
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.severity}: [{self.code}] {self.path}: {self.message}"
-
-    def to_dict(self) -> dict:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,18 +103,18 @@ class Context:
                 sources = (t.source,) if isinstance(t.source, str) else tuple(t.source)
             self.transitions.append(Trans(i, t.trigger, sources, t.dest, tuple(t.when), dict(getattr(t, "overrides", {}) or {}), star))
         self.emergency = "emergency" if "emergency" in self.machine.states else None
-        self.findings: list[Finding] = []
+        self.findings: list[Diagnostic] = []
 
     # ----------------------------------------------------------------- reporting
-    def add(self, code: str, doc: YamlDoc, path: tuple, message: str, key: bool = False) -> None:
-        """Record finding ``code`` at ``path`` of ``doc`` (its key with ``key=True``)."""
-        line, col = doc.locate_key(path) if key else doc.locate(path)
-        self.findings.append(Finding(doc.file, line, col, code, format_path(path), message, CODES[code][0]))
+    def add(self, code: str, doc: YamlDoc, path: tuple, message: str, key: bool = False, hint: str | None = None) -> None:
+        """Record finding ``code`` (its severity from :data:`CODES`) at ``path`` of ``doc`` (its key
+        with ``key=True``), with an optional ``hint`` on how to fix it."""
+        self.findings.append(doc.issue(path, message, key=key, severity=CODES[code][0], hint=hint, code=code))
 
-    def add_at(self, code: str, loc: tuple[YamlDoc, tuple, bool], message: str) -> None:
+    def add_at(self, code: str, loc: tuple[YamlDoc, tuple, bool], message: str, hint: str | None = None) -> None:
         """Record finding ``code`` at a ``(doc, path, key)`` location from the ``*_loc`` helpers."""
         doc, path, key = loc
-        self.add(code, doc, path, message, key)
+        self.add(code, doc, path, message, key, hint)
 
     # ----------------------------------------------------------------- locations
     def rule_loc(self, rule: str, part: str | None = "when") -> tuple[YamlDoc, tuple, bool]:

@@ -2,9 +2,10 @@
 
 The audit asks questions such as "can ``health_factor < hf_reduce`` ever hold?" or "can the
 guards of two transitions hold at the same tick?". It answers them by reasoning over the
-*range* each metric can take (:data:`METRIC_DOMAINS`), with parameters folded to numbers:
+*range* each metric can take (its domain declared in :mod:`trimtab.metrics`), with parameters
+folded to numbers:
 
-1. a guard (a parse tree of :mod:`trimtab.rules.expr`) is put in disjunctive normal form:
+1. a guard (a parse tree of :mod:`trimtab.rules`) is put in disjunctive normal form:
    a list of conjunctions of comparisons (``not`` is pushed into the comparisons);
 2. in each conjunction, comparisons of a single metric (or ``abs(metric)``) against a constant
    narrow that metric's interval (open or closed at each end; integer-valued metrics drop
@@ -15,7 +16,7 @@ A conjunction is *infeasible* when an interval becomes empty or a comparison can
 The answer is sound in one direction: "never holds" is a proof (for the documented metric
 ranges); "can hold" may be an over-approximation when a guard relates two metrics or repeats a
 metric inside arithmetic. Metrics are assumed to be numbers (``inf`` allowed, never NaN); a
-metric not in :data:`METRIC_DOMAINS` ranges over all reals.
+metric the registry does not declare ranges over all reals.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
-from ..rules.expr import Node, to_text
+from ..metrics import REGISTRY, Metric, lookup
+from ..rules.nodes import Node
+from ..rules.printer import to_text
 
 INF = math.inf
 
@@ -102,79 +105,32 @@ def fmt(x: float) -> str:
 
 
 ALL = Interval()
-NONNEG = Interval(0.0, INF, hi_open=True)
-NONNEG_INF = Interval(0.0, INF)  # inf is attained
-FLAG = Interval(0.0, 1.0, integer=True)
-SIDE = Interval(-1.0, 1.0, integer=True)
 
-#: The range of every metric the tight loop publishes (trimtab.config.load.METRICS), with the
-#: reason. ``margin_ratio.<venue>`` takes the range of ``margin_ratio_min``.
-METRIC_DOMAINS: dict[str, tuple[Interval, str]] = {
-    "health_factor": (NONNEG_INF, "collateral x LT / debt >= 0; inf without debt"),
-    "ltv": (NONNEG, "debt / collateral >= 0 (above 1 only when under water)"),
-    "margin_ratio_min": (Interval(-INF, INF), "account equity / notional: negative after losses beyond margin; inf without a position"),
-    "net_delta": (Interval(-INF, INF, True, True), "signed asset units"),
-    "delta_drift": (Interval(-INF, INF, True, True), "net delta / hedged delta, signed"),
-    "equity": (Interval(-INF, INF, True, True), "share-class value of every position"),
-    "equity_deviation": (NONNEG, "|equity - baseline| / baseline >= 0"),
-    "idle_fraction": (NONNEG, "idle wallet tokens / equity >= 0 (above 1 when other positions are negative)"),
-    "hours_since_rebalance": (NONNEG_INF, "hours >= 0; inf before the first plan"),
-    "plan_in_flight": (FLAG, "0 or 1"),
-    "hedge_allocation_drift": (Interval(0.0, 1.0), "|share - target share| of shares in [0, 1]"),
-    "stale_venues": (Interval(0.0, INF, hi_open=True, integer=True), "a count"),
-    "signal_side": (SIDE, "-1, 0 or 1"),
-    "position_side": (SIDE, "-1, 0 or 1"),
-    "dust_fraction": (NONNEG, "reward-token value / equity >= 0"),
-    "pending_deposit": (NONNEG, "share-class amount >= 0"),
-    "withdrawal_fraction": (NONNEG, "pending withdrawals / equity >= 0"),
-    "withdraw_all": (FLAG, "0 or 1"),
-    # token_weights basket (trimtab.planner.drift)
-    "max_drift": (NONNEG, "largest |drift| >= 0"),
-    "calendar_due": (FLAG, "0 or 1"),
-    "unhealthy_tokens": (Interval(0.0, INF, hi_open=True, integer=True), "a count"),
-    # portfolio of strategies (trimtab.portfolio.config.PORTFOLIO_METRICS)
-    "cash": (NONNEG, "portfolio cash >= 0"),
-    "portfolio_drawdown": (Interval(0.0, 1.0), "1 - NAV / peak NAV, in [0, 1]"),
-    "max_sleeve_drift": (NONNEG_INF, "largest |weight - target| / target >= 0; inf for a sleeve held against a zero target"),
-    "reallocation_due": (FLAG, "0 or 1"),
-    "period_start": (FLAG, "0 or 1"),
-    "hours_since_reallocation": (NONNEG_INF, "hours >= 0; inf before the first reallocation"),
-    "sleeve_limit_breaches": (Interval(0.0, INF, hi_open=True, integer=True), "a count"),
-    "withdrawals_pending": (NONNEG, "share-class amount >= 0"),
-    "max_correlation": (Interval(-1.0, 1.0), "a correlation"),
-}
-
-#: What each metric measures, for the audit's notions of "risk response", "rebalancing" and
-#: "cooldown". Unknown metrics are ``other``.
-METRIC_KINDS: dict[str, str] = {
-    "health_factor": "risk", "ltv": "risk", "margin_ratio_min": "risk",
-    "net_delta": "drift", "delta_drift": "drift", "equity_deviation": "drift", "hedge_allocation_drift": "drift",
-    "hours_since_rebalance": "clock", "plan_in_flight": "plan",
-    "pending_deposit": "flow", "withdrawal_fraction": "flow", "withdraw_all": "flow", "idle_fraction": "flow",
-    "signal_side": "signal", "position_side": "signal", "dust_fraction": "dust", "equity": "pnl", "stale_venues": "data",
-    "max_drift": "drift", "calendar_due": "clock", "unhealthy_tokens": "data",
-    "max_sleeve_drift": "drift", "hours_since_reallocation": "clock", "period_start": "clock", "portfolio_drawdown": "risk",
-    "withdrawals_pending": "flow", "cash": "flow",
-}
+# The audit's view of the metric registry: each declared domain as an Interval, built once.
+_DOMAINS: dict[str, Interval] = {}
+for _m in REGISTRY:
+    if isinstance(_m, Metric):
+        _DOMAINS.setdefault(_m.name, Interval(_m.domain.lo, _m.domain.hi, _m.domain.lo_open, _m.domain.hi_open, _m.domain.integer))
 
 
 def metric_domain(name: str) -> Interval:
-    """The documented range of metric ``name`` (all reals if unknown)."""
-    if name.startswith("margin_ratio."):
-        name = "margin_ratio_min"
-    if name.startswith("drift."):  # a basket token's signed drift: (value - target) / target >= -1
-        return Interval(-1.0, INF, hi_open=True)
-    d = METRIC_DOMAINS.get(name)
-    return d[0] if d else ALL
+    """The declared range of metric ``name`` (:data:`trimtab.metrics.REGISTRY`; a family member
+    such as ``margin_ratio.okx`` takes its family's), all reals if the name is not declared."""
+    d = _DOMAINS.get(name)
+    if d is not None:
+        return d
+    m = lookup(name)
+    if m is None:
+        return ALL
+    d = m.domain
+    return Interval(d.lo, d.hi, d.lo_open, d.hi_open, d.integer)
 
 
 def metric_kind(name: str) -> str:
-    """``risk``, ``drift``, ``clock``, ``plan``, ``flow``, ``signal``, ``dust``, ``pnl``, ``data`` or ``other``."""
-    if name.startswith("margin_ratio."):
-        return "risk"
-    if name.startswith("drift."):
-        return "drift"
-    return METRIC_KINDS.get(name, "other")
+    """What metric ``name`` measures (:data:`trimtab.metrics.KINDS`): ``risk``, ``drift``, ``clock``,
+    ``plan``, ``flow``, ``signal``, ``dust``, ``pnl``, ``data``, or ``other`` (also for an undeclared name)."""
+    m = lookup(name)
+    return m.kind if m is not None else "other"
 
 
 # --------------------------------------------------------------------------- interval arithmetic
@@ -243,7 +199,7 @@ class Solver:
 
     Args:
         params: parameter values (names folded to constants).
-        domains: metric ranges overriding :data:`METRIC_DOMAINS`.
+        domains: metric ranges overriding the declared ones (:func:`metric_domain`).
     """
 
     def __init__(self, params: Mapping[str, float], domains: Mapping[str, Interval] | None = None):

@@ -1,7 +1,7 @@
 """Rule findings: what the guards can and cannot do, for the configured parameters.
 
-* ``guard-never-holds``: a rule that can never hold over the metric ranges of
-  :data:`~trimtab.audit.intervals.METRIC_DOMAINS` (``health_factor < 0``), or a transition
+* ``guard-never-holds``: a rule that can never hold over the metric ranges declared in
+  :data:`trimtab.metrics.REGISTRY` (``health_factor < 0``), or a transition
   whose rules contradict each other;
 * ``transition-shadowed``: the earlier transitions from a state hold whenever this one does
   (transitions are tried in file order and the first match fires), so it never fires;
@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..rules.expr import Node, names, to_text
+from ..metrics import lookup
+from ..rules.nodes import Node, names
+from ..rules.printer import to_text
 from .findings import Context, Trans
-from .intervals import Interval, fmt, metric_domain, metric_kind, METRIC_DOMAINS
+from .intervals import Interval, fmt, metric_domain, metric_kind
 
 JUST_PLANNED = {"hours_since_rebalance": Interval.point(0.0)}
 
@@ -106,8 +108,8 @@ def _never_holds(ctx: Context) -> None:
         culprits = [th for th in thresholds(ctx, r) if not ctx.can_hold(th.node)]
         if culprits:
             th = culprits[0]
-            base = th.metric if th.metric in METRIC_DOMAINS or th.metric.startswith("margin_ratio.") else None
-            rng = f"; {th.metric} ranges over {metric_domain(base).describe(th.metric)} ({METRIC_DOMAINS.get(base, (None, ''))[1] or 'see METRIC_DOMAINS'})" if base else ""
+            decl = lookup(th.metric) if th.metric else None
+            rng = f"; {th.metric} ranges over {metric_domain(th.metric).describe(th.metric)} ({decl.domain.reason})" if decl else ""
             loc = threshold_loc(ctx, th) if th.param() and th.param() in ctx.config.parameters else ctx.rule_loc(r)
             ctx.add_at("guard-never-holds", loc, f"rule {r!r} can never hold: {th.text()} is impossible{rng}")
         else:

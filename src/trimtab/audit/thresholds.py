@@ -1,6 +1,7 @@
 """Threshold findings: parameters against each other and against the venues' risk parameters.
 
-For each ``leveraged_stake`` target, the effective target LTV of every action state that plans
+For each target holding a lending loop (:meth:`trimtab.templates.base.Template.loop`:
+``leveraged_stake``, ``lend_loop``), the effective target LTV of every action state that plans
 toward targets (the state's and the entering transition's ``overrides`` applied), with the
 lending venue's max LTV and liquidation threshold (eMode when both collateral and debt assets
 are in the eMode set):
@@ -27,7 +28,7 @@ target holding all equity) and ``allocations-exceed-equity`` (allocations summin
 """
 from __future__ import annotations
 
-from ..config.models import LendTarget, LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget
+from ..templates.registry import template_for
 from .findings import Context, Trans
 from .intervals import fmt
 from .rules import Threshold, threshold_loc, thresholds
@@ -40,12 +41,14 @@ def check_thresholds(ctx: Context) -> None:
     """Append the threshold findings of ``ctx`` to ``ctx.findings``."""
     _allocations(ctx)
     for i, t in enumerate(ctx.config.targets):
-        if isinstance(t, LeveragedStakeTarget):
+        if template_for(t).loop(t) is not None:
             _leverage(ctx, i, t)
     _margins(ctx)
 
 
-def _val(ctx: Context, expr, params=None) -> float | None:
+def value_of(ctx: Context, expr, params=None) -> float | None:
+    """``expr`` (a number or an expression of parameters) evaluated with the config's parameters
+    (or ``params``); None for an expression the loader already reported as broken."""
     try:
         return ctx.s.target_value(expr, params)
     except Exception:  # noqa: BLE001 - an expression the loader already reported
@@ -58,7 +61,7 @@ def _allocations(ctx: Context) -> None:
         alloc = getattr(t, "allocation", None)
         if alloc is None:
             continue
-        v = _val(ctx, alloc)
+        v = value_of(ctx, alloc)
         if v is None:
             continue
         total += v
@@ -72,10 +75,11 @@ def _allocations(ctx: Context) -> None:
                 f"target allocations sum to {fmt(total)} ({', '.join(parts)}), more than the whole equity", key=True)
 
 
-def lending_risk(ctx: Context, t: LeveragedStakeTarget) -> tuple[float, float, str] | None:
-    """(max LTV, liquidation threshold, which parameter set) of the target's lending venue."""
-    coll = ctx.s.instruments.get(t.collateral)
-    debt = ctx.s.instruments.get(t.debt)
+def lending_risk(ctx: Context, loop) -> tuple[float, float, str] | None:
+    """(max LTV, liquidation threshold, which parameter set) of a lending loop's venue
+    (a :class:`trimtab.templates.base.Loop`)."""
+    coll = ctx.s.instruments.get(loop.collateral)
+    debt = ctx.s.instruments.get(loop.debt)
     if not coll or not debt:
         return None
     venue = ctx.s.venues[coll[0]]
@@ -91,9 +95,10 @@ def lending_risk(ctx: Context, t: LeveragedStakeTarget) -> tuple[float, float, s
     return r.ltv, r.liquidation_threshold, f"{coll[0]} {ca}"
 
 
-def ltv_variants(ctx: Context, t: LeveragedStakeTarget) -> list[dict]:
-    """The target LTV in force in each action state that plans toward targets, per entering
-    transition: dicts of state, transition, value, the parameter it comes from, and location."""
+def ltv_variants(ctx: Context, idx: int, loop) -> list[dict]:
+    """The target LTV of target ``idx``'s lending ``loop`` in force in each action state that
+    plans toward targets, per entering transition: dicts of state, transition, value, the
+    parameter it comes from, and location."""
     out: dict[tuple, dict] = {}
     for state, st in ctx.machine.states.items():
         if st.action is None or st.action.kind not in ("target", "emergency"):
@@ -104,10 +109,10 @@ def ltv_variants(ctx: Context, t: LeveragedStakeTarget) -> list[dict]:
             p = dict(ctx.params)
             for k, v in ov.items():
                 p[k] = ctx.params[v] if isinstance(v, str) else float(v)
-            value = _val(ctx, t.target_ltv, p)
+            value = value_of(ctx, loop.target_ltv, p)
             if value is None:
                 continue
-            name = t.target_ltv.strip() if isinstance(t.target_ltv, str) else None
+            name = loop.target_ltv.strip() if isinstance(loop.target_ltv, str) else None
             loc = None
             if name and name in ov:
                 src = ov[name]
@@ -117,7 +122,6 @@ def ltv_variants(ctx: Context, t: LeveragedStakeTarget) -> list[dict]:
                     where = ("transitions", tr.index, "overrides", name) if tr and name in tr.overrides else ("states", state, "action", "overrides", name)
                     loc, name = (ctx.mdoc, where, False), None
             if loc is None:
-                idx = ctx.config.targets.index(t)
                 loc = ctx.value_loc(name, ("targets", idx, "target_ltv")) if name else (ctx.cdoc, ("targets", idx, "target_ltv"), False)
             key = (value, name, loc[1])
             v = out.setdefault(key, {"value": value, "param": name, "loc": loc, "states": [], "via": []})
@@ -151,15 +155,16 @@ def _holds(value: float, th: Threshold) -> bool:
     return {"<": value < th.value, "<=": value <= th.value, ">": value > th.value, ">=": value >= th.value}[th.op]
 
 
-def _leverage(ctx: Context, i: int, t: LeveragedStakeTarget) -> None:
-    risk = lending_risk(ctx, t)
+def _leverage(ctx: Context, i: int, t) -> None:
+    loop = template_for(t).loop(t)
+    risk = lending_risk(ctx, loop)
     if risk is None:
         return
     max_ltv, lt, which = risk
     em = ctx.emergency
     em_enter = [tr for tr in ctx.transitions if tr.dest == em and any(s != em for s in tr.sources)] if em else []
     em_leave = [tr for tr in ctx.transitions if em in tr.sources and tr.dest != em] if em else []
-    for v in ltv_variants(ctx, t):
+    for v in ltv_variants(ctx, i, loop):
         ltv = v["value"]
         states = ", ".join(v["states"])
         if ltv > max_ltv + EPS:
@@ -196,28 +201,25 @@ def _leverage(ctx: Context, i: int, t: LeveragedStakeTarget) -> None:
                     break
 
 
-def margin_target(ctx: Context, h: PerpHedgeTarget) -> tuple[float, str] | None:
+def margin_target(ctx: Context, h) -> tuple[float, str] | None:
     """(margin ratio the hedge targets, how it was computed), or None if it hedges nothing."""
-    alloc = _val(ctx, h.allocation)
-    ratio = _val(ctx, h.hedge_ratio)
+    alloc = value_of(ctx, h.allocation)
+    ratio = value_of(ctx, h.hedge_ratio)
     if alloc is None or ratio is None:
         return None
     by_id = {t.id: t for t in ctx.config.targets}
     wallet = ctx.s.venues.get("wallet")
     assets = (wallet.assets or {}) if wallet else {}
+
+    def delta_asset(key: str) -> str | None:
+        asset = ctx.s.instruments[key][1].asset if key in ctx.s.instruments else None
+        return assets[asset].delta_asset if asset in assets else None
+
     hedged = 0.0
     for hid in h.hedges:
         t = by_id.get(hid)
-        if t is None:
-            continue
-        if isinstance(t, SignalPerpTarget):
-            hedged += _val(ctx, t.signal.max_position_size) or 0.0
-        elif isinstance(t, LendTarget):
-            asset = ctx.s.instruments[t.supply][1].asset if t.supply in ctx.s.instruments else None
-            if asset in assets and assets[asset].delta_asset == ctx.config.asset:
-                hedged += _val(ctx, t.allocation) or 0.0
-        elif getattr(t, "allocation", None) is not None:
-            hedged += _val(ctx, t.allocation) or 0.0
+        if t is not None:
+            hedged += template_for(t).hedged_fraction(t, lambda e: value_of(ctx, e), delta_asset, ctx.config.asset)
     notional = ratio * hedged
     if notional <= 0:
         return None
@@ -225,21 +227,22 @@ def margin_target(ctx: Context, h: PerpHedgeTarget) -> tuple[float, str] | None:
 
 
 def _margins(ctx: Context) -> None:
-    hedges = [(i, t) for i, t in enumerate(ctx.config.targets) if isinstance(t, PerpHedgeTarget)]
+    hedges = [(i, t) for i, t in enumerate(ctx.config.targets) if template_for(t).hedge_legs(t)]
     if not hedges:
         return
     targets = []
     maint: dict[str, float] = {}
     for i, h in hedges:
-        weights = [_val(ctx, leg.weight) for leg in h.legs]
+        legs = template_for(h).hedge_legs(h)
+        weights = [value_of(ctx, leg.weight) for leg in legs]
         if all(w is not None for w in weights) and abs(sum(weights) - 1) > 1e-6:
-            listing = ", ".join(f"{leg.instrument} {fmt(w)}" for leg, w in zip(h.legs, weights))
+            listing = ", ".join(f"{leg.instrument} {fmt(w)}" for leg, w in zip(legs, weights))
             ctx.add("hedge-weights-sum", ctx.cdoc, ("targets", i, "legs"),
                     f"hedge {h.id!r} leg weights sum to {fmt(sum(weights))}, not 1 ({listing}); the planner would rescale them silently", key=True)
         mt = margin_target(ctx, h)
         if mt:
             targets.append((h, *mt))
-        for leg in h.legs:
+        for leg in legs:
             inst = ctx.s.instruments.get(leg.instrument)
             if inst and ctx.s.venues[inst[0]].perp:
                 maint[inst[0]] = ctx.s.venues[inst[0]].perp.maintenance_margin

@@ -1,8 +1,8 @@
 """Venue findings: operations plans emit, gas tables, and trade sizes against minimums.
 
-* ``unsupported-operation``: a target's plans emit an operation (:data:`TEMPLATE_OPERATIONS`,
-  mirroring ``trimtab.planner.compile``; the operations the executor looks up in the venue
-  catalog) on a venue whose ``operations`` do not list it; the plan would fail at execution
+* ``unsupported-operation``: a target's plans emit an operation (its template's
+  ``operations``, :class:`trimtab.templates.base.Template`; the operations the executor looks
+  up in the venue catalog) on a venue whose ``operations`` do not list it; the plan would fail at execution
   with "venue X does not support operation Y";
 * ``unknown-gas-op``: an operation's ``gas_op`` missing from ``gas_units`` in data/static.json
   (gas could not be priced);
@@ -17,32 +17,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config.models import PerpHedgeTarget, SignalPerpTarget, SpotTarget
+from ..data.feed import DEFAULT_DATA_DIR
+from ..planner.compile import MIN_TRADE_USD
+from ..templates.registry import template_for
 from .findings import Context
 from .intervals import fmt
 from .rules import thresholds
-
-#: Operations each template's plans emit, by the target field naming the venue; ``@field``
-#: means the venue of the instrument key in that field (``@legs``: every hedge leg).
-TEMPLATE_OPERATIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "leveraged_stake": [("flash_venue", ("flash_borrow", "flash_repay")), ("lst_venue", ("stake",)),
-                        ("@collateral", ("supply", "withdraw", "borrow", "repay")), ("swap_venue", ("swap",)),
-                        ("bundler", ("bundle_entry", "bundle_unwind"))],
-    "stake": [("lst_venue", ("stake",)), ("swap_venue", ("swap",))],
-    "lend": [("@supply", ("supply", "withdraw"))],
-    "spot": [("@instrument", ("deposit", "withdraw"))],  # spot_trade is priced by the target (fee_bps), not the venue
-    "signal_perp": [("@instrument", ("trade", "deposit", "withdraw"))],
-    "perp_hedge": [("@legs", ("trade", "deposit", "withdraw"))],
-    "wallet_reserve": [("swap_venue", ("swap",))],
-    "token_weights": [("swap_venue", ("swap",))],
-}
-#: Templates holding CEX accounts: their deposits pay the wallet's ``transfer`` gas.
-CEX_TEMPLATES = {"spot", "signal_perp", "perp_hedge"}
+from .thresholds import margin_target, value_of
 
 
 def _static(ctx: Context) -> dict:
-    from ..data.feed import DEFAULT_DATA_DIR
-
     p = Path(DEFAULT_DATA_DIR) / "static.json"
     try:
         return json.loads(p.read_text())
@@ -60,7 +44,7 @@ def check_venues(ctx: Context, capital_usd: float | None) -> None:
 
 def _operations(ctx: Context) -> None:
     for i, t in enumerate(ctx.config.targets):
-        for field, ops in TEMPLATE_OPERATIONS.get(t.template, []):
+        for field, ops in template_for(t).operations:
             uses: list[tuple[str, tuple]] = []
             if field == "@legs":
                 uses = [(leg.instrument.split(":")[0], ("targets", i, "legs", j, "instrument")) for j, leg in enumerate(t.legs)]
@@ -83,7 +67,7 @@ def _operations(ctx: Context) -> None:
                     ctx.add("unsupported-operation", ctx.cdoc, path,
                             f"venue {venue!r} does not support {', '.join(map(repr, missing))}, which {t.template} target {t.id!r} "
                             f"plans emit on it (venues/{venue}.yaml operations: {', '.join(spec.operations) or 'none'})")
-    if any(t.template in CEX_TEMPLATES for t in ctx.config.targets) and "wallet" in ctx.s.venues:
+    if any(template_for(t).cex for t in ctx.config.targets) and "wallet" in ctx.s.venues:
         if "transfer" not in ctx.s.venues["wallet"].operations:
             ctx.add("unsupported-operation", ctx.vdocs["wallet"], ("operations",),
                     "venue 'wallet' does not support 'transfer', which every CEX deposit of this strategy pays gas for", key=True)
@@ -103,30 +87,16 @@ def _gas_ops(ctx: Context) -> None:
 
 def _legs(ctx: Context, capital_usd: float):
     """(target index, path, instrument, operation, full notional USD, drift base USD) per traded instrument."""
-    from .thresholds import _val, margin_target
+    def hedge_margin(h) -> float | None:
+        mt = margin_target(ctx, h)
+        return mt[0] if mt else None
 
     for i, t in enumerate(ctx.config.targets):
-        if isinstance(t, PerpHedgeTarget):
-            mt = margin_target(ctx, t)
-            alloc = _val(ctx, t.allocation)
-            if not mt or not alloc:
-                continue
-            notional = capital_usd * alloc / mt[0]
-            weights = [_val(ctx, leg.weight) or 0.0 for leg in t.legs]
-            wsum = sum(weights) or 1.0
-            for j, (leg, w) in enumerate(zip(t.legs, weights)):
-                yield i, ("targets", i, "legs", j), leg.instrument, "trade", notional * w / wsum, notional * w / wsum
-        elif isinstance(t, SpotTarget):
-            a = _val(ctx, t.allocation) or 0.0
-            yield i, ("targets", i, "instrument"), t.instrument, "spot_trade", capital_usd * a, None
-        elif isinstance(t, SignalPerpTarget):
-            m = _val(ctx, t.signal.max_position_size) or 0.0
-            yield i, ("targets", i, "instrument"), t.instrument, "trade", capital_usd * m, None
+        for leg in template_for(t).trade_legs(t, i, lambda e: value_of(ctx, e), capital_usd, hedge_margin):
+            yield leg.index, leg.path, leg.instrument, leg.operation, leg.notional_usd, leg.drift_base_usd
 
 
 def _sizes(ctx: Context, capital_usd: float) -> None:
-    from ..planner.compile import MIN_TRADE_USD
-
     drift = []
     for tr in ctx.transitions:
         for r in tr.when:

@@ -1,4 +1,7 @@
-"""Rendering of audit reports for ``trimtab audit``: a rich table, JSON, or Markdown."""
+"""Rendering of audit reports for ``trimtab audit``: a rich table, JSON, or Markdown.
+
+Findings are :class:`~trimtab.diagnostics.Diagnostic` records; this module is where they become
+text (``file:line:col``, the formatted path, ``message; hint``)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ..audit import AuditReport
+from ..diagnostics import Diagnostic, Severity, format_path, full_message
 
-STYLE = {"error": "bold red", "warning": "yellow"}
+STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+
+
+def _where(f: Diagnostic) -> str:
+    return f"{f.file}:{f.line}:{f.col}"
 
 
 def _counts(reports: list[AuditReport]) -> tuple[int, int]:
@@ -34,7 +42,8 @@ def print_table(reports: list[AuditReport], console: Console) -> None:
         t.add_column("where", no_wrap=True, overflow="fold")
         t.add_column("message", overflow="fold")
         for f in r.findings:
-            t.add_row(Text(f.severity, style=STYLE.get(f.severity, "")), f.code, f.where, f"{f.path}: {f.message}")
+            t.add_row(Text(f.severity.value, style=STYLE[f.severity]), f.code, _where(f),
+                      f"{format_path(f.path)}: {full_message(f)}")
         console.print(t)
         e, w = len(r.errors), len(r.warnings)
         console.print(Text(f"{r.config}: {e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''}",
@@ -67,6 +76,6 @@ def to_markdown(reports: list[AuditReport]) -> str:
             out.append("| severity | finding | where | message |")
             out.append("|---|---|---|---|")
             for f in r.findings:
-                out.append(f"| {f.severity} | `{f.code}` | `{f.where}` | {_md(f.path)}: {_md(f.message)} |")
+                out.append(f"| {f.severity.value} | `{f.code}` | `{_where(f)}` | {_md(format_path(f.path))}: {_md(full_message(f))} |")
             out.append("")
     return "\n".join(out) + "\n"

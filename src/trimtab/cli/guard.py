@@ -4,10 +4,10 @@
 both the console script and ``typer.testing.CliRunner`` call) does three things around every
 command (issue 11 parts 7 and 8):
 
-* stdout and stderr are wrapped in :class:`~trimtab.live.secrets.RedactingStream`, so no value
+* stdout and stderr are wrapped in :class:`~trimtab.secrets.RedactingStream`, so no value
   of a loaded ``TRIMTAB_*`` secret is ever printed, whatever prints it (a summary, a validation
   error echoing a config value, a flag value in a usage error, a log record);
-* the process's log records are redacted (:func:`~trimtab.live.secrets.install_process_log_redaction`);
+* the process's log records are redacted (:func:`~trimtab.secrets.install_process_log_redaction`);
 * a usage error (a bad flag value, a missing argument) is printed as ONE line,
   ``error: Invalid value for '--speed': ...`` (exit 2), instead of click's multi-line panel;
   an exception no command handles is one line too, ``error: internal error: ...`` (exit 1),
@@ -23,7 +23,7 @@ import traceback
 import typer
 from typer.core import TyperGroup
 
-from ..live.secrets import RedactingStream, install_process_log_redaction, redact
+from ..secrets import RedactingStream, install_process_log_redaction, redact
 
 
 def one_line(message: object) -> str:

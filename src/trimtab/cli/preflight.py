@@ -21,6 +21,7 @@ from pathlib import Path
 
 import typer
 
+from ..diagnostics import format_line, to_json
 from ..engine.flows import FlowError, check_window, parse_flow, unpaid_withdrawals
 
 EXIT_AUDIT = 1
@@ -100,7 +101,7 @@ def audit_gate(config: Path, *, strategy=None, data=None, start=None, end=None, 
     if not errors:
         return []
     for f in errors:
-        sys.stderr.write(f"{f}\n")
+        sys.stderr.write(format_line(f, code=True) + "\n")
     n = len(errors)
     what = f"{config}: {n} audit error{'s' if n != 1 else ''}"
     if not allow:
@@ -117,7 +118,7 @@ def amend_summary(summary: dict, run_dir, audit_errors: list) -> None:
     meta when anything was added."""
     changed = False
     if audit_errors:
-        summary["audit"] = {"allowed_errors": [f.to_dict() for f in audit_errors]}
+        summary["audit"] = {"allowed_errors": [to_json(f) for f in audit_errors]}
         changed = True
     unpaid = unpaid_withdrawals(summary.get("flows") or [])
     if unpaid:
@@ -129,7 +130,7 @@ def amend_summary(summary: dict, run_dir, audit_errors: list) -> None:
     if not changed or not run_dir:
         return
     from ..engine.journal import dumps, jsonable
-    from ..live.secrets import scrubbing
+    from ..secrets import scrubbing
 
     run_dir = Path(run_dir)
     (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))

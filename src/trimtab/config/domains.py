@@ -30,9 +30,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from .models import (LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget, SpotTarget, StrategyConfig,
-                     VenueSpec, WalletReserveTarget)
-from .yamlio import YamlDoc, suggest
+from ..data.catalog import CATALOG
+from ..templates.registry import template_for
+from .models import StrategyConfig, VenueSpec
+from .wording import suggest
+from .yamldoc import YamlDoc
 
 Add = Callable[[YamlDoc, tuple, str], None]
 
@@ -95,8 +97,6 @@ KNOWN_UNBUNDLED: dict[str, list[str]] = {"perp.okx.BTCUSDT": ["open", "high", "l
 def known_series() -> dict[str, list[str]]:
     """Series name -> columns: the catalog's, plus any the data bundle's manifest adds, plus
     :data:`KNOWN_UNBUNDLED`."""
-    from ..data.catalog import CATALOG
-
     out = dict(KNOWN_UNBUNDLED)
     out.update(_manifest(str(_data_dir())))
     for s in CATALOG:
@@ -123,7 +123,9 @@ def field_error(value: str, series_only: bool = False) -> str | None:
 
 
 def _data_dir() -> Path:
-    from ..data.feed import DEFAULT_DATA_DIR  # TRIMTAB_DATA or the bundled data/
+    # TRIMTAB_DATA or the bundled data/; imported here because data.feed loads pandas and
+    # pyarrow, which checking a config does not otherwise need.
+    from ..data.feed import DEFAULT_DATA_DIR
 
     return Path(DEFAULT_DATA_DIR)
 
@@ -148,6 +150,12 @@ def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] |
             add(vdoc, path, f"unknown asset {value!r}{suggest(value, sorted(wallet_assets))}: venues/wallet.yaml does not price it; "
                             f"priced assets: {', '.join(sorted(wallet_assets))}")
 
+    # an exchange adapter (ccxt) serves cex_perp venues only, a chain adapter (web3) every other model
+    if v.live is not None and (v.live.kind == "exchange") != (v.model == "cex_perp"):
+        what = "an exchange adapter" if v.live.kind == "exchange" else "a chain adapter"
+        need = "'cex_perp'" if v.live.kind == "exchange" else "an on-chain model (not 'cex_perp')"
+        add(vdoc, ("live",), f"a 'live:' block of kind {v.live.kind!r} configures {what}; this venue's model is {v.model!r}, "
+                             f"not {need}", key=True)
     for j, inst in enumerate(v.instruments):
         base = ("instruments", j)
         fld(base + ("reserve",), inst.reserve, series_only=True)
@@ -209,20 +217,6 @@ def check_parameters(defaults: list[tuple[str, float, YamlDoc]], config: Strateg
             add(doc, ("parameters", name), err)
 
 
-def _max_ltv(t: LeveragedStakeTarget, venues: dict[str, VenueSpec], instruments: dict) -> tuple[float, str] | None:
-    coll, debt = instruments.get(t.collateral or ""), instruments.get(t.debt)
-    if not coll or not debt:
-        return None
-    risk = venues[coll[0]].risk
-    if risk is None:
-        return None
-    ca, da = coll[1].asset, debt[1].asset
-    if ca in risk.emode.assets and da in risk.emode.assets:
-        return risk.emode.ltv, f"{coll[0]} eMode"
-    r = risk.standard.get(ca)
-    return (r.ltv, f"{coll[0]} {ca}") if r is not None else None
-
-
 def check_targets(config: StrategyConfig, doc: YamlDoc, targets: list, params: dict[str, float], venues: dict[str, VenueSpec],
                   instruments: dict, value_of: Callable[[Any], float | None], locate: Callable[[Any, tuple], tuple[YamlDoc, tuple]],
                   add: Add) -> None:
@@ -253,60 +247,36 @@ def check_targets(config: StrategyConfig, doc: YamlDoc, targets: list, params: d
             if v is not None and not 0 <= v <= 1:
                 d, p = locate(alloc, ("targets", i, "allocation"))
                 add(d, p, f"{where} allocation {named(alloc, v)} is outside [0, 1]: an allocation is a fraction of equity")
-        if isinstance(t, LeveragedStakeTarget):
-            v = val(i, ("target_ltv",), t.target_ltv, f"{where} target LTV")
-            if v is not None:
-                d, p = locate(t.target_ltv, ("targets", i, "target_ltv"))
-                mx = _max_ltv(t, venues, instruments)
-                if v <= 0:
-                    add(d, p, f"{where} target LTV {named(t.target_ltv, v)} must be above 0 (0 borrows nothing: use a stake target)")
-                elif mx is not None and v > mx[0]:
-                    add(d, p, f"{where} target LTV {named(t.target_ltv, v)} is above the {mx[1]} max LTV {mx[0]:g}: the borrow "
-                              "would revert; lower it")
-                elif v >= 1:
-                    add(d, p, f"{where} target LTV {named(t.target_ltv, v)} must be below 1")
-        elif isinstance(t, PerpHedgeTarget):
-            v = val(i, ("hedge_ratio",), t.hedge_ratio, f"{where} hedge ratio")
-            if v is not None and v < 0:
-                d, p = locate(t.hedge_ratio, ("targets", i, "hedge_ratio"))
-                add(d, p, f"{where} hedge ratio {named(t.hedge_ratio, v)} is negative")
-            weights: list[float] = []
-            for j, leg in enumerate(t.legs):
-                w = val(i, ("legs", j, "weight"), leg.weight, f"{where} leg {j} weight")
-                if w is None:
-                    weights = []
-                    break
-                if w < 0:
-                    d, p = locate(leg.weight, ("targets", i, "legs", j, "weight"))
-                    add(d, p, f"{where} leg weight {named(leg.weight, w)} ({leg.instrument}) is negative")
-                    weights = []
-                    break
-                weights.append(w)
-            if weights and abs(sum(weights) - 1.0) > 1e-9:
-                listing = ", ".join(f"{leg.instrument.split(':')[0]} {w:g}" for leg, w in zip(t.legs, weights))
-                add(doc, ("targets", i, "legs"), f"{where} leg weights sum to {sum(weights):.6g}, not 1 ({listing}); "
-                                                 "make them sum to 1")
-        elif isinstance(t, SpotTarget):
-            v = val(i, ("fee_bps",), t.fee_bps, f"{where} fee_bps")
-            if v is not None and v < 0:
-                add(*locate(t.fee_bps, ("targets", i, "fee_bps")), f"{where} fee_bps {named(t.fee_bps, v)} is negative")
-            err = field_error(t.price_field)
-            if err:
-                add(doc, ("targets", i, "price_field"), err)
-            costs = _cost_pairs(str(_data_dir()))
-            if costs is not None and t.cost_pair not in costs:
-                add(doc, ("targets", i, "cost_pair"), f"unknown cost pair {t.cost_pair!r}{suggest(t.cost_pair, sorted(costs))}")
-        elif isinstance(t, WalletReserveTarget):
-            v = val(i, ("amount",), t.amount, f"{where} amount")
-            if v is not None and v < 0:
-                add(*locate(t.amount, ("targets", i, "amount")), f"{where} amount {named(t.amount, v)} is negative")
-        elif isinstance(t, SignalPerpTarget):
-            s = t.signal
-            for f, lo, hi, lo_in in (("signal_threshold", 0, 1, True), ("max_position_size", 0, math.inf, False),
-                                     ("take_profit_sd", 0, math.inf, False), ("stop_loss_sd", 0, math.inf, False),
-                                     ("sd_floor_bps", 0, math.inf, True), ("sd_cap_bps", 0, math.inf, False)):
-                expr = getattr(s, f)
-                v = val(i, ("signal", f), expr, f"{where} {f}")
-                if v is not None and not ((v >= lo if lo_in else v > lo) and v <= hi):
-                    add(*locate(expr, ("targets", i, "signal", f)),
-                        f"{where} {f} {named(expr, v)} is outside {_interval(lo, hi, lo_in, True)}")
+        template_for(t).check_values(t, _Values(i, doc, venues, instruments, val, named, locate, add))
+
+
+class _Values:
+    """What a template's ``check_values`` reads and reports through
+    (:class:`trimtab.templates.base.ValueContext`), for target ``index``; fields are relative
+    to the target."""
+
+    def __init__(self, index: int, doc: YamlDoc, venues: dict, instruments: dict, val, named, locate, add: Add):
+        self.index, self.doc, self.venues, self.instruments = index, doc, venues, instruments
+        self._val, self._locate, self._add = val, locate, add
+        self.named = named
+
+    def value(self, field: tuple, expr: Any, label: str) -> float | None:
+        return self._val(self.index, field, expr, label)
+
+    def add_value(self, expr: Any, field: tuple, message: str) -> None:
+        self._add(*self._locate(expr, ("targets", self.index) + field), message)
+
+    def add(self, field: tuple, message: str) -> None:
+        self._add(self.doc, ("targets", self.index) + field, message)
+
+    @staticmethod
+    def field_error(value: str) -> str | None:
+        return field_error(value)
+
+    @staticmethod
+    def cost_pairs() -> frozenset[str] | None:
+        return _cost_pairs(str(_data_dir()))
+
+    @staticmethod
+    def suggest(name: str, choices: list[str]) -> str:
+        return suggest(name, choices)

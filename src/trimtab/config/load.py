@@ -14,58 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ConfigIssue
+from ..diagnostics import Diagnostic
+from ..errors import ConfigError
 from ..keys import InstrumentKeyError, parse_key
-from ..rules.expr import CompiledExpr, ExprError, compile_expr
-from ..rules.expr import names as expr_names
-from ..rules.expr import parse as parse_expr
-from .models import (
-    LendTarget,
-    LeveragedStakeTarget,
-    MachineSpec,
-    PerpHedgeTarget,
-    RuleFile,
-    RuleSpec,
-    SignalPerpTarget,
-    SpotTarget,
-    StakeTarget,
-    StrategyConfig,
-    TokenWeightsTarget,
-    VenueSpec,
-    WalletReserveTarget,
-)
+from ..metrics import Scope
+from ..metrics import accepts as accepts_metric
+from ..metrics import expand as expand_metrics
+from ..rules.compile import CompiledExpr, compile_expr
+from ..rules.nodes import ExprError
+from ..rules.nodes import names as expr_names
+from ..rules.parse import parse as parse_expr
+from ..templates.registry import TargetSpec, template_for
+from .models import MachineSpec, RuleFile, RuleSpec, StrategyConfig, VenueSpec
 from . import domains
-from .yamlio import YamlDoc, load_yaml, suggest, validate
+from .pydantic_errors import validate
+from .wording import suggest
+from .yamldoc import YamlDoc, load_yaml
 
-#: Metrics the tight loop publishes (see trimtab.engine.monitors). ``margin_ratio.<venue>``
-#: is published per perp venue as well.
-METRICS = {
-    "health_factor": "Aave health factor: sum(collateral x price x liquidation threshold) / sum(debt x price); inf without debt",
-    "ltv": "Aave loan-to-value: debt value / collateral value",
-    "margin_ratio_min": "Smallest CEX margin ratio (account equity / position notional) over venues with a position; inf if none",
-    "net_delta": "Net exposure to the strategy's asset, in asset units",
-    "delta_drift": "net_delta / hedged delta (0 when nothing is hedged)",
-    "equity": "Equity in the share class",
-    "equity_deviation": "|equity - equity at last rebalance| / equity at last rebalance",
-    "idle_fraction": "Share-class tokens idle in the wallet / equity",
-    "hours_since_rebalance": "Hours since the last plan was submitted (inf before the first)",
-    "plan_in_flight": "1 while a plan has steps still to run, else 0",
-    "hedge_allocation_drift": "Largest |venue share of the hedge - its target share| over hedge legs",
-    "stale_venues": "Number of configured venues whose market data is stale at this tick",
-    "signal_side": "Side (-1/0/1) the signal in force asks for, confidence over threshold; the current side while the venue cannot trade",
-    "position_side": "Side (-1/0/1) of the signal-driven perp position",
-    "dust_fraction": "Value of reward tokens (EIGEN, ETHFI) in the wallet / equity",
-    "pending_deposit": "Deposited capital not yet deployed, share class",
-    "withdrawal_fraction": "Requested withdrawals not yet paid / equity",
-    "withdraw_all": "1 when a full withdrawal was requested, else 0",
-    "venue_imbalance": "CEX accounts' share of equity minus their target share (perp_hedge allocation); + means excess CEX margin",
-    "max_drift": "Largest |drift| over the healthy tokens of a token_weights basket, drift = (value - target value) / target value; 0 without a basket",
-    "calendar_due": "1 on the first tick of the basket's calendar period (UTC day, ISO week or month) and on the run's first tick, else 0",
-    "unhealthy_tokens": "Number of basket tokens whose price is missing, stale or diverged from the other source (they are not traded)",
-}
-#: Per-token metrics of a token_weights basket: ``drift.<TOKEN>`` (signed drift of that token).
-BASKET_METRIC_PREFIX = "drift."
-METRIC_PREFIXES = ("margin_ratio.",)
 
 
 @dataclass(frozen=True)
@@ -132,7 +97,7 @@ def find_root(config_path: Path) -> Path:
         if all((parent / d).is_dir() for d in ("machines", "rules", "venues")):
             return parent
     raise ConfigError(
-        [ConfigIssue(str(config_path), 1, 1, "<root>", "no project root found: expected machines/, rules/ and venues/ folders in an ancestor of the config")]
+        [Diagnostic(str(config_path), 1, 1, (), "no project root found: expected machines/, rules/ and venues/ folders in an ancestor of the config")]
     )
 
 
@@ -140,7 +105,7 @@ class _Checker:
     """Collects issues across files; each check appends and carries on."""
 
     def __init__(self) -> None:
-        self.issues: list[ConfigIssue] = []
+        self.issues: list[Diagnostic] = []
 
     def add(self, doc: YamlDoc, path: tuple, message: str, key: bool = False) -> None:
         self.issues.append(doc.issue(path, message, key=key))
@@ -152,7 +117,7 @@ class _Checker:
         for p in path:
             raw = raw[p]
         quoted = 1 if _is_quoted(doc, path) else 0
-        self.issues.append(ConfigIssue(doc.file, line, col + quoted + err.offset, _fmt(path), f"bad expression: {err.message}"))
+        self.issues.append(Diagnostic(doc.file, line, col + quoted + err.offset, tuple(path), f"bad expression: {err.message}"))
 
 
 def _is_quoted(doc: YamlDoc, path: tuple) -> bool:
@@ -162,12 +127,6 @@ def _is_quoted(doc: YamlDoc, path: tuple) -> bool:
         return text[col - 1] in "\"'"
     except (OSError, IndexError):
         return False
-
-
-def _fmt(path: tuple) -> str:
-    from .yamlio import format_path
-
-    return format_path(path)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -206,8 +165,6 @@ def _partial_config(data) -> StrategyConfig:
             continue
         raw = data[name]
         if name == "targets" and isinstance(raw, list):
-            from .models import TargetSpec
-
             ta = TypeAdapter(TargetSpec)
             kept = []
             for item in raw:
@@ -225,6 +182,17 @@ def _partial_config(data) -> StrategyConfig:
         except ValidationError:
             pass
     return StrategyConfig.model_construct(**values)
+
+
+def metric_members(config: StrategyConfig, venues: dict[str, VenueSpec]) -> dict[str, list[str]]:
+    """The members of the metric families (:class:`trimtab.metrics.Family`) a strategy publishes,
+    by member kind: ``venue``: its ``cex_perp`` venues (``margin_ratio.<venue>``); the other kinds
+    from its templates' ``metric_keys`` (``token``: a basket's tokens, ``drift.<token>``)."""
+    members: dict[str, list[str]] = {"venue": [n for n, v in venues.items() if v.model == "cex_perp"]}
+    for t in config.targets:
+        for kind, keys in template_for(t).metric_keys(t).items():
+            members.setdefault(kind, []).extend(keys)
+    return members
 
 
 def load_strategy(path: str | Path) -> Strategy:
@@ -294,7 +262,7 @@ def load_strategy(path: str | Path) -> Strategy:
     params.update(config.parameters)
     n_before = len(chk.issues)
     domains.check_parameters([(n, params[n], d) for n, d in param_files.items()], config, doc, chk.add)
-    bad_params = {i.path.split(".")[1] for i in chk.issues[n_before:] if i.path.startswith("parameters.")}
+    bad_params = {str(i.path[1]) for i in chk.issues[n_before:] if len(i.path) > 1 and i.path[0] == "parameters"}
     wallet_assets = set(venues["wallet"].assets or {}) if "wallet" in venues else None
     for vname, v in venues.items():
         domains.check_venue(v, vdocs[vname], chk.add, wallet_assets)
@@ -317,9 +285,7 @@ def load_strategy(path: str | Path) -> Strategy:
 
     # Rules: parse, then check every free name is a metric or a parameter.
     rules: dict[str, CompiledRule] = {}
-    perp_venues = [n for n, v in venues.items() if v.model == "cex_perp"]
-    metric_names = set(METRICS) | {f"margin_ratio.{v}" for v in perp_venues}
-    metric_names |= {f"{BASKET_METRIC_PREFIX}{tw.token}" for t in config.targets if isinstance(t, TokenWeightsTarget) for tw in t.tokens}
+    metric_names = set(expand_metrics(Scope.STRATEGY, metric_members(config, venues)))
     for rf, rdoc in rule_files:
         for rname, rspec in rf.rules.items():
             rpath = ("rules", rname, "when")
@@ -331,7 +297,7 @@ def load_strategy(path: str | Path) -> Strategy:
             except ExprError as e:
                 chk.expr_issue(rdoc, rpath, e)
                 continue
-            unknown = [n for n in sorted(expr_names(node)) if n not in metric_names and n not in params and not n.startswith(METRIC_PREFIXES)]
+            unknown = [n for n in sorted(expr_names(node)) if n not in metric_names and n not in params and not accepts_metric(n, Scope.STRATEGY)]
             for n in unknown:
                 chk.add(rdoc, rpath, f"unknown name {n!r} in rule {rname!r}{suggest(n, sorted(metric_names | set(params)))}: not a metric nor a parameter")
             if unknown:
@@ -438,66 +404,14 @@ def load_strategy(path: str | Path) -> Strategy:
             return None
         return found[0]
 
+    refs = _Refs(chk, doc, venues, instruments, params, target_ids, written_ids, path.parent,
+                 check_expr, check_inst, check_venue, lst_venue_of)
     resolved = []
     for i, t in enumerate(config.targets):
         base = ("targets", i)
         if target_ids.index(t.id) != i:
             chk.add(doc, base + ("id",), f"target id {t.id!r} is used twice")
-        if isinstance(t, (LeveragedStakeTarget, StakeTarget)):
-            # `lst` picks the staking venue (and, leveraged, the collateral) unless given.
-            lv = lst_venue_of(base + ("lst",), t.lst, t.lst_venue)
-            upd = {"lst_venue": lv}
-            if isinstance(t, LeveragedStakeTarget) and not t.collateral:
-                upd["collateral"] = f"{t.lending_venue}:aToken:a{t.lst}"
-            t = t.model_copy(update=upd)
-        resolved.append(t)
-        if isinstance(t, LeveragedStakeTarget):
-            check_expr(base + ("allocation",), t.allocation)
-            check_expr(base + ("target_ltv",), t.target_ltv)
-            check_inst(base + ("collateral",) if config.targets[i].collateral else base + ("lst",), t.collateral, ("aToken",))
-            check_inst(base + ("debt",), t.debt, ("debtToken",))
-            if t.lst_venue:
-                check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
-            check_venue(base + ("flash_venue",), t.flash_venue, ("flash_loan",))
-            check_venue(base + ("bundler",), t.bundler, ("bundler",))
-            check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
-        elif isinstance(t, StakeTarget):
-            check_expr(base + ("allocation",), t.allocation)
-            if t.lst_venue:
-                check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
-            check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
-        elif isinstance(t, LendTarget):
-            check_expr(base + ("allocation",), t.allocation)
-            check_inst(base + ("supply",), t.supply, ("aToken",))
-        elif isinstance(t, SpotTarget):
-            check_expr(base + ("allocation",), t.allocation)
-            check_expr(base + ("fee_bps",), t.fee_bps)
-            check_inst(base + ("instrument",), t.instrument, ("BaseToken",))
-            v = t.instrument.split(":")[0]
-            if v in venues and venues[v].model != "cex_perp":
-                chk.add(doc, base + ("instrument",), f"spot is held on a CEX; {v!r} is a {venues[v].model} venue")
-        elif isinstance(t, SignalPerpTarget):
-            check_inst(base + ("instrument",), t.instrument, ("Perp",))
-            for fname in ("signal_threshold", "max_position_size", "take_profit_sd", "stop_loss_sd", "sd_floor_bps", "sd_cap_bps"):
-                check_expr(base + ("signal", fname), getattr(t.signal, fname))
-            if not (path.parent / t.signal.file).exists():
-                chk.add(doc, base + ("signal", "file"), f"signal file {t.signal.file!r} not found next to the config "
-                                                        f"(generate one with `python scripts/make_signals.py`)")
-        elif isinstance(t, PerpHedgeTarget):
-            check_expr(base + ("allocation",), t.allocation)
-            check_expr(base + ("hedge_ratio",), t.hedge_ratio)
-            for j, h in enumerate(t.hedges):
-                if (h not in target_ids and h not in written_ids) or h == t.id:
-                    chk.add(doc, base + ("hedges", j), f"unknown target {h!r}{suggest(h, [x for x in target_ids if x != t.id])}")
-            for j, leg in enumerate(t.legs):
-                check_inst(base + ("legs", j, "instrument"), leg.instrument, ("Perp",))
-                check_expr(base + ("legs", j, "weight"), leg.weight)
-        elif isinstance(t, WalletReserveTarget):
-            check_inst(base + ("instrument",), t.instrument, ("BaseToken",))
-            check_expr(base + ("amount",), t.amount)
-            check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
-        elif isinstance(t, TokenWeightsTarget):
-            _check_basket(chk, doc, base, t, venues, instruments, params, check_expr, check_venue, len(config.targets))
+        resolved.append(template_for(t).check(t, base, refs))
 
     # Values of the targets with the parameters folded in (see trimtab.config.domains).
     def value_of(expr):
@@ -539,7 +453,7 @@ def load_strategy(path: str | Path) -> Strategy:
         check_inst(("capital_at",), config.capital_at, ("BaseToken", "Margin"))
     if config.flows and not (path.parent / config.flows).exists():
         chk.add(doc, ("flows",), f"flows file {config.flows!r} not found next to the config")
-    if "wallet" not in venues and not any(i.path == "venues" for i in chk.issues):
+    if "wallet" not in venues and not any(i.path == ("venues",) for i in chk.issues):
         chk.add(doc, ("venues",), "every strategy needs the 'wallet' venue (it holds capital and pays gas)")
 
     if chk.issues:
@@ -564,50 +478,40 @@ def load_strategy(path: str | Path) -> Strategy:
     )
 
 
-def _check_basket(chk: _Checker, doc: YamlDoc, base: tuple, t: TokenWeightsTarget, venues: dict, instruments: dict,
-                  params: dict[str, float], check_expr, check_venue, n_targets: int) -> None:
-    """Checks of a ``token_weights`` target: every token a priced wallet token with a pair
-    against ``quote`` on the swap venue, ETH (gas) and the quote in the basket, weights in (0, 1]
-    summing to 1, and the basket the config's only target (it owns the wallet's tokens)."""
-    check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
-    for f in ("min_trade_usd", "max_trade_usd", "slippage_tolerance", "max_price_age_h", "max_price_divergence"):
-        check_expr(base + (f,), getattr(t, f))
-    for f, v in t.alerts.model_dump().items():
-        if doc.has(base + ("alerts", f)) or isinstance(v, (int, float)):
-            check_expr(base + ("alerts", f), v)
-        else:  # a default naming a parameter: point at the target when it is undeclared
-            check_expr(base + ("template",), v)
-    if n_targets > 1:
-        chk.add(doc, base + ("template",), "a token_weights basket owns the wallet's tokens: it must be the config's only target")
-    wallet_assets = (venues["wallet"].assets or {}) if "wallet" in venues else {}
-    pairs = (venues[t.swap_venue].pairs or {}) if t.swap_venue in venues else {}
-    have_pairs = [frozenset(("ETH" if a == "WETH" else a) for a in name.split("/")) for name in pairs]
-    tokens = [tw.token for tw in t.tokens]
-    total, ok = 0.0, True
-    for j, tw in enumerate(t.tokens):
-        p = base + ("tokens", j, "token")
-        key = f"wallet:BaseToken:{tw.token}"
-        if tokens.index(tw.token) != j:
-            chk.add(doc, p, f"token {tw.token!r} is listed twice")
-        if key not in instruments:
-            chk.add(doc, p, f"token {tw.token!r}: the wallet has no instrument {key!r}{suggest(key, sorted(k for k in instruments if k.startswith('wallet:BaseToken:')))}")
-        elif tw.token not in wallet_assets:
-            chk.add(doc, p, f"token {tw.token!r} has no price in venues/wallet.yaml assets")
-        if tw.token != t.quote and t.swap_venue in venues and frozenset((tw.token, t.quote)) not in have_pairs:
-            chk.add(doc, p, f"venue {t.swap_venue!r} has no {tw.token}/{t.quote} pair to trade {tw.token!r} against the quote "
-                            f"(pairs: {', '.join(pairs) or 'none'})")
-        check_expr(base + ("tokens", j, "weight"), tw.weight)
+@dataclass
+class _Refs:
+    """What a template's ``check`` reads and reports through
+    (:class:`trimtab.templates.base.RefContext`), bound to one config document."""
+
+    chk: _Checker
+    doc: YamlDoc
+    venues: dict
+    instruments: dict
+    params: dict[str, float]
+    target_ids: list[str]
+    written_ids: set
+    config_dir: Path
+    check_expr: Any
+    check_inst: Any
+    check_venue: Any
+    lst_venue_of: Any
+
+    def add(self, path: tuple, message: str) -> None:
+        self.chk.add(self.doc, path, message)
+
+    def has(self, path: tuple) -> bool:
+        return self.doc.has(path)
+
+    def is_target(self, target_id: str) -> bool:
+        return target_id in self.target_ids or target_id in self.written_ids
+
+    def number(self, expr) -> float | None:
+        """``expr`` folded with the parameters; None when it does not evaluate (reported by check_expr)."""
         try:
-            w = float(compile_expr(tw.weight)(params)) if isinstance(tw.weight, str) else float(tw.weight)
+            return float(compile_expr(expr)(self.params)) if isinstance(expr, str) else float(expr)
         except Exception:  # noqa: BLE001 - an expression error was reported by check_expr
-            ok = False
-            continue
-        if not 0 < w <= 1:
-            chk.add(doc, base + ("tokens", j, "weight"), f"token {tw.token!r} weight {w:g} is outside (0, 1]")
-        total += w
-    if ok and abs(total - 1.0) > 1e-9:
-        chk.add(doc, base + ("tokens",), f"basket weights sum to {total:.6g}, not 1")
-    if t.quote not in tokens:
-        chk.add(doc, base + ("quote",), f"the quote token {t.quote!r} (every trade is a swap against it) must be one of the basket's tokens")
-    if "ETH" not in tokens:
-        chk.add(doc, base + ("tokens",), "gas is paid in ETH from the wallet: a token_weights basket must hold ETH")
+            return None
+
+    @staticmethod
+    def suggest(name: str, choices: list[str]) -> str:
+        return suggest(name, choices)

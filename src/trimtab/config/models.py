@@ -5,29 +5,23 @@ Every model forbids unknown fields (``extra="forbid"``) so a misspelt key is an 
 cross-file references (state, rule, venue, instrument, parameter names) are checked in
 :mod:`trimtab.config.load`, before any machine is built.
 
-A field typed :data:`Expr` takes a number or an expression over parameters
-(``1 - stake_allocation``), parsed by :mod:`trimtab.rules.expr` and folded to a number when
+The target models live with their templates (:mod:`trimtab.templates`); ``targets`` is the
+union of the registered ones (:data:`trimtab.templates.registry.TargetSpec`). A field typed
+:data:`Expr` takes a number or an expression over parameters
+(``1 - stake_allocation``), parsed by :mod:`trimtab.rules` and folded to a number when
 the strategy is compiled.
 """
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..data.quality import Bands as _Bands
+from ..templates.base import Expr, Strict
+from ..templates.registry import TargetSpec
 
 _BANDS = _Bands()   # the data checks' defaults live with the checks (trimtab.data.quality)
-
-Expr = Union[float, str]
-
-
-class Strict(BaseModel):
-    """Base: unknown fields are errors; models are immutable once loaded. Numbers are strict:
-    ``.nan``/``.inf`` are never a setting, and ``true`` or ``"100"`` is not a number (pydantic's
-    lax mode would read them as 1.0 and 100.0)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 # --------------------------------------------------------------------------- venues
@@ -110,8 +104,138 @@ class PairSpec(Strict):
     cost_pair: str | None = None
 
 
+#: ccxt ``options`` values a venue's ``live:`` block may set (names and flags).
+CcxtOptions = dict[str, Union[str, bool]]
+
+
+class LiveMarketDataSpec(Strict):
+    """One public market-data client of a venue (``feeds/live.yaml`` names it by ``ccxt_id``):
+    ``market`` is the ccxt market type it loads (``linear``, ``swap``, ``spot``); ``ccxt_options``
+    are merged over ``{"defaultType": ...}`` (Bybit linear: ``defaultSubType: linear``)."""
+
+    ccxt_id: str
+    market: Literal["linear", "swap", "spot"]
+    ccxt_options: CcxtOptions = {}
+
+
+class LiveSpotSpec(Strict):
+    """The venue's spot market through a second ccxt client: ``quote`` the asset spot trades
+    against; ``client_id_param`` the order field carrying our id and ``client_id_lookup_param``
+    the query field finding it (none: the adapter package looks it up itself);
+    ``needs_transfer``: spot trades from another wallet than perps (Binance Spot vs USD-M);
+    ``duplicate_codes``: venue error codes meaning "client id already used"."""
+
+    ccxt_id: str
+    quote: str = "USDT"
+    client_id_param: str
+    client_id_lookup_param: str | None = None
+    needs_transfer: bool = False
+    ccxt_options: CcxtOptions = {}
+    duplicate_codes: list[str] = []
+
+
+class LiveStopsSpec(Strict):
+    """Resting take-profit / stop-loss orders: the ccxt unified trigger params, the field
+    carrying our client id, and extra params of a lookup or cancel (Binance: ``trigger``).
+    A venue without this block has no resting stops (signal perps there are refused)."""
+
+    client_id_param: str
+    take_profit_param: str = "takeProfitPrice"
+    stop_loss_param: str = "stopLossPrice"
+    lookup_params: CcxtOptions = {}
+
+
+class LiveTransfersSpec(Strict):
+    """How USDT moves between the chain and the venue (ccxt unified transfer API): ``network``
+    (ccxt network code), the accounts deposits land in and perps trade from, the withdrawal's
+    client-id field and the history filter finding it (none: match address and amount), the
+    internal transfer's client-id field (``transfer_id_uuid``: it must be a UUID derived from
+    our id) and ``transfer_resend_safe``: the venue deduplicates that id, so a transfer whose
+    outcome is unknown may be sent again."""
+
+    network: str
+    funding_account: str
+    trading_account: str
+    withdraw_id_param: str
+    withdraw_lookup_param: str | None = None
+    transfer_id_param: str | None = None
+    transfer_id_uuid: bool = False
+    transfer_resend_safe: bool = False
+
+
+class LiveExchangeSpec(Strict):
+    """A ``cex_perp`` venue's ``live:`` block: the facts its live adapter needs.
+
+    ``adapter`` names the package ``trimtab.live.adapters.<adapter>`` holding the venue's code;
+    ``ccxt_id``, ``market_types`` (``options.fetchMarkets.types``) and ``ccxt_options`` build
+    the ccxt client; ``quotes`` are the quote currencies a perp symbol may end in, checked in
+    order; ``client_id_param``/``client_id_lookup_param`` carry and find our client order id;
+    ``wallet_field`` is the raw balance field without unrealised PnL; ``duplicate_codes`` are
+    the venue error codes for a reused client id; ``passphrase``: the API key has one
+    (``TRIMTAB_<VENUE>_PASSPHRASE``). Sources are cited beside each fact in the venue file.
+    """
+
+    kind: Literal["exchange"]
+    adapter: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    ccxt_id: str
+    market_types: list[str] = Field(min_length=1)
+    ccxt_options: CcxtOptions = {}
+    quotes: list[str] = Field(["USDT", "USDC"], min_length=1)
+    client_id_param: str
+    client_id_lookup_param: str | None = None
+    wallet_field: str
+    duplicate_codes: list[str] = []
+    passphrase: bool = False
+    spot: LiveSpotSpec | None = None
+    stops: LiveStopsSpec | None = None
+    transfers: LiveTransfersSpec | None = None
+    market_data: list[LiveMarketDataSpec] = []
+
+
+class LiveContractSpec(Strict):
+    """One contract a chain adapter calls: ``address`` (checksummed or not), ``abi`` (the name
+    of an ABI fragment in :data:`trimtab.live.adapters.contracts.ABIS`) and ``method`` (the
+    function called, when the role has one)."""
+
+    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    abi: str
+    method: str | None = None
+
+
+class LiveChainSpec(Strict):
+    """An on-chain venue's ``live:`` block (``kind: chain``): the facts its chain adapter needs.
+
+    ``adapter`` names the package ``trimtab.live.adapters.<adapter>`` holding the venue's code;
+    ``operations`` are the plan operations it builds transactions for outside bundles;
+    ``positions`` the position types (``aToken``, ``BaseToken``...) reconciliation reads from
+    the chain; ``contracts`` the contracts it calls, by role (``pool``, ``stake``, ``wrap``);
+    ``tokens`` the ERC-20 symbols it works with, by role (``share``, ``wrapped``);
+    ``bundle_connectors`` the Instadapp connectors a flash-loan bundle casts for it, by role;
+    ``call_args`` fixed integer arguments of its calls (Aave ``interest_rate_mode``,
+    ``referral_code``; a stake's ``share_rounding_wei``); ``fee_tiers`` a DEX's pool fee tier
+    (hundredths of a bip) per ERC-20 pair ``A/B`` (either order). Sources are cited beside each
+    fact in the venue file.
+    """
+
+    kind: Literal["chain"]
+    adapter: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    operations: list[str] = []
+    positions: list[str] = []
+    contracts: dict[str, LiveContractSpec] = {}
+    tokens: dict[str, str] = {}
+    bundle_connectors: dict[str, str] = {}
+    call_args: dict[str, int] = {}
+    fee_tiers: dict[str, int] = {}
+
+
+#: A venue's ``live:`` block, by ``kind``: an exchange (ccxt) or an on-chain venue (web3).
+LiveSpec = Annotated[Union[LiveExchangeSpec, LiveChainSpec], Field(discriminator="kind")]
+
+
 class VenueSpec(Strict):
-    """A venue of ``venues/<name>.yaml``. ``model`` picks the simulated venue model."""
+    """A venue of ``venues/<name>.yaml``. ``model`` picks the simulated venue model; ``live``
+    holds the facts of its live adapter (:data:`LiveSpec`: :class:`LiveExchangeSpec` for
+    exchanges, :class:`LiveChainSpec` for on-chain venues)."""
 
     name: str
     model: Literal["wallet", "aave_v3", "lst", "flash_loan", "bundler", "dex", "cex_perp"]
@@ -125,6 +249,7 @@ class VenueSpec(Strict):
     lst: LstSpec | None = None
     perp: PerpSpec | None = None
     pairs: dict[str, PairSpec] | None = None
+    live: LiveSpec | None = None
 
 
 # --------------------------------------------------------------------------- rules
@@ -201,167 +326,6 @@ class MachineSpec(Strict):
 
 
 # --------------------------------------------------------------------------- strategy configs
-class _Target(Strict):
-    id: str
-
-
-class LeveragedStakeTarget(_Target):
-    """Stake the asset into an LST and loop it on a lending venue to ``target_ltv``, built and
-    resized with one atomic flash-loan bundle. ``lst`` (weETH or wstETH) picks the staking
-    venue (the venue whose ``lst.token`` it is) and the collateral ``<lending>:aToken:a<lst>``
-    unless ``lst_venue`` / ``collateral`` are given."""
-
-    template: Literal["leveraged_stake"]
-    allocation: Expr
-    lst: str = "weETH"
-    lending_venue: str = "aave_v3"
-    collateral: str | None = None
-    debt: str
-    lst_venue: str | None = None
-    flash_venue: str
-    bundler: str
-    swap_venue: str
-    target_ltv: Expr
-
-
-class StakeTarget(_Target):
-    """Hold ``allocation`` of equity staked as an LST in the wallet (unleveraged). Bought by
-    staking ETH; sold back to ETH on ``swap_venue`` (the unstake queue is slower)."""
-
-    template: Literal["stake"]
-    allocation: Expr
-    lst: str = "weETH"
-    lst_venue: str | None = None
-    swap_venue: str
-
-
-class LendTarget(_Target):
-    """Supply ``allocation`` of equity to a lending venue as ``supply`` (an aToken)."""
-
-    template: Literal["lend"]
-    allocation: Expr
-    supply: str
-
-
-class SpotTarget(_Target):
-    """Hold ``allocation`` of equity as a spot token on a CEX (``instrument``:
-    ``venue:BaseToken:SYMBOL``), bought with that venue's USDT at ``price_field``."""
-
-    template: Literal["spot"]
-    allocation: Expr
-    instrument: str
-    price_field: str
-    fee_bps: Expr = 10.0
-    cost_pair: str
-
-
-class SignalSpec(Strict):
-    """A signal file (CSV: timestamp, signal long/short/neutral, confidence, sd) and how to
-    trade it (seed 001 ``ml_config``)."""
-
-    file: str
-    signal_threshold: Expr = 0.7
-    max_position_size: Expr = 1.0
-    take_profit_sd: Expr = 2.0
-    stop_loss_sd: Expr = 2.0
-    sd_floor_bps: Expr = 10.0
-    sd_cap_bps: Expr = 1000.0
-
-
-class SignalPerpTarget(_Target):
-    """A directional perp position following ``signal``: long or short ``max_position_size`` x
-    equity when confidence passes the threshold, flat otherwise, with take-profit and
-    stop-loss orders from the signal's sd."""
-
-    template: Literal["signal_perp"]
-    instrument: str
-    signal: SignalSpec
-
-
-class HedgeLeg(Strict):
-    instrument: str
-    weight: Expr
-
-
-class PerpHedgeTarget(_Target):
-    """Short perps against the delta of the ``hedges`` targets, spread over ``legs`` by weight,
-    margined with ``allocation`` of equity in the share class."""
-
-    template: Literal["perp_hedge"]
-    allocation: Expr
-    hedges: list[str] = Field(min_length=1)
-    hedge_ratio: Expr = 1.0
-    legs: list[HedgeLeg] = Field(min_length=1)
-
-
-class WalletReserveTarget(_Target):
-    """Keep ``amount`` of a token in the wallet (gas money), bought with ``swap_venue``."""
-
-    template: Literal["wallet_reserve"]
-    instrument: str
-    amount: Expr
-    swap_venue: str
-
-
-class TokenWeight(Strict):
-    """One token of a ``token_weights`` basket: held as ``wallet:BaseToken:<token>`` with
-    ``weight`` (a fraction of the basket's value; the weights of a basket sum to 1)."""
-
-    token: str
-    weight: Expr
-
-
-class DriftAlertsSpec(Strict):
-    """Alerts of a ``token_weights`` basket (seed 002 "Alert Conditions"), each with its own
-    cooldown in minutes of simulated time: ``high_drift`` when the largest |drift| passes
-    ``high_drift``; ``rebalance_failed`` when a rebalance fails at execution or a trade is not
-    sent (slippage guard); ``unusual_gas`` when a rebalance pays a gas price above
-    ``gas_multiple`` x the median gas price of the previous ``gas_baseline_h`` hours."""
-
-    high_drift: Expr = "alert_high_drift"
-    high_drift_cooldown_min: Expr = "alert_high_drift_cooldown_min"
-    failed_cooldown_min: Expr = "alert_failed_cooldown_min"
-    gas_multiple: Expr = "alert_gas_multiple"
-    gas_cooldown_min: Expr = "alert_gas_cooldown_min"
-    gas_baseline_h: Expr = "alert_gas_baseline_h"
-
-
-class TokenWeightsTarget(_Target):
-    """A wallet basket held at target weights (seed 002, the drift rebalancing engine).
-
-    drift = (value - target value) / target value per token, valued at ``price_source``:
-    ``ORACLE`` (the wallet's asset prices: CEX closes, USDT = 1) or ``ROUTER`` (the price of
-    each token's pair on ``swap_venue``, e.g. the Uniswap WETH/USDT pool). A rebalance pairs
-    oversized tokens (sells) with undersized ones (buys) for the exact amounts back to target;
-    every trade is a swap against ``quote`` on ``swap_venue`` (ETH -> BTC is two swaps, ETH ->
-    USDT -> BTC). A matched trade under ``min_trade_usd`` is skipped, one over
-    ``max_trade_usd`` is cut to it; a trade whose output would be under the quoted price x
-    (1 - ``slippage_tolerance``) is not sent (logged); a token whose price is older than
-    ``max_price_age_h`` or whose router and oracle prices differ by more than
-    ``max_price_divergence`` is unhealthy and not traded. ``calendar`` adds a calendar
-    rebalance on the first tick of each UTC day, ISO week or month (metric ``calendar_due``)."""
-
-    template: Literal["token_weights"]
-    tokens: list[TokenWeight] = Field(min_length=2)
-    swap_venue: str
-    quote: str = "USDT"
-    price_source: Literal["ORACLE", "ROUTER"] = "ORACLE"
-    calendar: Literal["none", "daily", "weekly", "monthly"] = "none"
-    min_trade_usd: Expr = "trade_min_usd"
-    max_trade_usd: Expr = "trade_max_usd"
-    slippage_tolerance: Expr = "slippage_tolerance"
-    max_price_age_h: Expr = "price_max_age_h"
-    max_price_divergence: Expr = "price_max_divergence"
-    alerts: DriftAlertsSpec = DriftAlertsSpec()
-
-
-TargetSpec = Annotated[
-    Union[LeveragedStakeTarget, PerpHedgeTarget, WalletReserveTarget, StakeTarget, LendTarget, SpotTarget, SignalPerpTarget,
-          TokenWeightsTarget],
-    Field(discriminator="template"),
-]
-
-
 class PerformanceTarget(Strict):
     """What the strategy is expected to deliver, for side-by-side views (``source`` says who said so)."""
 

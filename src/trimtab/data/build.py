@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trimtab.data.catalog import CATALOG, SeriesSpec
-from trimtab.data.feed import HOUR, find_gaps
+from trimtab.data.clock import HOUR, find_gaps
 from trimtab.errors import TrimtabError
 
 __all__ = ["BuildError", "build", "main"]

@@ -19,12 +19,15 @@ Clock rules (no look-ahead):
   it shows as a growing :meth:`MarketData.age_hours` and in :meth:`MarketData.gaps`.
 * ``event`` fields (funding): the value only at the tick of the event, NaN elsewhere.
 * Accruing Aave indices sampled daily: geometric interpolation between samples,
-  see :func:`daily_to_hourly_geometric`.
+  see :func:`trimtab.data.clock.daily_to_hourly_geometric`.
 * Bad rows: every row is checked first (:mod:`trimtab.data.quality`: NaN, zero, negative,
   cross-venue deviation, jumps, falling indices, duplicate timestamps). Fields and ages are
   built from the good rows only, and :meth:`MarketData.quarantine` says at which ticks a
   series' latest row was faulty. A data directory (``TRIMTAB_DATA``) is read as untrusted:
   a damaged manifest or series file is a :class:`DataError`, never a traceback.
+
+This module loads the bundle and serves it (:class:`MarketData`, :func:`load_market_data`);
+the clock's arithmetic and the interpolation are :mod:`trimtab.data.clock`.
 """
 
 from __future__ import annotations
@@ -42,17 +45,14 @@ import pyarrow.parquet as pq
 
 from trimtab.errors import TrimtabError
 
+from ..timeutil import utc as _utc
+from .clock import HOUR, epoch_s, epochs, find_gaps, geometric, to_ts
 from .quality import Bands, SeriesQuality, assess
 
-__all__ = [
-    "DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "load_market_data",
-    "daily_to_hourly_geometric", "find_gaps",
-]
+__all__ = ["DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "load_market_data"]
 
 DEFAULT_DATA_DIR: Path = Path(os.environ["TRIMTAB_DATA"]) if os.environ.get("TRIMTAB_DATA") \
     else Path(__file__).resolve().parents[3] / "data"
-
-HOUR = 3600
 
 
 class DataError(TrimtabError):
@@ -78,93 +78,8 @@ class Gap:
     hours: float
 
 
-from ..timeutil import utc as _utc  # noqa: E402  (one reading of user times across trimtab)
-
-
-def _epoch(ts) -> int:
-    return int(_utc(ts).value // 1_000_000_000)     # .value is always nanoseconds
-
-
-def _to_ts(epoch_s: int) -> pd.Timestamp:
-    return pd.Timestamp(int(epoch_s), unit="s", tz="UTC")
-
-
-def _epochs(times) -> np.ndarray:
-    """int64 epoch seconds of a sequence of timestamps (or of epoch seconds already)."""
-    arr = np.asarray(times)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64)
-    idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
-    return idx.as_unit("s").asi8.astype(np.int64)
-
-
-def find_gaps(avail_epoch: np.ndarray, interval_h: float, factor: float = 2.0) -> list[tuple[int, int]]:
-    """Holes in a sorted array of availability times (epoch seconds).
-
-    Returns ``(start, end)`` epoch pairs of consecutive distinct times more than
-    ``factor * interval_h`` hours apart. Shared by the loader and the build manifest.
-    """
-    t = np.unique(np.asarray(avail_epoch, dtype=np.int64))
-    if t.size < 2:
-        return []
-    d = np.diff(t)
-    k = np.nonzero(d > factor * interval_h * HOUR)[0]
-    return [(int(t[i]), int(t[i + 1])) for i in k]
-
-
-def _geometric(t_s: np.ndarray, v: np.ndarray, epoch: np.ndarray) -> np.ndarray:
-    out = np.full(epoch.shape, np.nan)
-    if t_s.size == 0:
-        return out
-    a = np.searchsorted(t_s, epoch, side="right") - 1          # last sample at or before the tick
-    inside = (a >= 0) & (a < t_s.size - 1)
-    ai = a[inside]
-    w = (epoch[inside] - t_s[ai]) / (t_s[ai + 1] - t_s[ai])
-    out[inside] = v[ai] ** (1.0 - w) * v[ai + 1] ** w            # exact at w == 0
-    out[a == t_s.size - 1] = v[-1]                               # after the last sample: hold (stale)
-    return out
-
-
-def daily_to_hourly_geometric(times, values, hourly_index) -> np.ndarray:
-    """Put a sampled, continuously accruing index on an hourly clock.
-
-    ``idx(t) = idx_a ** (1 - w) * idx_b ** w`` with ``w = (t - t_a) / (t_b - t_a)``
-    for consecutive samples ``t_a <= t < t_b`` (exactly ``idx_a`` at ``t_a``);
-    NaN before the first sample; the last value held after the last sample (not
-    extrapolated; callers flag it stale with the sample age).
-
-    Why this is not look-ahead: an Aave liquidity / variable-borrow index accrues
-    continuously on-chain, and its value at ``t`` was readable at ``t`` (the
-    contract computes it from the last update and the current rate). The daily
-    file only *samples* that observable value; compounding at a constant rate
-    between samples is geometric, so this reconstructs what could have been read
-    at ``t`` (up to the intraday variation of the rate). Convention from the
-    data README ("interpolate between days, geometric in the index").
-
-    Args:
-        times: sample times, sorted ascending (datetime-like or int epoch seconds), shape (n,).
-        values: positive sample values, shape (n,).
-        hourly_index: the target ``pd.DatetimeIndex`` (tz-aware or UTC-naive), shape (m,).
-
-    Returns:
-        float64 array, shape (m,).
-
-    Raises:
-        ValueError: shapes differ, times not strictly increasing, or values not positive.
-    """
-    t_s = _epochs(times)
-    v = np.asarray(values, dtype=np.float64)
-    if t_s.shape != v.shape:
-        raise ValueError(f"times and values differ in shape: {t_s.shape} vs {v.shape}")
-    if t_s.size > 1 and np.any(np.diff(t_s) <= 0):
-        raise ValueError("sample times must be strictly increasing")
-    if np.any(~(v > 0)):
-        raise ValueError("geometric interpolation needs positive values")
-    return _geometric(t_s, v, _epochs(hourly_index))
-
-
 @dataclass
-class _Series:
+class Series:
     """One loaded series: raw rows (sorted by availability) and its clock policy."""
 
     name: str
@@ -192,7 +107,7 @@ class MarketData:
     :meth:`age_hours` and :meth:`quarantine` are cached and read-only.
     """
 
-    def __init__(self, index: pd.DatetimeIndex, series: dict[str, _Series], static: dict,
+    def __init__(self, index: pd.DatetimeIndex, series: dict[str, Series], static: dict,
                  bundle: Iterable[str] = (), bands=None, quality: dict | None = None):
         self.index = index
         self.epoch = index.as_unit("s").asi8.astype(np.int64)
@@ -203,14 +118,14 @@ class MarketData:
         self._quality = quality
         self._fields: dict[str, np.ndarray] = {}
         self._last: dict[str, np.ndarray] = {}
-        self._good: dict[str, _Series] = {}
+        self._good: dict[str, Series] = {}
 
     # -- lookup -----------------------------------------------------------------
     def series_names(self) -> list[str]:
         """Names of the loaded series, sorted."""
         return sorted(self._series)
 
-    def _get(self, name: str) -> _Series:
+    def _get(self, name: str) -> Series:
         s = self._series.get(name)
         if s is None:
             close = difflib.get_close_matches(name, list(self._series) + self._bundle, n=5, cutoff=0.6)
@@ -223,7 +138,7 @@ class MarketData:
         """Column names of ``series`` (e.g. ``['open', 'high', 'low', 'close', 'volume']``)."""
         return list(self._get(series).values)
 
-    def _last_index(self, s: _Series) -> np.ndarray:
+    def _last_index(self, s: Series) -> np.ndarray:
         """Per tick, the row index of the latest observation available at or before it (-1: none)."""
         key = s.name if s is self._series.get(s.name) else "\0good:" + s.name
         k = self._last.get(key)
@@ -247,13 +162,13 @@ class MarketData:
             return self
         return MarketData(self.index, self._series, self.static, self._bundle, b)
 
-    def _clean(self, name: str) -> _Series:
+    def _clean(self, name: str) -> Series:
         """The series restricted to its good rows (the series itself when every row is good)."""
         g = self._good.get(name)
         if g is None:
             s = self._get(name)
             keep = self.quality()[name].keep
-            g = s if keep.all() else _Series(s.name, s.avail[keep], {c: v[keep] for c, v in s.values.items()},
+            g = s if keep.all() else Series(s.name, s.avail[keep], {c: v[keep] for c, v in s.values.items()},
                                              s.interval_h, s.fill, s.geometric, s.meta)
             self._good[name] = g
         return g
@@ -327,7 +242,7 @@ class MarketData:
         elif v.size == 0:     # a series with no rows yet (a live source that has not answered)
             arr = np.full(self.epoch.shape, np.nan)
         elif col in s.geometric:
-            arr = _geometric(s.avail, v, self.epoch)
+            arr = geometric(s.avail, v, self.epoch)
         else:
             k = self._last_index(s)
             arr = np.where(k >= 0, v[np.maximum(k, 0)], np.nan)
@@ -364,7 +279,7 @@ class MarketData:
         s = self._get(series)
         if s.avail.size == 0:
             raise DataError(f"series {series!r} has no observations")
-        return _to_ts(s.avail[0]), _to_ts(s.avail[-1])
+        return to_ts(s.avail[0]), to_ts(s.avail[-1])
 
     def gaps(self, series: str, start=None, end=None, factor: float = 2.0) -> list[Gap]:
         """Holes longer than ``factor`` x the native interval between consecutive observations.
@@ -374,13 +289,13 @@ class MarketData:
         gap (see :meth:`coverage` and :meth:`age_hours`).
         """
         s = self._get(series)
-        lo = _epoch(start) if start is not None else int(self.epoch[0])
-        hi = _epoch(end) if end is not None else int(self.epoch[-1])
+        lo = epoch_s(start) if start is not None else int(self.epoch[0])
+        hi = epoch_s(end) if end is not None else int(self.epoch[-1])
         out = []
         for a, b in find_gaps(s.avail, s.interval_h, factor):
             if b > lo and a < hi:
                 a, b = max(a, lo), min(b, hi)
-                out.append(Gap(series, _to_ts(a), _to_ts(b), (b - a) / HOUR))
+                out.append(Gap(series, to_ts(a), to_ts(b), (b - a) / HOUR))
         return out
 
     # -- clock ------------------------------------------------------------------
@@ -390,7 +305,7 @@ class MarketData:
         Raises:
             DataError: not on the hour, or outside [index[0], index[-1]].
         """
-        e = _epoch(ts)
+        e = epoch_s(ts)
         if e % HOUR:
             raise DataError(f"{_utc(ts)} is not on an hourly tick")
         i = (e - int(self.epoch[0])) // HOUR if self.epoch.size else -1
@@ -415,7 +330,7 @@ def _clock(start, end) -> pd.DatetimeIndex:
     return pd.date_range(s, e, freq="h")
 
 
-def _read_series(path: Path, meta: dict) -> _Series:
+def _read_series(path: Path, meta: dict) -> Series:
     if not path.exists():
         raise DataError(f"bundle file missing: {path}; rebuild with "
                         "`python scripts/build_data.py --raw ../shared/data --out data`")
@@ -424,8 +339,8 @@ def _read_series(path: Path, meta: dict) -> _Series:
         cols = {n: table.column(n).to_numpy() for n in table.column_names}
         if "avail" not in cols:
             raise DataError(f"{path}: no 'avail' column")
-        avail = _epochs(cols.pop("avail"))
-        ts = _epochs(cols.pop("ts")) if "ts" in cols else None
+        avail = epochs(cols.pop("avail"))
+        ts = epochs(cols.pop("ts")) if "ts" in cols else None
         missing = [c for c in meta["columns"] if c not in cols]
         if missing:
             raise DataError(f"{path}: columns {', '.join(missing)} listed in manifest.json are missing")
@@ -442,7 +357,7 @@ def _read_series(path: Path, meta: dict) -> _Series:
         order = np.argsort(avail, kind="stable")
         avail, values = avail[order], {c: v[order] for c, v in values.items()}
         ts = ts[order] if ts is not None else None
-    return _Series(meta["name"], avail, values, float(meta["interval_h"]), meta["fill"],
+    return Series(meta["name"], avail, values, float(meta["interval_h"]), meta["fill"],
                    tuple(meta.get("geometric", ())), meta, ts)
 
 
@@ -497,6 +412,6 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
         nonempty = [s.avail for s in loaded.values() if s.avail.size]
         if not nonempty:
             raise DataError("no observations in the requested series; give start and end")
-        start = start if start is not None else _to_ts(min(a[0] for a in nonempty)).ceil("h")
-        end = end if end is not None else _to_ts(max(a[-1] for a in nonempty)).ceil("h")
+        start = start if start is not None else to_ts(min(a[0] for a in nonempty)).ceil("h")
+        end = end if end is not None else to_ts(max(a[-1] for a in nonempty)).ceil("h")
     return MarketData(_clock(start, end), loaded, static, bundle=catalog)

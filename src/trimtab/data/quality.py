@@ -232,7 +232,7 @@ def _asof(avail: np.ndarray, values: np.ndarray, ok: np.ndarray, at: np.ndarray,
 
 
 def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]:
-    """Check every row of every series (``name -> trimtab.data.feed._Series``).
+    """Check every row of every series (``name -> trimtab.data.feed.Series``).
 
     Returns ``name -> SeriesQuality``. Pure: nothing is modified. See the module docstring
     for the checks; ``bands`` defaults to :class:`Bands`.

@@ -10,7 +10,8 @@ Trading rules (seed 001, ML modes): trade only when ``confidence >= signal_thres
 size ``max_position_size`` x equity; take-profit and stop-loss at
 ``entry x (1 +/- k x sd)`` with ``sd`` floored and capped in bps
 (``sd_bps = max(sd_floor_bps, min(sd x 1e4, sd_cap_bps))``, k = ``take_profit_sd`` or
-``stop_loss_sd``); exits in priority stop-loss, take-profit, end of candle (the next signal).
+``stop_loss_sd``; :func:`trimtab.templates.signal_perp.stop_prices`); exits in priority stop-loss,
+take-profit, end of candle (the next signal).
 
 :func:`baseline` is the documented baseline generator for the bundled data (not a model):
 7-day time-series momentum on the perp's hourly closes. At close t, r = log(close_t /
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TrimtabError
+from ..templates.registry import template_for
 
 SIDES = {"long": 1.0, "short": -1.0, "neutral": 0.0}
 
@@ -86,13 +88,6 @@ def align(signals: pd.DataFrame, epoch: list[int], max_age_h: float = 1.0) -> tu
     return side.tolist(), conf.tolist(), sd.tolist()
 
 
-def stop_prices(entry: float, side: float, sd: float, tp_k: float, sl_k: float, floor_bps: float, cap_bps: float) -> tuple[float, float]:
-    """(take_profit, stop_loss) prices for a position of ``side`` entered at ``entry`` (seed 001)."""
-    sd_bps = max(floor_bps, min((sd if sd == sd else 0.0) * 1e4, cap_bps))
-    d = sd_bps / 1e4
-    return entry * (1 + side * tp_k * d), entry * (1 - side * sl_k * d)
-
-
 def baseline(close: pd.Series) -> pd.DataFrame:
     """The baseline momentum signal (module docstring) for an hourly close series indexed by
     the time each close became available. Returns the signal-file frame (timestamp column)."""
@@ -115,14 +110,13 @@ class SignalBook:
     """Signals in force for the strategy's ``signal_perp`` targets at the view's tick."""
 
     def __init__(self, strategy, view, config_dir: Path):
-        from ..config.models import SignalPerpTarget
-
         self.view = view
         self.s = strategy
         self.cols: dict[str, tuple[list[float], list[float], list[float]]] = {}
         for t in strategy.config.targets:
-            if isinstance(t, SignalPerpTarget):
-                self.cols[t.id] = align(read_signals(config_dir / t.signal.file), view.epoch)
+            file = template_for(t).signal_file(t)
+            if file:
+                self.cols[t.id] = align(read_signals(config_dir / file), view.epoch)
 
     def current(self, t) -> tuple[float, float, float]:
         side, conf, sd = self.cols[t.id]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..config.load import Strategy
 from ..data.feed import MarketData, load_market_data
+from ..runs import claim
 from .flows import Flow
 from .kernel import Engine, RunResult
 from .window import new_run_id, resolve_window
@@ -35,8 +36,6 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         RunError: a bad run id, a run id that exists (without ``overwrite``), a run owned by
             another process.
     """
-    from ..runs import claim
-
     if data is None:
         data = load_market_data()
     start, end = resolve_window(strategy, data, start, end)

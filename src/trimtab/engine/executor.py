@@ -29,17 +29,8 @@ from ..accounting.attribution import Attribution
 from ..accounting.book import Book, Fill, Leg
 from ..planner.plan import Instruction, Plan, Step
 from ..venues.pricing import Pricing
-from ..venues.sim import WALLET_ETH, ExecutionError, SimVenues
-
-
-class PartialExecution(ExecutionError):
-    """A step that failed after part of it happened on a venue (a partly filled order, the
-    first of several transactions mined). ``fills`` (Fill, trade price or None) are what did
-    happen: the executor books them, then fails the step."""
-
-    def __init__(self, message: str, fills: list):
-        super().__init__(message)
-        self.fills = fills
+from ..errors import ExecutionError, PartialExecution
+from ..venues.sim import WALLET_ETH, SimVenues
 
 
 class PaperGateway:

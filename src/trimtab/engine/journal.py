@@ -22,7 +22,8 @@ import math
 import sqlite3
 from pathlib import Path
 
-from ..live.secrets import scrubbing
+from ..runs import RunError
+from ..secrets import scrubbing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -81,8 +82,6 @@ class Journal:
         if fresh:  # a new run never mixes with, nor deletes, an old journal (or its WAL files)
             for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 if old.exists():
-                    from ..runs import RunError
-
                     raise RunError(f"{old} already exists: a new run never replaces another run's journal")
         self.path = path
         # Every string written is redacted of loaded TRIMTAB_* secrets; with none loaded (a
@@ -184,7 +183,7 @@ class Journal:
         """Write every buffered row and the engine state after ``tick`` in ONE transaction: a
         process killed at any moment leaves either the whole tick or none of it. ``state`` is
         the encoded checkpoint (:func:`trimtab.engine.checkpoint.encode`: JSON text, never
-        code); :func:`trimtab.engine.checkpoint.commit` also replaces the run's marker."""
+        code); :func:`trimtab.engine.recovery.commit` also replaces the run's marker."""
         with self.db:
             for table, rows in self.buf.items():
                 if rows:
@@ -195,7 +194,7 @@ class Journal:
 
     def last_checkpoint(self) -> tuple[int, bytes] | None:
         """(tick, encoded state) of the checkpoint, unchecked: resume through
-        :func:`trimtab.engine.checkpoint.load_engine`, which checks the journal and decodes it."""
+        :func:`trimtab.engine.recovery.load_engine`, which checks the journal and decodes it."""
         return self.db.execute("SELECT tick, state FROM checkpoints ORDER BY tick DESC LIMIT 1").fetchone()
 
     # -- write-ahead outbox of chain transactions (live execution) ------------------------

@@ -23,11 +23,12 @@ import pandas as pd
 from ..accounting.attribution import Attribution
 from ..accounting.book import Book, Fill, Leg
 from ..config.load import Strategy
-from ..config.models import SignalPerpTarget
 from ..data.feed import MarketData
-from ..data.signals import SignalBook
+from ..data.market import MarketView
+from ..data.signals import SignalBook, align, read_signals
 from ..planner.compile import MIN_TRADE_USD, Planner
 from ..planner.yield_impact import analyse, positions_of
+from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.rewards import RewardAccrual
 from ..venues.sim import SimVenues
@@ -36,7 +37,6 @@ from .flows import CapitalFlows, Flow, read_flows
 from .journal import Journal, jsonable
 from .legrisk import LegRisk
 from .machine import Decision, StrategyMachine
-from .market import MarketView
 from .monitors import Monitors
 from .results import performance
 from .window import series_notes
@@ -83,14 +83,15 @@ class Engine:
                                  on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
         config_dir = Path(strategy.config_file).parent
         self.signals = None
-        if any(isinstance(t, SignalPerpTarget) for t in strategy.config.targets):
+        signal_targets = [t for t in strategy.config.targets if template_for(t).signal_file(t)]
+        if signal_targets:
             self.signals = SignalBook(strategy, view, config_dir)
-            view.add_fields({f"{px.info[t.instrument].mark_field.rsplit('.', 1)[0]}.{c}" for t in strategy.config.targets
-                             if isinstance(t, SignalPerpTarget) for c in ("high", "low")})
+            # A signal perp's resting stops trigger on the hour's high and low.
+            view.add_fields({f"{px.info[t.instrument].mark_field.rsplit('.', 1)[0]}.{c}" for t in signal_targets
+                             for c in ("high", "low")})
         self.cflows = CapitalFlows((read_flows(config_dir / strategy.config.flows) if strategy.config.flows else []) + list(flows or []),
                                    self.capital)
         self.rewards = RewardAccrual(window.static, view.epoch)
-        self.weeth_keys = [k for k, inf in px.info.items() if inf.asset == "weETH"]
         self.planner = Planner(strategy, px, sim, self.signals)
         self.monitors = Monitors(strategy, px, sim, self.book, self.signals, self.cflows)
         self.machine = StrategyMachine(strategy)
@@ -148,9 +149,8 @@ class Engine:
             executor.apply(f)
         for f, price in executor.gateway.stops(i, book, sim):
             executor.apply(f, price)
-        for token, amount, drop in rewards.due(i):
-            executor.apply(Fill(i, "etherfi", "reward", "rewards", [Leg(f"wallet:BaseToken:{token}", amount, amount)],
-                                note=f"{drop.per_eeth:.6f} {token}/eETH x mean eETH held over the period"))
+        for f in rewards.fills(i):
+            executor.apply(f)
         for flow in cflows.due(view.epoch[i]):
             if flow.amount > 0:
                 before = monitors.equity()
@@ -233,9 +233,7 @@ class Engine:
                 cflows.log.append({"time": iso[i], "kind": "remainder_waived", "amount": cflows.pending_withdrawal})
                 cflows.pending_withdrawal = 0.0
                 metrics = monitors.run(i, executor.in_flight, params)
-        held = [k for k in self.weeth_keys if book.qty(k)]
-        eeth = sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate("weETH") if held else 0.0
-        rewards.record(eeth)
+        eeth = rewards.observe(book, px)
         equity = metrics["equity"]
         attr.check(equity - self.capital - cflows.net)
         self.nav_series[i] = cflows.nav(equity)
@@ -266,11 +264,10 @@ class Engine:
         # prefix (``rewards.next``) keeps its meaning.
         self.rewards.drops = RewardAccrual(self.window.static, view.epoch).drops
         if self.signals is not None:
-            from ..data.signals import align, read_signals
             config_dir = Path(self.strategy.config_file).parent
             for t in self.strategy.config.targets:
-                if isinstance(t, SignalPerpTarget):
-                    self.signals.cols[t.id] = align(read_signals(config_dir / t.signal.file), view.epoch)
+                if template_for(t).signal_file(t):
+                    self.signals.cols[t.id] = align(read_signals(config_dir / template_for(t).signal_file(t)), view.epoch)
         return first
 
     def add_flow(self, flow: Flow) -> None:

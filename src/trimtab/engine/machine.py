@@ -1,12 +1,16 @@
 """The strategy's state machine, built with ``transitions`` from the YAML machine.
 
 Every name was checked by :func:`trimtab.config.load.load_strategy` before this runs
-(``transitions`` itself checks lazily). ``auto_transitions`` is off, guards are passed as
-callables, and ``source: "*"`` expands to every state other than the destination.
+(``transitions`` itself checks lazily). ``auto_transitions`` is off and ``source: "*"`` expands
+to every state other than the destination.
 
-Each :meth:`StrategyMachine.step` evaluates every rule against the tick's metrics (with the
-observed value and threshold of each comparison), tries the transitions in their YAML order,
-fires at most one, and returns a :class:`Decision`.
+Each :meth:`StrategyMachine.step` evaluates every rule once against the tick's metrics (with the
+observed value and threshold of each comparison: the decision record) and then fires the one
+event :data:`DECIDE`. Every YAML transition is registered under that event, in YAML order, with
+its rules as ``conditions`` (callables reading the results just computed), so ``transitions``
+does the ordered guard evaluation itself: of the transitions leaving the current state, the
+first whose conditions all hold is taken and the rest are not tried (``Event._trigger``). The
+taken transition's ``after`` callback records its YAML trigger name in the :class:`Decision`.
 """
 from __future__ import annotations
 
@@ -20,7 +24,12 @@ from ..config.load import Strategy
 
 @dataclass
 class Decision:
-    """One machine step: what was evaluated and what (if anything) fired."""
+    """One machine step: what was evaluated and what (if anything) fired.
+
+    ``rules``: one entry per rule, in rule-file order, ``{"rule", "result", "comparisons":
+    [[left, observed, op, threshold, result], ...]}`` plus ``data_fault`` (the metrics a NaN
+    left undecided) when there are any. ``trigger`` is the YAML trigger taken, None if none.
+    """
 
     tick: int
     time: str
@@ -31,12 +40,17 @@ class Decision:
     plan_id: str | None = None
 
     def fired_rules(self) -> list[dict]:
+        """The entries of :attr:`rules` that held."""
         return [r for r in self.rules if r["result"]]
 
 
 def _num(x: float):
     """JSON-safe number: inf/nan as strings (the journal stores decisions as JSON)."""
     return x if x == x and x not in (math.inf, -math.inf) else str(x)
+
+
+#: The one event every transition is registered under; its YAML ``trigger`` is only a name.
+DECIDE = "decide"
 
 
 class _Model:
@@ -53,7 +67,9 @@ class StrategyMachine:
         self._ok: dict[str, bool] = {}
         self._overrides: dict[str, dict] = {}
         self._yield_check: dict[str, bool] = {}
+        #: (YAML trigger, source states, dest, rules) per transition, in YAML order.
         self.order: list[tuple[str, list[str], str, list[str]]] = []
+        self._taken: str | None = None  # set by the taken transition's `after` callback
         trans = []
         for t in spec.transitions:
             if t.source == "*":
@@ -61,18 +77,30 @@ class StrategyMachine:
             else:
                 sources = [t.source] if isinstance(t.source, str) else list(t.source)
             conds = [self._guard(r) for r in t.when]
-            trans.append({"trigger": t.trigger, "source": sources, "dest": t.dest, "conditions": conds})
+            trans.append({"trigger": DECIDE, "source": sources, "dest": t.dest, "conditions": conds,
+                          "after": self._recorder(t.trigger)})
             self._overrides[t.trigger] = dict(t.overrides)
             self._yield_check[t.trigger] = t.yield_check
             self.order.append((t.trigger, sources, t.dest, list(t.when)))
+        # A state no transition leaves has no DECIDE event (firing it there would raise, or log a
+        # warning every tick if ignored): nothing can be taken from it.
+        self._leavable = frozenset(st for _, sources, _, _ in self.order for st in sources)
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
+        self._decide = getattr(self.model, DECIDE)
 
     def _guard(self, rule: str):
         return lambda: self._ok[rule]
 
+    def _recorder(self, trigger: str):
+        def taken() -> None:
+            self._taken = trigger
+
+        return taken
+
     @property
     def state(self) -> str:
+        """The current state's name."""
         return self.model.state
 
     def snapshot(self) -> dict:
@@ -98,6 +126,7 @@ class StrategyMachine:
         return self._yield_check.get(trigger, False)
 
     def action(self, state: str | None = None):
+        """The action of ``state`` (default: the current one), None for a state without one."""
         return self.s.machine.states[state or self.state].action
 
     def evaluate(self, metrics: dict[str, float]) -> list[dict]:
@@ -118,10 +147,15 @@ class StrategyMachine:
         return out
 
     def step(self, tick: int, time: str, metrics: dict[str, float]) -> Decision:
+        """Evaluate every rule on ``metrics`` (metric name -> float), take the first transition
+        out of the current state whose rules all hold (YAML order), and return the record.
+
+        Raises:
+            ExprError: a rule reads a metric missing from ``metrics``.
+        """
         rules = self.evaluate(metrics)
         src = self.state
-        for trigger, sources, dest, when in self.order:
-            if src in sources and all(self._ok[r] for r in when):
-                if self.model.trigger(trigger):
-                    return Decision(tick, time, src, dest, trigger, rules)
+        self._taken = None
+        if src in self._leavable and self._decide():
+            return Decision(tick, time, src, self.model.state, self._taken, rules)
         return Decision(tick, time, src, src, None, rules)

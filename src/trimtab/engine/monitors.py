@@ -1,23 +1,33 @@
 """The tight loop: position monitor -> exposure monitor -> risk monitor -> pnl monitor.
 
-Runs every tick (and again after a plan moves positions) and returns the metrics rules read
-(names documented in :data:`trimtab.config.load.METRICS`). Plain floats only; ratios are
-fractions; ``inf`` means "no exposure" (health factor without debt, margin ratio without a
-position).
+Runs every tick (and again after a plan moves positions) and returns the metrics rules read.
+This is the compute side of the metric registry (:mod:`trimtab.metrics`): every name it
+publishes is declared there once (description, unit, domain, kind) with the
+:class:`~trimtab.metrics.Stage` that computes it, and the comments below name the stages. The
+first call checks the names against the registry (:meth:`Monitors.declared`) and raises
+RuntimeError on any difference, so a metric computed but undeclared, or declared but not
+computed, fails the first tick of any run. Plain floats only; ratios are fractions; ``inf``
+means "no exposure" (health factor without debt, margin ratio without a position).
+
+``run`` is the hot path (every tick, ~12k times per backtest): it reads no declaration per
+tick; the inactive values come from the registry once, at import.
 """
 from __future__ import annotations
 
 import math
 
 from ..accounting.book import Book
-from ..config.load import Strategy
-from ..config.models import PerpHedgeTarget, SignalPerpTarget
+from ..config.load import Strategy, metric_members
+from ..metrics import Scope, Stage, defaults, expand
+from ..planner.drift import Basket, basket_of
 from ..planner.targets import hedge_allocation_drift
+from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
 
 
 DUST_USD = 100.0  # exposure below this (USD) is dust: no drift is measured against it
+_BASKET_INACTIVE = defaults(Scope.STRATEGY, Stage.BASKET)  # published without a token_weights basket
 
 
 class Monitors:
@@ -27,21 +37,21 @@ class Monitors:
         self.s = strategy
         self.signals = signals
         self.flows = flows
-        self.signal_targets = [t for t in strategy.config.targets if isinstance(t, SignalPerpTarget)]
+        # Targets by what they ask of the monitors (trimtab.templates.base): a signal they trade,
+        # perp legs hedging others' delta.
+        self.signal_targets = [t for t in strategy.config.targets if template_for(t).signal_file(t)]
         self.dust_keys = [f"wallet:BaseToken:{t}" for t in ("EIGEN", "ETHFI") if f"wallet:BaseToken:{t}" in px.info]
         self.px = px
         self.sim = sim
         self.book = book
         self.asset = strategy.config.asset
-        self.hedged = any(isinstance(t, PerpHedgeTarget) for t in strategy.config.targets)
+        self.hedge_targets = [t for t in strategy.config.targets if template_for(t).hedge_legs(t)]
+        self.hedged = bool(self.hedge_targets)
         self.last_rebalance_equity: float | None = None
         self.last_rebalance_epoch: int | None = None
         self.idle_key = f"wallet:BaseToken:{strategy.config.share_class}"
-        self.hedge_targets = [t for t in strategy.config.targets if isinstance(t, PerpHedgeTarget)]
-        self.hedge_keys = [leg.instrument for t in strategy.config.targets if isinstance(t, PerpHedgeTarget) for leg in t.legs]
+        self.hedge_keys = [leg.instrument for t in self.hedge_targets for leg in template_for(t).hedge_legs(t)]
         # A token_weights basket (seed 002) publishes its drift metrics (trimtab.planner.drift).
-        from ..planner.drift import Basket, basket_of
-
         self.basket = Basket(strategy, basket_of(strategy), px, sim) if basket_of(strategy) is not None else None
 
     def mark_rebalance(self, equity: float, epoch: int) -> None:
@@ -62,8 +72,10 @@ class Monitors:
         return sum(px.value(k, q, book.entry.get(k, 0.0)) for k, q in book.bal.items() if q)
 
     def run(self, tick: int, plan_in_flight: bool, params: dict[str, float]) -> dict[str, float]:
+        """Every metric at ``tick`` (index into the market view) as ``{name: float}``, the names
+        of :meth:`declared`. Raises RuntimeError on the first call if they differ."""
         px, book, sim = self.px, self.book, self.sim
-        # position + exposure monitors
+        # position + exposure monitors (Stage.POSITION, Stage.EXPOSURE)
         equity = 0.0
         onchain_delta = perp_delta = 0.0
         for k, q in book.bal.items():
@@ -77,7 +89,7 @@ class Monitors:
                 else:
                     onchain_delta += units
         net = onchain_delta + perp_delta
-        # risk monitor
+        # risk monitor (Stage.RISK)
         m: dict[str, float] = {}
         hf, ltv = math.inf, 0.0
         for v in sim.lending:
@@ -92,7 +104,7 @@ class Monitors:
         for k in self.hedge_keys:
             if not px.tradable(k):
                 stale += 1
-        # pnl monitor
+        # pnl monitor (Stage.PNL)
         if self.last_rebalance_equity is None:
             self.last_rebalance_equity = equity
         base = self.last_rebalance_equity
@@ -133,10 +145,28 @@ class Monitors:
         m["pending_deposit"] = f.pending_deposit if f else 0.0
         m["withdrawal_fraction"] = (f.pending_withdrawal / equity if equity > 0 else 0.0) if f else 0.0
         m["withdraw_all"] = 1.0 if f and f.withdraw_all else 0.0
-        # basket drift (token_weights): max_drift, unhealthy_tokens, calendar_due, drift.<TOKEN>
+        # basket drift (Stage.BASKET, token_weights): max_drift, unhealthy_tokens, calendar_due, drift.<TOKEN>
         if self.basket is not None:
             pending = (f.pending_withdrawal if f else 0.0) * px.share_usd()
             m.update(self.basket.metrics(tick, book, params, pending))
         else:
-            m["max_drift"] = m["unhealthy_tokens"] = m["calendar_due"] = 0.0
+            m.update(_BASKET_INACTIVE)
+        if not self._verified:
+            self._verify(m)
         return m
+
+    _verified = False  # set on the instance once the first run's names matched the registry
+
+    def declared(self) -> list[str]:
+        """The metric names this strategy publishes per the registry, the same names its config
+        checks let rules use: every single-valued strategy metric, ``margin_ratio.<venue>`` per
+        perp venue, ``drift.<TOKEN>`` per basket token (:func:`trimtab.config.load.metric_members`)."""
+        return expand(Scope.STRATEGY, metric_members(self.s.config, self.s.venues))
+
+    def _verify(self, m: dict[str, float]) -> None:
+        """Raise RuntimeError if the names of ``m`` differ from :meth:`declared`."""
+        want, got = set(self.declared()), set(m)
+        if want != got:
+            raise RuntimeError(f"the monitors' metrics differ from the registry (trimtab.metrics): published, not declared: "
+                               f"{sorted(got - want)}; declared, not published: {sorted(want - got)}")
+        self._verified = True

@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..config.load import Strategy
-from ..config.models import LeveragedStakeTarget, PerpHedgeTarget, SignalPerpTarget, SpotTarget, StakeTarget, WalletReserveTarget
 from ..data.feed import DataError, MarketData
+from ..data.market import MarketView, series_of
+from ..runs import unique_run_id
+from ..templates.registry import template_for
 from ..timeutil import utc
 from ..venues.sim import GAS_FIELD
-from .market import MarketView, series_of
 
 
 def required_series(strategy: Strategy) -> tuple[set[str], set[str]]:
@@ -20,35 +21,9 @@ def required_series(strategy: Strategy) -> tuple[set[str], set[str]]:
     optional: set[str] = set()
     wallet_assets = strategy.venues["wallet"].assets or {}
     for t in strategy.config.targets:
-        if isinstance(t, LeveragedStakeTarget):
-            for k in (t.collateral, t.debt):
-                must.add(strategy.instruments[k][1].reserve)
-            asset = strategy.instruments[t.collateral][1].asset
-            if wallet_assets[asset].eth_rate_field:
-                must.add(series_of(wallet_assets[asset].eth_rate_field))
-        if isinstance(t, (LeveragedStakeTarget, WalletReserveTarget)):
-            for p in (strategy.venues[t.swap_venue].pairs or {}).values():
-                if p.price_field and p.cost_pair == "ETH_USDT":
-                    must.add(series_of(p.price_field))
-        if isinstance(t, StakeTarget) and wallet_assets[t.lst].eth_rate_field:
-            must.add(series_of(wallet_assets[t.lst].eth_rate_field))
-        if isinstance(t, SpotTarget):
-            must.add(series_of(t.price_field))
-        if isinstance(t, PerpHedgeTarget):
-            for leg in t.legs:
-                spec = strategy.instruments[leg.instrument][1]
-                optional |= {series_of(spec.mark_field), series_of(spec.funding_field)}
-        if isinstance(t, SignalPerpTarget):
-            spec = strategy.instruments[t.instrument][1]
-            must |= {series_of(spec.mark_field), series_of(spec.funding_field)}
-        if hasattr(t, "instrument") or hasattr(t, "supply"):
-            key = getattr(t, "supply", None) or t.instrument
-            spec = strategy.instruments[key][1]
-            if spec.reserve:
-                must.add(spec.reserve)
-            a = wallet_assets.get(spec.asset)
-            if a and (a.usd_field or a.eth_rate_field):
-                must.add(series_of(a.usd_field or a.eth_rate_field))
+        m, o = template_for(t).required_series(t, strategy, series_of)
+        must |= m
+        optional |= o
     if strategy.config.share_class != "USDT":
         a = wallet_assets[strategy.config.share_class]
         must.add(series_of(a.usd_field or a.eth_rate_field))
@@ -100,8 +75,6 @@ def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -
 def new_run_id(strategy: Strategy, start, end, out: Path | str, prefix: str = "") -> str:
     """A run id for ``strategy`` over ``start..end`` that names no existing directory under
     ``out`` (:func:`trimtab.runs.unique_run_id`)."""
-    from ..runs import unique_run_id
-
     return unique_run_id(out, strategy.name, start, end, prefix)
 
 

@@ -1,2 +1,2 @@
 """Live execution: venue adapters (:mod:`trimtab.live.adapters`) and credential handling
-(:mod:`trimtab.live.secrets`). The live loop, replay feed and crash-safe state build on these."""
+(:mod:`trimtab.secrets`). The live loop, replay feed and crash-safe state build on these."""

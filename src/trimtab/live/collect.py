@@ -40,8 +40,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.catalog import BY_NAME, CATALOG
-from ..data.feed import MarketData, _Series
+from ..data.feed import MarketData, Series
 from ..errors import TrimtabError
+from ..secrets import redact
+from .adapters.registry import market_data_clients
 from .sources import AaveOracle, AaveReserve, Funding, Gas, LiveSources, Ohlcv, RateCall, UniV3
 
 HOUR = 3600
@@ -118,7 +120,7 @@ class LiveStore:
         for name, (ts, avail, kn, vals) in self.rows.items():
             m = bisect.bisect_right(kn, known)  # rows arrive in known order: a prefix
             spec = BY_NAME[name]
-            series[name] = _Series(name, np.asarray(avail[:m], dtype=np.int64),
+            series[name] = Series(name, np.asarray(avail[:m], dtype=np.int64),
                                    {c: np.asarray(v[:m], dtype=np.float64) for c, v in vals.items()},
                                    spec.interval_h, spec.fill, spec.geometric, {"live": True})
         index = pd.date_range(pd.Timestamp(start, unit="s", tz="UTC"), pd.Timestamp(end, unit="s", tz="UTC"), freq="h")
@@ -126,14 +128,14 @@ class LiveStore:
 
 
 # ---------------------------------------------------------------------------- exchanges
-def make_ccxt(exchange_id: str, market: str, timeout_s: float, session=None):
+def make_ccxt(exchange_id: str, market: str, timeout_s: float, session=None, options: dict | None = None):
     """A ccxt exchange for public market data: only ``market`` markets are loaded, requests
-    time out after ``timeout_s``; ``session`` replaces the HTTP transport (recorded tests)."""
+    time out after ``timeout_s``; ``options`` (the venue file's ``live.market_data`` entry,
+    e.g. Bybit linear's ``defaultSubType``) are merged over the default type; ``session``
+    replaces the HTTP transport (recorded tests)."""
     import ccxt
 
-    opts = {"defaultType": {"linear": "swap", "swap": "swap", "spot": "spot"}[market]}
-    if exchange_id == "bybit" and market == "linear":
-        opts["defaultSubType"] = "linear"
+    opts = {"defaultType": {"linear": "swap", "swap": "swap", "spot": "spot"}[market], **(options or {})}
     ex = getattr(ccxt, exchange_id)({"enableRateLimit": session is None, "timeout": int(timeout_s * 1000), "options": opts})
     if isinstance(ex.options.get("fetchMarkets"), dict):
         ex.options["fetchMarkets"]["types"] = [market]
@@ -395,8 +397,9 @@ def build_collector(sources: LiveSources, needed: set[str], sessions: dict | Non
     jobs = []
     for (ex_id, market), series in groups.items():
         session = sessions.get(f"{ex_id}:{market}", sessions.get(ex_id))
-        jobs.append(ExchangeJob(make_ccxt(ex_id, market, sources.timeout_s, session), f"{ex_id} ({market})", series,
-                                sources.warmup_hours))
+        md = market_data_clients().get(ex_id, {}).get(market)
+        jobs.append(ExchangeJob(make_ccxt(ex_id, market, sources.timeout_s, session, md.ccxt_options if md else None),
+                                f"{ex_id} ({market})", series, sources.warmup_hours))
     cj = None
     if chain:
         if w3 is None:
@@ -410,8 +413,6 @@ def build_collector(sources: LiveSources, needed: set[str], sessions: dict | Non
 
 
 def _short(e: Exception, n: int = 200) -> str:
-    from .secrets import redact
-
     s = redact(str(e)).replace("\n", " ")
     return s if len(s) <= n else s[:n] + "..."
 

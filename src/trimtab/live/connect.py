@@ -6,8 +6,8 @@ variable, never a value), builds the adapters and returns a
 :class:`~trimtab.live.execution.VenueGateway`. Tests and replays pass pre-built adapters
 (recorded transports) through ``exchanges=`` / ``chain=`` instead.
 
-Environment (see :mod:`trimtab.live.secrets`): ``TRIMTAB_<VENUE>_KEY``/``_SECRET`` (and
-``TRIMTAB_OKX_PASSPHRASE``) per exchange; ``TRIMTAB_ETH_PRIVATE_KEY`` and
+Environment (see :mod:`trimtab.secrets`): ``TRIMTAB_<VENUE>_KEY``/``_SECRET`` (and
+``_PASSPHRASE`` when the venue file's ``live.passphrase`` says so: OKX) per exchange; ``TRIMTAB_ETH_PRIVATE_KEY`` and
 ``TRIMTAB_ETH_RPC_URL`` for chain operations; ``TRIMTAB_ETH_DSA`` (not a secret: the
 account's Instadapp DSA address) when the strategy runs flash-loan bundles. The sending
 account is the private key's address.
@@ -15,11 +15,14 @@ account is the private key's address.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..errors import TrimtabError
-from .adapters.exchange import VENUES, ExchangeAdapter
+from ..secrets import PREFIX, MissingCredentials, eth_private_key
+from .adapters.chain import ChainAdapter
+from .adapters.registry import exchange_from_env, strategy_chain_venues
 from .execution import VenueGateway, unsupported_operations
-from .secrets import PREFIX, MissingCredentials
+from .reconcile import reconcile_engine
 
 CHAIN_MODELS = ("aave_v3", "lst", "bundler", "flash_loan")
 
@@ -40,11 +43,14 @@ def needs(strategy) -> tuple[list[str], bool, bool]:
 
 
 def required_env(strategy) -> list[str]:
-    """Every environment variable real execution of ``strategy`` needs."""
+    """Every environment variable real execution of ``strategy`` needs (an exchange's
+    passphrase when its venue file's ``live.passphrase`` is set)."""
     exchanges, chain, dsa = needs(strategy)
     out = []
     for v in exchanges:
-        out += [f"{PREFIX}{v.upper()}_KEY", f"{PREFIX}{v.upper()}_SECRET"] + ([f"{PREFIX}OKX_PASSPHRASE"] if v == "okx" else [])
+        live = strategy.venues[v].live
+        out += [f"{PREFIX}{v.upper()}_KEY", f"{PREFIX}{v.upper()}_SECRET"] + \
+            ([f"{PREFIX}{v.upper()}_PASSPHRASE"] if live is not None and live.passphrase else [])
     if chain:
         out += [f"{PREFIX}ETH_PRIVATE_KEY", f"{PREFIX}ETH_RPC_URL"] + ([f"{PREFIX}ETH_DSA"] if dsa else [])
     return out
@@ -67,9 +73,10 @@ def check_execution(strategy, *, exchanges: dict | None = None, chain=None, allo
         if missing_ops:
             raise ExecutionSetupError(f"{strategy.name}: real execution cannot yet carry out {', '.join(missing_ops)}; "
                                       "refusing to start rather than paper-trade them")
-    unknown = [n for n in names if n not in VENUES and n not in (exchanges or {})]
+    unknown = [n for n in names if strategy.venues[n].live is None and n not in (exchanges or {})]
     if unknown:
-        raise ExecutionSetupError(f"{strategy.name}: no exchange adapter for {', '.join(unknown)}")
+        files = ", ".join(str(Path(strategy.root) / "venues" / f"{n}.yaml") for n in unknown)
+        raise ExecutionSetupError(f"{strategy.name}: no exchange adapter for {', '.join(unknown)}: no 'live:' block in {files}")
     todo = [v for v in required_env(strategy) if not env.get(v)]
     if exchanges is not None:
         todo = [v for v in todo if not any(v.startswith(f"{PREFIX}{n.upper()}_") for n in exchanges)]
@@ -102,19 +109,16 @@ def venue_gateway(strategy, journal, *, exchanges: dict | None = None, chain=Non
     try:
         for n in names:
             if n not in built:
-                built[n] = ExchangeAdapter.from_env(n)
+                built[n] = exchange_from_env(n, strategy.venues[n].live)
         if need_chain and chain is None:
-            chain = _chain_from_env(env, env.get(f"{PREFIX}ETH_DSA") if need_dsa else None)
+            chain = _chain_from_env(env, env.get(f"{PREFIX}ETH_DSA") if need_dsa else None, strategy)
     except MissingCredentials as e:
         raise ExecutionSetupError(f"{strategy.name}: {e}") from None
     return VenueGateway(journal, built, chain, **gateway_options)
 
 
-def _chain_from_env(env, dsa: str | None):
+def _chain_from_env(env, dsa: str | None, strategy):
     from eth_account import Account
-
-    from .adapters.chain import ChainAdapter
-    from .secrets import eth_private_key
 
     try:
         account = Account.from_key(eth_private_key().reveal()).address
@@ -122,7 +126,7 @@ def _chain_from_env(env, dsa: str | None):
         raise
     except Exception:  # noqa: BLE001 - the library's message may quote the value
         raise ExecutionSetupError(f"{PREFIX}ETH_PRIVATE_KEY is not a valid private key") from None
-    return ChainAdapter.from_env(account, dsa)
+    return ChainAdapter.from_env(account, dsa, venues=strategy_chain_venues(strategy.venues))
 
 
 def enable_execution(engine, *, resume: bool = False, **options):
@@ -136,8 +140,6 @@ def enable_execution(engine, *, resume: bool = False, **options):
 
     Raises ExecutionSetupError (see :func:`venue_gateway`) or AdapterError from the reads.
     """
-    from .reconcile import reconcile_engine
-
     gateway = venue_gateway(engine.strategy, engine.journal, **options)
     engine.executor.gateway = gateway
     engine.journal.meta("execution", {"mode": "venues", "exchanges": sorted(gateway.exchanges), "resumed": resume,

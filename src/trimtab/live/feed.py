@@ -4,7 +4,7 @@
 clock: tick k (an hour of market time) becomes available ``k x 3600 / speed`` seconds of wall
 time after the run (or its resumption) started, so the live path, its checkpoints and its
 kill switch are exercised with no network. Decisions see exactly what a backtest sees at the
-same tick, because both read the same :class:`trimtab.engine.market.MarketView` and the engine
+same tick, because both read the same :class:`trimtab.data.market.MarketView` and the engine
 never reads beyond the tick it is on.
 """
 from __future__ import annotations

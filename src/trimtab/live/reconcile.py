@@ -13,6 +13,11 @@ book key                   venue read
 ``wallet:BaseToken:<X>``   ERC-20 ``balanceOf`` for the tokens of ``contracts.TOKENS``
 =========================  =================================================================
 
+The chain rows are read by the position's chain venue adapter
+(:meth:`ChainAdapter.read <trimtab.live.adapters.chain.ChainAdapter.read>`: the packages
+``trimtab.live.adapters.aave_v3`` and ``.wallet``, for the position types their venue file's
+``live.positions`` lists); the table shows the shipped venues.
+
 A position the venue reports that the book does not hold is compared with 0. A non-zero book
 position that nothing can read (a key of a venue without an adapter) is a mismatch too (venue
 value NaN): it cannot be verified, so the run must not resume on trust. Transfers in transit
@@ -41,7 +46,6 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..keys import parse_key
-from .adapters.contracts import CHAIN_SYMBOL, TOKENS
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,6 @@ def book_positions(book, px) -> dict[str, float]:
     return {k: (px.amount(k, book.qty(k)) if k in px.info else book.qty(k)) for k in sorted(keys)}
 
 
-def _aave_asset(symbol: str, ptype: str) -> str | None:
-    prefix = "a" if ptype == "aToken" else "debt"
-    return symbol[len(prefix):] if symbol.startswith(prefix) and symbol[len(prefix):] in TOKENS else None
-
-
 def reconcile(positions: dict[str, float], gateway, tolerances: Tolerances = Tolerances()) -> list[Mismatch]:
     """Compare ``positions`` (key -> asset units, e.g. :func:`book_positions`) with the venues
     behind ``gateway`` (a :class:`~trimtab.live.execution.VenueGateway`: its ``exchanges`` and
@@ -117,24 +116,11 @@ def reconcile(positions: dict[str, float], gateway, tolerances: Tolerances = Tol
                 venue[k] = (0.0, "perp" if p.position_type == "Perp" else "margin", f"{name}: none reported")
     chain = getattr(gateway, "chain", None)
     if chain is not None:
-        holders = chain.holders()
-        for k, book_v in positions.items():
+        for k in positions:
             p = parse_key(k)
-            if p.venue == "aave_v3" and p.position_type in ("aToken", "debtToken"):
-                asset = _aave_asset(p.symbol, p.position_type)
-                if asset is None:
-                    continue
-                which = 0 if p.position_type == "aToken" else 1
-                v = sum(chain.aave_balances(asset, h)[which] for h in holders)
-                venue[k] = (v, "aave", f"aave_v3 {p.position_type} balanceOf ({len(holders)} address(es))")
-            elif p.venue == "wallet" and p.position_type == "BaseToken":
-                if p.symbol == "ETH":
-                    v = sum(chain.eth_balance(h) for h in holders)
-                elif CHAIN_SYMBOL.get(p.symbol, p.symbol) in TOKENS:  # wallet BTC is WBTC on chain
-                    v = sum(chain.token_balance(CHAIN_SYMBOL.get(p.symbol, p.symbol), h) for h in holders)
-                else:
-                    continue
-                venue[k] = (v, "wallet", f"wallet {p.symbol} balance ({len(holders)} address(es))")
+            reading = chain.read(p.venue, p.position_type, p.symbol)  # the venue adapter's, None: not read
+            if reading is not None:
+                venue[k] = reading
     out: list[Mismatch] = []
     for k in sorted(set(positions) | set(venue)):
         b = positions.get(k, 0.0)

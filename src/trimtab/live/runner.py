@@ -8,7 +8,8 @@ the whole of the tick it was on or none of it. ``--resume RUN`` reloads the last
 and carries on from the next tick: nothing that was committed runs again, so no instruction
 is executed twice, and the run ends where an uninterrupted one ends. The state is data, not code
 (versioned JSON, :mod:`trimtab.engine.checkpoint`), and a resume first checks the journal
-(SQLite's integrity check, the checkpoint against the rows and the ``checkpoint.json`` marker):
+(:mod:`trimtab.engine.recovery`: SQLite's integrity check, the checkpoint against the rows and
+the ``checkpoint.json`` marker):
 a damaged journal is refused with the path and the reason, never continued.
 
 Execution is paper by default: fills come from the same simulated venue models as backtests.
@@ -27,7 +28,8 @@ process owns has nothing to stop: it says so and writes nothing); the loop sees 
 tick, cancels the plan in flight (``--flatten``: submits an unwind plan first and waits for
 it), checkpoints with the request consumed and exits, so a later ``--resume`` continues.
 ``trimtab status RUN`` reads state, positions and open plans from the journal, and whether a
-process runs it from the lock.
+process runs it from the lock. Those two commands are :mod:`trimtab.live.control`; this module
+is the run loops (replay and live feed), their start, resume and stop handling.
 """
 from __future__ import annotations
 
@@ -40,18 +42,21 @@ from pathlib import Path
 import pandas as pd
 
 from ..config.load import Strategy
-from ..data.feed import MarketData, load_market_data
+from ..data.feed import DEFAULT_DATA_DIR, MarketData, load_market_data
+from ..data.market import MarketView, series_of
+from ..engine import checkpoint, recovery
 from ..engine.kernel import Engine, RunResult
-from ..engine.window import new_run_id, resolve_window
-from ..engine import checkpoint
-from ..errors import TrimtabError
-from ..runs import claim, holder
+from ..engine.window import new_run_id, required_series, resolve_window
+from ..runs import claim
+from ..secrets import eth_rpc_url
 from ..timeutil import utc
+from ..venues.pricing import Pricing
+from ..venues.sim import SimVenues
+from .collect import FeedUnavailable, LiveStore, Observation, build_collector
+from .connect import check_execution, enable_execution
+from .control import LiveError, read_meta
 from .feed import LiveFeed, ReplayFeed, last_closed_hour
-
-
-class LiveError(TrimtabError):
-    """A live run cannot start, resume or be controlled; the message says why."""
+from .sources import load_sources
 
 
 def _resume_meta(out: Path, run_id: str | None, strategy: Strategy) -> dict:
@@ -59,7 +64,7 @@ def _resume_meta(out: Path, run_id: str | None, strategy: Strategy) -> dict:
     if not run_id:
         raise LiveError("--resume needs the run id to continue")
     run_dir = out / run_id
-    meta = _meta(run_dir)
+    meta = read_meta(run_dir)
     if meta.get("strategy", {}).get("name") != strategy.name:
         raise LiveError(f"{run_dir} is a run of {meta.get('strategy', {}).get('name')!r}, not {strategy.name!r}")
     if "live" not in meta:
@@ -113,7 +118,7 @@ def _step_and_checkpoint(engine: Engine, i: int, stopped: dict | None) -> bool:
     if done:
         engine.journal.meta("stopped", {"tick": i, "time": engine.iso[i], **stopped})
         engine.journal.consume_control("stop")
-    checkpoint.commit(engine, i)
+    recovery.commit(engine, i)
     return done
 
 
@@ -161,11 +166,11 @@ def _run_replay(strategy: Strategy, run_dir: Path, start, end, speed: float, res
     journal = engine.journal
     journal.flush_every = 10**9  # rows are committed with each tick's checkpoint, never half a tick
     if resume:
-        checkpoint.restore(engine, *checkpoint.load_engine(run_dir))
+        recovery.restore(engine, *recovery.load_engine(run_dir))
         _resumed(engine, meta)
     else:
         journal.meta("live", {"mode": "paper", "feed": "replay", "speed": speed, "pid": os.getpid()})
-        checkpoint.start_marker(run_dir, journal.path.name)
+        recovery.start_marker(run_dir, journal.path.name)
     stopped = None
     for i in ReplayFeed(engine.view.n, speed).ticks(engine.next_tick):
         stopped = _stop_request(engine, i, stopped)
@@ -241,14 +246,6 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
             ExecutionSetupError: ``execute`` without the credentials or with operations the
             venue gateway cannot carry out.
     """
-    from ..data.feed import DEFAULT_DATA_DIR
-    from ..engine.market import MarketView, series_of
-    from ..venues.pricing import Pricing
-    from ..venues.sim import SimVenues
-    from ..engine.window import required_series
-    from .collect import FeedUnavailable, LiveStore, Observation, build_collector
-    from .sources import load_sources
-
     owned = [] if owned is None else owned
     if resume and not run_id:
         raise LiveError("--resume needs the run id to continue")
@@ -257,8 +254,6 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
     sources = sources or load_sources()
     execution = dict(execution or {})
     if execute:
-        from .connect import check_execution
-
         check_execution(strategy, **execution)  # fail on credentials before any network call
     if static is None:
         path = DEFAULT_DATA_DIR / "static.json"
@@ -292,7 +287,6 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
     try:
         rpc = None
         if w3 is None and sources.needs_chain(needed) and os.environ.get("TRIMTAB_ETH_RPC_URL"):
-            from .secrets import eth_rpc_url
             rpc = eth_rpc_url().reveal()
         collector = build_collector(sources, needed, sessions=sessions, w3=w3, rpc_url=rpc)
         for job in collector.exchanges:
@@ -307,8 +301,8 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
     engine = None
     if resume:
         run_dir = out / run_id
-        cp = checkpoint.load_engine(run_dir)  # the journal checked and the state decoded before anything is rebuilt
-        db = checkpoint.open_checked(run_dir / "journal.sqlite", ("observations",))
+        cp = recovery.load_engine(run_dir)  # the journal checked and the state decoded before anything is rebuilt
+        db = recovery.open_checked(run_dir / "journal.sqlite", ("observations",))
         try:
             for series, ts, av, kn, d in db.execute(
                     "SELECT series, ts, avail, known, data FROM observations WHERE tick <= ? ORDER BY rowid", (cp[0],)):
@@ -326,7 +320,7 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
         for k in range(1, cp[0] + 1):
             engine.extend(store.market(t0 + 3600 * k, t0 + 3600 * k))
         engine.journal.flush_every = 10**9
-        checkpoint.restore(engine, *cp)
+        recovery.restore(engine, *cp)
         _resumed(engine, meta)
         if execute:
             _execute(engine, notice, execution)
@@ -350,7 +344,7 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
                                          "end_epoch": end_e, "settle_s": sources.settle_s, "pid": os.getpid(),
                                          "series": sorted(s for s in needed if s in sources.series),
                                          "absent": absent, "no_live_source": store.absent})
-            checkpoint.start_marker(run_dir, engine.journal.path.name)
+            recovery.start_marker(run_dir, engine.journal.path.name)
             if execute:
                 _execute(engine, notice, execution)
         else:
@@ -380,119 +374,9 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
 
 def _execute(engine: Engine, notice, options: dict) -> None:
     """Put ``engine`` on the real venues; a reconciliation mismatch halts it and is reported."""
-    from .connect import enable_execution
-
     _, mismatches = enable_execution(engine, **options)
     if mismatches and notice:
         for m in mismatches:
             notice(f"reconciliation: {m}")
         notice("the book does not match the venues: the machine is halted (nothing will be sent); "
                "see `trimtab status` and the journal's reconciliation record")
-
-
-def request_stop(run_dir: Path, flatten: bool = False) -> dict:
-    """Ask the live run writing ``run_dir`` to stop at its next tick (the kill switch).
-
-    Returns the owner record of the process that will act on it (``pid``, ``started``, ...).
-
-    Raises:
-        LiveError: no run there; a run no process owns (nothing to stop: the message gives its
-            last checkpoint tick and how to resume it; nothing is written); a backtest.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / "journal.sqlite"
-    if not path.exists():
-        raise LiveError(f"no run at {run_dir}")
-    owner = holder(run_dir)
-    meta = _meta(run_dir, "stop it")
-    name = run_dir.name
-    if owner is None:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            cp = db.execute("SELECT tick FROM checkpoints").fetchone()
-        except sqlite3.Error:
-            cp = None
-        finally:
-            db.close()
-        if "live" not in meta:
-            raise LiveError(f"run {name} is a backtest that is not running; nothing to stop")
-        config = meta.get("strategy", {}).get("config", "CONFIG")
-        feed = " --replay" if meta["live"].get("feed") == "replay" else ""
-        execute = " --execute" if meta.get("execution") else ""
-        at = f"last checkpoint tick {cp[0]}" if cp else "no checkpoint"
-        raise LiveError(f"run {name} is not running ({at}); nothing to stop; resume it with "
-                        f"`trimtab run {config} --live{feed}{execute} --run-id {name} --out {run_dir.parent} --resume`")
-    if "live" not in meta:
-        raise LiveError(f"run {name} is a backtest (pid {owner.get('pid')}); stop applies to live runs: interrupt the backtest instead")
-    db = sqlite3.connect(path, timeout=30)
-    with db:
-        db.execute("INSERT OR REPLACE INTO control VALUES ('stop', ?, datetime('now'))", (json.dumps({"flatten": flatten}),))
-    db.close()
-    return owner
-
-
-def status(run_dir: Path) -> dict:
-    """State, positions, open plans and liveness of a run, read from its journal.
-
-    ``running`` is decided by trying the run's lock (:func:`trimtab.runs.holder`): held means a
-    process is running it (``pid`` and ``since`` from its owner record); a process killed with
-    SIGKILL has released it, so its run reads as not running."""
-    run_dir = Path(run_dir)
-    path = run_dir / "journal.sqlite"
-    if not path.exists():
-        raise LiveError(f"no run at {run_dir}")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        last = db.execute("SELECT tick, time, state, equity FROM metrics ORDER BY tick DESC LIMIT 1").fetchone()
-        positions: dict[str, float] = {}
-        for (legs,) in db.execute("SELECT legs FROM fills"):
-            for k, d, _ in json.loads(legs):
-                positions[k] = positions.get(k, 0.0) + d
-        latest = {}
-        for pid, sid, status_, desc in db.execute("SELECT plan_id, step_id, status, description FROM instructions ORDER BY rowid"):
-            latest[(pid, sid)] = (status_, desc)
-        open_steps = [{"plan_id": p, "step_id": s, "status": st, "description": d}
-                      for (p, s), (st, d) in latest.items() if st in ("pending", "in_transit")]
-        meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-        cp = db.execute("SELECT tick FROM checkpoints").fetchone()
-    finally:
-        db.close()
-    owner = holder(run_dir)  # the run's lock, not a pid file: a killed process holds no lock
-    return {
-        "run_dir": str(run_dir), "strategy": meta.get("strategy", {}).get("name"),
-        "running": owner is not None, "pid": owner.get("pid") if owner else None,
-        "since": owner.get("started") if owner else None,
-        "mode": meta.get("live", {}).get("mode", "backtest"), "feed": meta.get("live", {}).get("feed"),
-        "reconciliation": meta.get("reconciliation"),
-        "finished": "summary" in meta, "stopped": meta.get("stopped"),
-        "tick": last[0] if last else None, "time": last[1] if last else None,
-        "state": last[2] if last else None, "equity": last[3] if last else None,
-        "checkpoint_tick": cp[0] if cp else None,
-        "positions": {k: v for k, v in sorted(positions.items()) if abs(v) > 1e-12},
-        "open_steps": open_steps,
-    }
-
-
-def _meta(run_dir: Path, doing: str = "resume") -> dict:
-    """The meta of the journal of the run to resume, read after SQLite's integrity check
-    (:func:`trimtab.engine.checkpoint.open_checked`: a damaged journal is refused, not opened).
-
-    Raises:
-        LiveError: no journal there; CheckpointError: a damaged journal or unreadable meta.
-    """
-    path = Path(run_dir) / "journal.sqlite"
-    if not path.exists():
-        raise LiveError(f"no run at {run_dir} to resume")
-    db = checkpoint.open_checked(path, checkpoint.ENGINE_TABLES, doing)
-    try:
-        meta = {k: checkpoint.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-    except (sqlite3.DatabaseError, TypeError, ValueError, RecursionError) as e:
-        raise checkpoint.CheckpointError(f"{path}: its meta table cannot be read ({e}); refusing to {doing}") from None
-    finally:
-        db.close()
-    w = meta.get("window")
-    if not (all(isinstance(v, dict) for k, v in meta.items() if k in ("strategy", "window", "live"))
-            and isinstance(w, dict) and isinstance(w.get("start"), str) and isinstance(w.get("end"), str)):
-        raise checkpoint.CheckpointError(f"{path}: its meta records are not trimtab's; refusing to {doing}")
-    return meta
-

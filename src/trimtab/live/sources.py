@@ -1,9 +1,9 @@
 """Where each catalog series comes from in a live run: ``feeds/live.yaml``, declared in YAML.
 
-Loaded with the project's ruamel loader (:func:`trimtab.config.yamlio.load_yaml`), validated
+Loaded with the project's ruamel loader (:func:`trimtab.config.yamldoc.load_yaml`), validated
 with pydantic models (``extra="forbid"``), and cross-checked (every series is a catalog series,
 every token and exchange referenced exists); every problem is a
-:class:`~trimtab.errors.ConfigIssue` at ``file:line:col`` and all of them are raised at once as
+:class:`~trimtab.diagnostics.Diagnostic` at ``file:line:col`` and all of them are raised at once as
 a :class:`~trimtab.errors.ConfigError`. The meaning of each ``kind`` and its units are in
 the YAML file's header and in :mod:`trimtab.live.collect`.
 """
@@ -14,14 +14,21 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config.yamlio import load_yaml, validate
+from ..config.pydantic_errors import validate
+from ..config.yamldoc import load_yaml
 from ..data.catalog import BY_NAME
 from ..errors import ConfigError
+from .adapters.registry import market_data_clients
 
 DEFAULT_SOURCES = Path(__file__).resolve().parents[3] / "feeds" / "live.yaml"
 
-#: ccxt exchange ids a source may name, with the market types ccxt is told to load for them.
-EXCHANGES = {"binanceusdm": ("linear",), "binance": ("spot",), "bybit": ("linear", "spot"), "okx": ("swap",)}
+
+
+def exchanges() -> dict[str, tuple[str, ...]]:
+    """ccxt exchange ids a source may name, with the market types ccxt is told to load for them
+    (the first is the default): the ``market_data`` lists of the venue files' ``live:`` blocks
+    (:func:`trimtab.live.adapters.registry.market_data_clients`)."""
+    return {ex: tuple(markets) for ex, markets in market_data_clients().items()}
 
 
 class _M(BaseModel):
@@ -99,7 +106,7 @@ class LiveSources(_M):
 
     def exchange_of(self, s: Ohlcv | Funding) -> tuple[str, str]:
         """(ccxt id, market type) of an exchange source; the type defaults to the id's first."""
-        return s.exchange, s.market or EXCHANGES[s.exchange][0]
+        return s.exchange, s.market or exchanges()[s.exchange][0]
 
     def needs_chain(self, names) -> bool:
         return any(not isinstance(self.series[n], (Ohlcv, Funding)) for n in names if n in self.series)
@@ -116,14 +123,15 @@ def load_sources(path: str | Path | None = None) -> LiveSources:
     model, issues = validate(LiveSources, doc)
     if model is None:
         raise ConfigError(issues)
+    known = exchanges()
     for name, src in model.series.items():
         if name not in BY_NAME:
             issues.append(doc.issue(("series", name), f"{name!r} is not a catalog series (trimtab.data.catalog)", key=True))
         if isinstance(src, (Ohlcv, Funding)):
-            if src.exchange not in EXCHANGES:
-                issues.append(doc.issue(("series", name, "exchange"), f"unknown exchange {src.exchange!r}; known: {', '.join(EXCHANGES)}"))
-            elif src.market is not None and src.market not in EXCHANGES[src.exchange]:
-                issues.append(doc.issue(("series", name, "market"), f"{src.exchange} markets: {', '.join(EXCHANGES[src.exchange])}"))
+            if src.exchange not in known:
+                issues.append(doc.issue(("series", name, "exchange"), f"unknown exchange {src.exchange!r}; known: {', '.join(known)}"))
+            elif src.market is not None and src.market not in known[src.exchange]:
+                issues.append(doc.issue(("series", name, "market"), f"{src.exchange} markets: {', '.join(known[src.exchange])}"))
         for field in ("asset", "to", "base", "quote"):
             tok = getattr(src, field, None)
             if tok is not None and tok not in model.tokens:

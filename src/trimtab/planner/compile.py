@@ -22,6 +22,10 @@ plan funds itself. Moves smaller than ``MIN_TRADE_USD`` are skipped.
 
 A ``token_weights`` basket is planned by :class:`trimtab.planner.drift.Basket` instead:
 matched swaps between its tokens, sells before buys, with the slippage guard and health gate.
+
+One job: ordering the moves of a target diff into a plan's phased steps. What the targets are
+is :mod:`.targets` / :mod:`.emergency` (and each template's module), the plan records are
+:mod:`.plan`, and the phases share the bookkeeping in ``_Moves``, which is why they stay together.
 """
 from __future__ import annotations
 
@@ -29,15 +33,7 @@ from collections import defaultdict
 
 from ..accounting.book import Book
 from ..config.load import Strategy
-from ..config.models import (
-    LendTarget,
-    LeveragedStakeTarget,
-    SignalPerpTarget,
-    SpotTarget,
-    StakeTarget,
-    WalletReserveTarget,
-)
-from ..data.signals import stop_prices
+from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.sim import WALLET_ETH, SimVenues
 from .drift import Basket, basket_of
@@ -49,15 +45,14 @@ from .targets import Targets, compute_targets
 def hedge_current(strategy: Strategy, params: dict[str, float], px: Pricing, sim: SimVenues, book: Book) -> Targets:
     """Targets that keep every on-chain and wallet position and every CEX account as they are,
     and re-size the perp hedges to the on-chain delta as it stands (a compensating plan)."""
-    from ..config.models import PerpHedgeTarget
-
     tg = current_targets(strategy, px, sim, book)
     onchain = sum(px.delta(k, q)[1] for k, q in book.bal.items()
                   if q and px.info[k].ptype != "Perp" and px.delta(k, q)[0] == strategy.config.asset)
     for t in strategy.config.targets:
-        if isinstance(t, PerpHedgeTarget):
+        legs = template_for(t).hedge_legs(t)
+        if legs:
             ratio = strategy.target_value(t.hedge_ratio, params)
-            w = {leg.instrument: strategy.target_value(leg.weight, params) for leg in t.legs if leg.instrument not in tg.frozen}
+            w = {leg.instrument: strategy.target_value(leg.weight, params) for leg in legs if leg.instrument not in tg.frozen}
             # This plan moves no margin: a short on a venue whose account holds none would be
             # liquidated at once, so the hedge goes to the funded venues (all, if none is).
             funded = {k: wk for k, wk in w.items() if sim.perp_account(book, px.info[k].venue)[0] > 0}
@@ -80,7 +75,8 @@ class Planner:
         self.px = px
         self.sim = sim
         self.signals = signals
-        self.signal_targets = {t.instrument: t for t in strategy.config.targets if isinstance(t, SignalPerpTarget)}
+        #: perp instrument -> the target trading it on a signal (its trades carry resting stops)
+        self.signal_targets = {t.instrument: t for t in strategy.config.targets if template_for(t).signal_file(t)}
         self.swap_venue = next((t.swap_venue for t in strategy.config.targets if hasattr(t, "swap_venue")), None)
         basket = basket_of(strategy)
         #: A token_weights basket plans its own matched swaps (trimtab.planner.drift).
@@ -157,97 +153,11 @@ class Planner:
                 deploy.append((f"deposit:{venue}", Step(next(sid), f"increase {key} by {d:+.4f}", (ins,), expected_cost=ins.expected_cost)))
 
         # --- templates holding on-chain or spot positions
-        entry_bundle = None
+        moves = _Moves(self, book, tg, params, eth, sc, sid, release, deploy, wallet_in, wallet_out, venue_in, venue_out,
+                       venue_release, wallet_release, gas_eth)
         for t in self.s.config.targets:
-            if isinstance(t, LeveragedStakeTarget):
-                coll, debt = t.collateral, t.debt
-                asset = px.info[coll].asset
-                rate = px.eth_rate(asset)
-                dc = tg.positions[coll] - px.amount(coll, book.qty(coll))
-                dd = tg.positions[debt] - px.amount(debt, book.qty(debt))
-                if abs(dc) * rate * eth < MIN_TRADE_USD and abs(dd) * eth < MIN_TRADE_USD:
-                    continue
-                if dc < 0 or dd < 0:
-                    b = self._unwind_bundle(t, max(-dc, 0.0), max(-dd, 0.0), rate)
-                    g = gas_of(t.bundler, "bundle_unwind")
-                    st = Step(next(sid), f"unwind {t.id}: withdraw {max(-dc, 0):.4f} {asset}, repay {max(-dd, 0):.4f} WETH",
-                              b, bundle=True, venue=t.bundler, operation="bundle_unwind",
-                              expected_cost=sum(x.expected_cost for x in b) + g * eth / sc)
-                    release.append(st)
-                    wallet_release["ETH"].append(st.id)
-                    gas_eth += g
-                    proceeds = max(-dc, 0.0) * rate * (1 - self._swap_cost(t.swap_venue, asset, "ETH", max(-dc, 0.0)) / 1e4)
-                    wallet_in["ETH"] += proceeds - min(max(-dd, 0.0), proceeds)
-                if dc > 0 or dd > 0:
-                    b = self._entry_bundle(t, max(dc, 0.0), max(dd, 0.0), rate)
-                    g = gas_of(t.bundler, "bundle_entry")
-                    entry_bundle = Step("", f"enter {t.id}: flash_borrow -> stake -> supply -> borrow -> flash_repay", b, bundle=True,
-                                        venue=t.bundler, operation="bundle_entry", expected_cost=sum(x.expected_cost for x in b) + g * eth / sc)
-                    wallet_out["ETH"] += max(dc, 0.0) * rate - max(dd, 0.0)
-                    gas_eth += g
-            elif isinstance(t, StakeTarget):
-                key = f"wallet:BaseToken:{t.lst}"
-                rate = px.eth_rate(t.lst)
-                d = tg.positions[key] - book.qty(key)
-                if abs(d) * rate * eth < MIN_TRADE_USD:
-                    continue
-                if d < 0:
-                    cost = self._swap_cost(t.swap_venue, t.lst, "ETH", -d)
-                    g = gas_of(t.swap_venue, "swap")
-                    c = -d * rate * cost / 1e4 * eth / sc
-                    st = Step(next(sid), f"sell {-d:.4f} {t.lst} for ETH on {t.swap_venue}",
-                              (Instruction(t.swap_venue, "swap", key, -d, t.lst, {"buy": "ETH"}, "oracle rate", c),), expected_cost=c + g * eth / sc)
-                    release.append(st)
-                    wallet_release["ETH"].append(st.id)
-                    wallet_in["ETH"] += -d * rate * (1 - cost / 1e4)
-                    gas_eth += g
-                else:
-                    g = gas_of(t.lst_venue, "stake")
-                    deploy.append(("buy", Step(next(sid), f"stake {d * rate:.4f} ETH into {t.lst} on {t.lst_venue}",
-                                               (Instruction(t.lst_venue, "stake", WALLET_ETH, d * rate, "ETH", {"mint": t.lst},
-                                                            self.s.venues[t.lst_venue].lst.rate_field),), expected_cost=g * eth / sc)))
-                    wallet_out["ETH"] += d * rate
-                    gas_eth += g
-            elif isinstance(t, LendTarget):
-                venue = px.info[t.supply].venue
-                asset = px.info[t.supply].asset
-                d = tg.positions[t.supply] - px.amount(t.supply, book.qty(t.supply))
-                if abs(d) * px.asset_usd(asset) < MIN_TRADE_USD:
-                    continue
-                op = "withdraw" if d < 0 else "supply"
-                g = gas_of(venue, op)
-                st = Step(next(sid), f"{op} {abs(d):.2f} {asset} {'from' if d < 0 else 'to'} {venue}",
-                          (Instruction(venue, op, t.supply, abs(d), asset),), expected_cost=g * eth / sc)
-                gas_eth += g
-                if d < 0:
-                    release.append(st)
-                    wallet_release[asset].append(st.id)
-                    wallet_in[asset] += -d
-                else:
-                    deploy.append(("sell", st))
-                    wallet_out[asset] += d
-            elif isinstance(t, SpotTarget):
-                venue = px.info[t.instrument].venue
-                asset = px.info[t.instrument].asset
-                if not px.view.fresh(t.price_field, 3.0):
-                    tg.frozen.append(t.instrument)  # no price, no trade: hold what is there
-                    continue
-                price = px.view.require(t.price_field)
-                d = tg.positions[t.instrument] - book.qty(t.instrument)
-                if abs(d) * price < MIN_TRADE_USD:
-                    continue
-                fee = self.s.target_value(t.fee_bps, params) + sim.exec_cost_bps(t.cost_pair, abs(d) * price)
-                c = abs(d) * price * fee / 1e4 / sc
-                ins = Instruction(venue, "spot_trade", t.instrument, d, asset,
-                                  {"fee_bps": self.s.target_value(t.fee_bps, params), "cost_pair": t.cost_pair}, t.price_field, c)
-                if d < 0:
-                    st = Step(next(sid), f"sell {-d:.6f} {asset} spot on {venue}", (ins,), expected_cost=c)
-                    release.append(st)
-                    venue_release[venue].append(st.id)
-                    venue_in[venue] += -d * price * (1 - fee / 1e4)
-                else:
-                    deploy.append((f"deposit:{venue}", Step(next(sid), f"buy {d:.6f} {asset} spot on {venue}", (ins,), expected_cost=c)))
-                    venue_out[venue] += d * price * (1 + fee / 1e4)
+            template_for(t).moves(t, moves)
+        gas_eth, entry_bundle = moves.gas_eth, moves.entry_bundle
 
         # --- CEX accounts: withdraw what is above target, deposit what is short
         steps: list[Step] = list(release)
@@ -275,8 +185,8 @@ class Planner:
                 gas_eth += gas_of("wallet", "transfer")
 
         # --- wallet conversions between ETH and USDT
-        reserve = sum(tg.positions.get(t.instrument, 0.0) for t in self.s.config.targets
-                      if isinstance(t, WalletReserveTarget) and t.instrument == WALLET_ETH)
+        reserve = sum(tg.positions.get(WALLET_ETH, 0.0) for t in self.s.config.targets
+                      if template_for(t).reserve_key(t) == WALLET_ETH)
         deposit_total = sum(d for _, d in deposits)
         usdt_now = book.qty(WALLET_USDT) + wallet_in["USDT"]
         eth_need = wallet_out["ETH"] + GAS_SAFETY * gas_eth + reserve - book.qty(WALLET_ETH) - wallet_in["ETH"]
@@ -406,47 +316,10 @@ class Planner:
         notional = abs(d) * mark
         spec = self.s.instruments[key][1]
         cost = notional * (self.sim.op(venue, "trade").fee_bps + self.sim.exec_cost_bps(spec.cost_pair, notional)) / 1e4
-        extra = {}
         t = self.signal_targets.get(key)
-        if t is not None:
-            # Resting take-profit / stop-loss for the position this trade leaves (seed 001).
-            if target == 0:
-                extra = {"clear_stops": True}
-            else:
-                _, _, sd = self.signals.current(t)
-                v = lambda e: self.s.target_value(e, params)  # noqa: E731
-                tp, sl = stop_prices(mark, 1.0 if target > 0 else -1.0, sd, v(t.signal.take_profit_sd), v(t.signal.stop_loss_sd),
-                                     v(t.signal.sd_floor_bps), v(t.signal.sd_cap_bps))
-                extra = {"take_profit": tp, "stop_loss": sl}
+        extra = template_for(t).order_extra(t, self.signals, self.s, params, mark, target) if t is not None else {}
         return Instruction(venue, "trade", key, d, self.px.info[key].asset, extra, price_field=self.px.info[key].mark_field,
                            expected_cost=cost / self.px.share_usd())
-
-    def _entry_bundle(self, t: LeveragedStakeTarget, dc: float, dd: float, rate: float) -> tuple[Instruction, ...]:
-        lending = self.px.info[t.collateral].venue
-        asset = self.px.info[t.collateral].asset
-        return (
-            Instruction(t.flash_venue, "flash_borrow", f"{t.flash_venue}:debtToken:flashWETH", dd, "WETH"),
-            Instruction(t.lst_venue, "stake", WALLET_ETH, dc * rate, "ETH", {"mint": asset}, self.s.venues[t.lst_venue].lst.rate_field),
-            Instruction(lending, "supply", t.collateral, dc, asset),
-            Instruction(lending, "borrow", t.debt, dd, "WETH"),
-            Instruction(t.flash_venue, "flash_repay", f"{t.flash_venue}:debtToken:flashWETH", dd, "WETH"),
-        )
-
-    def _unwind_bundle(self, t: LeveragedStakeTarget, dc: float, dd: float, rate: float) -> tuple[Instruction, ...]:
-        lending = self.px.info[t.collateral].venue
-        asset = self.px.info[t.collateral].asset
-        cost = self._swap_cost(t.swap_venue, asset, "ETH", dc)
-        proceeds = dc * rate * (1 - cost / 1e4)
-        repay = min(dd, proceeds) if dc > 0 else dd
-        eth = self.px.eth_usd()
-        return (
-            Instruction(t.flash_venue, "flash_borrow", f"{t.flash_venue}:debtToken:flashWETH", repay, "WETH"),
-            Instruction(lending, "repay", t.debt, repay, "WETH"),
-            Instruction(lending, "withdraw", t.collateral, dc, asset),
-            Instruction(t.swap_venue, "swap", f"wallet:BaseToken:{asset}", dc, asset, {"buy": "ETH"}, "oracle rate",
-                        dc * rate * cost / 1e4 * eth / self.px.share_usd()),
-            Instruction(t.flash_venue, "flash_repay", f"{t.flash_venue}:debtToken:flashWETH", repay, "WETH"),
-        )
 
 
 REWARD_TOKENS = ("EIGEN", "ETHFI")
@@ -461,3 +334,31 @@ def _ids():
 
 def _r(d: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 10) for k, v in sorted(d.items())}
+
+
+class _Moves:
+    """What a template's ``moves`` reads and appends to (:class:`trimtab.templates.base.MoveContext`):
+    the planner's collaborators and one ``_steps`` call's accumulators."""
+
+    def __init__(self, planner: Planner, book: Book, tg: Targets, params, eth, sc, sid, release, deploy, wallet_in, wallet_out,
+                 venue_in, venue_out, venue_release, wallet_release, gas_eth):
+        self._planner = planner
+        self.strategy, self.px, self.sim = planner.s, planner.px, planner.sim
+        self.book, self.tg, self.params, self.eth, self.sc = book, tg, params, eth, sc
+        self.min_trade_usd = MIN_TRADE_USD
+        self._sid = sid
+        self.release, self.deploy = release, deploy
+        self.wallet_in, self.wallet_out, self.venue_in, self.venue_out = wallet_in, wallet_out, venue_in, venue_out
+        self.venue_release, self.wallet_release = venue_release, wallet_release
+        self.gas_eth = gas_eth
+        self.entry_bundle: Step | None = None
+        self.instruction, self.step = Instruction, Step
+
+    def next_id(self) -> str:
+        return next(self._sid)
+
+    def gas_of(self, venue: str, op: str) -> float:
+        return self.sim.gas_eth(self.sim.op(venue, op).gas_op)
+
+    def swap_cost(self, venue: str | None, sell: str, buy: str, amount: float) -> float:
+        return self._planner._swap_cost(venue, sell, buy, amount)

@@ -1,6 +1,6 @@
 """The token drift engine (seed 002): a wallet basket held at target weights.
 
-A ``token_weights`` target (:class:`trimtab.config.models.TokenWeightsTarget`) names wallet
+A ``token_weights`` target (:mod:`trimtab.templates.token_weights`) names wallet
 tokens with weights. At a tick:
 
 * **prices** (USD per token) come from the target's ``price_source``: ``ORACLE`` is the wallet's
@@ -41,15 +41,15 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..accounting.book import Book
-from ..config.models import TokenWeightsTarget
 from ..venues.pricing import Pricing
-from ..venues.sim import ExecutionError, SimVenues
+from ..errors import ExecutionError
+from ..venues.sim import SimVenues
+from ..templates.registry import template_for
+from ..templates.token_weights import DIVERGED, HEALTHY, NO_PRICE, STALE
 from .plan import Instruction, Plan, Step
 
 #: A matched amount below this (USD) is rounding, not a trade.
 DUST_USD = 1e-6
-
-HEALTHY, NO_PRICE, STALE, DIVERGED = "HEALTHY", "NO_PRICE", "STALE", "DIVERGED"
 
 
 @dataclass
@@ -115,7 +115,7 @@ class Basket:
         px, sim: pricing and venue models of the run.
     """
 
-    def __init__(self, strategy, target: TokenWeightsTarget, px: Pricing, sim: SimVenues):
+    def __init__(self, strategy, target, px: Pricing, sim: SimVenues):
         self.s = strategy
         self.t = target
         self.px = px
@@ -226,7 +226,7 @@ class Basket:
         return BasketState(tokens, total, investable, worst, bad)
 
     def metrics(self, tick: int, book: Book, params: dict[str, float], pending_usd: float) -> dict[str, float]:
-        """``max_drift``, ``unhealthy_tokens``, ``calendar_due`` and ``drift.<TOKEN>`` (see METRICS)."""
+        """``max_drift``, ``unhealthy_tokens``, ``calendar_due`` and ``drift.<TOKEN>`` (declared in :mod:`trimtab.metrics`)."""
         st = self.state(book, params, pending_usd)
         m = {"max_drift": st.max_drift, "unhealthy_tokens": float(st.unhealthy), "calendar_due": self.calendar_due(tick)}
         for t in st.tokens:
@@ -394,6 +394,6 @@ def period_key(ts, calendar: str) -> tuple:
     raise ValueError(f"unknown calendar {calendar!r}")
 
 
-def basket_of(strategy) -> TokenWeightsTarget | None:
-    """The strategy's ``token_weights`` target, if it has one."""
-    return next((t for t in strategy.config.targets if isinstance(t, TokenWeightsTarget)), None)
+def basket_of(strategy):
+    """The strategy's basket target (a template that owns the wallet: ``token_weights``), or None."""
+    return next((t for t in strategy.config.targets if template_for(t).owns_wallet), None)

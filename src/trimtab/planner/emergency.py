@@ -31,15 +31,16 @@ from __future__ import annotations
 
 from ..accounting.book import Book
 from ..config.load import Strategy
-from ..config.models import EmergencyProtocolSpec, LeveragedStakeTarget, PerpHedgeTarget, StakeTarget
+from ..config.models import EmergencyProtocolSpec
+from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
 from .targets import Targets, compute_targets
 from .transfers import check_transfer, load_routes, route_for, transfer_cost
 
 
-def px_venue_model(strategy: Strategy, px: Pricing, t: LeveragedStakeTarget) -> str:
-    """The venue model (route kind) holding a leveraged leg's collateral."""
+def px_venue_model(strategy: Strategy, px: Pricing, t) -> str:
+    """The venue model (route kind) holding a leveraged leg's collateral (``t.collateral``)."""
     return strategy.venues[px.info[t.collateral].venue].model
 
 MIN_USD = 25.0
@@ -72,16 +73,7 @@ def current_targets(strategy: Strategy, px: Pricing, sim: SimVenues, book: Book)
         if q and px.info[k].ptype in ("aToken", "debtToken", "Perp", "BaseToken") and not k.startswith("wallet:BaseToken:USDT"):
             tg.positions[k] = px.amount(k, q)
     for t in strategy.config.targets:
-        if isinstance(t, LeveragedStakeTarget):
-            tg.positions.setdefault(t.collateral, 0.0)
-            tg.positions.setdefault(t.debt, 0.0)
-        if isinstance(t, PerpHedgeTarget):
-            for leg in t.legs:
-                tg.positions.setdefault(leg.instrument, book.qty(leg.instrument))
-                v = px.info[leg.instrument].venue
-                tg.margin[v] = sim.perp_account(book, v)[0]
-                if not px.tradable(leg.instrument):
-                    tg.frozen.append(leg.instrument)
+        template_for(t).current(t, tg, px, sim, book)
     return tg
 
 
@@ -95,9 +87,10 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
     m_restore, hf_floor = v(protocol.margin_restore), v(protocol.hf_floor)
     leave = params.get("margin_emergency_leave", m_restore)
     wallet_usdt = max(book.qty("wallet:BaseToken:USDT"), 0.0)
-    levs = [t for t in strategy.config.targets if isinstance(t, LeveragedStakeTarget)]
-    stakes = [t for t in strategy.config.targets if isinstance(t, StakeTarget)]
-    hedges = [t for t in strategy.config.targets if isinstance(t, PerpHedgeTarget)]
+    # The protocol's sources by what each template lets it take (trimtab.templates.base).
+    levs = [t for t in strategy.config.targets if template_for(t).emergency_source(t) == "lending"]
+    stakes = [t for t in strategy.config.targets if template_for(t).emergency_source(t) == "lst"]
+    hedges = [t for t in strategy.config.targets if template_for(t).hedge_legs(t)]
     acted = False
     routes = load_routes(strategy.root)
 
@@ -160,7 +153,7 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                     rate = px.eth_rate(asset)
                     c = conv_cost(asset, m_to * n - q)
                     x = (m_to * n - q) / (1 - c + m_to)
-                    if isinstance(t, StakeTarget):
+                    if template_for(t).emergency_source(t) == "lst":
                         key = f"wallet:BaseToken:{asset}"
                         room = tg.positions.get(key, 0.0) * rate * eth
                         x = min(x, room)
@@ -184,7 +177,7 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                             how = f"unwind {x / (1 - ltv) / (rate * eth):.4f} {asset} at LTV {ltv:.4f} (flash-loan bundle)"
                     if x > MIN_USD:
                         # Price the route and hold it to the transfer limits (seed 000 safety checks).
-                        kind_from = "lst" if isinstance(t, StakeTarget) else px_venue_model(strategy, px, t)
+                        kind_from = "lst" if template_for(t).emergency_source(t) == "lst" else px_venue_model(strategy, px, t)
                         route = route_for(routes, kind_from, "cex_perp")
                         cost = transfer_cost(route, x, sim, source_yield_apr=0.0, cex=venue)
                         problems = check_transfer(cost, params)
@@ -282,13 +275,13 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
     return tg, notes
 
 
-def _lt(strategy: Strategy, px: Pricing, t: LeveragedStakeTarget) -> float:
+def _lt(strategy: Strategy, px: Pricing, t) -> float:
     risk = strategy.venues[px.info[t.collateral].venue].risk
     asset = px.info[t.collateral].asset
     return risk.emode.liquidation_threshold if asset in risk.emode.assets else risk.standard[asset].liquidation_threshold
 
 
-def _leveraged_by_efficiency(levs: list[LeveragedStakeTarget], px: Pricing) -> list[LeveragedStakeTarget]:
+def _leveraged_by_efficiency(levs: list, px: Pricing) -> list:
     """Leveraged legs, least efficient debt first (staking yield of the collateral / borrow rate)."""
     view = px.view
     funded, cost = {}, {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config.yamlio import load_yaml
+from ..config.yamldoc import load_yaml
 
 GAS_BY_STEP = {
     "withdraw_collateral": ("aave_v3", "withdraw"),

@@ -7,7 +7,11 @@
   machine and rules (machines/portfolio.yaml, rules/portfolio.yaml), cross-checked;
 * :mod:`trimtab.portfolio.allocation`: per-sleeve statistics and target weights by method
   (threshold, calendar, adaptive, risk parity) under the limits;
-* :mod:`trimtab.portfolio.runner`: sleeve engines in lockstep on the hourly clock, capital
-  moved by exiting before entering, persisted state and reallocation history;
-* :mod:`trimtab.portfolio.cli`: ``trimtab run`` dispatch for both kinds, and the summaries.
+* :mod:`trimtab.portfolio.runner`: sleeve engines in lockstep on the hourly clock, started,
+  checkpointed, resumed and finished; :mod:`trimtab.portfolio.realloc`: the reallocation
+  protocol (capital moved by exiting before entering); :mod:`trimtab.portfolio.store`: the
+  run's own SQLite journal; :mod:`trimtab.portfolio.summary`: the finished run's summary.
+
+``trimtab run`` dispatch for both kinds, and their readable summaries, are in
+:mod:`trimtab.cli.portfolio` (the command line sits above this package).
 """

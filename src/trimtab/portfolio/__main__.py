@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     from ..cli.guard import redacted_streams
-    from ..live.secrets import install_process_log_redaction
+    from ..secrets import install_process_log_redaction
 
     install_process_log_redaction()
     with redacted_streams():  # what it prints is redacted of TRIMTAB_* secrets, as trimtab's own commands

@@ -12,7 +12,8 @@ and everything it names, and reports every problem of every file at once as one
 * sleeve ids unique; weights in [min_weight, max_weight] and summing to 1; every sleeve in the
   portfolio's share class; no portfolio as a sleeve;
 * the machine's states, transitions and rules; every rule name a portfolio metric
-  (:data:`PORTFOLIO_METRICS`) or a parameter; config parameters declared by a rule file.
+  (scope ``portfolio`` of :data:`trimtab.metrics.REGISTRY`) or a parameter; config parameters
+  declared by a rule file.
 """
 from __future__ import annotations
 
@@ -23,29 +24,18 @@ from typing import Any
 from ..config.load import CompiledRule, Strategy, find_root, load_strategy
 from ..config.domains import parameter_domain_error
 from ..config.models import MachineSpec, PortfolioConfig, RuleFile, SleeveSpec
-from ..config.yamlio import YamlDoc, load_yaml, suggest, validate
-from ..errors import ConfigError, ConfigIssue
-from ..rules.expr import ExprError, compile_expr
-from ..rules.expr import names as expr_names
-from ..rules.expr import parse as parse_expr
+from ..config.pydantic_errors import validate
+from ..config.wording import suggest
+from ..config.yamldoc import YamlDoc, load_yaml
+from ..diagnostics import Diagnostic
+from ..errors import ConfigError
+from ..metrics import Scope, metrics
+from ..rules.compile import compile_expr
+from ..rules.nodes import ExprError
+from ..rules.nodes import names as expr_names
+from ..rules.parse import parse as parse_expr
+from ..templates.registry import TEMPLATES
 
-#: Metrics the portfolio machine's rules read (computed each tick by trimtab.portfolio.runner).
-PORTFOLIO_METRICS = {
-    "equity": "Portfolio equity: the sleeves' equity plus the portfolio's own cash, share class",
-    "cash": "Capital paid out by sleeves and not yet deposited into others, share class",
-    "portfolio_drawdown": "1 - NAV / peak NAV of the portfolio (no external flows: NAV = equity / capital)",
-    "max_sleeve_drift": "Largest |weight - target| / target over the sleeves (weights of portfolio equity)",
-    "reallocation_due": "1 when the allocation method asks to move capital (threshold: a drift past `threshold`; calendar: first tick of "
-                        "a period; adaptive / risk parity: a drift past `threshold` from the targets recomputed each period) and some "
-                        "move would reach `min_move`, else 0",
-    "period_start": "1 on the first tick of a new allocation period (UTC day, ISO week or month), else 0",
-    "hours_since_reallocation": "Hours since the last reallocation started (inf before the first)",
-    "plan_in_flight": "1 while a reallocation is withdrawing or depositing, else 0",
-    "sleeve_limit_breaches": "Sleeves more than `weight_tolerance` above max_weight or below min_weight, or beyond max_drawdown and "
-                             "not yet cut to min_weight (each by at least `min_move`)",
-    "withdrawals_pending": "Withdrawals requested from sleeves and not yet paid, share class",
-    "max_correlation": "Largest pairwise correlation of the sleeves' daily returns over the lookback (at the last period start)",
-}
 
 
 @dataclass
@@ -80,13 +70,15 @@ def is_portfolio_file(path: str | Path) -> bool:
 
 
 def is_basket_file(path: str | Path) -> bool:
-    """True when ``path`` is a strategy config with a ``token_weights`` target."""
+    """True when ``path`` is a strategy config with a basket target (a template that owns the
+    wallet, ``token_weights``: trimtab.templates)."""
     try:
         data = load_yaml(path).data
     except Exception:  # noqa: BLE001
         return False
-    return isinstance(data, dict) and any(isinstance(t, dict) and t.get("template") == "token_weights"
-                                          for t in (data.get("targets") or []) if isinstance(data.get("targets"), list))
+    targets = data.get("targets") if isinstance(data, dict) else None
+    return isinstance(targets, list) and any(
+        isinstance(t, dict) and t.get("template") in TEMPLATES and TEMPLATES[t["template"]].owns_wallet for t in targets)
 
 
 def load_portfolio(path: str | Path) -> Portfolio:
@@ -96,7 +88,7 @@ def load_portfolio(path: str | Path) -> Portfolio:
         ConfigError: every problem found in any of the files, each at ``file:line:col``.
     """
     path = Path(path)
-    issues: list[ConfigIssue] = []
+    issues: list[Diagnostic] = []
     doc = load_yaml(path)
     cfg, iss = validate(PortfolioConfig, doc)
     issues += iss
@@ -142,6 +134,7 @@ def load_portfolio(path: str | Path) -> Portfolio:
             add(doc, ("parameters", k), err)
 
     rules: dict[str, CompiledRule] = {}
+    portfolio_metrics = metrics(Scope.PORTFOLIO)
     for rf, rdoc in rule_files:
         for rname, rspec in rf.rules.items():
             rp = ("rules", rname, "when")
@@ -152,11 +145,11 @@ def load_portfolio(path: str | Path) -> Portfolio:
                 node = parse_expr(rspec.when)
             except ExprError as e:
                 line, col = rdoc.locate(rp)
-                issues.append(ConfigIssue(rdoc.file, line, col + e.offset, "rules." + rname + ".when", f"bad expression: {e.message}"))
+                issues.append(Diagnostic(rdoc.file, line, col + e.offset, ("rules", rname, "when"), f"bad expression: {e.message}"))
                 continue
-            unknown = [n for n in sorted(expr_names(node)) if n not in PORTFOLIO_METRICS and n not in params]
+            unknown = [n for n in sorted(expr_names(node)) if n not in portfolio_metrics and n not in params]
             for n in unknown:
-                add(rdoc, rp, f"unknown name {n!r} in rule {rname!r}{suggest(n, sorted(set(PORTFOLIO_METRICS) | set(params)))}: "
+                add(rdoc, rp, f"unknown name {n!r} in rule {rname!r}{suggest(n, sorted(set(portfolio_metrics) | set(params)))}: "
                               f"not a portfolio metric nor a parameter")
             if unknown:
                 continue

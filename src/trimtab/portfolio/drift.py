@@ -45,6 +45,8 @@ from ..engine.window import new_run_id
 from ..engine.flows import Flow
 from ..engine.journal import dumps, jsonable
 from ..planner.drift import basket_of
+from ..runs import claim
+from ..secrets import scrubbing
 from ..venues.sim import GAS_FIELD, WALLET_ETH
 from .window import strategy_window
 
@@ -283,8 +285,6 @@ def run_drift(strategy, start=None, end=None, capital: float | None = None, out:
         DataError: a window outside the data; ValueError: not a basket strategy; RunError: a bad
         or existing run id, or a run owned by another process (:func:`trimtab.runs.claim`).
     """
-    from ..runs import claim
-
     data = data or load_market_data()
     start, end = strategy_window(strategy, data, start, end)
     with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned:
@@ -308,7 +308,6 @@ def run_drift(strategy, start=None, end=None, capital: float | None = None, out:
 def write_summary(run_dir: Path, summary: dict) -> None:
     """Rewrite summary.json and the journal's ``summary`` meta with an extended summary."""
     (Path(run_dir) / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-    from ..live.secrets import scrubbing
 
     db = scrubbing(sqlite3.connect(Path(run_dir) / "journal.sqlite"))  # strings redacted of TRIMTAB_* secrets
     with db:

@@ -1,4 +1,4 @@
-"""Run windows for baskets and portfolios.
+"""Run windows for baskets and portfolios (:func:`strategy_window`, :func:`portfolio_window`).
 
 :func:`trimtab.engine.window.resolve_window` knows the series each engine template needs; a
 ``token_weights`` basket also needs the price series of its tokens (oracle and router), so
@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..data.feed import DataError, MarketData
 from ..engine.window import clamp_window, resolve_window
-from ..engine.market import series_of
+from ..data.market import series_of
 from ..planner.drift import basket_of
 
 
@@ -50,3 +50,17 @@ def strategy_window(strategy, data: MarketData, start=None, end=None) -> tuple[p
     d0, d1 = resolve_window(strategy, data)
     d0, d1 = max(d0, a), min(d1, b)
     return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)
+
+
+def portfolio_window(portfolio, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The common window of every sleeve's data for ``portfolio`` (a loaded
+    :class:`trimtab.portfolio.config.Portfolio`), or the given one, checked against each.
+
+    Raises:
+        DataError: the sleeves have no common window, or the given one is outside one of them.
+    """
+    wins = [strategy_window(s, data) for _, s in portfolio.sleeves]
+    a, b = max(w[0] for w in wins), min(w[1] for w in wins)
+    if a >= b:
+        raise DataError(f"{portfolio.name}: the sleeves' data windows do not overlap")
+    return clamp_window(f"{portfolio.name}'s sleeves' data (together)", a, b, start, end)

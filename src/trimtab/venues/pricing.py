@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 
 from ..config.load import Strategy
-from ..engine.market import MarketView
+from ..data.market import MarketView
 from ..keys import parse_key
 
 ETH_ASSETS = ("ETH", "WETH")

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..accounting.book import Fill, Leg
+
+#: The LST whose holders receive the drops, and the venue that pays them.
+TOKEN, VENUE = "weETH", "etherfi"
+
 
 @dataclass(frozen=True)
 class Drop:
@@ -52,6 +57,7 @@ class RewardAccrual:
         self.held: list[float] = []  # eETH held at each tick so far
         self.next = 0
         self.paid: dict[str, float] = {}
+        self._keys: list[str] | None = None  # instruments holding weETH (set on the first observe)
 
     def snapshot(self) -> dict:
         """``{"next": index of the next drop to pay, "paid": {token: amount}}``; the eETH held
@@ -64,6 +70,22 @@ class RewardAccrual:
 
     def record(self, eeth: float) -> None:
         self.held.append(eeth)
+
+    def observe(self, book, px) -> float:
+        """Record and return the eETH the book holds now: weETH in the wallet and supplied to a
+        lending venue (every instrument of asset weETH), x the weETH/ETH rate (0 without any)."""
+        if self._keys is None:  # the instruments are fixed for a run: find them once
+            self._keys = [k for k, inf in px.info.items() if inf.asset == TOKEN]
+        held = [k for k in self._keys if book.qty(k)]
+        eeth = sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate(TOKEN) if held else 0.0
+        self.record(eeth)
+        return eeth
+
+    def fills(self, i: int) -> list[Fill]:
+        """The reward fills payable at tick ``i`` (:meth:`due`), credited to the wallet."""
+        return [Fill(i, VENUE, "reward", "rewards", [Leg(f"wallet:BaseToken:{token}", amount, amount)],
+                     note=f"{drop.per_eeth:.6f} {token}/eETH x mean eETH held over the period")
+                for token, amount, drop in self.due(i)]
 
     def due(self, i: int) -> list[tuple[str, float, Drop]]:
         """(token, amount, drop) for drops payable at tick ``i``: per_eeth x the mean eETH held

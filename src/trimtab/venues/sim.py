@@ -26,16 +26,12 @@ import math
 
 from ..accounting.book import Book, Fill, Leg
 from ..config.load import Strategy
-from ..errors import TrimtabError
+from ..errors import ExecutionError
 from ..keys import parse_key
 from .pricing import Pricing
 
 GAS_FIELD = "gas.ethereum.gas_price_gwei"
 WALLET_ETH = "wallet:BaseToken:ETH"
-
-
-class ExecutionError(TrimtabError):
-    """An instruction could not be executed (stale data, insufficient balance, unsafe result)."""
 
 
 def bucket(notional_usd: float) -> str:

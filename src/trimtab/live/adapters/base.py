@@ -1,7 +1,7 @@
 """Shared shapes of the live venue adapters: errors, order results, client order ids.
 
 - :class:`AdapterError`: every failure an adapter raises. Its message is passed through
-  :func:`trimtab.live.secrets.redact` when built and the original exception is not chained
+  :func:`trimtab.secrets.redact` when built and the original exception is not chained
   (``from None``), so neither the message nor a traceback can carry a key.
 - :func:`ccxt_retryable`: the ccxt failures that leave a call's outcome unknown (network).
 - :class:`OrderRequest`: the order an instruction becomes before it is sent; :class:`OrderResult`:
@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 from dataclasses import asdict, dataclass
 
-from trimtab.live.secrets import redact
+from trimtab.secrets import redact
 
 
 class AdapterError(RuntimeError):

@@ -12,8 +12,9 @@ and become one call to the user's DSA (the ``instadapp`` venue is the bundler)::
 where ``targets``/``datas`` are the inner spells, run inside the flash loan:
 
     entry:  WETH-A.withdraw(amt)                      unwrap the flashed WETH to ETH
-            EETH-A.deposit(stake) + WEETH-A.deposit(max -> id 1)      (EtherFi)
-         or LIDO-STETH-A.deposit(stake) + WSTETH-A.deposit(max -> id 1) (Lido)
+            <stake>.deposit(stake) + <wrap>.deposit(max -> id 1)   the staking venue's
+                                    live.bundle_connectors (EtherFi: EETH-A, WEETH-A;
+                                    Lido: LIDO-STETH-A, WSTETH-A)
             AAVE-V3-A.deposit(LST, supply, getId 1)   supply exactly what was minted
             AAVE-V3-A.borrow(WETH, borrow, 2)         variable rate
             INSTAPOOL-C.flashPayback(WETH, amt + fee)
@@ -29,9 +30,10 @@ Why Instadapp and not a bare Morpho ``flashLoan``: Morpho Blue calls back
 ``onMorphoFlashLoan`` on ``msg.sender``, so the caller must be a deployed contract; a DSA is
 that contract, and its connectors are audited and deployed. Instadapp's flash aggregator
 (``flashloan-aggregator/contracts/aggregator/mainnet/flashloan/main.sol``) routes 1 (Aave v2),
-2 (Maker), 5 (Balancer), 9 (Aave v3), 10 (Spark) and has no Morpho route; the default here is
-route 5 (Balancer v2, no protocol fee), closest to the catalog's fee-free Morpho leg. Both
-``route`` and ``flash_fee_bps`` are parameters.
+2 (Maker), 5 (Balancer), 9 (Aave v3), 10 (Spark) and has no Morpho route; the shipped route is
+5 (Balancer v2, no protocol fee), closest to the catalog's fee-free Morpho leg. The route and
+the unwind swap's pool fee tier are the bundler's venue facts (``venues/instadapp.yaml``
+``live.call_args``); ``flash_fee_bps`` is a parameter.
 
 Amounts: instruction amounts are asset units; calldata carries base units (18 decimals for
 ETH, WETH, weETH, wstETH). The DSA must already hold the ETH that the stake needs beyond the
@@ -50,10 +52,6 @@ from trimtab.live.adapters.contracts import CONNECTOR_ABIS, DSA_ABI, MAX_UINT, T
 
 ID_MINTED = 1   # InstaMemory slot: LST minted by the stake, read by the supply
 ID_WITHDRAWN = 2  # InstaMemory slot: LST withdrawn, read by the swap
-LST_STAKE = {   # staking venue -> (stake connector, wrap connector, LST it ends in)
-    "etherfi": ("EETH-A", "WEETH-A", "weETH"),
-    "lido": ("LIDO-STETH-A", "WSTETH-A", "wstETH"),
-}
 
 _w3 = Web3()
 
@@ -97,16 +95,21 @@ def _flash_amounts(step, fee_bps: float) -> tuple[int, int]:
     return amt, payback
 
 
-def entry_spells(step, flash_fee_bps: float = 0.0) -> tuple[int, list[Spell]]:
-    """Inner spells of an entry bundle; returns (flash amount in wei, spells)."""
+def entry_spells(step, flash_fee_bps: float = 0.0, stakers: dict[str, tuple[str, str, str]] | None = None) -> tuple[int, list[Spell]]:
+    """Inner spells of an entry bundle; returns (flash amount in wei, spells).
+
+    ``stakers``: staking venue -> (stake connector, wrap connector, LST it ends in), from the
+    venues' ``live.bundle_connectors`` (:meth:`ChainVenue.stake_connectors
+    <trimtab.live.adapters.chain_venue.ChainVenue.stake_connectors>`)."""
     ins = step.instructions
     if _ops(step) != ["flash_borrow", "stake", "supply", "borrow", "flash_repay"]:
         raise AdapterError("instadapp", "bundle", f"step {step.id}: not an entry bundle: {_ops(step)}")
     amt, payback = _flash_amounts(step, flash_fee_bps)
     stake, supply, borrow = ins[1], ins[2], ins[3]
-    if stake.venue not in LST_STAKE:
+    stakers = stakers or {}
+    if stake.venue not in stakers:
         raise AdapterError("instadapp", "bundle", f"step {step.id}: no staking spell for venue {stake.venue!r}")
-    stake_c, wrap_c, lst = LST_STAKE[stake.venue]
+    stake_c, wrap_c, lst = stakers[stake.venue]
     if supply.asset != lst or stake.params.get("mint", lst) != lst:
         raise AdapterError("instadapp", "bundle", f"step {step.id}: {stake.venue} mints {lst}, but the bundle supplies {supply.asset}")
     if borrow.asset != "WETH":

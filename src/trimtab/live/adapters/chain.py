@@ -1,15 +1,15 @@
 """Chain adapter over web3: builds, simulates and (only when told) sends Ethereum transactions.
 
 :meth:`ChainAdapter.build` turns one plan instruction into the transactions that carry it out
-(:class:`TxRequest`: ``to``, ``data``, ``value`` in wei, and the decoded call for the journal):
-
-- ``aave_v3`` ``supply``/``withdraw``/``borrow``/``repay`` -> Aave v3 Pool calls on behalf of
-  the account (variable rate, referral 0), preceded by an ERC-20 ``approve`` of the Pool when
-  the current allowance (read with ``eth_call``) is short.
-- ``etherfi`` ``stake`` -> ``LiquidityPool.deposit()`` with ETH, ``eETH.approve(weETH)``,
-  ``weETH.wrap``; ``lido`` ``stake`` -> ``stETH.submit(0x0)`` with ETH, ``stETH.approve(wstETH)``,
-  ``wstETH.wrap``. The wrap amount is the staked amount less 2 wei: eETH and stETH are share
-  tokens and mint up to 1-2 wei less than deposited (Lido integration guide, "1-2 wei corner case").
+(:class:`TxRequest`: ``to``, ``data``, ``value`` in wei, and the decoded call for the journal),
+and :meth:`ChainAdapter.build_swap` one DEX swap. What each venue builds is its chain venue
+adapter's (``venues``: ``{venue:`` :class:`~trimtab.live.adapters.chain_venue.ChainVenue` ``}``,
+built from the ``kind: chain`` ``live:`` blocks of the venue files by
+:mod:`trimtab.live.adapters.registry`; default: the checkout's). Shipped: Aave v3 Pool calls
+(:mod:`trimtab.live.adapters.aave_v3`), EtherFi and Lido stakes
+(:mod:`trimtab.live.adapters.etherfi`, :mod:`trimtab.live.adapters.lido`), Uniswap v3 swaps
+(:mod:`trimtab.live.adapters.uniswap_v3`). This class holds what every venue shares: the
+connection, the account, ERC-20 approvals and transfers, signing and sending.
 
 :meth:`ChainAdapter.build_bundle` turns an atomic bundle step into ONE transaction, a DSA
 ``cast`` (see :mod:`trimtab.live.adapters.bundle`).
@@ -23,10 +23,10 @@ caller that must record the signed bytes before they leave (the write-ahead outb
 write), :meth:`ChainAdapter.broadcast` (``eth_sendRawTransaction``; a rebroadcast of bytes the
 node already has is not an error) and :meth:`ChainAdapter.receipt`.
 
-Reads for reconciliation: :meth:`ChainAdapter.eth_balance` (``eth_getBalance``),
-:meth:`ChainAdapter.token_balance` (ERC-20 ``balanceOf``) and :meth:`ChainAdapter.aave_balances`
-(the reserve's aToken and variable debt token from ``Pool.getReserveData``, then their
-``balanceOf``, which Aave reports as scaled balance x current index: asset units with interest).
+Reads for reconciliation: :meth:`ChainAdapter.read` asks the position's venue adapter
+(the wallet's ``eth_getBalance`` / ERC-20 ``balanceOf``, Aave's aToken and debt token), over
+:meth:`ChainAdapter.eth_balance`, :meth:`ChainAdapter.token_balance` and
+:meth:`ChainAdapter.balance_of`.
 
 Units: instruction amounts are asset units; calldata and ``value`` are base units
 (``amount x 10**decimals``, rounded down; USDT 6 decimals, the rest 18).
@@ -40,13 +40,11 @@ from web3 import Web3
 
 from trimtab.live.adapters import bundle as bundles
 from trimtab.live.adapters.base import AdapterError, wrap_errors
-from trimtab.live.adapters.contracts import (AAVE_POOL_ABI, AAVE_V3_POOL, CHAIN_ID, CHAIN_SYMBOL, DSA_ABI, ERC20_ABI,
-                                             ETHERFI_LIQUIDITY_POOL, ETHERFI_POOL_ABI, LIDO_ABI, LIDO_STETH, ROUTER_ADDRESS_THIS,
-                                             SWAP_ROUTER02, SWAP_ROUTER02_ABI, TOKENS, TRANSFER_TOPIC, UNISWAP_FEE_TIERS,
-                                             VARIABLE_RATE, WEETH_ABI, WSTETH_ABI, ZERO)
-from trimtab.live.secrets import eth_private_key
+from trimtab.live.adapters.chain_venue import ChainVenue, Reading
+from trimtab.live.adapters.contracts import CHAIN_ID, CHAIN_SYMBOL, DSA_ABI, ERC20_ABI, TOKENS, TRANSFER_TOPIC
+from trimtab.live.adapters.registry import chain_venues
+from trimtab.secrets import eth_private_key, eth_rpc_url
 
-SHARE_ROUNDING_WEI = 2
 ERROR_SELECTOR = "0x08c379a0"  # Error(string)
 
 
@@ -111,12 +109,6 @@ class Receipt:
         return sum(int(v) for tok, _, dst, v in self.transfers if tok.lower() == t and dst.lower() == a)
 
 
-#: Aave v3 DataTypes.ReserveData as returned by ``Pool.getReserveData(address)`` (aave-v3-core
-#: contracts/protocol/libraries/types/DataTypes.sol; v3.1+ returns ReserveDataLegacy, same
-#: layout): all fields are static, so the return data is 15 words.
-RESERVE_DATA_TYPES = ["uint256", "uint128", "uint128", "uint128", "uint128", "uint128", "uint40", "uint16",
-                      "address", "address", "address", "address", "uint128", "uint128", "uint128"]
-_A_TOKEN, _VARIABLE_DEBT_TOKEN = 8, 10
 #: Node answers to a rebroadcast of a transaction it has already seen or mined (geth, erigon,
 #: nethermind wording): the bytes were sent before, so the send is done.
 _ALREADY_SENT = ("already known", "nonce too low", "known transaction", "already imported", "alreadyknown")
@@ -127,16 +119,23 @@ class ChainAdapter:
     """Transactions for ``account`` (the EOA that signs) on Ethereum mainnet.
 
     ``dsa``: the account's Instadapp DSA address, needed only for bundles. ``flash_route`` and
-    ``flash_fee_bps`` configure the bundle flash loan (see :mod:`.bundle`).
+    ``flash_fee_bps`` configure the bundle flash loan, ``swap_fee_tier`` the unwind's swap (see
+    :mod:`.bundle`; route and tier default to the bundler venue file's ``live.call_args``
+    ``flash_route`` and ``unwind_swap_fee_tier``). ``venues``: the
+    chain venue adapters by venue name (default: every chain ``live:`` block of the checkout's
+    venue files, :func:`~trimtab.live.adapters.registry.chain_venues`). ``cache``: what the
+    venue adapters read once (reserve token addresses).
     """
 
     w3: Web3
     account: str
     dsa: str | None = None
-    flash_route: int = 5
+    flash_route: int | None = None
     flash_fee_bps: float = 0.0
-    swap_fee_tier: int = 100
+    swap_fee_tier: int | None = None
     chain_id: int = CHAIN_ID
+    venues: dict[str, ChainVenue] = field(default_factory=chain_venues, repr=False)
+    cache: dict = field(default_factory=dict, repr=False)
     _contracts: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,26 +146,27 @@ class ChainAdapter:
     @classmethod
     def from_env(cls, account: str, dsa: str | None = None, **kw) -> "ChainAdapter":
         """Connect to ``TRIMTAB_ETH_RPC_URL`` (never logged: it often embeds a provider key)."""
-        from trimtab.live.secrets import eth_rpc_url
-
         url = eth_rpc_url()
         return cls(Web3(Web3.HTTPProvider(url.reveal())), account, dsa, **kw)
 
     # -- building ----------------------------------------------------------------------
-    def _c(self, address: str, abi: list):
+    def contract(self, address: str, abi: list):
+        """The web3 contract at ``address`` with ``abi`` (built once per adapter)."""
         key = (address, id(abi))
         if key not in self._contracts:
             self._contracts[key] = self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
         return self._contracts[key]
 
-    def _tx(self, address: str, abi: list, fn: str, args: list, value: int = 0, desc: str = "", sender: str | None = None) -> TxRequest:
-        c = self._c(address, abi)
+    def tx(self, address: str, abi: list, fn: str, args: list, value: int = 0, desc: str = "", sender: str | None = None) -> TxRequest:
+        """The unsigned call ``fn(*args)`` of contract ``address`` (``abi``), ``value`` in wei."""
+        c = self.contract(address, abi)
         data = c.encode_abi(fn, args=args)
         names = [i["name"] for i in next(e for e in abi if e.get("name") == fn)["inputs"]]
         return TxRequest(self.chain_id, sender or self.account, Web3.to_checksum_address(address), data, int(value), fn,
                          dict(zip(names, args)), desc or fn)
 
-    def _token(self, asset: str) -> tuple[str, int]:
+    def token(self, asset: str) -> tuple[str, int]:
+        """(address, decimals) of ERC-20 ``asset`` (a :data:`TOKENS` symbol); AdapterError if unknown."""
         try:
             return TOKENS[asset]
         except KeyError:
@@ -174,66 +174,47 @@ class ChainAdapter:
 
     def allowance(self, asset: str, spender: str) -> int:
         """ERC-20 allowance of ``account`` for ``spender`` (base units), via ``eth_call``."""
-        addr, _ = self._token(asset)
+        addr, _ = self.token(asset)
         with wrap_errors("chain", "allowance"):
-            return int(self._c(addr, ERC20_ABI).functions.allowance(self.account, Web3.to_checksum_address(spender)).call())
+            return int(self.contract(addr, ERC20_ABI).functions.allowance(self.account, Web3.to_checksum_address(spender)).call())
 
-    def _approve_if_needed(self, asset: str, spender: str, amount: int) -> list[TxRequest]:
+    def approve_if_needed(self, asset: str, spender: str, amount: int) -> list[TxRequest]:
+        """``approve(spender, amount)`` of ERC-20 ``asset`` (base units) when the allowance is
+        short (none when it suffices); USDT first resets a non-zero allowance to 0."""
         current = self.allowance(asset, spender)
         if current >= amount:
             return []
-        addr, _ = self._token(asset)
+        addr, _ = self.token(asset)
         sp = Web3.to_checksum_address(spender)
         out = []
         if asset == "USDT" and current > 0:
             # Tether's approve() reverts when changing a non-zero allowance to another non-zero
             # value (TetherToken.sol: require(!((_value != 0) && (allowed[msg.sender][_spender] != 0)))).
-            out.append(self._tx(addr, ERC20_ABI, "approve", [sp, 0], desc=f"reset {asset} allowance for {spender}"))
-        return out + [self._tx(addr, ERC20_ABI, "approve", [sp, amount], desc=f"approve {asset} for {spender}")]
+            out.append(self.tx(addr, ERC20_ABI, "approve", [sp, 0], desc=f"reset {asset} allowance for {spender}"))
+        return out + [self.tx(addr, ERC20_ABI, "approve", [sp, amount], desc=f"approve {asset} for {spender}")]
 
     # -- swaps and transfers outside bundles ---------------------------------------------
     def chain_token(self, asset: str) -> tuple[str, str, int]:
         """(ERC-20 symbol, address, decimals) that carries trimtab asset ``asset`` on chain
         (ETH -> WETH, BTC -> WBTC, else the asset itself)."""
         sym = CHAIN_SYMBOL.get(asset, asset)
-        addr, dec = self._token(sym)
+        addr, dec = self.token(sym)
         return sym, Web3.to_checksum_address(addr), dec
 
-    def swap_fee_tier_for(self, sell: str, buy: str) -> int:
-        """The Uniswap v3 pool fee tier used for ``sell`` -> ``buy`` (contracts.UNISWAP_FEE_TIERS)."""
-        pair = frozenset({self.chain_token(sell)[0], self.chain_token(buy)[0]})
-        if pair not in UNISWAP_FEE_TIERS:
-            raise AdapterError("chain", "build", f"no Uniswap v3 pool fee tier known for {sell}/{buy}")
-        return UNISWAP_FEE_TIERS[pair]
+    def _venue(self, venue: str) -> ChainVenue:
+        if venue not in self.venues:
+            raise AdapterError("chain", "build", f"no chain adapter for venue {venue!r} (no chain 'live:' block in its venue file)")
+        return self.venues[venue]
 
-    def build_swap(self, sell: str, buy: str, amount_in: float, min_out: float) -> list[TxRequest]:
-        """Uniswap v3 SwapRouter02 ``exactInputSingle`` of ``amount_in`` ``sell`` (asset units)
-        for at least ``min_out`` ``buy`` (asset units; the transaction reverts below it).
+    def build_swap(self, venue: str, sell: str, buy: str, amount_in: float, min_out: float) -> list[TxRequest]:
+        """The transactions of a DEX swap on ``venue`` of ``amount_in`` ``sell`` (asset units)
+        for at least ``min_out`` ``buy`` (asset units; the transaction reverts below it): the
+        venue adapter's (Uniswap v3: :mod:`trimtab.live.adapters.uniswap_v3.execution`)."""
+        return self._venue(venue).build_swap(self, sell, buy, amount_in, min_out)
 
-        Selling ETH sends it as ``value`` (the router wraps it: tokenIn WETH). Selling a token
-        first approves the router when the allowance is short. Buying ETH is one
-        ``multicall([exactInputSingle(recipient = router), unwrapWETH9(min_out, account)])``:
-        the router receives WETH and pays the account native ETH. No deadline (SwapRouter02's
-        struct has none): ``amountOutMinimum`` is the price guarantee.
-        """
-        s_sym, s_addr, s_dec = self.chain_token(sell)
-        b_sym, b_addr, b_dec = self.chain_token(buy)
-        amt, mo = bundles.to_base_units(amount_in, s_dec), bundles.to_base_units(min_out, b_dec)
-        if amt <= 0 or mo <= 0:
-            raise AdapterError("chain", "build", f"swap of {amount_in} {sell} for at least {min_out} {buy} rounds to zero")
-        fee = self.swap_fee_tier_for(sell, buy)
-        txs = [] if sell == "ETH" else self._approve_if_needed(s_sym, SWAP_ROUTER02, amt)
-        value = amt if sell == "ETH" else 0
-        d = f"uniswap_v3 swap {amount_in} {sell} -> >= {min_out} {buy} (fee tier {fee})"
-        if buy == "ETH":
-            router = self._c(SWAP_ROUTER02, SWAP_ROUTER02_ABI)
-            calls = [router.encode_abi("exactInputSingle", args=[(s_addr, b_addr, fee, ROUTER_ADDRESS_THIS, amt, mo, 0)]),
-                     router.encode_abi("unwrapWETH9", args=[mo, self.account])]
-            txs.append(self._tx(SWAP_ROUTER02, SWAP_ROUTER02_ABI, "multicall", [[bytes.fromhex(c[2:]) for c in calls]], value, desc=d))
-        else:
-            txs.append(self._tx(SWAP_ROUTER02, SWAP_ROUTER02_ABI, "exactInputSingle",
-                                [(s_addr, b_addr, fee, self.account, amt, mo, 0)], value, desc=d))
-        return txs
+    def swap_payee(self, venue: str, buy: str) -> str:
+        """The address a swap on ``venue`` pays its output token ``buy`` to (its Transfer log)."""
+        return self._venue(venue).swap_payee(self, buy)
 
     def build_transfer(self, asset: str, to: str, amount: float, description: str = "") -> TxRequest:
         """ERC-20 ``transfer(to, amount)`` of ``amount`` asset units (e.g. USDT to a CEX deposit address)."""
@@ -241,50 +222,21 @@ class ChainAdapter:
         amt = bundles.to_base_units(amount, dec)
         if amt <= 0:
             raise AdapterError("chain", "build", f"transfer of {amount} {asset} rounds to zero")
-        return self._tx(addr, ERC20_ABI, "transfer", [Web3.to_checksum_address(to), amt],
+        return self.tx(addr, ERC20_ABI, "transfer", [Web3.to_checksum_address(to), amt],
                         desc=description or f"transfer {amount} {sym} to {to}")
 
+    def builds(self, instruction) -> bool:
+        """True when a chain venue adapter builds ``instruction`` (its venue file's ``live.operations``)."""
+        v = self.venues.get(instruction.venue)
+        return v is not None and v.builds(instruction.operation)
+
     def build(self, instruction) -> list[TxRequest]:
-        """The transactions (in order) that carry out one non-bundle chain instruction."""
-        op, venue = instruction.operation, instruction.venue
-        if venue == "aave_v3" and op in ("supply", "withdraw", "borrow", "repay"):
-            return self._aave(instruction)
-        if venue in ("etherfi", "lido") and op == "stake":
-            return self._stake(instruction)
-        raise AdapterError("chain", "build", f"no transaction builder for {venue} {op} (instrument {instruction.instrument})")
-
-    def _aave(self, ins) -> list[TxRequest]:
-        token, decimals = self._token(ins.asset)
-        amt = bundles.to_base_units(ins.amount, decimals)
-        if amt <= 0:
-            raise AdapterError("chain", "build", f"aave_v3 {ins.operation} of {ins.amount} {ins.asset} rounds to zero")
-        pool, me = AAVE_V3_POOL, self.account
-        d = f"aave_v3 {ins.operation} {ins.amount} {ins.asset}"
-        if ins.operation == "supply":
-            return self._approve_if_needed(ins.asset, pool, amt) + [self._tx(pool, AAVE_POOL_ABI, "supply", [token, amt, me, 0], desc=d)]
-        if ins.operation == "withdraw":
-            return [self._tx(pool, AAVE_POOL_ABI, "withdraw", [token, amt, me], desc=d)]
-        if ins.operation == "borrow":
-            return [self._tx(pool, AAVE_POOL_ABI, "borrow", [token, amt, VARIABLE_RATE, 0, me], desc=d)]
-        return self._approve_if_needed(ins.asset, pool, amt) + [self._tx(pool, AAVE_POOL_ABI, "repay", [token, amt, VARIABLE_RATE, me], desc=d)]
-
-    def _stake(self, ins) -> list[TxRequest]:
-        if ins.asset != "ETH":
-            raise AdapterError("chain", "build", f"{ins.venue} stake takes ETH, got {ins.asset}")
-        wei = bundles.to_base_units(ins.amount, 18)
-        if wei <= SHARE_ROUNDING_WEI:
-            raise AdapterError("chain", "build", f"{ins.venue} stake of {ins.amount} ETH is too small")
-        wrap_amt = wei - SHARE_ROUNDING_WEI
-        d = f"{ins.venue} stake {ins.amount} ETH"
-        if ins.venue == "etherfi":
-            eeth, weeth = TOKENS["eETH"][0], TOKENS["weETH"][0]
-            return [self._tx(ETHERFI_LIQUIDITY_POOL, ETHERFI_POOL_ABI, "deposit", [], value=wei, desc=d + " -> eETH"),
-                    self._tx(eeth, ERC20_ABI, "approve", [weeth, wrap_amt], desc="approve eETH for weETH"),
-                    self._tx(weeth, WEETH_ABI, "wrap", [wrap_amt], desc="wrap eETH -> weETH")]
-        steth, wsteth = LIDO_STETH, TOKENS["wstETH"][0]
-        return [self._tx(LIDO_STETH, LIDO_ABI, "submit", [ZERO], value=wei, desc=d + " -> stETH"),
-                self._tx(steth, ERC20_ABI, "approve", [wsteth, wrap_amt], desc="approve stETH for wstETH"),
-                self._tx(wsteth, WSTETH_ABI, "wrap", [wrap_amt], desc="wrap stETH -> wstETH")]
+        """The transactions (in order) that carry out one non-bundle chain instruction: its
+        venue adapter's :meth:`~trimtab.live.adapters.chain_venue.ChainVenue.build`."""
+        if not self.builds(instruction):
+            raise AdapterError("chain", "build", f"no transaction builder for {instruction.venue} {instruction.operation} "
+                                                 f"(instrument {instruction.instrument})")
+        return self.venues[instruction.venue].build(self, instruction)
 
     def build_bundle(self, step, min_rate: float | None = None) -> TxRequest:
         """One DSA ``cast`` transaction for an atomic bundle step (entry or unwind).
@@ -293,15 +245,19 @@ class ChainAdapter:
         """
         if not self.dsa:
             raise AdapterError("chain", "bundle", "no DSA address configured: bundles run through the account's Instadapp DSA")
+        bundler = self._venue(step.venue)
+        route = self.flash_route if self.flash_route is not None else bundler.arg("flash_route")
         if step.operation == "bundle_entry":
-            amt, spells = bundles.entry_spells(step, self.flash_fee_bps)
+            stakers = {name: c for name, v in self.venues.items() if (c := v.stake_connectors()) is not None}
+            amt, spells = bundles.entry_spells(step, self.flash_fee_bps, stakers)
         elif step.operation == "bundle_unwind":
-            amt, spells = bundles.unwind_spells(step, min_rate or 0.0, self.flash_fee_bps, self.swap_fee_tier)
+            tier = self.swap_fee_tier if self.swap_fee_tier is not None else bundler.arg("unwind_swap_fee_tier")
+            amt, spells = bundles.unwind_spells(step, min_rate or 0.0, self.flash_fee_bps, tier)
         else:
             raise AdapterError("chain", "bundle", f"step {step.id}: unknown bundle operation {step.operation!r}")
-        data = bundles.cast_calldata(amt, spells, self.flash_route, self.account)
+        data = bundles.cast_calldata(amt, spells, route, self.account)
         return TxRequest(self.chain_id, self.account, self.dsa, data, 0, "cast",
-                         {"spells": [f"{s.connector}.{s.method}" for s in spells], "flash_amount": amt, "route": self.flash_route},
+                         {"spells": [f"{s.connector}.{s.method}" for s in spells], "flash_amount": amt, "route": route},
                          f"{step.operation} {step.id}: " + " -> ".join(i.operation for i in step.instructions))
 
     # -- simulating and sending --------------------------------------------------------
@@ -402,37 +358,22 @@ class ChainAdapter:
 
     def token_balance(self, asset: str, holder: str | None = None) -> float:
         """ERC-20 ``balanceOf(holder)`` of ``asset`` (a :data:`TOKENS` symbol), in asset units."""
-        addr, decimals = self._token(asset)
-        return self._balance_of(addr, decimals, holder or self.account)
+        addr, decimals = self.token(asset)
+        return self.balance_of(addr, decimals, holder or self.account)
 
-    def _balance_of(self, token: str, decimals: int, holder: str) -> float:
+    def balance_of(self, token: str, decimals: int, holder: str) -> float:
+        """ERC-20 ``balanceOf(holder)`` of the token at address ``token``, in units of ``decimals``."""
         with wrap_errors("chain", "balance", (ConnectionError, TimeoutError, OSError)):
-            raw = self._c(token, ERC20_ABI).functions.balanceOf(Web3.to_checksum_address(holder)).call()
+            raw = self.contract(token, ERC20_ABI).functions.balanceOf(Web3.to_checksum_address(holder)).call()
         return int(raw) / 10**decimals
 
-    def aave_tokens(self, asset: str) -> tuple[str, str]:
-        """(aToken, variable debt token) addresses of ``asset``'s Aave v3 reserve, read once from
-        ``Pool.getReserveData(asset)``."""
-        key = ("reserve", asset)
-        if key not in self._contracts:
-            from eth_abi import decode as abi_decode
-            from eth_utils import keccak
-
-            token, _ = self._token(asset)
-            data = "0x" + keccak(text="getReserveData(address)")[:4].hex() + "00" * 12 + token[2:].lower()
-            with wrap_errors("chain", "aave_reserve", (ConnectionError, TimeoutError, OSError)):
-                out = bytes(self.w3.eth.call({"to": AAVE_V3_POOL, "data": data}))
-                words = abi_decode(RESERVE_DATA_TYPES, out)
-            self._contracts[key] = (Web3.to_checksum_address(words[_A_TOKEN]), Web3.to_checksum_address(words[_VARIABLE_DEBT_TOKEN]))
-        return self._contracts[key]
-
-    def aave_balances(self, asset: str, holder: str | None = None) -> tuple[float, float]:
-        """(supplied, variable debt) of ``holder`` in ``asset``'s Aave v3 reserve, asset units
-        with interest to the latest block (aToken / debt token ``balanceOf``)."""
-        a_token, debt_token = self.aave_tokens(asset)
-        _, decimals = self._token(asset)
-        h = holder or self.account
-        return self._balance_of(a_token, decimals, h), self._balance_of(debt_token, decimals, h)
+    def read(self, venue: str, position_type: str, symbol: str) -> Reading | None:
+        """The on-chain value of book position ``venue:position_type:symbol`` over
+        :meth:`holders`, from the venue's adapter (:meth:`ChainVenue.read
+        <trimtab.live.adapters.chain_venue.ChainVenue.read>`): (asset units, tolerance kind,
+        source), or None when no chain venue adapter reads it."""
+        v = self.venues.get(venue)
+        return v.read(self, position_type, symbol, self.holders()) if v is not None else None
 
 
 def _hex(x) -> str:

@@ -14,15 +14,8 @@ ZERO = "0x0000000000000000000000000000000000000000"
 MAX_UINT = 2**256 - 1  # "use the whole balance" in Instadapp connectors (uint256(-1))
 
 # -- addresses -------------------------------------------------------------------------
-#: Aave v3 Ethereum core market Pool (proxy). bgd-labs/aave-address-book
-#: src/AaveV3Ethereum.sol, POOL = 0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2.
-AAVE_V3_POOL = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"
-#: EtherFi LiquidityPool (deposit() mints eETH). defisaver-v3-contracts
-#: MainnetEtherFiAddresses.sol ETHER_FI_LIQUIDITY_POOL; kyberswap-dex-lib etherfi constants.
-ETHERFI_LIQUIDITY_POOL = "0x308861A430be4cce5502d0A12724771Fc6DaF216"
-#: Lido stETH (submit(referral) mints stETH). kyberswap-dex-lib etherfi constants STETH;
-#: docs.lido.fi "Lido tokens integration guide".
-LIDO_STETH = "0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84"
+# The contracts each venue's adapter calls (Aave v3 Pool, EtherFi LiquidityPool, Lido stETH,
+# the LST wrappers) are venue facts: the ``live:`` block of venues/<venue>.yaml, sources there.
 #: Morpho Blue singleton (flashLoan(token, assets, data), fee-free). Morpho Blue docs; the
 #: catalog's flash source. Not called directly: see ``bundle.py`` for why.
 MORPHO_BLUE = "0xBBBBBbbBBb9cC5e90e3b3Af64bdAF62C37EEFFCb"
@@ -37,7 +30,7 @@ TOKENS: dict[str, tuple[str, int]] = {
     "wstETH": ("0x7f39C581F595B53c5cb19bD0b3f8dA6c935E2Ca0", 18),
     "USDT": ("0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
     "eETH": ("0x35fA164735182de50811E8e2E824cFb9B6118ac2", 18),
-    "stETH": (LIDO_STETH, 18),
+    "stETH": ("0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84", 18),  # Lido stETH (docs.lido.fi, "Lido tokens integration guide")
     # Swap-only tokens (DEX swaps outside bundles): WBTC (8 decimals) holds the wallet's BTC
     # on chain (venues/uniswap_v3_router.yaml); EIGEN and ETHFI are reward tokens sold as dust.
     # Addresses as listed by public token registries (e.g. Veda boring-vault ChainValues.sol
@@ -50,26 +43,10 @@ TOKENS: dict[str, tuple[str, int]] = {
 #: trades as WETH through the router; the wallet's BTC is WBTC).
 CHAIN_SYMBOL = {"ETH": "WETH", "BTC": "WBTC"}
 
-#: Uniswap v3 SwapRouter02 (Ethereum): exactInputSingle without deadline, multicall,
-#: unwrapWETH9. docs.uniswap.org/contracts/v3/reference/deployments/ethereum-deployments.
-SWAP_ROUTER02 = "0x68b3465833fb72A70ecDF485E0e4C7bD8665Fc45"
 #: SwapRouter02 ``Constants.ADDRESS_THIS`` (Uniswap swap-router-contracts
 #: contracts/libraries/Constants.sol): recipient "the router itself", so a later
 #: ``unwrapWETH9`` in the same multicall can pay out native ETH.
 ROUTER_ADDRESS_THIS = "0x0000000000000000000000000000000000000002"
-#: Pool fee tier (hundredths of a bip) per token pair for swaps outside bundles. The catalog
-#: (venues/uniswap_v3.yaml, uniswap_v3_router.yaml) prices ETH/USDT, EIGEN/ETH, ETHFI/ETH and
-#: BTC/USDT on 0.3% pools (fee_bps 30 = tier 3000). LST/ETH pairs trade on the 0.01% pools, as
-#: the unwind bundle does (ChainAdapter.swap_fee_tier 100); the catalog's 30 bps for them is a
-#: conservative cost, not the pool tier.
-UNISWAP_FEE_TIERS: dict[frozenset, int] = {
-    frozenset({"USDT", "WETH"}): 3000,
-    frozenset({"WBTC", "USDT"}): 3000,
-    frozenset({"EIGEN", "WETH"}): 3000,
-    frozenset({"ETHFI", "WETH"}): 3000,
-    frozenset({"weETH", "WETH"}): 100,
-    frozenset({"wstETH", "WETH"}): 100,
-}
 ETH_DECIMALS = 18
 
 
@@ -82,8 +59,8 @@ def _fn(name: str, inputs: list[tuple[str, str]], payable: bool = False, outputs
 
 
 # -- ABI fragments ---------------------------------------------------------------------
-#: Aave v3 IPool (aave.com/docs/aave-v3/smart-contracts/pool): interestRateMode 2 = variable
-#: (stable borrowing is disabled on Ethereum), referralCode 0 (referrals inactive).
+#: Aave v3 IPool (aave.com/docs/aave-v3/smart-contracts/pool). The call arguments trimtab fixes
+#: (interestRateMode, referralCode) are in venues/aave_v3.yaml ``live.call_args``.
 AAVE_POOL_ABI = [
     _fn("supply", [("address", "asset"), ("uint256", "amount"), ("address", "onBehalfOf"), ("uint16", "referralCode")]),
     _fn("withdraw", [("address", "asset"), ("uint256", "amount"), ("address", "to")], outputs=[("uint256", "")]),
@@ -92,6 +69,8 @@ AAVE_POOL_ABI = [
     _fn("repay", [("address", "asset"), ("uint256", "amount"), ("uint256", "interestRateMode"), ("address", "onBehalfOf")],
         outputs=[("uint256", "")]),
 ]
+#: Aave interest rate mode 2 = variable, as the Instadapp AAVE-V3-A connector's ``rateMode``
+#: in bundles (aave/v3/main.sol; stable borrowing is disabled on Ethereum).
 VARIABLE_RATE = 2
 
 #: ERC-20 (EIP-20).
@@ -173,4 +152,17 @@ CONNECTOR_ABIS: dict[str, list[dict]] = {
         _fn("sell", [("address", "_buyAddr"), ("address", "_sellAddr"), ("uint24", "_fee"), ("uint256", "_unitAmt"),
                      ("uint256", "_sellAmt"), ("uint256", "_getId"), ("uint256", "_setId")], payable=True, outputs=_EV),
     ],
+}
+
+
+#: ABI fragments by the name a venue file's ``live.contracts.<role>.abi`` gives.
+ABIS: dict[str, list[dict]] = {
+    "erc20": ERC20_ABI,
+    "aave_pool": AAVE_POOL_ABI,
+    "etherfi_pool": ETHERFI_POOL_ABI,
+    "weeth": WEETH_ABI,
+    "lido": LIDO_ABI,
+    "wsteth": WSTETH_ABI,
+    "swap_router02": SWAP_ROUTER02_ABI,
+    "dsa": DSA_ABI,
 }

@@ -1,15 +1,22 @@
-"""Exchange adapter over ccxt: Binance USDT-M, Bybit linear and OKX swap perpetuals.
+"""The shared ccxt exchange adapter: perpetuals, balances, funding and orders of any exchange.
 
-One :class:`ExchangeAdapter` per venue maps between the venue and trimtab's names and units:
+:class:`ExchangeAdapter` is the base every venue's adapter class extends
+(``trimtab.live.adapters.<venue>``: its ``data`` and ``execution`` modules override the few
+hooks where venues differ; :mod:`trimtab.live.adapters.registry` picks the class). The venue's
+facts -- ccxt id and options, client-id fields, balance field, error codes, quotes, spot,
+stops and transfer settings -- come from the ``live:`` block of ``venues/<venue>.yaml``
+(:class:`~trimtab.config.models.LiveExchangeSpec`), never from a table here. It maps between
+the venue and trimtab's names and units:
 
 - instruments: ``binance:Perp:ETHUSDT`` <-> ccxt unified ``ETH/USDT:USDT`` (linear perpetual
-  settled in the quote); ``binance:Margin:USDT`` for collateral balances.
+  settled in the quote; the quote is one of the facts' ``quotes``); ``binance:Margin:USDT``
+  for collateral balances.
 - sizes: trimtab trades and holds perps in signed *asset units* (ETH), venues in *contracts*.
   ``asset units = contracts x contractSize`` with the contract size from the venue's own
   market data (OKX ETH-USDT-SWAP: ``ctVal`` 0.1 ETH; Binance and Bybit linear: 1).
 - orders: market orders; ``reduceOnly`` when the trade only shrinks the current position; the
-  client order id travels in the venue's own parameter (:data:`VENUES` ``client_id_param``:
-  Binance ``newClientOrderId``, Bybit ``orderLinkId``, OKX ``clOrdId``). Before sending, the
+  client order id travels in the venue's own parameter (``client_id_param``: Binance
+  ``newClientOrderId``, Bybit ``orderLinkId``, OKX ``clOrdId``). Before sending, the
   adapter looks the id up (:meth:`ExchangeAdapter.fetch_order_by_client_id`): an order that
   already exists is reported with ``already_placed=True`` and not sent again, so a retry after
   a crash cannot double an order. A timeout while sending is resolved the same way.
@@ -17,8 +24,10 @@ One :class:`ExchangeAdapter` per venue maps between the venue and trimtab's name
 Other jobs of the adapter live in sibling modules as mixins :class:`ExchangeAdapter` inherits:
 USDT deposits, withdrawals and internal transfers (:mod:`.exchange_transfers`), spot orders
 (:mod:`.exchange_spot`) and resting take-profit / stop-loss orders (:mod:`.exchange_stops`).
-Their settings (:data:`TRANSFERS`, :data:`SPOT_VENUES`, :data:`STOP_PARAMS`) are re-exported
-here.
+
+Hooks a venue package overrides: :meth:`ExchangeAdapter.wallet_rows` (where the raw balance
+payload keeps each asset's row), :meth:`ExchangeAdapter._fetch_by_client_id` (a venue whose
+order query cannot filter by client id), and the spot/stop hooks of the mixins.
 
 Balances (``Margin``) are wallet balances *excluding* unrealised PnL, because trimtab carries
 the perp's unrealised PnL on the ``Perp`` position itself (DESIGN.md "Accounting"); counting it
@@ -29,61 +38,30 @@ Errors: every failure is an :class:`~trimtab.live.adapters.base.AdapterError` wi
 message; ``retryable`` marks network failures (the outcome is unknown, look the order up).
 
 Sources: ccxt unified API (https://docs.ccxt.com/), Binance USD-M futures REST docs, Bybit v5
-REST docs, OKX v5 REST docs (pages cited in ``tests/fixtures/live/*.json``).
+REST docs, OKX v5 REST docs (pages cited in ``tests/fixtures/live/*.json`` and beside each
+fact in ``venues/*.yaml``).
 """
 from __future__ import annotations
 
 import math
 import re
 from decimal import Decimal
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+from trimtab.config.models import LiveExchangeSpec
 from trimtab.keys import key as make_key
 from trimtab.keys import parse_key
 from trimtab.live.adapters.base import AdapterError, OrderRequest, OrderResult, ccxt_retryable, wrap_errors
-from trimtab.live.adapters.exchange_spot import SPOT_VENUES, SpotOrders, SpotSpec
-from trimtab.live.adapters.exchange_stops import STOP_PARAMS, StopOrders
-from trimtab.live.adapters.exchange_transfers import TRANSFERS, ExchangeTransfers, TransferSpec
-from trimtab.live.secrets import ExchangeCredentials, exchange_credentials
+from trimtab.live.adapters.exchange_spot import SpotOrders
+from trimtab.live.adapters.exchange_stops import StopOrders
+from trimtab.live.adapters.exchange_transfers import ExchangeTransfers
+from trimtab.secrets import ExchangeCredentials
 
-__all__ = ["QUOTES", "VENUES", "TRANSFERS", "SPOT_VENUES", "STOP_PARAMS", "VenueSpec", "TransferSpec", "SpotSpec",
-           "Funding", "OrderRequest", "ExchangeAdapter", "make_exchange"]
+__all__ = ["Funding", "OrderRequest", "ExchangeAdapter", "make_exchange"]
 
-#: Quotes a trimtab perp symbol may end in, longest first (``ETHUSDT`` -> ``ETH`` + ``USDT``).
-QUOTES = ("USDT", "USDC")
 #: Relative tolerance when comparing a trade with the position it may close.
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class VenueSpec:
-    """How one trimtab venue maps onto ccxt.
-
-    ``ccxt_id``: ccxt class; ``market_types``: ``options['fetchMarkets']['types']`` so only the
-    perpetual markets load; ``client_id_param``: the venue's client-order-id field;
-    ``wallet_field``: the raw balance field holding the wallet balance without unrealised PnL;
-    ``duplicate_codes``: venue error codes meaning "this client order id was already used".
-    """
-
-    ccxt_id: str
-    market_types: tuple[str, ...]
-    client_id_param: str
-    wallet_field: str
-    duplicate_codes: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict)
-
-
-VENUES: dict[str, VenueSpec] = {
-    # Binance USD-M: account v3 assets[].walletBalance; -4116 "ClientOrderId is duplicated".
-    "binance": VenueSpec("binanceusdm", ("linear",), "newClientOrderId", "walletBalance", ("-4116",)),
-    # Bybit v5 unified account: coin[].walletBalance; 110072 "OrderLinkedID is duplicate".
-    "bybit": VenueSpec("bybit", ("linear",), "orderLinkId", "walletBalance", ("110072",),
-                       {"defaultType": "swap", "defaultSubType": "linear"}),
-    # OKX v5: details[].cashBal; 51016 "Duplicated clOrdId".
-    "okx": VenueSpec("okx", ("swap",), "clOrdId", "cashBal", ("51016",), {"defaultType": "swap"}),
-}
 
 
 class Funding(NamedTuple):
@@ -94,26 +72,19 @@ class Funding(NamedTuple):
     next_time: datetime | None
 
 
-def make_exchange(venue: str, credentials: ExchangeCredentials | None):
-    """A ccxt exchange for ``venue`` (no network call is made here)."""
-    import ccxt
+def make_exchange(facts: LiveExchangeSpec, credentials: ExchangeCredentials | None):
+    """A ccxt client for a venue's perpetuals from its ``live:`` facts (no network call here):
+    only ``facts.market_types`` markets load, ``facts.ccxt_options`` are its options."""
+    import ccxt  # imported on use: ccxt takes about a second to import
 
-    spec = _spec(venue)
-    cfg = {"enableRateLimit": True, "options": dict(spec.options)}
+    cfg = {"enableRateLimit": True, "options": dict(facts.ccxt_options)}
     if credentials is not None:
         cfg.update(credentials.ccxt_config())
-    ex = getattr(ccxt, spec.ccxt_id)(cfg)
+    ex = getattr(ccxt, facts.ccxt_id)(cfg)
     ex.options.setdefault("fetchMarkets", {})
     if isinstance(ex.options["fetchMarkets"], dict):
-        ex.options["fetchMarkets"]["types"] = list(spec.market_types)
+        ex.options["fetchMarkets"]["types"] = list(facts.market_types)
     return ex
-
-
-def _spec(venue: str) -> VenueSpec:
-    try:
-        return VENUES[venue]
-    except KeyError:
-        raise AdapterError(venue, "init", f"no exchange adapter for venue {venue!r} (known: {', '.join(VENUES)})") from None
 
 
 def _units(contracts: float, contract_size: float) -> float:
@@ -125,14 +96,17 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
     """Balances, positions, funding and orders of one exchange, in trimtab's keys and units
     (transfers, spot orders and resting stops from the mixins, see the module doc).
 
-    Build with :meth:`from_env` (credentials from ``TRIMTAB_<VENUE>_*``) or pass a configured
-    ccxt ``exchange`` (tests pass one whose HTTP session replays recorded responses).
+    ``venue`` is trimtab's venue name, ``facts`` its ``live:`` block. Build through
+    :func:`trimtab.live.adapters.registry.exchange_from_env` (the venue's own class, credentials
+    from ``TRIMTAB_<VENUE>_*``) or pass a configured ccxt ``exchange`` (tests pass one whose HTTP
+    session replays recorded responses).
     """
 
-    def __init__(self, venue: str, exchange=None, credentials: ExchangeCredentials | None = None, spot_exchange=None) -> None:
+    def __init__(self, venue: str, facts: LiveExchangeSpec, exchange=None, credentials: ExchangeCredentials | None = None,
+                 spot_exchange=None) -> None:
         self.venue = venue
-        self.spec = _spec(venue)
-        self.exchange = exchange if exchange is not None else make_exchange(venue, credentials)
+        self.facts = facts
+        self.exchange = exchange if exchange is not None else make_exchange(facts, credentials)
         self._spot = spot_exchange
         self._spot_loaded = False
         # cancel_all lists open orders across markets in one call (Binance warns otherwise).
@@ -141,13 +115,9 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
             foo["warnWithoutSymbol"] = False
         self._loaded = False
 
-    @classmethod
-    def from_env(cls, venue: str) -> "ExchangeAdapter":
-        return cls(venue, credentials=exchange_credentials(venue))
-
     # -- markets and names -------------------------------------------------------------
     def load_markets(self, reload: bool = False) -> dict:
-        """Load the venue's perpetual markets (only ``spec.market_types``; no currency calls)."""
+        """Load the venue's perpetual markets (only ``facts.market_types``; no currency calls)."""
         if self._loaded and not reload:
             return self.exchange.markets
         with wrap_errors(self.venue, "load_markets", ccxt_retryable()):
@@ -162,7 +132,7 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
         if k.venue != self.venue or k.position_type != "Perp":
             raise AdapterError(self.venue, "symbol", f"{instrument} is not a {self.venue} Perp instrument")
         self.load_markets()
-        for q in QUOTES:
+        for q in self.facts.quotes:
             if k.symbol.endswith(q) and len(k.symbol) > len(q):
                 sym = f"{k.symbol[:-len(q)]}/{q}:{q}"
                 m = self.exchange.markets.get(sym)
@@ -195,19 +165,19 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
                 out[make_key(self.venue, "Margin", code)] = amount
         return out
 
+    def wallet_rows(self, info: dict) -> list[tuple[str | None, dict]]:
+        """``(venue currency code, raw row)`` per asset of the venue's raw balance payload
+        (ccxt ``fetch_balance()["info"]``); each row holds ``facts.wallet_field``. The base
+        knows no layout and returns none (ccxt's unified totals are used): venue packages
+        override it."""
+        return []
+
     def _wallet_balances(self, bal: dict) -> dict[str, float]:
         info = bal.get("info")
-        rows: list[tuple[str | None, dict]] = []
-        if self.venue == "binance" and isinstance(info, dict):
-            rows = [(r.get("asset"), r) for r in info.get("assets", [])]
-        elif self.venue == "bybit" and isinstance(info, dict):
-            accounts = (info.get("result") or {}).get("list") or []
-            rows = [(c.get("coin"), c) for a in accounts for c in a.get("coin", [])]
-        elif self.venue == "okx" and isinstance(info, dict):
-            rows = [(d.get("ccy"), d) for a in info.get("data", []) for d in a.get("details", [])]
+        rows = self.wallet_rows(info) if isinstance(info, dict) else []
         out: dict[str, float] = {}
         for raw_code, row in rows:
-            v = row.get(self.spec.wallet_field)
+            v = row.get(self.facts.wallet_field)
             if raw_code and v not in (None, ""):
                 code = self.exchange.safe_currency_code(raw_code)
                 out[code] = out.get(code, 0.0) + float(v)
@@ -290,7 +260,7 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
         reduce = current_size * amount < 0 and abs(amount) <= abs(current_size) * (1 + _EPS)
         if "reduce_only" in instruction.params:
             reduce = bool(instruction.params["reduce_only"])
-        params = {self.spec.client_id_param: client_order_id}
+        params = {self.facts.client_id_param: client_order_id}
         if reduce:
             params["reduceOnly"] = True
         return OrderRequest(instruction.instrument, sym, "buy" if amount > 0 else "sell", contracts,
@@ -316,7 +286,7 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
         if current_size is None:
             current_size = self.positions().get(instruction.instrument, (0.0, 0.0))[0]
         req = self.order_request(instruction, client_order_id, current_size)
-        import ccxt
+        import ccxt  # imported on use: ccxt takes about a second to import
 
         try:
             with wrap_errors(self.venue, "place_order", ccxt_retryable()):
@@ -347,16 +317,16 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
     def _is_duplicate(self, e: Exception) -> bool:
         """True for the venue's "client order id already used" rejection (an InvalidOrder in
         ccxt whose message carries the venue's error code)."""
-        import ccxt
+        import ccxt  # imported on use: ccxt takes about a second to import
 
         if not isinstance(e, ccxt.InvalidOrder):
             return False
         text = str(e)
-        return any(re.search(rf"(?<![\w-]){re.escape(c)}(?!\d)", text) for c in self.spec.duplicate_codes)
+        return any(re.search(rf"(?<![\w-]){re.escape(c)}(?!\d)", text) for c in self.facts.duplicate_codes)
 
     def fetch_order_by_client_id(self, client_order_id: str, instrument: str) -> OrderResult | None:
         """The order with this client id in ``instrument``'s market, or None if the venue has none."""
-        import ccxt
+        import ccxt  # imported on use: ccxt takes about a second to import
 
         sym = self.symbol_for(instrument)
         with wrap_errors(self.venue, "fetch_order", ccxt_retryable()):
@@ -369,22 +339,13 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
         return self._to_result(order, instrument, client_order_id, None, already_placed=True)
 
     def _fetch_by_client_id(self, cid: str, sym: str) -> dict | None:
-        ex = self.exchange
-        if self.venue == "binance":
-            return ex.fetch_order(None, sym, {"origClientOrderId": cid})
-        if self.venue == "okx":
-            return ex.fetch_order(None, sym, {"clOrdId": cid})
-        if self.venue == "bybit":
-            # v5 /order/realtime finds open and recently closed orders by orderLinkId;
-            # /order/history holds the rest (Bybit v5 docs, "Get Open & Closed Orders").
-            m = ex.market(sym)
-            for call in (ex.privateGetV5OrderRealtime, ex.privateGetV5OrderHistory):
-                res = call({"category": "linear", "symbol": m["id"], "orderLinkId": cid})
-                rows = ((res or {}).get("result") or {}).get("list") or []
-                if rows:
-                    return ex.parse_order(rows[0], m)
-            return None
-        raise AdapterError(self.venue, "fetch_order", "no client-id lookup for this venue")
+        """The raw ccxt order with client id ``cid`` in market ``sym`` (None or ccxt
+        ``OrderNotFound`` if there is none): one ``fetch_order`` filtered by
+        ``facts.client_id_lookup_param``. A venue without such a filter overrides this."""
+        param = self.facts.client_id_lookup_param
+        if param is None:
+            raise AdapterError(self.venue, "fetch_order", "no client-id lookup for this venue (no live.client_id_lookup_param)")
+        return self.exchange.fetch_order(None, sym, {param: cid})
 
     def _to_result(self, o: dict, instrument: str, cid: str, req: OrderRequest | None, already_placed: bool = False) -> OrderResult:
         sym = o.get("symbol") or self.symbol_for(instrument)
@@ -400,7 +361,7 @@ class ExchangeAdapter(ExchangeTransfers, SpotOrders, StopOrders):
             ro = req.reduce_only
         return OrderResult(
             venue=self.venue, instrument=instrument, symbol=sym,
-            client_order_id=o.get("clientOrderId") or info.get(self.spec.client_id_param) or cid,
+            client_order_id=o.get("clientOrderId") or info.get(self.facts.client_id_param) or cid,
             order_id=str(o["id"]) if o.get("id") is not None else None, side=side,
             amount=sign * _units(contracts, cs), contracts=contracts, filled=sign * _units(filled, cs),
             average_price=float(o["average"]) if o.get("average") else None,

@@ -1,57 +1,45 @@
 """Spot orders of an exchange: market buys and sells of a ``spot`` target's base asset.
 
-Spot (``spot_trade`` of ``spot`` targets, :meth:`SpotOrders.place_spot_order`): a
-second ccxt client per venue for its spot market (:data:`SPOT_VENUES`: Binance ``binance``
-spot API, Bybit ``bybit`` v5 ``category=spot``), same keys, built on first use.
+Spot (``spot_trade`` of ``spot`` targets, :meth:`SpotOrders.place_spot_order`): a second ccxt
+client per venue for its spot market, built on first use with the same keys, from the
+``live.spot`` facts of the venue file (:class:`~trimtab.config.models.LiveSpotSpec`: ccxt id
+and options, client-id fields, quote, error codes; a venue without them has no spot adapter).
 ``binance:BaseToken:BTC`` <-> ``BTC/USDT``; market orders in base units (BTC) with the same
-lookup-before-send by client order id. Binance spot trades from the Spot wallet while trimtab
-keeps the venue's USDT in the USD-M account (``binance:Margin:USDT``): the gateway moves it
-(ccxt ``transfer``, USD-M <-> Spot, :attr:`SpotSpec.needs_transfer`). Bybit's Unified Trading
-Account holds spot and perps in one wallet: no transfer.
+lookup-before-send by client order id. ``needs_transfer``: spot trades from another wallet than
+perps (Binance: Spot vs USD-M, where trimtab keeps the venue's USDT as
+``binance:Margin:USDT``), so the gateway moves USDT around the order (ccxt ``transfer``);
+Bybit's Unified Trading Account holds both: no transfer.
 
-Sources: ccxt unified API (docs.ccxt.com: createOrder, fetchOrder, fetchMyTrades), Binance spot
-and Bybit v5 REST docs (endpoints at :data:`SPOT_VENUES`).
+Hooks a venue package overrides: :meth:`SpotOrders._fetch_spot_by_client_id` (a venue whose
+order query cannot filter by client id: Bybit) and :meth:`SpotOrders._spot_fee` (a venue whose
+order carries no commission: Binance).
+
+Sources: ccxt unified API (docs.ccxt.com: createOrder, fetchOrder, fetchMyTrades); the venues'
+REST pages are cited beside the facts in ``venues/*.yaml``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+from trimtab.config.models import LiveSpotSpec
 from trimtab.keys import parse_key
 from trimtab.live.adapters.base import AdapterError, OrderResult, ccxt_retryable, wrap_errors
 
-
-@dataclass(frozen=True)
-class SpotSpec:
-    """How one venue's spot market maps onto ccxt: ``ccxt_id`` (class), ``client_id_param``
-    (Binance spot ``newClientOrderId``, Bybit ``orderLinkId``), ``needs_transfer``: spot
-    trades from another wallet than perps (Binance: Spot vs USD-M) so USDT must be moved."""
-
-    ccxt_id: str
-    client_id_param: str
-    needs_transfer: bool
-    options: dict = field(default_factory=dict)
-
-
-SPOT_VENUES: dict[str, SpotSpec] = {
-    # Binance spot: POST /api/v3/order (newClientOrderId), GET /api/v3/order?origClientOrderId=,
-    # GET /api/v3/myTrades?orderId= (commission per fill).
-    "binance": SpotSpec("binance", "newClientOrderId", True, {"defaultType": "spot", "fetchMargins": False}),
-    # Bybit v5 UTA: POST /v5/order/create category=spot, marketUnit=baseCoin (qty in base units).
-    "bybit": SpotSpec("bybit", "orderLinkId", False, {"defaultType": "spot"}),
-}
+#: Rejection texts meaning "client order id already used" on any venue, besides its own codes.
+_DUPLICATE_WORDS = ("Duplicate", "duplicate")
 
 
 class SpotOrders:
     """Spot market orders of one exchange through a second ccxt client (mixin of
-    :class:`~trimtab.live.adapters.exchange.ExchangeAdapter`: uses its ``venue``, ``exchange``
-    (keys, rate limiting) and the ``_spot``/``_spot_loaded`` state its constructor sets)."""
+    :class:`~trimtab.live.adapters.exchange.ExchangeAdapter`: uses its ``venue``, ``facts``,
+    ``exchange`` (keys, rate limiting) and the ``_spot``/``_spot_loaded`` state its constructor
+    sets)."""
 
-    def spot_spec(self) -> SpotSpec:
-        try:
-            return SPOT_VENUES[self.venue]
-        except KeyError:
-            raise AdapterError(self.venue, "spot", f"no spot market adapter for {self.venue} (known: {', '.join(SPOT_VENUES)})") from None
+    def spot_spec(self) -> LiveSpotSpec:
+        """The venue's ``live.spot`` facts; AdapterError if the venue file has none."""
+        if self.facts.spot is None:
+            raise AdapterError(self.venue, "spot", f"no spot market adapter for {self.venue} (its venue file has no live.spot block)")
+        return self.facts.spot
 
     @property
     def spot(self):
@@ -60,7 +48,7 @@ class SpotOrders:
             import ccxt
 
             spec = self.spot_spec()
-            cfg = {"enableRateLimit": self.exchange.enableRateLimit, "options": dict(spec.options)}
+            cfg = {"enableRateLimit": self.exchange.enableRateLimit, "options": dict(spec.ccxt_options)}
             for k in ("apiKey", "secret", "password"):
                 if getattr(self.exchange, k, None):
                     cfg[k] = getattr(self.exchange, k)
@@ -70,7 +58,8 @@ class SpotOrders:
         return self._spot
 
     def spot_symbol_for(self, instrument: str) -> str:
-        """``binance:BaseToken:BTC`` -> ``BTC/USDT`` (must be a loaded spot market)."""
+        """``binance:BaseToken:BTC`` -> ``BTC/USDT`` (quote ``live.spot.quote``; must be a loaded
+        spot market)."""
         k = parse_key(instrument)
         if k.venue != self.venue or k.position_type != "BaseToken":
             raise AdapterError(self.venue, "spot_symbol", f"{instrument} is not a {self.venue} spot holding")
@@ -78,7 +67,7 @@ class SpotOrders:
             with wrap_errors(self.venue, "load_spot_markets", ccxt_retryable()):
                 self.spot.set_markets(self.spot.fetch_markets())
             self._spot_loaded = True
-        sym = f"{k.symbol}/USDT"
+        sym = f"{k.symbol}/{self.spot_spec().quote}"
         m = self.spot.markets.get(sym)
         if m is None or not m.get("spot"):
             raise AdapterError(self.venue, "spot_symbol", f"no {sym} spot market on {self.venue}")
@@ -111,7 +100,7 @@ class SpotOrders:
                 try:
                     self.spot.create_order(sym, "market", side, qty, None, params)
                 except ccxt.InvalidOrder as e:
-                    if not any(c in str(e) for c in ("-2010", "-2026", "170141", "Duplicate", "duplicate")):
+                    if not any(c in str(e) for c in (*self.spot_spec().duplicate_codes, *_DUPLICATE_WORDS)):
                         raise
         except AdapterError as e:
             if not e.retryable:
@@ -123,40 +112,18 @@ class SpotOrders:
         return OrderResult(**{**found.to_dict(), "already_placed": False})
 
     def fetch_spot_order(self, client_order_id: str, instrument: str) -> OrderResult | None:
-        """The spot order with this client id (base units, cost in USDT), or None. Binance's
-        order query carries no commission: it is summed from the order's trades (``myTrades``)."""
+        """The spot order with this client id (base units, cost in the quote), or None."""
         import ccxt
 
         sym = self.spot_symbol_for(instrument)
-        ex = self.spot
         with wrap_errors(self.venue, "fetch_spot_order", ccxt_retryable()):
             try:
-                if self.venue == "binance":
-                    o = ex.fetch_order(None, sym, {"origClientOrderId": client_order_id})
-                else:
-                    m = ex.market(sym)
-                    o = None
-                    for call in (ex.privateGetV5OrderRealtime, ex.privateGetV5OrderHistory):
-                        res = call({"category": "spot", "symbol": m["id"], "orderLinkId": client_order_id})
-                        rows = ((res or {}).get("result") or {}).get("list") or []
-                        if rows:
-                            o = ex.parse_order(rows[0], m)
-                            break
+                o = self._fetch_spot_by_client_id(client_order_id, sym)
             except ccxt.OrderNotFound:
                 return None
             if o is None:
                 return None
-            fee = o.get("fee") or {}
-            if fee.get("cost") is None and self.venue == "binance" and float(o.get("filled") or 0) > 0:
-                trades = ex.fetch_my_trades(sym, None, None, {"orderId": o["id"]})
-                costs: dict[str, float] = {}
-                for t in trades:
-                    tf = t.get("fee") or {}
-                    if tf.get("cost") is not None:
-                        costs[tf.get("currency")] = costs.get(tf.get("currency"), 0.0) + float(tf["cost"])
-                if len(costs) == 1:
-                    (cur, cost), = costs.items()
-                    fee = {"cost": cost, "currency": cur}
+            fee = self._spot_fee(o, sym)
         side = o.get("side")
         sign = 1.0 if side == "buy" else -1.0
         filled = float(o.get("filled") or 0.0)
@@ -167,3 +134,17 @@ class SpotOrders:
             filled=sign * filled, average_price=float(o["average"]) if o.get("average") else None, status=o.get("status"),
             reduce_only=False, already_placed=True, fee=float(fee["cost"]) if fee.get("cost") is not None else None,
             fee_currency=fee.get("currency"), cost=float(o["cost"]) if o.get("cost") is not None else None)
+
+    def _fetch_spot_by_client_id(self, cid: str, sym: str) -> dict | None:
+        """The raw ccxt spot order with client id ``cid`` (None or ccxt ``OrderNotFound`` if
+        none): ``fetch_order`` filtered by ``live.spot.client_id_lookup_param``; a venue without
+        that filter overrides this."""
+        param = self.spot_spec().client_id_lookup_param
+        if param is None:
+            raise AdapterError(self.venue, "fetch_spot_order", "no spot client-id lookup for this venue (no live.spot.client_id_lookup_param)")
+        return self.spot.fetch_order(None, sym, {param: cid})
+
+    def _spot_fee(self, order: dict, sym: str) -> dict:
+        """The fee of a spot order as ccxt ``{"cost", "currency"}`` (empty if unknown): the
+        order's own; a venue whose order query carries none overrides this."""
+        return order.get("fee") or {}

@@ -2,69 +2,41 @@
 
 :class:`ExchangeTransfers` is the part of :class:`~trimtab.live.adapters.exchange.ExchangeAdapter`
 behind the gateway's CEX ``deposit``/``withdraw`` steps and the Binance USD-M <-> Spot moves
-around spot orders (:mod:`trimtab.live.execution.transfers`). :data:`TRANSFERS` maps each venue
-onto ccxt's unified transfer API: the ERC-20 network, the accounts deposits land in and perps
-trade from, and the venue's client ids for withdrawals and internal transfers.
+around spot orders (:mod:`trimtab.live.execution.transfers`). The venue file's
+``live.transfers`` facts (:class:`~trimtab.config.models.LiveTransfersSpec`) map the venue onto
+ccxt's unified transfer API: the ERC-20 network (ccxt maps the unified code to the venue's
+own id: Binance ``ETH``, Bybit ``ETH``, OKX chain ``USDT-ERC20``), the accounts deposits land
+in and perps trade from (Binance Spot / USD-M Futures, Bybit Funding / Unified, OKX Funding (6)
+/ Trading (18)), and the venue's client ids for withdrawals and internal transfers.
 
 Sources: ccxt unified API (docs.ccxt.com: fetchDepositAddress, fetchDeposits, withdraw,
-fetchWithdrawals, transfer), Binance, Bybit v5 and OKX v5 REST docs (endpoints at
-:data:`TRANSFERS`).
+fetchWithdrawals, transfer); the Binance, Bybit v5 and OKX v5 endpoints are cited beside the
+facts in ``venues/*.yaml``.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import uuid
 
+from trimtab.config.models import LiveTransfersSpec
 from trimtab.live.adapters.base import AdapterError, ccxt_retryable, wrap_errors
-
-
-@dataclass(frozen=True)
-class TransferSpec:
-    """How USDT moves between the chain and one exchange (ccxt unified names).
-
-    ``network``: ccxt unified network code of ERC-20 USDT (ccxt maps it to the venue's own id:
-    Binance ``ETH``, Bybit ``ETH``, OKX chain ``USDT-ERC20``). ``funding``/``trading``: the ccxt
-    account names deposits land in / withdrawals leave from, and the one perps trade from
-    (Binance: deposits land in Spot, perps trade from USD-M Futures; Bybit: deposits land in
-    Funding, the Unified Trading Account trades; OKX: Funding (6) and Trading (18)).
-    ``withdraw_id``: the venue's client withdrawal id parameter (Binance ``withdrawOrderId``,
-    Bybit ``requestId`` -- idempotent on the venue side --, OKX ``clientId``); ``transfer_id``:
-    the internal transfer's client id parameter (Bybit ``transferId`` must be a UUID; OKX
-    ``clientId``; Binance has none). ``withdraw_lookup``: the history query parameter that
-    filters withdrawals by our id (None: match on the returned record instead).
-    """
-
-    network: str
-    funding: str
-    trading: str
-    withdraw_id: str
-    transfer_id: str | None
-    withdraw_lookup: str | None
-
-
-TRANSFERS: dict[str, TransferSpec] = {
-    # Binance: POST /sapi/v1/capital/withdraw/apply (withdrawOrderId), GET
-    # /sapi/v1/capital/withdraw/history?withdrawOrderId=; POST /sapi/v1/asset/transfer MAIN_UMFUTURE.
-    "binance": TransferSpec("ERC20", "spot", "linear", "withdrawOrderId", None, "withdrawOrderId"),
-    # Bybit v5: POST /v5/asset/withdraw/create (requestId: "used for idempotent verification"),
-    # POST /v5/asset/transfer/inter-transfer (transferId UUID), FUND -> UNIFIED.
-    "bybit": TransferSpec("ERC20", "funding", "unified", "requestId", "transferId", None),
-    # OKX v5: POST /api/v5/asset/withdrawal (clientId), GET /api/v5/asset/withdrawal-history?clientId=;
-    # POST /api/v5/asset/transfer (clientId), 6 = funding, 18 = trading.
-    "okx": TransferSpec("ERC20", "funding", "trading", "clientId", "clientId", "clientId"),
-}
 
 
 class ExchangeTransfers:
     """Deposits, withdrawals and internal transfers of one exchange (mixin of
-    :class:`~trimtab.live.adapters.exchange.ExchangeAdapter`: uses its ``venue``, ``exchange``
-    and ``load_markets``)."""
+    :class:`~trimtab.live.adapters.exchange.ExchangeAdapter`: uses its ``venue``, ``facts``,
+    ``exchange`` and ``load_markets``)."""
 
-    def _transfer_spec(self) -> TransferSpec:
-        try:
-            return TRANSFERS[self.venue]
-        except KeyError:
-            raise AdapterError(self.venue, "transfer", "no transfer settings for this venue") from None
+    def _transfer_spec(self) -> LiveTransfersSpec:
+        if self.facts.transfers is None:
+            raise AdapterError(self.venue, "transfer", "no transfer settings for this venue (its venue file has no live.transfers block)")
+        return self.facts.transfers
+
+    @property
+    def transfer_resend_safe(self) -> bool:
+        """True when the venue deduplicates our internal-transfer id, so a transfer whose
+        outcome is unknown may be sent again (``live.transfers.transfer_resend_safe``)."""
+        return self.facts.transfers is not None and self.facts.transfers.transfer_resend_safe
 
     def deposit_address(self, code: str = "USDT") -> str:
         """The account's ERC-20 deposit address for ``code`` (ccxt ``fetch_deposit_address``
@@ -94,14 +66,14 @@ class ExchangeTransfers:
         Venues that cannot filter by it (Bybit) are matched on address and amount."""
         spec = self._transfer_spec()
         self.load_markets()
-        params = {spec.withdraw_lookup: client_id} if spec.withdraw_lookup else {}
+        params = {spec.withdraw_lookup_param: client_id} if spec.withdraw_lookup_param else {}
         with wrap_errors(self.venue, "fetch_withdrawals", ccxt_retryable()):
             rows = self.exchange.fetch_withdrawals(code, None, None, params)
         for r in rows:
             info = r.get("info") or {}
-            if info.get(spec.withdraw_id) == client_id:
+            if info.get(spec.withdraw_id_param) == client_id:
                 return r
-            if spec.withdraw_lookup is None and address and amount is not None and \
+            if spec.withdraw_lookup_param is None and address and amount is not None and \
                     (r.get("address") or "").lower() == address.lower() and abs(float(r.get("amount") or 0) - amount) < 1e-6:
                 return r
         return None
@@ -114,22 +86,18 @@ class ExchangeTransfers:
         if found is not None:
             return found, True
         with wrap_errors(self.venue, "withdraw", ccxt_retryable()):
-            r = self.exchange.withdraw(code, amount, address, {"network": spec.network, spec.withdraw_id: client_id})
+            r = self.exchange.withdraw(code, amount, address, {"network": spec.network, spec.withdraw_id_param: client_id})
         return r, False
 
     def internal_transfer(self, amount: float, to_trading: bool, client_id: str, code: str = "USDT") -> dict:
         """Move ``amount`` ``code`` between the funding and trading accounts (ccxt ``transfer``),
-        with the venue's client transfer id when it has one (Bybit: a UUID derived from
-        ``client_id``, so a resend is recognised by the venue)."""
-        import uuid
-
+        with the venue's client transfer id when it has one (``transfer_id_uuid``: a UUID-5 of
+        ``client_id``, so a resend is recognised by the venue: Bybit)."""
         spec = self._transfer_spec()
         self.load_markets()
-        src, dst = (spec.funding, spec.trading) if to_trading else (spec.trading, spec.funding)
+        src, dst = (spec.funding_account, spec.trading_account) if to_trading else (spec.trading_account, spec.funding_account)
         params = {}
-        if spec.transfer_id == "transferId":
-            params["transferId"] = str(uuid.uuid5(uuid.NAMESPACE_OID, client_id))
-        elif spec.transfer_id:
-            params[spec.transfer_id] = client_id
+        if spec.transfer_id_param:
+            params[spec.transfer_id_param] = str(uuid.uuid5(uuid.NAMESPACE_OID, client_id)) if spec.transfer_id_uuid else client_id
         with wrap_errors(self.venue, "transfer", ccxt_retryable()):
             return self.exchange.transfer(code, amount, src, dst, params)

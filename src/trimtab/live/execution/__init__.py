@@ -28,63 +28,68 @@ rebroadcast (same nonce: it can be mined once only).
 :func:`trimtab.live.connect.venue_gateway` refuses such a strategy at start-up. LST
 ``unstake`` is not listed: no plan emits it (the planner sells LSTs on the swap venue; the
 executor has no unstake outside a bundle).
-Failures raise :class:`~trimtab.venues.sim.ExecutionError` (nothing happened) or
+Failures raise :class:`~trimtab.errors.ExecutionError` (nothing happened) or
 :class:`~trimtab.engine.executor.PartialExecution` (part happened: its fills are booked), so
 the executor's failure path (later steps cancelled, journaled, leg-risk compensation) applies.
-Messages are redacted (:func:`trimtab.live.secrets.redact`); nothing here holds a key.
+Messages are redacted (:func:`trimtab.secrets.redact`); nothing here holds a key.
 """
 from __future__ import annotations
 
 import time
 
+from ...errors import ExecutionError
 from ...planner.plan import Step
-from ...venues.sim import ExecutionError
+from ...templates.registry import template_for
 from ..adapters.base import AdapterError
 from ..adapters.chain import ChainAdapter
-from ..adapters.contracts import UNISWAP_FEE_TIERS
+from ..adapters.contracts import CHAIN_SYMBOL
 from ..adapters.exchange import ExchangeAdapter
+from ..adapters.registry import chain_venues, strategy_chain_venues
 from .chain_steps import ChainSteps
 from .common import CLOSED, DEAD, TRANSFER_IDX, VENUE_IDX, WITHDRAW_IDX, executed_amount
-from .perps import STOP_IDX, STOP_VENUES, STOPS_PLAN, PerpSteps
+from .perps import STOP_IDX, STOPS_PLAN, PerpSteps
 from .spot import SPOT_RETURN_IDX, SpotSteps
 from .transfers import TransferSteps
 
-__all__ = ["VenueGateway", "unsupported_operations", "executed_amount", "AAVE_OPS", "CLOSED", "DEAD", "VENUE_IDX",
-           "TRANSFER_IDX", "WITHDRAW_IDX", "SPOT_RETURN_IDX", "STOP_IDX", "STOPS_PLAN", "STOP_VENUES"]
+__all__ = ["VenueGateway", "unsupported_operations", "executed_amount", "CLOSED", "DEAD", "VENUE_IDX",
+           "TRANSFER_IDX", "WITHDRAW_IDX", "SPOT_RETURN_IDX", "STOP_IDX", "STOPS_PLAN", "live_spot", "live_stops"]
 
-AAVE_OPS = ("supply", "withdraw", "borrow", "repay")
+def live_spot(strategy, venue: str) -> bool:
+    """True when ``venue``'s file declares a spot market adapter (``live.spot``)."""
+    v = strategy.venues.get(venue)
+    return v is not None and v.live is not None and v.live.spot is not None
+
+
+def live_stops(strategy, venue: str) -> bool:
+    """True when ``venue``'s file declares resting take-profit / stop-loss orders (``live.stops``)."""
+    v = strategy.venues.get(venue)
+    return v is not None and v.live is not None and v.live.stops is not None
 
 
 def unsupported_operations(strategy) -> list[str]:
     """What the strategy's plans can emit that :class:`VenueGateway` cannot execute (sorted).
 
     - ``<venue>.spot_trade`` for a ``spot`` target on a venue without a spot market adapter
-      (:data:`~trimtab.live.adapters.exchange.SPOT_VENUES`: Binance, Bybit);
-    - ``<venue>.swap <pair>`` for a DEX pair without an on-chain token or a known Uniswap v3
-      fee tier (``contracts.TOKENS`` / ``UNISWAP_FEE_TIERS``);
+      (no ``live.spot`` block in its venue file; shipped: Binance, Bybit have one);
+    - ``<venue>.swap <pair>`` for a DEX pair its chain adapter does not swap (no chain
+      ``live:`` block, no on-chain token in ``contracts.TOKENS``, or no pool fee tier in the
+      venue file's ``live.fee_tiers``);
     - ``<venue> perp take-profit/stop-loss orders`` for signal-driven perps on a venue whose
-      conditional orders are not implemented (all but Binance and Bybit).
+      conditional orders are not implemented (no ``live.stops`` block: all but Binance and Bybit).
 
     Bundle-internal operations (flash loans, the unwind's swap) run inside the bundle. LST
     ``unstake`` is never emitted by a plan (see the module doc) and is not listed.
     """
-    from ...config.models import SignalPerpTarget, SpotTarget
-    from ..adapters.contracts import CHAIN_SYMBOL, TOKENS
-    from ..adapters.exchange import SPOT_VENUES
-
     out = set()
+    chain = strategy_chain_venues(strategy.venues)
     for name, v in strategy.venues.items():
         if v.model == "dex" and "swap" in v.operations:
             for pair in (v.pairs or {}):
                 syms = [CHAIN_SYMBOL.get(a, a) for a in pair.split("/")]
-                if any(x not in TOKENS for x in syms) or frozenset(syms) not in UNISWAP_FEE_TIERS:
+                if name not in chain or len(syms) != 2 or not chain[name].can_swap(*syms):
                     out.add(f"{name}.swap {pair}")
     for t in strategy.config.targets:
-        venue = t.instrument.split(":")[0] if isinstance(t, (SpotTarget, SignalPerpTarget)) else None
-        if isinstance(t, SpotTarget) and venue not in SPOT_VENUES:
-            out.add(f"{venue}.spot_trade")
-        if isinstance(t, SignalPerpTarget) and venue not in STOP_VENUES:
-            out.add(f"{venue} perp take-profit/stop-loss orders")
+        out |= template_for(t).live_gaps(t, lambda v: live_spot(strategy, v), lambda v: live_stops(strategy, v))
     return sorted(out)
 
 
@@ -139,7 +144,7 @@ class VenueGateway(PerpSteps, SpotSteps, ChainSteps, TransferSteps):
                 return self._trade(plan_id, step, tick, ins, fills)
             if ins.operation == "spot_trade":
                 return self._spot_trade(plan_id, step, tick, ins, fills)
-            if ins.operation == "stake" or (ins.operation in AAVE_OPS and ins.venue == "aave_v3"):
+            if self._on_chain(ins):
                 return self._chain_op(plan_id, step, tick, ins, fills)
             if ins.operation == "swap":
                 return self._swap(plan_id, step, tick, ins, fills)
@@ -147,13 +152,21 @@ class VenueGateway(PerpSteps, SpotSteps, ChainSteps, TransferSteps):
                 return self._deposit(plan_id, step, tick, ins, fills)
             if ins.operation == "withdraw" and ins.venue in self.exchanges:
                 return self._withdraw(plan_id, step, tick, ins, fills)
-            if ins.operation in ("deposit", "withdraw") and ins.venue != "aave_v3":
+            if ins.operation in ("deposit", "withdraw"):  # a chain venue's withdraw was sent above
                 raise ExecutionError(f"{plan_id}/{step.id}: no exchange adapter for {ins.venue}; not sent")
         except AdapterError as e:
             raise ExecutionError(f"{plan_id}/{step.id}: {e}") from None
         raise ExecutionError(f"{plan_id}/{step.id}: live execution of {ins.venue}.{ins.operation} is not implemented; not sent")
 
     # ------------------------------------------------------------------ adapters
+    def _on_chain(self, ins) -> bool:
+        """True when a chain venue adapter builds ``ins`` (its venue file's ``live.operations``):
+        the chain adapter's venues, or without one the checkout's (the step then fails: no
+        chain adapter configured)."""
+        venues = self.chain.venues if self.chain is not None else chain_venues()
+        v = venues.get(ins.venue)
+        return v is not None and v.builds(ins.operation)
+
     def _exchange(self, venue: str) -> ExchangeAdapter:
         ex = self.exchanges.get(venue)
         if ex is None:

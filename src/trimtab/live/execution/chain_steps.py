@@ -9,9 +9,9 @@
   the receipt (bounded). A reverted receipt fails the step. Fills: the amounts the
   transaction was built with (the simulated fill's, clamped to the book), and gas from the
   receipts (gasUsed x effectiveGasPrice).
-- DEX ``swap`` outside a bundle (``uniswap_v3``, ``uniswap_v3_router``): Uniswap v3
-  SwapRouter02 ``exactInputSingle`` on the pool tier of ``contracts.UNISWAP_FEE_TIERS`` (the
-  catalog's 0.3% pools; LST/WETH 0.01%), ``amountOutMinimum`` = the simulated output x
+- DEX ``swap`` outside a bundle, built by the DEX venue's chain adapter (shipped: Uniswap v3
+  SwapRouter02 ``exactInputSingle`` on the pool tier of the venue file's ``live.fee_tiers``:
+  the catalog's 0.3% pools; LST/WETH 0.01%), ``amountOutMinimum`` = the simulated output x
   (1 - ``swap_slippage``); an ERC-20 approval first when the allowance is short; buying native
   ETH is one router ``multicall`` (swap to the router, ``unwrapWETH9`` to the account). Fill:
   the input as sent and the output from the receipt's ERC-20 ``Transfer`` events (WETH paid to
@@ -27,13 +27,12 @@ import json
 from dataclasses import replace
 
 from ...accounting.book import Fill, Leg
-from ...engine.executor import PartialExecution
 from ...planner.plan import Instruction, Step
-from ...venues.sim import WALLET_ETH, ExecutionError
+from ...errors import ExecutionError, PartialExecution
+from ...venues.sim import WALLET_ETH
 from ..adapters.base import AdapterError
 from ..adapters.chain import ChainAdapter, Receipt, TxRequest
-from ..adapters.contracts import SWAP_ROUTER02
-from ..secrets import redact
+from ...secrets import redact
 from .common import VENUE_IDX, executed_amount, fresh, utc_now
 
 
@@ -76,9 +75,9 @@ class ChainSteps:
         sell, buy = ins.asset, ins.params["buy"]
         amount_in, sim_out = -sim.legs[0].delta, sim.legs[1].delta
         min_out = sim_out * (1 - self.swap_slippage)
-        receipts = self._transactions(plan_id, step, tick, lambda: chain.build_swap(sell, buy, amount_in, min_out))
+        receipts = self._transactions(plan_id, step, tick, lambda: chain.build_swap(ins.venue, sell, buy, amount_in, min_out))
         _, token_out, dec = chain.chain_token(buy)
-        to = SWAP_ROUTER02 if buy == "ETH" else chain.account  # ETH: WETH is paid to the router, which unwraps
+        to = chain.swap_payee(ins.venue, buy)  # Uniswap, buying ETH: WETH is paid to the router, which unwraps
         got = receipts[-1].received(token_out, to) / 10 ** dec
         if got > 0:
             src = f"received {got:.8g} {buy} per the receipt's Transfer logs"

@@ -23,20 +23,17 @@ from __future__ import annotations
 import json
 
 from ...accounting.book import Fill, Leg
-from ...engine.executor import PartialExecution
 from ...planner.plan import Instruction, Step
-from ...venues.sim import ExecutionError
+from ...errors import ExecutionError, PartialExecution
 from ..adapters.base import AdapterError, OrderResult, client_order_id
 from ..adapters.exchange import ExchangeAdapter
-from ..secrets import redact
+from ...secrets import redact
 from .common import CLOSED, DEAD, fresh, utc_now
 
 #: Client-id indices of the resting stops of a trade step (client_order_id(plan, step, idx)).
 STOP_IDX = {"take_profit": 2000, "stop_loss": 2001}
 #: Outbox key of the resting stops per instrument: plan id STOPS_PLAN, step id = instrument.
 STOPS_PLAN = "resting-stops"
-#: Venues whose resting stops ExchangeAdapter.place_stop implements.
-STOP_VENUES = ("binance", "bybit")
 
 
 class PerpSteps:

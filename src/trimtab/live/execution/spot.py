@@ -18,9 +18,8 @@ Sources: ccxt unified API (docs.ccxt.com: createOrder, fetchOrder, order structu
 from __future__ import annotations
 
 from ...accounting.book import Fill, Leg
-from ...engine.executor import PartialExecution
 from ...planner.plan import Instruction, Step
-from ...venues.sim import ExecutionError
+from ...errors import ExecutionError, PartialExecution
 from ..adapters.base import client_order_id
 from .common import CLOSED, TRANSFER_IDX
 

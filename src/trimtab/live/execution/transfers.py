@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 
 from ...planner.plan import Instruction, Step
-from ...venues.sim import ExecutionError
+from ...errors import ExecutionError
 from ..adapters.base import AdapterError, client_order_id
-from ..secrets import redact
+from ...secrets import redact
 from .common import TRANSFER_IDX, VENUE_IDX, WITHDRAW_IDX, executed_amount, fresh, utc_now
 
 
@@ -57,7 +57,7 @@ class TransferSteps:
         amount = executed_amount(ins, [f for f, _ in fills if f.category != "gas"])
         tid = client_order_id(plan_id, step.id, TRANSFER_IDX)
         self._venue_call(plan_id, step, TRANSFER_IDX, ins.venue, f"{ins.venue} {amount:.6f} {ins.asset} trading -> funding ({tid})",
-                         lambda: ex.internal_transfer(amount, False, tid, ins.asset), resend_safe=ins.venue == "bybit")
+                         lambda: ex.internal_transfer(amount, False, tid, ins.asset), resend_safe=ex.transfer_resend_safe)
         wid = client_order_id(plan_id, step.id, WITHDRAW_IDX)
         again = []
 
@@ -128,7 +128,7 @@ class TransferSteps:
                 tid = client_order_id(tr.plan_id, tr.step_id, TRANSFER_IDX)
                 step = Step(tr.step_id, "", ())
                 self._venue_call(tr.plan_id, step, TRANSFER_IDX, tr.venue, f"{tr.venue} {amount:.6f} USDT funding -> trading ({tid})",
-                                 lambda: ex.internal_transfer(amount, True, tid), resend_safe=tr.venue == "bybit")
+                                 lambda: ex.internal_transfer(amount, True, tid), resend_safe=ex.transfer_resend_safe)
             return True, ""
         wid = client_order_id(tr.plan_id, tr.step_id, WITHDRAW_IDX)
         rec = ex.find_withdrawal(wid, "USDT", self.chain.account if self.chain else None, None)

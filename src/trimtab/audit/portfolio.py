@@ -1,6 +1,6 @@
 """``trimtab audit`` of a portfolio-of-strategies config.
 
-Findings, in the same form as a strategy's (:class:`trimtab.audit.findings.Finding`):
+Findings, in the same form as a strategy's (:class:`trimtab.diagnostics.Diagnostic`):
 
 * ``config`` errors: the portfolio config, its machine, rules or a sleeve's config does not load
   (every issue of :func:`trimtab.portfolio.config.load_portfolio`);
@@ -15,23 +15,23 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+from ..data.feed import load_market_data
+from ..diagnostics import Diagnostic
 from ..errors import TrimtabError
+from ..portfolio.config import load_portfolio
+from ..portfolio.window import portfolio_window
+from .findings import Context
+from .report import AuditReport, load_error_report, sort_findings
+from .rules import check_rules
+from .strategy import audit_strategy
+from .structure import check_structure
 
 
-def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_data: bool = True):
-    """Audit the portfolio config at ``path``; returns an :class:`trimtab.audit.AuditReport`."""
-    from ..audit import AuditReport, Finding, _sorted, audit_strategy
-    from ..audit.findings import Context
-    from ..audit.rules import check_rules
-    from ..audit.structure import check_structure
-    from .config import load_portfolio
-    from .runner import portfolio_window
-
+def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_data: bool = True) -> AuditReport:
+    """Audit the portfolio config at ``path``; returns an :class:`~trimtab.audit.report.AuditReport`."""
     try:
         p = load_portfolio(path)
     except TrimtabError as e:
-        from ..audit import load_error_report
-
         return load_error_report(path, e)
     findings = []
     shim = SimpleNamespace(config=SimpleNamespace(parameters=p.config.parameters, targets=[]), machine=p.machine,
@@ -45,8 +45,6 @@ def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_dat
     window = None
     if check_data:
         if data is None:
-            from ..data.feed import load_market_data
-
             data = load_market_data()
         for spec, s in p.sleeves:
             findings += audit_strategy(s, data=data, start=start, end=end, check_data=True).findings
@@ -56,8 +54,8 @@ def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_dat
         except TrimtabError as e:
             doc = p.docs["config"]
             line, col = doc.locate(("sleeves",))
-            findings.append(Finding(doc.file, line, col, "data-missing", "sleeves", " ".join(str(e).split()), "error"))
+            findings.append(Diagnostic(doc.file, line, col, ("sleeves",), " ".join(str(e).split()), "data-missing"))
     else:
         for spec, s in p.sleeves:
             findings += audit_strategy(s, check_data=False).findings
-    return AuditReport(p.config_file, _sorted(findings), window)
+    return AuditReport(p.config_file, sort_findings(findings), window)

@@ -148,15 +148,15 @@ def env_secret(name: str, required: bool = True) -> Secret | None:
     return Secret(value)
 
 
-def exchange_credentials(venue: str, need_passphrase: bool | None = None) -> ExchangeCredentials:
-    """``TRIMTAB_<VENUE>_KEY``/``_SECRET`` (and ``_PASSPHRASE`` for OKX, or when asked)."""
+def exchange_credentials(venue: str, need_passphrase: bool = False) -> ExchangeCredentials:
+    """``TRIMTAB_<VENUE>_KEY``/``_SECRET``, and ``_PASSPHRASE`` (required when
+    ``need_passphrase``: the venue file's ``live.passphrase``, e.g. OKX; read if set otherwise)."""
     v = venue.upper()
-    need_pass = (venue.lower() == "okx") if need_passphrase is None else need_passphrase
     return ExchangeCredentials(
         venue=venue,
         api_key=env_secret(f"{PREFIX}{v}_KEY"),
         secret=env_secret(f"{PREFIX}{v}_SECRET"),
-        password=env_secret(f"{PREFIX}{v}_PASSPHRASE", required=need_pass),
+        password=env_secret(f"{PREFIX}{v}_PASSPHRASE", required=need_passphrase),
     )
 
 

@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from ..data.feed import DataError, MarketData
+from .feed import DataError, MarketData
+from .quality import REASONS
 
 
 def series_of(field: str) -> str:
@@ -159,8 +160,6 @@ class MarketView:
     def quarantine_summary(self, upto: int) -> dict[str, dict]:
         """Per quarantined series, over ticks ``[0, upto)``: ``ticks`` (count), ``first`` and
         ``last`` (ISO times) and ``reasons`` (reason -> ticks), for the run summary."""
-        from ..data.quality import REASONS
-
         out: dict[str, dict] = {}
         for s in sorted(self.quar):
             ticks = [k for k, c in enumerate(self.quar[s][:upto]) if c]

@@ -1,4 +1,5 @@
-"""YAML loading with positions and pydantic validation errors mapped to file:line:col."""
+"""YAML loading with positions (trimtab.config.yamldoc) and pydantic validation errors mapped to
+file:line:col diagnostics (trimtab.config.pydantic_errors)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,11 @@ except ImportError:  # pragma: no cover
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from trimtab.config.yamlio import (
-    YamlDoc,
-    format_path,
-    load_yaml,
-    load_yaml_text,
-    pydantic_issues,
-    suggest,
-    validate,
-)
-from trimtab.errors import ConfigError, ConfigIssue, TrimtabError
+from trimtab.config.pydantic_errors import pydantic_issues, validate
+from trimtab.config.wording import suggest
+from trimtab.config.yamldoc import YamlDoc, load_yaml, load_yaml_text
+from trimtab.diagnostics import Diagnostic, Severity, format_path, full_message, to_json
+from trimtab.errors import ConfigError, TrimtabError
 
 
 def write(tmp_path: Path, text: str, name: str = "strategy.yaml") -> Path:
@@ -206,7 +202,8 @@ def test_unclosed_flow_collection_names_where_it_started(tmp_path):
 def test_tab_indentation_gets_a_hint(tmp_path):
     (issue,) = load_error(write(tmp_path, "a:\n\tb: 1\n")).issues
     assert (issue.line, issue.col) == (2, 1)
-    assert "spaces, not tabs" in issue.message
+    assert issue.message == "YAML syntax error: found character '\\t' that cannot start any token"
+    assert issue.hint == "YAML indentation must use spaces, not tabs"
 
 
 def test_duplicate_keys_all_reported_with_both_lines(tmp_path):
@@ -243,7 +240,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 def test_custom_tags_are_rejected(tmp_path):
     (issue,) = load_error(write(tmp_path, "a: 1\nb: !Ref x\n")).issues
-    assert (issue.line, issue.col, issue.path) == (2, 4, "b")
+    assert (issue.line, issue.col, issue.path) == (2, 4, ("b",))
     assert "unsupported YAML tag '!Ref'" in issue.message
 
 
@@ -266,13 +263,18 @@ def test_suggest():
 
 
 def test_error_types_and_formatting():
-    a = ConfigIssue("f.yaml", 3, 1, "b", "second")
-    b = ConfigIssue("f.yaml", 1, 5, "a", "first")
-    assert str(a) == "f.yaml:3:1: b: second"
-    assert a.severity == "error"
+    a = Diagnostic("f.yaml", 3, 1, ("b", 0), "second", hint="do this")
+    b = Diagnostic("f.yaml", 1, 5, ("a",), "first")
+    assert str(a) == "f.yaml:3:1: b[0]: second; do this"
+    assert a.severity is Severity.ERROR and a.code == "config"
+    assert Diagnostic("f.yaml", 1, 1, (), "m", severity="warning").severity is Severity.WARNING
+    # sorting compares formatted paths, so int and str keys at one position never clash
+    assert sorted([Diagnostic("f", 1, 1, ("x", 1), "m"), Diagnostic("f", 1, 1, ("x", "a"), "m")])[0].path == ("x", "a")
     err = ConfigError([a, b])
     assert err.issues == [b, a]
-    assert str(err) == "f.yaml:1:5: a: first\nf.yaml:3:1: b: second"
+    assert str(err) == "f.yaml:1:5: a: first\nf.yaml:3:1: b[0]: second; do this"
+    assert to_json(a) == {"file": "f.yaml", "line": 3, "col": 1, "code": "config", "path": "b[0]", "message": "second",
+                          "severity": "error", "hint": "do this", "loc": ["b", 0]}
     assert isinstance(err, TrimtabError)
     with pytest.raises(Exception):
         a.line = 2  # frozen
@@ -308,7 +310,7 @@ def test_four_mistakes_give_exactly_four_located_issues(tmp_path):
         f"{p}:7:16: rules[0].threshold: expected a number, got 'abc'",
         f"{p}:11:5: actions[1]: missing required field 'venue' (a string)",
     ]
-    assert all(isinstance(i, ConfigIssue) and i.severity == "error" for i in issues)
+    assert all(isinstance(i, Diagnostic) and i.severity is Severity.ERROR for i in issues)
 
 
 def test_valid_file_returns_the_model(tmp_path):
@@ -383,31 +385,26 @@ def test_validate_a_subtree_with_base_and_data(tmp_path):
     text = "version: 1\nstrategy:\n  rules:\n    - name: r\n      trgger: x\n"
     doc = load_yaml(write(tmp_path, text))
     _, issues = validate(Rule, doc, base=("strategy", "rules", 0))
-    assert [(i.line, i.col, i.path) for i in issues] == [(5, 7, "strategy.rules[0].trgger")]
-    assert issues[0].message.startswith("unknown field 'trgger'; did you mean 'trigger'?")
+    assert [(i.line, i.col, i.path) for i in issues] == [(5, 7, ("strategy", "rules", 0, "trgger"))]
+    assert issues[0].message == "unknown field 'trgger'"
+    assert issues[0].hint.startswith("did you mean 'trigger'?")
     # explicit data (e.g. after preprocessing) located at base
     _, issues = validate(Rule, doc, base=("strategy", "rules", 0), data={"name": "r", "severity": "bad"})
-    assert [(i.line, i.col, i.path) for i in issues] == [(4, 7, "strategy.rules[0].severity")]
+    assert [(i.line, i.col, i.path) for i in issues] == [(4, 7, ("strategy", "rules", 0, "severity"))]
     # non-model types work too
     _, issues = validate(list[Rule], doc, base=("strategy", "rules"))
-    assert [i.path for i in issues] == ["strategy.rules[0].trgger"]
+    assert [format_path(i.path) for i in issues] == ["strategy.rules[0].trgger"]
 
 
-def test_pydantic_issues_without_model_argument(tmp_path):
+def test_pydantic_issues_of_a_validation_error(tmp_path):
     doc = load_yaml(write(tmp_path, "name: r\ntrgger: x\n"))
     with pytest.raises(ValidationError) as info:
         Rule.model_validate(doc.data)
-    # the model is found by the error's title, even when another model shares the name
-    clash = type("Rule", (Strict,), {"__annotations__": {"other": int}, "other": 0})
-    assert clash.__name__ == Rule.__name__
-
-    (issue,) = pydantic_issues(info.value, doc)
-    assert (issue.line, issue.col) == (2, 1)
-    assert issue.message == (
+    (issue,) = pydantic_issues(info.value, doc, model=Rule)
+    assert (issue.line, issue.col, issue.path) == (2, 1, ("trgger",))
+    assert full_message(issue) == (
         "unknown field 'trgger'; did you mean 'trigger'? allowed: name, trigger, threshold, severity"
     )
-    # with the model given explicitly
-    assert pydantic_issues(info.value, doc, model=Rule) == [issue]
 
 
 def test_yamldoc_issue_helper(tmp_path):

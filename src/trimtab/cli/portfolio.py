@@ -1,4 +1,4 @@
-"""``trimtab run`` for the two configs of issue 6, and their readable summaries.
+"""``trimtab run`` for the two configs of issue 6 (portfolio of strategies, drift basket), and their readable summaries.
 
 :func:`dispatch_run` is called first thing by ``trimtab run``: a portfolio config (``sleeves:``)
 runs through :func:`trimtab.portfolio.runner.run_portfolio`, a ``token_weights`` basket
@@ -10,25 +10,26 @@ errors on stderr, exit 1 for a runtime or data error, 2 for a config error.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli.render import amount, num, pct, print_summary, ratio
 from ..errors import ConfigError, TrimtabError
+from .common import parse_time
+from .preflight import amend_summary, audit_gate, check_flows_window
+from .progress import tick_progress
+from .render import amount, num, pct, print_summary, ratio
 
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 
 
 def _exit(code: int, message: str | None = None):
-    import typer
-
     if message:
         sys.stderr.write(f"error: {' '.join(str(message).split())}\n")
     return typer.Exit(code)
@@ -45,29 +46,24 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
     Returns False (nothing done) for any other config. Raises ``typer.Exit`` on errors and
     ``typer.BadParameter`` for a flag the config kind cannot take.
     """
-    from .config import is_basket_file, is_portfolio_file
+    from ..portfolio.config import is_basket_file, is_portfolio_file
 
     portfolio = is_portfolio_file(config)
     if not portfolio and (live or not is_basket_file(config)):
         return False
-    import typer
-
-    from ..cli.main import _parse_time
-    from ..cli.preflight import amend_summary, audit_gate, check_flows_window
-    from ..cli.progress import tick_progress
     from ..data.feed import load_market_data
     from ..engine.flows import FlowError, parse_flow
     from ..engine.journal import jsonable
 
-    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
     err = Console(stderr=True, highlight=False)
     show = err.is_terminal
     started = time.perf_counter()
     name = config.stem
     try:
         if portfolio:
-            from .config import load_portfolio
-            from .runner import run_portfolio
+            from ..portfolio.config import load_portfolio
+            from ..portfolio.runner import run_portfolio
 
             if live:
                 raise typer.BadParameter(f"{name} is a portfolio of strategies, which runs as a backtest (its sleeves' live runs "
@@ -87,7 +83,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
             summary = result.summary
         else:
             from ..config.load import load_strategy
-            from .drift import run_drift
+            from ..portfolio.drift import run_drift
 
             if resume:
                 raise typer.BadParameter(f"continues a live run or a portfolio run; {name} is a basket backtest (add --live "
@@ -98,7 +94,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
                 raise _exit(EXIT_CONFIG, str(e)) from None
             strategy = load_strategy(config)
             data = load_market_data()
-            from .window import strategy_window
+            from ..portfolio.window import strategy_window
 
             check_flows_window(flows, *strategy_window(strategy, data, t0, t1))  # a window outside the data: one line
             audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, allow=allow_audit_errors)
@@ -243,8 +239,3 @@ def print_portfolio(s: dict, console: Console) -> None:
     console.print(rt, soft_wrap=True)
     console.print(Text(f"run directory {s['run_dir']}  (portfolio.sqlite: decisions, reallocations, series, sleeve_series, checkpoints; "
                        f"sleeves/<id>/journal.sqlite per sleeve)", style="dim"), soft_wrap=True)
-
-
-def _finite(x) -> bool:
-    v = num(x)
-    return not (math.isnan(v) or math.isinf(v))

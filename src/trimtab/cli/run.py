@@ -1,0 +1,156 @@
+"""``trimtab run CONFIG``: a backtest on the bundled data, or a live run (``--live``).
+
+A portfolio or a drift-basket config is handed to :func:`trimtab.cli.portfolio.dispatch_run`;
+every other config runs through :func:`trimtab.engine.backtest.run_backtest` or
+:func:`trimtab.live.runner.run_live`. Output and exit codes as in :mod:`trimtab.cli.main`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from ..errors import ConfigError, TrimtabError
+from .common import EXIT_CONFIG, fail, json_default, parse_time, print_issues, stderr_console
+
+# Command modules import the engine inside the command, so `trimtab --help` and a usage error
+# stay fast (no pandas/numpy load); no import here hides a cycle (tests/unit/test_layering.py).
+
+
+def run(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config, e.g. configs/<strategy>.yaml"),
+    start: Optional[str] = typer.Option(None, "--start", help="Window start (UTC date or time; default: start of the data)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Window end (UTC date or time; default: end of the data)."),
+    capital: Optional[float] = typer.Option(None, "--capital", help="Initial capital in the share class (default: the config's)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory the run folder is written under."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object (the summary) on stdout."),
+    flow: list[str] = typer.Option([], "--flow", help="Capital flow TIME:AMOUNT, repeatable: +deposit, -withdrawal, or 'all' (e.g. 2024-09-01:+50000, 2025-01-01:all)."),
+    live: bool = typer.Option(False, "--live", help="Run live: step the same engine as the feed delivers ticks, paper trading, checkpointing every tick."),
+    replay: bool = typer.Option(False, "--replay", help="With --live: the feed replays the bundled history at --speed (no network needed)."),
+    speed: Optional[float] = typer.Option(None, "--speed", help="With --live --replay: market hours per wall hour (default 3600 = one market hour per second)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Name of the run directory under --out (default: generated)."),
+    resume: bool = typer.Option(False, "--resume", help="With --live and --run-id: continue a stopped or killed run from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="With --run-id: replace that run if it is a finished backtest no process owns (an existing run is otherwise never replaced)."),
+    execute: bool = typer.Option(False, "--execute", help="With --live: send the plans to the real venues (credentials from TRIMTAB_* environment variables; see README). Default: paper trading."),
+    allow_audit_errors: bool = typer.Option(False, "--allow-audit-errors", help="Run even if `trimtab audit` finds errors in CONFIG (research only); the findings go into the summary."),
+) -> None:
+    """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live).
+
+    Every flag is checked before anything is loaded, then CONFIG is audited (as `trimtab audit`):
+    an error finding refuses the run unless --allow-audit-errors.
+    """
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    if t0 is not None and t1 is not None and t0 >= t1:
+        raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
+    from .preflight import amend_summary, audit_gate, check_flows_window, check_run_flags
+
+    flows = check_run_flags(capital=capital, speed=speed, live=live, replay=replay, resume=resume, execute=execute, run_id=run_id,
+                            flow=flow, out=out)
+    # --- issue 6: portfolio-of-strategies and token_weights basket configs (cli/portfolio.py) ---
+    from .portfolio import dispatch_run
+
+    check_run_id_flags(run_id, resume, overwrite, live)
+    if dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live, run_id=run_id,
+                    resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors):
+        return
+    if resume and not live:
+        raise typer.BadParameter("continues a live run; add --live (and --replay for a replayed one)", param_hint="'--resume'")
+    # --- end of issue 6 dispatch ---
+
+    from ..config.load import load_strategy
+    from ..data.feed import load_market_data
+    from ..engine.backtest import run_backtest
+    from ..engine.journal import jsonable
+    from .progress import tick_progress
+
+    err = stderr_console()
+    try:
+        strategy = load_strategy(config)
+    except ConfigError as e:
+        print_issues(e, sys.stderr)
+        n = len(e.issues)
+        sys.stderr.write(f"{config}: {n} configuration issue{'s' if n != 1 else ''}; nothing was run\n")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+    # Progress goes to stderr, and only to a terminal (a bar cannot animate in a log file);
+    # without one, the readable mode says how long the run took instead.
+    show = err.is_terminal
+    started = time.perf_counter()
+    try:
+        if show:
+            with err.status("loading market data", spinner="dots"):
+                data = load_market_data()
+        else:
+            data = load_market_data()
+        on_bundle = not live or replay  # a run on the live feed is not checked against the bundle's coverage
+        if on_bundle:
+            from ..engine.window import resolve_window
+
+            window = resolve_window(strategy, data, t0, t1)  # a window outside the data: one DataError line
+            check_flows_window(flows, *window)
+        # The audit reuses the loaded data.
+        audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, check_data=on_bundle,
+                                  allow=allow_audit_errors)
+        with tick_progress(err, enabled=show) as progress:
+            if live:
+                from ..live.runner import run_live
+
+                if replay:
+                    result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed or 3600.0, resume=resume,
+                                      data=data, progress=progress)
+                else:
+                    # The live market-data feed (feeds/live.yaml): wall clock, one tick per closed hour.
+                    def notice(msg: str) -> None:
+                        err.print(f"[yellow]{msg}[/]", markup=True, highlight=False, soft_wrap=True) if show else \
+                            sys.stderr.write(msg + "\n")
+
+                    result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, resume=resume, progress=progress,
+                                      feed="live", notice=notice, static=data.static, execute=execute)
+            else:
+                result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
+                                      run_id=run_id, overwrite=overwrite)
+    except ConfigError as e:
+        print_issues(e, sys.stderr)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except TrimtabError as e:
+        msg = str(e) if strategy.name in str(e) else f"{strategy.name}: {e}"
+        raise fail(msg) from None
+    except OSError as e:  # the run directory cannot be written, the disk is full, ...
+        raise fail(f"{strategy.name}: cannot write the run: {e}") from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+
+    amend_summary(result.summary, getattr(result, "run_dir", None), audit_errors)
+    if as_json:
+        sys.stdout.write(json.dumps(jsonable(result.summary), default=json_default) + "\n")
+        sys.stdout.flush()
+        return
+    from .render import print_summary
+
+    if not show:
+        ticks = len(result.equity) if result.equity is not None else 0
+        sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
+
+    print_summary(result.summary, Console(highlight=False))
+
+
+def check_run_id_flags(run_id: Optional[str], resume: bool, overwrite: bool, live: bool) -> None:
+    """--run-id is one directory name under --out (trimtab.runs); --overwrite only replaces a
+    finished backtest, named by --run-id. Raises typer.BadParameter naming the flag."""
+    from ..runs import run_id_problem
+
+    if run_id is not None:
+        why = run_id_problem(run_id)
+        if why is not None:
+            raise typer.BadParameter(why, param_hint="'--run-id'")
+    if overwrite:
+        if run_id is None:
+            raise typer.BadParameter("names the run to replace: add --run-id", param_hint="'--overwrite'")
+        if resume or live:
+            raise typer.BadParameter("replaces a finished backtest; a live run is continued with --resume, never replaced",
+                                     param_hint="'--overwrite'")

@@ -1,0 +1,19 @@
+"""Uniswap v3's live facts: the ``live:`` block of ``venues/uniswap_v3.yaml``.
+
+The facts are YAML, not Python, so the router address or a pool fee tier changes without a
+code change; this module only names the venue and reads them
+(:func:`trimtab.live.adapters.registry.chain_facts`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from trimtab.config.models import LiveChainSpec
+from trimtab.live.adapters.registry import chain_facts
+
+VENUE = "uniswap_v3"
+
+
+def facts(root: str | Path | None = None) -> LiveChainSpec:
+    """``<root>/venues/uniswap_v3.yaml`` ``live:`` (default root: the checkout); AdapterError if absent."""
+    return chain_facts(VENUE, root)

@@ -1,0 +1,77 @@
+"""``stake``: hold ``allocation`` of equity as LST units in the wallet (unleveraged); delta =
+units x the LST/ETH rate. Bought by staking ETH; sold back to ETH on ``swap_venue`` (the
+unstake queue is slower)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from .base import BaseTemplate, Expr, TargetModel
+
+
+class StakeTarget(TargetModel):
+    """Hold ``allocation`` of equity staked as an LST in the wallet (unleveraged). Bought by
+    staking ETH; sold back to ETH on ``swap_venue`` (the unstake queue is slower)."""
+
+    template: Literal["stake"]
+    allocation: Expr
+    lst: str = "weETH"
+    lst_venue: str | None = None
+    swap_venue: str
+
+
+class Stake(BaseTemplate):
+    name = "stake"
+    model = StakeTarget
+    operations = [("lst_venue", ("stake",)), ("swap_venue", ("swap",))]
+
+    def check(self, t, base, ctx):
+        t = t.model_copy(update={"lst_venue": ctx.lst_venue_of(base + ("lst",), t.lst, t.lst_venue)})
+        ctx.check_expr(base + ("allocation",), t.allocation)
+        if t.lst_venue:
+            ctx.check_venue(base + ("lst_venue",), t.lst_venue, ("lst",))
+        ctx.check_venue(base + ("swap_venue",), t.swap_venue, ("dex",))
+        return t
+
+    def required_series(self, t, strategy, series_of):
+        wallet_assets = strategy.venues["wallet"].assets or {}
+        if wallet_assets[t.lst].eth_rate_field:
+            return {series_of(wallet_assets[t.lst].eth_rate_field)}, set()
+        return set(), set()
+
+    def targets(self, t, ctx) -> None:
+        e = 0.0 if ctx.unwind else ctx.value(t.allocation) * ctx.usd / ctx.eth
+        ctx.out.positions[f"wallet:BaseToken:{t.lst}"] = e / ctx.px.eth_rate(t.lst)
+        ctx.out.deltas[t.id] = e
+
+    def moves(self, t, ctx) -> None:
+        px, eth, sc = ctx.px, ctx.eth, ctx.sc
+        key = f"wallet:BaseToken:{t.lst}"
+        rate = px.eth_rate(t.lst)
+        d = ctx.tg.positions[key] - ctx.book.qty(key)
+        if abs(d) * rate * eth < ctx.min_trade_usd:
+            return
+        if d < 0:
+            cost = ctx.swap_cost(t.swap_venue, t.lst, "ETH", -d)
+            g = ctx.gas_of(t.swap_venue, "swap")
+            c = -d * rate * cost / 1e4 * eth / sc
+            st = ctx.step(ctx.next_id(), f"sell {-d:.4f} {t.lst} for ETH on {t.swap_venue}",
+                          (ctx.instruction(t.swap_venue, "swap", key, -d, t.lst, {"buy": "ETH"}, "oracle rate", c),),
+                          expected_cost=c + g * eth / sc)
+            ctx.release.append(st)
+            ctx.wallet_release["ETH"].append(st.id)
+            ctx.wallet_in["ETH"] += -d * rate * (1 - cost / 1e4)
+            ctx.gas_eth += g
+        else:
+            g = ctx.gas_of(t.lst_venue, "stake")
+            ctx.deploy.append(("buy", ctx.step(ctx.next_id(), f"stake {d * rate:.4f} ETH into {t.lst} on {t.lst_venue}",
+                                               (ctx.instruction(t.lst_venue, "stake", "wallet:BaseToken:ETH", d * rate, "ETH",
+                                                                {"mint": t.lst}, ctx.strategy.venues[t.lst_venue].lst.rate_field),),
+                                               expected_cost=g * eth / sc)))
+            ctx.wallet_out["ETH"] += d * rate
+            ctx.gas_eth += g
+
+    def emergency_source(self, t) -> str | None:
+        return "lst"
+
+
+TEMPLATE = Stake()
