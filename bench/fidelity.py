@@ -11,7 +11,8 @@ With configs, each is backtested over its default window into a temporary folder
 * the worst health factor and the worst margin ratio (fractions; min over ticks);
 * the largest unhedged notional (USD): ``|net_delta|`` (the strategy asset, units) times the
   asset's USD price from the wallet venue's ``usd_field`` (``venues/wallet.yaml``), over ticks
-  with a plan in flight, and the hours that gap stayed above 5% of the on-chain leg.
+  with a plan in flight, and the hours that gap stayed above 5% of the on-chain leg; and the
+  run's own per-plan record (summary ``hedge_gap``, journal table ``plan_hedge``).
 
 Everything comes from the run's journal (``journal.sqlite``) and summary; nothing is recomputed.
 """
@@ -61,7 +62,7 @@ def figures(run_dir: Path, data) -> dict:
         sl = data.slice(rows[0][1], rows[-1][1]) if rows else None
         if sl is not None:
             prices = sl.field(price_field)
-            times = {t: i for i, t in enumerate(f"{x:%Y-%m-%dT%H:%MZ}" for x in sl.times)}
+            times = {t: i for i, t in enumerate(f"{x:%Y-%m-%dT%H:%MZ}" for x in sl.index)}
     gap_usd, gap_hours, gap_at = 0.0, 0, None
     for tick, time, hf, mr, net, drift, data_json in rows:
         hf = float(hf) if hf is not None else math.inf
@@ -77,7 +78,8 @@ def figures(run_dir: Path, data) -> dict:
     return {"run_dir": str(run_dir), "apy": summary["apy"], "final_equity": summary["final_equity"],
             "attribution": summary["attribution"], "fees_by_route": dict(sorted(fees.items(), key=lambda kv: kv[1])),
             "worst_health_factor": worst_hf, "worst_margin_ratio": worst_mr,
-            "largest_unhedged_usd": gap_usd, "largest_unhedged_at": gap_at, "hours_unhedged_over_5pct_in_plans": gap_hours}
+            "largest_unhedged_usd": gap_usd, "largest_unhedged_at": gap_at, "hours_unhedged_over_5pct_in_plans": gap_hours,
+            "hedge_gap": summary.get("hedge_gap")}
 
 
 def main() -> None:
@@ -105,8 +107,12 @@ def main() -> None:
         print(f"  worst health factor {f['worst_health_factor']:.4f}  worst margin ratio {f['worst_margin_ratio']:.4f}")
         print(f"  largest unhedged notional in a plan {f['largest_unhedged_usd']:,.0f} USD at {f['largest_unhedged_at']}"
               f"; hours with |delta drift| > 5% in a plan: {f['hours_unhedged_over_5pct_in_plans']}")
+        g = f.get("hedge_gap")
+        if g:  # the run's own per-plan record (journal plan_hedge, summary hedge_gap)
+            print(f"  journal per plan: largest unhedged {g['max_unhedged_usd']:,.0f} USD at {g['time']} (plan {g['plan_id']}); "
+                  f"hours with |delta drift| > {g['drift_threshold']:.0%}: {g['unhedged_hours']} in all, at most {g['max_unhedged_hours']} in one plan")
         print("  fees and gas by route:")
-        for k, v in f["fees_by_route"].items():
+        for k, v in ((k, v) for k, v in f["fees_by_route"].items() if abs(v) >= 0.005):
             print(f"    {v:>12,.2f}  {k}")
         print("  attribution:", ", ".join(f"{k} {v:,.2f}" for k, v in f["attribution"].items()))
 

@@ -2,6 +2,7 @@
 integration tests (running it costs seconds; every test reads its journal)."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -105,3 +106,19 @@ class Stages:
 @pytest.fixture
 def stages(flagship, market):
     return lambda start, end, strategy=None: Stages(strategy or flagship, market, start, end)
+
+
+def copy_project(tmp_path: Path) -> Path:
+    """A copy of the project's YAML folders (configs, machines, rules, venues) under ``tmp_path``,
+    for tests that change one venue fact and see the code follow it."""
+    for d in ("configs", "machines", "rules", "venues"):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    return tmp_path
+
+
+def edit_venue(root: Path, venue: str, old: str, new: str) -> None:
+    """Replace ``old`` (which must occur exactly once) by ``new`` in ``root/venues/<venue>.yaml``."""
+    f = root / "venues" / f"{venue}.yaml"
+    text = f.read_text()
+    assert text.count(old) == 1, f"{old!r} not once in {f}"
+    f.write_text(text.replace(old, new))

@@ -192,13 +192,24 @@ REGISTRY: tuple[Metric | Family, ...] = (
     Metric("plan_in_flight", "1 while a plan has steps still to run, else 0", "flag", _flag(), "plan", Stage.PLAN, explain=True),
     Metric("stale_venues", "Number of configured venues whose market data is stale at this tick", "count",
            _count(), "data", Stage.RISK),
-    Metric("venue_imbalance", "CEX accounts' share of equity minus their target share (perp_hedge allocation); + means excess CEX margin",
+    Metric("venue_imbalance", "CEX accounts' share of equity minus their target share (perp_hedge allocation); + means excess CEX margin. "
+           "With several perp_hedge targets: the signed venue_imbalance.<hedge_target> of largest magnitude",
            "fraction", Domain(-INF, INF, reason="a share of equity minus a target share; unbounded while equity is small"),
            "other", Stage.EXPOSURE),
+    Family("venue_imbalance.", "hedge_target", "One perp_hedge target's CEX accounts' share of equity minus its allocation; "
+           "0 while its legs hold no position", "fraction",
+           Domain(-INF, INF, reason="a share of equity minus a target share; unbounded while equity is small"), "other", Stage.EXPOSURE),
     # ------------------------------------------------------------ strategy: signals, dust, flows
-    Metric("signal_side", "Side (-1/0/1) the signal in force asks for, confidence over threshold; the current side while the venue cannot trade",
+    Metric("signal_side", "Side (-1/0/1) the signal in force asks for, confidence over threshold; the current side while the venue cannot trade. "
+           "With several signal_perp targets: that of the first target (config order) whose wanted side differs from its held side, "
+           "else the first target's, so signal_side != position_side exactly when some target wants a trade",
            "side", _side(), "signal", Stage.SIGNALS),
-    Metric("position_side", "Side (-1/0/1) of the signal-driven perp position", "side", _side(), "signal", Stage.SIGNALS),
+    Metric("position_side", "Side (-1/0/1) of the signal-driven perp position; with several signal_perp targets, of the same target "
+           "as signal_side", "side", _side(), "signal", Stage.SIGNALS),
+    Family("signal_side.", "signal_target", "Side (-1/0/1) one signal_perp target's signal asks for (its held side while its venue "
+           "cannot trade)", "side", _side(), "signal", Stage.SIGNALS),
+    Family("position_side.", "signal_target", "Side (-1/0/1) of one signal_perp target's perp position", "side", _side(), "signal",
+           Stage.SIGNALS),
     Metric("dust_fraction", "Value of reward tokens (EIGEN, ETHFI) in the wallet / equity", "fraction",
            _nonneg("reward-token value / equity >= 0"), "dust", Stage.POSITION),
     Metric("pending_deposit", "Deposited capital not yet deployed, share class", "share class",

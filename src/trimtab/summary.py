@@ -78,6 +78,14 @@ class StrategySummary(SummaryBase):
     funding_missing: dict[str, Any] = Field(description="Missing funding settlements (counts).")
     data_gaps: list[dict[str, Any]] = Field(description="Gaps, duplicates and missing required series in the data window.")
     quarantined: Any = Field(description="Series quarantined by the data checks, with tick counts.")
+    hedge_gap: dict[str, Any] = Field(description="Delta left unhedged while plans ran (journal table plan_hedge, "
+                                                  "trimtab.engine.legrisk.PlanGap): ``max_unhedged_usd`` (USD, |net_delta| x asset "
+                                                  "price, max over plans) with its ``plan_id`` and ``time``, ``max_unhedged_hours`` "
+                                                  "(the most hours one plan left |delta_drift| above ``drift_threshold``), "
+                                                  "``unhedged_hours`` (their sum), ``plans`` (plans submitted).")
+    costs: dict[str, Any] = Field(description="Trading costs by route (trimtab.venues.costs.costs_block): ``multiplier`` (on "
+                                              "spread + slippage), ``routes`` {route: {fee, slippage, price (pool vs valuation price), "
+                                              "gas (share class, positive = paid), fills (count)}}, ``total`` {fee, slippage, price, gas}.")
 
 
 class DriftBasketSummary(StrategySummary):

@@ -17,7 +17,7 @@ holdings. bt's semantics, read from bt 1.4.1 (bt/algos.py, bt/core.py) and mirro
   legs through USDT net out to the same per-token changes at zero cost).
 
 With costs on (the shipped ``configs/portfolio_drift.yaml``), trimtab's run differs from this
-by design: every swap pays the 0.3% pool fee plus the execution-cost table's spread and
+by design: every swap pays its pool's fee tier (0.05% WETH/USDT, 0.3% WBTC/USDT) plus the execution-cost table's spread and
 slippage for its size, an ETH <-> BTC trade is two swaps (two fees, two gas charges), gas is
 paid in ETH out of the basket, ETH fills at the Uniswap pool price while equity is valued at
 the Bybit close, trades outside [trade_min_usd, trade_max_usd] are skipped or cut, the

@@ -27,6 +27,10 @@ from trimtab.config.load import load_strategy
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
 UPDATE = os.environ.get("TRIMTAB_UPDATE_GOLDEN") == "1"
+PORTFOLIOS = ("portfolio_drift", "portfolio_strategies")
+# Every other shipped config (e.g. a template added after the seed modes), so a new config in
+# configs/ is pinned without editing this file.
+OTHERS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml") if p.stem not in set(STRATEGIES) | set(PORTFOLIOS))
 
 
 def _r(x):
@@ -78,6 +82,21 @@ def check(name: str, got: dict) -> None:
 def test_strategy_matches_golden(name, mode_runs):
     run = mode_runs[name]
     check(name, fingerprint(run.run_dir, run.summary["final_equity"]))
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_other_config_matches_golden(name, market, tmp_path):
+    from trimtab.engine.backtest import run_backtest
+
+    run = run_backtest(load_strategy(ROOT / "configs" / f"{name}.yaml"), out=tmp_path, run_id=name, data=market)
+    check(name, fingerprint(run.run_dir, run.summary["final_equity"]))
+
+
+def test_every_shipped_config_is_pinned():
+    """Each configs/*.yaml has a golden file (a new config cannot slip past the pin)."""
+    shipped = {p.stem for p in (ROOT / "configs").glob("*.yaml")}
+    missing = sorted(n for n in shipped if not (GOLDEN / f"{n}.json").exists())
+    assert not missing, f"no golden file for {missing}: create it with TRIMTAB_UPDATE_GOLDEN=1"
 
 
 def test_drift_basket_matches_golden(market, tmp_path):

@@ -1,8 +1,9 @@
 """The flagship's first entry plan, from a real backtest over the bundled data, executed step
 by step through :class:`VenueGateway` against recorded venue responses.
 
-Steps of the plan (2024-06-01): buy ETH with USDT on Uniswap v3, deposit USDT to Binance and
-Bybit, short ETH perps on Binance and Bybit, the flash-loan entry bundle. Executed here: the
+Steps of the plan (2024-06-01): buy ETH for gas with USDT on Uniswap v3, deposit USDT to
+Binance and Bybit, then (once the deposits land) buy the bundle's ETH, short ETH perps on
+Binance and Bybit and run the flash-loan entry bundle. Executed here: the second
 swap (one router multicall), the Binance deposit (one ERC-20 transfer; arrival once the venue
 lists it, then one internal transfer), the Binance short (one market order) and the bundle
 (one DSA cast). The Bybit deposit and short take the same code paths with the Bybit adapter
@@ -57,10 +58,13 @@ def first_plan(flagship, market, tmp_path):
 def test_flagship_first_entry_plan_executes_through_the_gateway(flagship, market, tmp_path, env):
     pid, steps, sim = first_plan(flagship, market, tmp_path)
     ops = {sid: (s.operation or s.instructions[0].operation, s.venue or s.instructions[0].venue) for sid, s in steps.items()}
-    assert sorted(ops.values()) == sorted([("swap", "uniswap_v3"), ("deposit", "binance"), ("deposit", "bybit"),
+    # Two swaps since issue 13 part 4: the ETH for gas at once, the ETH for the bundle once the
+    # deposits have landed (so it is bought in the tick the hedge goes on); the second is run here.
+    assert sorted(ops.values()) == sorted([("swap", "uniswap_v3"), ("swap", "uniswap_v3"), ("deposit", "binance"), ("deposit", "bybit"),
                                            ("trade", "binance"), ("trade", "bybit"), ("bundle_entry", "instadapp")])
     by = {v: k for k, v in ops.items()}
-    swap_id, dep_id, trade_id, bundle_id = by[("swap", "uniswap_v3")], by[("deposit", "binance")], by[("trade", "binance")], by[("bundle_entry", "instadapp")]
+    dep_id, trade_id, bundle_id = by[("deposit", "binance")], by[("trade", "binance")], by[("bundle_entry", "instadapp")]
+    (swap_id,) = [sid for sid, (op, _) in ops.items() if op == "swap" and dep_id in steps[sid].depends_on]
 
     usdt_in = -sim[swap_id][0][0].legs[0].delta
     eth_out = int(sim[swap_id][0][0].legs[1].delta * 1.001 * 10**18)  # the pool paid a little more than simulated

@@ -55,7 +55,11 @@ def test_the_same_run_with_the_protocol_off_is_liquidated(rally):
     assert db.execute("SELECT count(*) FROM decisions WHERE dest='emergency'").fetchone()[0] == 0
     liq = db.execute("SELECT min(time) FROM fills WHERE operation='liquidation'").fetchone()[0]
     assert "2025-05-08" <= liq <= "2025-05-12"
-    assert off["final_equity"] < rally["thin_margin"].summary["final_equity"] - 5000
+    # The liquidated accounts forfeit their maintenance margin and are closed at the intrabar
+    # liquidation price (issue 13: the exchanges' 0.4-0.5% brackets; the flat 10% clearance fee
+    # before made this gap over 5,000).
+    assert off["attribution"]["liquidation"] < -2000
+    assert off["final_equity"] < rally["thin_margin"].summary["final_equity"] - 2500
 
 
 def test_august_2024_crash_moves_excess_exchange_margin_back_on_chain(journal, flagship):

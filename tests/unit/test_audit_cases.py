@@ -44,7 +44,7 @@ EXPECTED = {
     "emergency_cannot_leave_margin": ("emergency-cannot-leave", "configs/x.yaml", 33, "margin_ratio_min > margin_emergency_leave = 1.2 (rule emergency_leave, transition leave_emergency) is not below the margin ratio the emergency plan restores, 1 =", {}),
     "hedge_weights_sum": ("config", "configs/x.yaml", 56, "target 'hedge' leg weights sum to 1.1, not 1", {}),
     "margin_threshold_not_below_target": ("margin-threshold-not-below-target", "configs/x.yaml", 31, "margin_ratio_min < margin_critical = 1 (rule cex_margin_critical) is not below the margin ratio hedge 'hedge' targets, 1", {}),
-    "margin_threshold_below_maintenance": ("margin-threshold-below-maintenance", "configs/x.yaml", 32, "margin_ratio_min < margin_emergency_enter = 0.08 (rule emergency_enter) is at or below the maintenance margin 0.1", {}),
+    "margin_threshold_below_maintenance": ("margin-threshold-below-maintenance", "configs/x.yaml", 32, "margin_ratio_min < margin_emergency_enter = 0.004 (rule emergency_enter) is at or below the maintenance margin 0.005", {}),
     "allocation_out_of_range": ("allocation-out-of-range", "configs/x.yaml", 16, "target 'staking' allocation stake_allocation = 0 is outside (0, 1]", {}),
     "allocations_exceed_equity": ("allocations-exceed-equity", "configs/x.yaml", 41, "target allocations sum to 1.2 (staking 0.5, hedge 0.7)", {}),
     # venues

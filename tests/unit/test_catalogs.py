@@ -20,9 +20,9 @@ def test_aave_risk_parameters_come_from_the_data(market):
     rp = market.static["aave_risk_params"]
     v = venue("aave_v3").risk
     for lst in ("weETH", "wstETH"):
-        assert v.emode.ltv == rp["protocol_json"]["emode"]["ltv_limits"][f"{lst}_WETH"] == 0.93
-        assert v.emode.liquidation_threshold == rp["protocol_json"]["emode"]["liquidation_thresholds"][f"{lst}_WETH"] == 0.95
-        assert v.emode.liquidation_bonus == rp["protocol_json"]["emode"]["liquidation_bonus"][f"{lst}_WETH"] == 0.01
+        assert v.emode["eth_correlated"].ltv == rp["protocol_json"]["emode"]["ltv_limits"][f"{lst}_WETH"] == 0.93
+        assert v.emode["eth_correlated"].liquidation_threshold == rp["protocol_json"]["emode"]["liquidation_thresholds"][f"{lst}_WETH"] == 0.95
+        assert v.emode["eth_correlated"].liquidation_bonus == rp["protocol_json"]["emode"]["liquidation_bonus"][f"{lst}_WETH"] == 0.01
     for asset, r in v.standard.items():
         row = rp["per_asset"][asset]
         assert (r.ltv, r.liquidation_threshold, r.liquidation_bonus) == pytest.approx(
@@ -33,8 +33,15 @@ def test_cex_margin_and_gas_units_come_from_the_data(market):
     for name in ("binance", "bybit", "okx"):
         v = venue(name)
         m = market.static["cex_margin"][name]
-        assert v.perp.maintenance_margin == m["maintenance_margin_requirement"]
         assert v.perp.funding_interval_h == m["funding_rate_interval_hours"]
+        # Maintenance comes from the exchange's published brackets (issue 13), not static.json's
+        # flat 0.10 (inverted against its 0.05 initial margin): every perp has a cited table.
+        perps = [i.key for i in v.instruments if ":Perp:" in i.key]
+        assert perps and set(perps) == set(v.perp.risk_limits)
+        for key, table in v.perp.risk_limits.items():
+            assert "https://" in table.source and "read 2026-" in table.source, key
+            assert table.proxy == ("PROXY" in table.source), key
+            assert table.tiers[0].mmr < m["maintenance_margin_requirement"]
     gas = market.static["gas_units"]
     for f in (ROOT / "venues").glob("*.yaml"):
         for op in venue(f.stem).operations.values():
@@ -57,11 +64,11 @@ def test_lifecycle_machine_shape():
 
 def test_flagship_thresholds_are_consistent(flagship):
     p = flagship.params
-    lt = flagship.venues["aave_v3"].risk.emode.liquidation_threshold
+    lt = flagship.venues["aave_v3"].risk.emode["eth_correlated"].liquidation_threshold
     hf_target = lt / p["target_ltv"]
     assert hf_target > p["hf_reduce"] > p["hf_emergency_enter"] > 1.0
     assert p["hf_emergency_leave"] > p["hf_emergency_enter"] and p["margin_emergency_leave"] > p["margin_emergency_enter"]
     assert lt / p["reduce_ltv"] > p["hf_emergency_leave"] and lt / p["emergency_ltv"] > p["hf_emergency_leave"]
-    assert p["target_ltv"] < flagship.venues["aave_v3"].risk.emode.ltv
+    assert p["target_ltv"] < flagship.venues["aave_v3"].risk.emode["eth_correlated"].ltv
     w = [p[f"hedge_allocation_{v}"] for v in ("binance", "bybit", "okx")]
     assert w == [0.4, 0.3, 0.3] and sum(w) == pytest.approx(1.0)

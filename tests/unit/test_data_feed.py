@@ -218,20 +218,29 @@ def test_daily_to_hourly_geometric_on_hand_made_samples():
         daily_to_hourly_geometric(times[::-1], vals, hourly)
 
 
-def test_aave_daily_index_is_geometric_on_the_clock(md):
+def test_aave_daily_index_accrues_from_the_last_sample_at_its_rate(md):
+    # Issue 13: an Aave index between daily samples is the last sample accrued at the rate in
+    # force then (MathUtils: liquidity linear, borrow compounded), never the next day's sample.
     r = rows("aave.WETH")
     li = md.field("aave.WETH.liquidity_index")
+    bi = md.field("aave.WETH.variable_borrow_index")
     mid = [md.position(t) for t in r["avail"]]
     assert np.array_equal(li[mid], r["liquidity_index"].to_numpy())
+    assert np.array_equal(bi[mid], r["variable_borrow_index"].to_numpy())
     a, b = md.position("2024-03-01 00:00"), md.position("2024-03-02 00:00")
-    assert li[a + 6] == pytest.approx(li[a] ** 0.75 * li[b] ** 0.25, rel=1e-15)
+    lr = md.field("aave.WETH.liquidity_rate")[a]
+    br = md.field("aave.WETH.variable_borrow_rate")[a]
+    assert li[a + 6] == pytest.approx(li[a] * (1 + lr * 6 * 3600 / (365 * 86400)), rel=1e-15)
+    n, x = 6 * 3600, br / (365 * 86400)
+    assert bi[a + 6] == pytest.approx(bi[a] * (1 + n * x + n * (n - 1) * x * x / 2 + n * (n - 1) * (n - 2) * x ** 3 / 6), rel=1e-15)
+    assert li[a + 6] != pytest.approx(li[a] ** 0.75 * li[b] ** 0.25, rel=1e-12)   # not the interpolation toward day b
     assert md.age_hours("aave.WETH")[a + 6] == 6.0
     # rates are as-of (step), not interpolated
     rate = md.field("aave.WETH.variable_borrow_rate")
     assert (rate[a:b] == rate[a]).all()
-    # after the last sample: held and stale
+    # after the last sample: still accruing at the last rate, and stale
     end = md.position(md.index[-1])
-    assert li[end] == r["liquidity_index"].iloc[-1]
+    assert li[end] >= r["liquidity_index"].iloc[-1]
     assert md.age_hours("aave.WETH")[end] > 0
     # weETH/wstETH come from the hourly files, reduced to their midnight samples: same convention
     assert md.age_hours("aave.weETH")[md.position("2024-06-01 05:00")] == 5.0

@@ -181,17 +181,18 @@ def test_a_zero_oracle_with_nothing_to_fall_back_on_is_a_data_error():
     assert math.isnan(view.get("oracle.weETH_ETH.price", 5))
 
 
-def test_an_aave_index_is_interpolated_between_good_samples_only():
+def test_an_aave_index_accrues_from_good_samples_only():
     li = 1.0 * (1.0001 ** np.arange(4))
     bad = li.copy()
     bad[1] = 0.0
-    z = np.zeros(4)
+    z, rate = np.zeros(4), np.full(4, 0.01)
     idx = pd.date_range(pd.Timestamp(T0, unit="s", tz="UTC"), periods=72, freq="h")
     md = MarketData(idx, {"aave.WETH": daily("aave.WETH", bad, col="liquidity_index", geometric=("liquidity_index",),
-                                             variable_borrow_index=li, liquidity_rate=z, variable_borrow_rate=z)}, {})
+                                             variable_borrow_index=li, liquidity_rate=rate, variable_borrow_rate=z)}, {})
     got = md.field("aave.WETH.liquidity_index")
     assert np.all(got > 0) and np.all(np.diff(got) >= 0)
-    assert got[36] == pytest.approx(li[0] ** 0.25 * li[2] ** 0.75)    # day 0 -> day 2, skipping the zero
+    # day 1's zero is skipped: day 0's sample accrued 36 h at its rate (trimtab.data.accrual)
+    assert got[36] == pytest.approx(li[0] * (1 + 0.01 * 36 * 3600 / (365 * 86400)), rel=1e-15)
     codes_, _ = md.quarantine("aave.WETH")
     assert np.nonzero(codes_)[0].tolist() == list(range(24, 48))
 

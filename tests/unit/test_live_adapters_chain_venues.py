@@ -8,7 +8,6 @@ node is needed except where an allowance would be read, which these tests avoid.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,8 @@ from trimtab.live.adapters.wallet import WalletAdapter
 from trimtab.live.execution import unsupported_operations
 from trimtab.planner.plan import Instruction, Step
 
+from conftest import copy_project, edit_venue as edit  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = "usdt_eth_staking_hedged_leveraged"
 ACCOUNT = "0x1111111111111111111111111111111111111111"
@@ -39,17 +40,7 @@ OTHER = "0x3333333333333333333333333333333333333333"
 
 @pytest.fixture
 def root(tmp_path):
-    """A copy of the project's YAML folders (configs, machines, rules, venues)."""
-    for d in ("configs", "machines", "rules", "venues"):
-        shutil.copytree(ROOT / d, tmp_path / d)
-    return tmp_path
-
-
-def edit(root: Path, venue: str, old: str, new: str) -> None:
-    f = root / "venues" / f"{venue}.yaml"
-    text = f.read_text()
-    assert text.count(old) == 1, f"{old!r} not once in {f}"
-    f.write_text(text.replace(old, new))
+    return copy_project(tmp_path)
 
 
 def adapter(root: Path | None = None) -> ChainAdapter:
@@ -138,13 +129,14 @@ def test_the_bundle_stakes_with_the_connectors_of_the_venue_file(root):
 
 
 def test_swaps_use_the_fee_tier_of_the_venue_file(root):
-    edit(root, "uniswap_v3", "USDT/WETH: 3000", "USDT/WETH: 500")
+    # the shipped file trades ETH/USDT in the 0.05% pool (issue 13); a copy moved to the 0.3% pool
+    edit(root, "uniswap_v3", "USDT/WETH: 500", "USDT/WETH: 3000")
     sell_eth = ("uniswap_v3", "ETH", "USDT", 1.0, 3000.0)  # selling ETH: no allowance to read
     sig = "exactInputSingle((address,address,uint24,address,uint256,uint256,uint160))"
     (tx,) = adapter(root).build_swap(*sell_eth)
-    assert args(tx, sig)[0][2] == 500 and tx.value == 10**18
+    assert args(tx, sig)[0][2] == 3000 and tx.value == 10**18
     (shipped,) = adapter().build_swap(*sell_eth)
-    assert args(shipped, sig)[0][2] == 3000 and shipped.to == chain_facts("uniswap_v3").contracts["router"].address
+    assert args(shipped, sig)[0][2] == 500 and shipped.to == chain_facts("uniswap_v3").contracts["router"].address
     assert adapter().swap_payee("uniswap_v3", "ETH") == shipped.to and adapter().swap_payee("uniswap_v3", "USDT") == ACCOUNT
 
 

@@ -36,7 +36,7 @@ SWAP_ROUTER02 = uniswap_config.facts().contracts["router"].address  # the router
 
 BN = load_fixture(FIX / "binance_transfers.json")
 WETH = TOKENS["WETH"][0]
-POOL_WETH_USDT = "0x11b815efB8f581194ae79006d24E0d814B7697F6"  # Uniswap v3 WETH/USDT 0.3% pool
+POOL_WETH_USDT = "0x11b815efB8f581194ae79006d24E0d814B7697F6"  # Uniswap v3 WETH/USDT 0.05% pool
 
 
 def sel(sig: str) -> str:
@@ -117,7 +117,7 @@ def test_swap_usdt_for_eth_is_one_router_multicall_with_min_out_and_books_the_lo
     assert calls[0][:4].hex().removeprefix("0x") == sel("exactInputSingle((address,address,uint24,address,uint256,uint256,uint160))")[2:]
     (params,) = abi_decode(["(address,address,uint24,address,uint256,uint256,uint160)"], calls[0][4:])
     t_in, t_out, fee, recipient, amount_in, min_out, limit = params
-    assert (Web3.to_checksum_address(t_in), Web3.to_checksum_address(t_out), fee) == (USDT, WETH, 3000)  # the catalog's 0.3% pool
+    assert (Web3.to_checksum_address(t_in), Web3.to_checksum_address(t_out), fee) == (USDT, WETH, 500)  # the catalog's 0.05% pool (issue 13: the desk's WETH/USDT pool, was 0.3%)
     assert recipient.lower() == "0x" + "00" * 19 + "02" and amount_in == 5000 * 10**6 and limit == 0
     assert min_out == int(SIM_OUT * (1 - 0.005) * 10**18)  # simulated output less 50 bps
     assert calls[1][:4].hex().removeprefix("0x") == sel("unwrapWETH9(uint256,address)")[2:]

@@ -8,7 +8,6 @@ check walks the source: no comparison with a live venue's name outside its adapt
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,8 @@ from trimtab.live.connect import ExecutionSetupError, check_execution, required_
 from trimtab.live.execution import unsupported_operations
 from trimtab.planner.plan import Instruction
 
+from conftest import copy_project, edit_venue as edit  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "live"
 FLAGSHIP = "usdt_eth_staking_hedged_leveraged"
@@ -32,17 +33,7 @@ FLAGSHIP = "usdt_eth_staking_hedged_leveraged"
 
 @pytest.fixture
 def root(tmp_path):
-    """A copy of the project's YAML folders (configs, machines, rules, venues)."""
-    for d in ("configs", "machines", "rules", "venues"):
-        shutil.copytree(ROOT / d, tmp_path / d)
-    return tmp_path
-
-
-def edit(root: Path, venue: str, old: str, new: str) -> None:
-    f = root / "venues" / f"{venue}.yaml"
-    text = f.read_text()
-    assert text.count(old) == 1, f"{old!r} not once in {f}"
-    f.write_text(text.replace(old, new))
+    return copy_project(tmp_path)
 
 
 def drop_live(root: Path, venue: str) -> None:

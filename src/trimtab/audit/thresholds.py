@@ -3,8 +3,8 @@
 For each target holding a lending loop (:meth:`trimtab.templates.base.Template.loop`:
 ``leveraged_stake``, ``lend_loop``), the effective target LTV of every action state that plans
 toward targets (the state's and the entering transition's ``overrides`` applied), with the
-lending venue's max LTV and liquidation threshold (eMode when both collateral and debt assets
-are in the eMode set):
+lending venue's max LTV and liquidation threshold of the collateral, per asset for the loop's
+eMode category (:func:`trimtab.templates.leveraged_stake.loop_risk`):
 
 * ``target-ltv-above-max``: LTV above the venue's max LTV (the borrow would revert);
 * ``entry-hf-at-emergency``: health factor LT / LTV at or below a ``health_factor <`` threshold
@@ -28,6 +28,7 @@ target holding all equity) and ``allocations-exceed-equity`` (allocations summin
 """
 from __future__ import annotations
 
+from ..templates.leveraged_stake import loop_risk
 from ..templates.registry import template_for
 from .findings import Context, Trans
 from .intervals import fmt
@@ -82,17 +83,10 @@ def lending_risk(ctx: Context, loop) -> tuple[float, float, str] | None:
     debt = ctx.s.instruments.get(loop.debt)
     if not coll or not debt:
         return None
-    venue = ctx.s.venues[coll[0]]
-    risk = venue.risk
-    if risk is None:
+    lr = loop_risk(loop, ctx.s.venues, ctx.s.instruments)   # per asset, for the loop's eMode category
+    if lr is None:
         return None
-    ca, da = coll[1].asset, debt[1].asset
-    if ca in risk.emode.assets and da in risk.emode.assets:
-        return risk.emode.ltv, risk.emode.liquidation_threshold, f"{coll[0]} eMode"
-    r = risk.standard.get(ca)
-    if r is None:
-        return None
-    return r.ltv, r.liquidation_threshold, f"{coll[0]} {ca}"
+    return lr[1].ltv, lr[1].liquidation_threshold, lr[2]
 
 
 def ltv_variants(ctx: Context, idx: int, loop) -> list[dict]:
@@ -244,8 +238,11 @@ def _margins(ctx: Context) -> None:
             targets.append((h, *mt))
         for leg in legs:
             inst = ctx.s.instruments.get(leg.instrument)
-            if inst and ctx.s.venues[inst[0]].perp:
-                maint[inst[0]] = ctx.s.venues[inst[0]].perp.maintenance_margin
+            perp = ctx.s.venues[inst[0]].perp if inst else None
+            if perp and leg.instrument in perp.risk_limits:
+                # the first bracket's rate: the exchange's floor, a statement about every position size
+                first = perp.risk_limits[leg.instrument].tiers[0].mmr
+                maint[inst[0]] = max(maint.get(inst[0], 0.0), first)
     seen = set()
     em = ctx.emergency
     for tr in ctx.transitions:

@@ -259,9 +259,43 @@ def run_dir(s: dict) -> RenderableType:
     return t
 
 
+def costs(s: dict) -> RenderableType:
+    """Trading costs by route (the summary's ``costs`` block): fee, spread/slippage and gas, the
+    largest first; routes under half a cent are left out."""
+    c = s.get("costs") or {}
+    sc = s.get("share_class", "")
+    rows = [(r, d) for r, d in (c.get("routes") or {}).items() if abs(num(d["fee"]) + num(d["slippage"]) + num(d["gas"])) >= 0.005]
+    if not rows:
+        return Text("")
+    t = Table(title=f"costs by route ({sc}; spread + slippage x{num(c.get('multiplier', 1.0)):g})", box=box.SIMPLE_HEAD,
+              title_justify="left")
+    for col in ("route", "fee", "slippage", "price", "gas", "fills"):
+        t.add_column(col, justify="left" if col == "route" else "right", no_wrap=True)
+    for r, d in sorted(rows, key=lambda rd: -(num(rd[1]["fee"]) + num(rd[1]["slippage"]) + num(rd[1]["gas"]))):
+        t.add_row(r, *(amount(num(d.get(k, 0.0)), sc) for k in ("fee", "slippage", "price", "gas")), str(d["fills"]))
+    t.caption = "price: the pool's price against the valuation price (negative: the pool paid better)"
+    t.caption_justify = "left"
+    return t
+
+
+def hedge_gap(s: dict) -> RenderableType:
+    """One line: the largest notional a plan left unhedged and the longest gap (the summary's
+    ``hedge_gap``); nothing for a run without hedge legs or plans."""
+    g = s.get("hedge_gap") or {}
+    if not g.get("plans") or g.get("max_unhedged_usd") is None:
+        return Text("")
+    t = Text("hedge gap in plans: ", style="bold")
+    t.append(f"largest unhedged {num(g['max_unhedged_usd']):,.0f} USD")
+    if g.get("time"):
+        t.append(f" at {g['time']} (plan {g['plan_id']})")
+    t.append(f"; |delta drift| > {num(g.get('drift_threshold', 0.0)):.0%} for {g.get('unhedged_hours', 0)} h in all, "
+             f"at most {g.get('max_unhedged_hours', 0)} h in one plan")
+    return t
+
+
 def summary_renderables(s: dict) -> list[RenderableType]:
     """The summary as rich renderables, top to bottom."""
-    return [header(s), Text(""), performance(s), attribution(s), counts(s), Text(""),
+    return [header(s), Text(""), performance(s), attribution(s), costs(s), counts(s), hedge_gap(s), Text(""),
             data_notes(s), Text(""), reconciliation(s), Text(""), run_dir(s)]
 
 

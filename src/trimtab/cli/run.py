@@ -38,6 +38,7 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="With --run-id: replace that run if it is a finished backtest no process owns (an existing run is otherwise never replaced)."),
     execute: bool = typer.Option(False, "--execute", help="With --live: send the plans to the real venues (credentials from TRIMTAB_* environment variables; see README). Default: paper trading."),
     allow_audit_errors: bool = typer.Option(False, "--allow-audit-errors", help="Run even if `trimtab audit` finds errors in CONFIG (research only); the findings go into the summary."),
+    costs: Optional[str] = typer.Option(None, "--costs", help="Execution-cost level: low, base or high = 0.5x, 1x, 2x every trade's spread + slippage (not fee tiers, exchange fees or gas); overrides the config's costs.multiplier."),
 ) -> None:
     """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live).
 
@@ -55,6 +56,7 @@ def run(
     from .portfolio import dispatch_run
 
     check_run_id_flags(run_id, resume, overwrite, live)
+    multiplier = check_costs_flag(costs, config)
     if dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live, run_id=run_id,
                     resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors):
         return
@@ -76,6 +78,8 @@ def run(
         n = len(e.issues)
         sys.stderr.write(f"{config}: {n} configuration issue{'s' if n != 1 else ''}; nothing was run\n")
         raise typer.Exit(EXIT_CONFIG) from None
+    if multiplier is not None:
+        strategy.config = strategy.config.model_copy(update={"costs": strategy.config.costs.model_copy(update={"multiplier": multiplier})})
 
     # Progress goes to stderr, and only to a terminal (a bar cannot animate in a log file);
     # without one, the readable mode says how long the run took instead.
@@ -137,6 +141,25 @@ def run(
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
 
     print_summary(result.summary, Console(highlight=False))
+
+
+def check_costs_flag(costs: Optional[str], config: Path) -> float | None:
+    """The spread + slippage multiplier of ``--costs`` (trimtab.venues.costs.COST_LEVELS), None
+    without the flag. Raises typer.BadParameter for another word, or for a portfolio or basket
+    config (set ``costs: {multiplier: x}`` in the strategy config instead)."""
+    if costs is None:
+        return None
+    from ..venues.costs import COST_LEVELS
+
+    if costs not in COST_LEVELS:
+        raise typer.BadParameter(f"{costs!r} is not a cost level; use one of: {', '.join(COST_LEVELS)} "
+                                 f"({', '.join(f'{v:g}x' for v in COST_LEVELS.values())} spread + slippage)", param_hint="'--costs'")
+    from ..portfolio.config import is_basket_file, is_portfolio_file
+
+    if config.is_file() and (is_portfolio_file(config) or is_basket_file(config)):
+        raise typer.BadParameter("applies to a single strategy config; for a portfolio or basket set "
+                                 "costs: {multiplier: x} in each strategy config", param_hint="'--costs'")
+    return COST_LEVELS[costs]
 
 
 def check_run_id_flags(run_id: Optional[str], resume: bool, overwrite: bool, live: bool) -> None:

@@ -8,8 +8,9 @@ needs more than one field or file, each problem at the ``file:line:col`` of the 
   (:data:`PARAMETER_DOMAINS`): a cooldown or an amount is never negative, an LTV is in (0, 1),
   an allocation or a weight in [0, 1];
 * target values after parameters are folded in: finite; allocations in [0, 1]; a leveraged
-  stake's target LTV in (0, the lending venue's max LTV) (eMode when both assets are in the
-  eMode category, else the collateral's standard LTV); hedge leg weights >= 0 and summing to 1;
+  stake's target LTV in (0, the lending venue's max LTV) (the collateral's LTV for the target's
+  eMode category: the category's for its members, else its own); its eMode category known and
+  able to borrow the debt; hedge leg weights >= 0 and summing to 1;
 * venue risk parameters: an eMode or reserve LTV never above its liquidation threshold, a
   perp's initial margin never below its maintenance margin;
 * every data field a venue or target names (``price_field``, ``mark_field``, ``funding_field``,
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..data.catalog import CATALOG
+from ..templates.leveraged_stake import loop_risk
 from ..templates.registry import template_for
 from .models import StrategyConfig, VenueSpec
 from .wording import suggest
@@ -130,6 +132,51 @@ def _data_dir() -> Path:
     return Path(DEFAULT_DATA_DIR)
 
 
+def check_margin_tables(v: VenueSpec, vdoc: YamlDoc, add: Add) -> None:
+    """A CEX's risk-limit brackets and collateral tiers: one table per perp instrument, caps
+    strictly ascending, maintenance rates not falling; collateral only for its margin assets."""
+    p = v.perp
+    perps = {i.key for i in v.instruments if i.key.split(":")[1:2] == ["Perp"]}
+    margin_assets = {i.asset for i in v.instruments if i.key.split(":")[1:2] == ["Margin"]}
+    for key in sorted(perps - set(p.risk_limits)):
+        add(vdoc, ("perp", "risk_limits"), f"perp instrument {key!r} has no risk-limit table; add one under perp.risk_limits "
+                                           "with the exchange's brackets (source, tiers)", key=True)
+    for key, table in p.risk_limits.items():
+        if key not in perps:
+            add(vdoc, ("perp", "risk_limits", key), f"{key!r} is not a perp instrument of this venue"
+                                                     f"{suggest(key, sorted(perps))}; tables key a Perp instrument", key=True)
+        for n, (a, b) in enumerate(zip(table.tiers, table.tiers[1:]), start=1):
+            if b.cap <= a.cap:
+                add(vdoc, ("perp", "risk_limits", key, "tiers", n, "cap"), f"bracket cap {b.cap:g} is not above the previous "
+                                                                           f"cap {a.cap:g}; list brackets in ascending order")
+            if b.mmr < a.mmr:
+                add(vdoc, ("perp", "risk_limits", key, "tiers", n, "mmr"), f"maintenance rate {b.mmr:g} is below the previous "
+                                                                           f"bracket's {a.mmr:g}; rates rise with the position")
+    for a, tiers in p.collateral.items():
+        if a not in margin_assets:
+            add(vdoc, ("perp", "collateral", a), f"{a!r} is not a margin asset of this venue (Margin instruments: "
+                                                 f"{', '.join(sorted(margin_assets)) or 'none'})", key=True)
+        caps = [t.up_to for t in tiers]
+        if any(c is None for c in caps[:-1]) or any(y <= x for x, y in zip(caps, caps[1:]) if x is not None and y is not None):
+            add(vdoc, ("perp", "collateral", a), f"collateral tiers of {a} must have ascending 'up_to' with only the last unbounded")
+
+
+def fee_tier_mismatches(v: VenueSpec) -> list[tuple[str, str]]:
+    """(pair, message) for each DEX pair whose simulated pool fee (``pairs.<pair>.fee_bps``, else
+    ``swap.fee_bps``) disagrees with the live block's ``fee_tiers`` (hundredths of a bip; ETH and
+    WETH are one token; either order). Empty when they agree or either side is absent."""
+    tiers = getattr(v.live, "fee_tiers", None) or {}
+    canon = {frozenset(x.replace("WETH", "ETH") for x in k.split("/")): t for k, t in tiers.items()}
+    default = v.operations["swap"].fee_bps if "swap" in v.operations else 0.0
+    out = []
+    for name, p in (v.pairs or {}).items():
+        tier = canon.get(frozenset(x.replace("WETH", "ETH") for x in name.split("/")))
+        fee = p.fee_bps if p.fee_bps is not None else default
+        if tier is not None and abs(tier / 100 - fee) > 1e-9:
+            out.append((name, f"{v.name} pair {name}: fee_bps {fee:g} but live fee_tiers {tier} (= {tier / 100:g} bps)"))
+    return out
+
+
 def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] | None) -> None:
     """Risk parameters, data fields, cost pairs and assets of one venue file."""
     costs = _cost_pairs(str(_data_dir()))
@@ -173,25 +220,33 @@ def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] |
     for name, p in (v.pairs or {}).items():
         fld(("pairs", name, "price_field"), p.price_field)
         cost(("pairs", name, "cost_pair"), p.cost_pair)
+    for name, msg in fee_tier_mismatches(v):
+        where = ("pairs", name, "fee_bps") if v.pairs[name].fee_bps is not None else ("pairs", name)
+        add(vdoc, where, msg + "; the simulated pool and the pool traded live must be the same: change one of them")
     if v.lst is not None:
         fld(("lst", "rate_field"), v.lst.rate_field)
+        fld(("lst", "yield_field"), v.lst.yield_field)
         cost(("lst", "dex_cost_pair"), v.lst.dex_cost_pair)
     if v.risk is not None:
-        e = v.risk.emode
-        if e.ltv > e.liquidation_threshold:
-            add(vdoc, ("risk", "emode", "ltv"), f"eMode LTV {e.ltv:g} is above its liquidation threshold {e.liquidation_threshold:g}: "
-                                                "a position at max LTV would be liquidatable; the LTV must be at most the threshold")
-        for j, a in enumerate(e.assets):
-            asset(("risk", "emode", "assets", j), a)
+        for cat, e in v.risk.emode.items():
+            if e.ltv > e.liquidation_threshold:
+                add(vdoc, ("risk", "emode", cat, "ltv"), f"eMode LTV {e.ltv:g} is above its liquidation threshold {e.liquidation_threshold:g}: "
+                                                         "a position at max LTV would be liquidatable; the LTV must be at most the threshold")
+            for j, a in enumerate(e.assets):
+                asset(("risk", "emode", cat, "assets", j), a)
+            for j, a in enumerate(e.borrowable or ()):
+                asset(("risk", "emode", cat, "borrowable", j), a)
         for name, r in v.risk.standard.items():
             if r.ltv > r.liquidation_threshold:
                 add(vdoc, ("risk", "standard", name, "ltv"), f"{name} LTV {r.ltv:g} is above its liquidation threshold "
                                                              f"{r.liquidation_threshold:g}; the LTV must be at most the threshold")
     if v.perp is not None:
         p = v.perp
-        if p.initial_margin < p.maintenance_margin:
-            add(vdoc, ("perp", "initial_margin"), f"initial margin {p.initial_margin:g} is below the maintenance margin "
-                                                  f"{p.maintenance_margin:g}; a new position would open liquidatable")
+        check_margin_tables(v, vdoc, add)
+        first = min((t.tiers[0].mmr for t in p.risk_limits.values()), default=0.0)
+        if p.initial_margin < first:
+            add(vdoc, ("perp", "initial_margin"), f"initial margin {p.initial_margin:g} is below the first-bracket maintenance margin "
+                                                  f"rate {first:g}; a new position would open liquidatable")
         if 24 % p.funding_interval_h:
             add(vdoc, ("perp", "funding_interval_h"), f"funding interval {p.funding_interval_h}h does not divide a day; expected "
                                                       "1, 2, 3, 4, 6, 8, 12 or 24")
@@ -248,6 +303,23 @@ def check_targets(config: StrategyConfig, doc: YamlDoc, targets: list, params: d
                 d, p = locate(alloc, ("targets", i, "allocation"))
                 add(d, p, f"{where} allocation {named(alloc, v)} is outside [0, 1]: an allocation is a fraction of equity")
         template_for(t).check_values(t, _Values(i, doc, venues, instruments, val, named, locate, add))
+    _check_one_emode_per_account(targets, doc, venues, instruments, add)
+
+
+def _check_one_emode_per_account(targets: list, doc: YamlDoc, venues: dict, instruments: dict, add: Add) -> None:
+    """Aave sets eMode per account (``Pool.setUserEMode``): loops on one venue must agree."""
+    seen: dict[str, tuple[str | None, str]] = {}
+    for i, t in enumerate(targets):
+        loop = template_for(t).loop(t)
+        lr = loop_risk(loop, venues, instruments) if loop is not None else None
+        if lr is None:
+            continue
+        venue = instruments[loop.collateral][0]
+        if venue in seen and seen[venue][0] != lr[0]:
+            add(doc, ("targets", i, "emode"), f"target {t.id!r} uses eMode {lr[0] or 'none'!s} on {venue} but target "
+                                              f"{seen[venue][1]!r} uses {seen[venue][0] or 'none'!s}: Aave has one eMode "
+                                              "category per account; give both the same `emode`")
+        seen.setdefault(venue, (lr[0], t.id))
 
 
 class _Values:

@@ -20,6 +20,7 @@ from pydantic import Field
 from ..data.quality import Bands as _Bands
 from ..templates.base import Expr, Strict
 from ..templates.registry import TargetSpec
+from .lending import EmodeSpec, LendingRisk, ReserveRisk  # noqa: F401 - part of the venue models
 
 _BANDS = _Bands()   # the data checks' defaults live with the checks (trimtab.data.quality)
 
@@ -60,34 +61,60 @@ class AssetPrice(Strict):
     delta_asset: str
 
 
-class EmodeSpec(Strict):
-    assets: list[str]
-    ltv: float = Field(gt=0, lt=1)
-    liquidation_threshold: float = Field(gt=0, lt=1)
-    liquidation_bonus: float = Field(ge=0, lt=1)
-
-
-class ReserveRisk(Strict):
-    ltv: float = Field(ge=0, lt=1)
-    liquidation_threshold: float = Field(ge=0, lt=1)
-    liquidation_bonus: float = Field(ge=0, lt=1)
-
-
-class LendingRisk(Strict):
-    emode: EmodeSpec
-    standard: dict[str, ReserveRisk] = {}
-    close_factor: float = Field(0.5, gt=0, le=1)
-    full_close_health_factor: float = 0.95
-
-
 class LstSpec(Strict):
+    """A liquid staking token: ``token``, its exchange-rate field, the execution-cost row for
+    swapping it out, and ``yield_field`` (its staking APR, fraction): the yield a withdrawal
+    queue forgoes while queued (route choice, :mod:`trimtab.planner.routes`)."""
+
     token: str
     rate_field: str
     dex_cost_pair: str
+    yield_field: str | None = None
+
+
+class RiskTier(Strict):
+    """One bracket of an exchange's risk-limit table: positions up to ``cap`` (USD notional, or
+    base units for a ``quantity`` table) pay maintenance margin ``mmr`` x notional - ``cum`` (the
+    exchange's "maintenance amount" / "maintenance margin deduction"; 0 where the exchange has
+    none). ``max_leverage`` is informational (the exchange's cap for the bracket)."""
+
+    cap: float = Field(gt=0)
+    mmr: float = Field(gt=0, lt=1)
+    cum: float = Field(0.0, ge=0)
+    max_leverage: float | None = Field(None, gt=0)
+
+
+class RiskLimitTable(Strict):
+    """An instrument's published risk-limit brackets (trimtab.venues.margin), ascending caps.
+    ``basis``: what ``cap`` measures (``notional`` USD, or ``quantity`` in base units, as OKX
+    position tiers do). ``source``: where the figures come from and when they were read;
+    ``proxy`` marks a table taken from another instrument or venue because the instrument's own
+    could not be found (the source says which)."""
+
+    basis: Literal["notional", "quantity"] = "notional"
+    source: str = Field(min_length=1)
+    proxy: bool = False
+    tiers: list[RiskTier] = Field(min_length=1)
+
+
+class CollateralTier(Strict):
+    """Collateral value ratio of a margin asset for the quantity up to ``up_to`` units (None:
+    unbounded); tiers apply progressively (trimtab.venues.margin.collateral_value)."""
+
+    up_to: float | None = Field(None, gt=0)
+    ratio: float = Field(ge=0, le=1)
 
 
 class PerpSpec(Strict):
-    maintenance_margin: float = Field(gt=0, lt=1)
+    """A CEX perp account (one cross-margin USDT account per venue). ``risk_limits``: per perp
+    instrument key, its maintenance-margin brackets; ``collateral``: per non-USDT margin asset,
+    its collateral value ratios (multi-asset margin), with ``collateral_source``;
+    ``initial_margin``: the fraction of notional trimtab keeps as initial margin (1 / the
+    leverage chosen), the floor of a withdrawal."""
+
+    risk_limits: dict[str, RiskLimitTable] = {}
+    collateral: dict[str, list[CollateralTier]] = {}
+    collateral_source: str | None = None
     initial_margin: float = Field(gt=0, le=1)
     funding_interval_h: int = Field(gt=0, le=24)
     funding_hours_utc: list[Annotated[int, Field(ge=0, le=23)]] = Field(min_length=1)
@@ -98,10 +125,15 @@ class PairSpec(Strict):
     """A DEX pair ``BASE/QUOTE``: ``price_field`` (quote units per base; none: the LST oracle
     rate) and ``cost_pair``, the row of the execution-cost table (spread + slippage by size).
     Without ``cost_pair`` the pair has no spread or slippage (a frictionless venue, e.g. for a
-    comparison against a zero-cost reference); the venue's ``swap`` fee still applies."""
+    comparison against a zero-cost reference). ``fee_bps`` is the fee tier of the pool the pair
+    trades in (Uniswap v3: 1, 5, 30 or 100 bps; default the venue's ``swap.fee_bps``) and ``pool``
+    names that pool and what prices it; the live block's ``fee_tiers`` must agree
+    (:func:`trimtab.config.domains.fee_tier_mismatches`)."""
 
     price_field: str | None = None
     cost_pair: str | None = None
+    fee_bps: float | None = Field(None, ge=0, lt=10000)
+    pool: str | None = None
 
 
 #: ccxt ``options`` values a venue's ``live:`` block may set (names and flags).
@@ -349,6 +381,14 @@ class DataChecks(Strict):
                                             description="fastest growth of an Aave index per day (fraction)")
 
 
+class CostsSpec(Strict):
+    """Execution-cost assumptions of a run: ``multiplier`` scales every trade's spread +
+    slippage (the execution-cost table), not fee tiers, exchange fees or gas; ``trimtab run
+    --costs low|base|high`` overrides it with 0.5 / 1 / 2 (why: :mod:`trimtab.venues.costs`)."""
+
+    multiplier: float = Field(1.0, gt=0, le=100)
+
+
 class StrategyConfig(Strict):
     """A strategy: which machine, rules and venues; parameters; target positions.
 
@@ -371,6 +411,7 @@ class StrategyConfig(Strict):
     parameters: dict[str, float] = {}
     targets: list[TargetSpec] = Field(min_length=1)
     data_checks: DataChecks = DataChecks()
+    costs: CostsSpec = CostsSpec()
 
 
 # --------------------------------------------------------------------------- portfolio of strategies

@@ -18,8 +18,9 @@ Clock rules (no look-ahead):
   Before the first available row: NaN. A hole in the data is never zero-filled;
   it shows as a growing :meth:`MarketData.age_hours` and in :meth:`MarketData.gaps`.
 * ``event`` fields (funding): the value only at the tick of the event, NaN elsewhere.
-* Accruing Aave indices sampled daily: geometric interpolation between samples,
-  see :func:`trimtab.data.clock.daily_to_hourly_geometric`.
+* Accruing Aave indices sampled daily: accrued from the last sample at the rates in force
+  then, as the protocol computes them (:mod:`trimtab.data.accrual`: liquidity index linear,
+  borrow index compounded); no look-ahead to the next sample.
 * Bad rows: every row is checked first (:mod:`trimtab.data.quality`: NaN, zero, negative,
   cross-venue deviation, jumps, falling indices, duplicate timestamps). Fields and ages are
   built from the good rows only, and :meth:`MarketData.quarantine` says at which ticks a
@@ -46,6 +47,7 @@ import pyarrow.parquet as pq
 from trimtab.errors import TrimtabError
 
 from ..timeutil import utc as _utc
+from .accrual import ACCRUAL, accrue
 from .clock import HOUR, epoch_s, epochs, find_gaps, geometric, to_ts
 from .quality import Bands, SeriesQuality, assess
 
@@ -214,7 +216,9 @@ class MarketData:
 
         As-of (latest row available at or before each tick), NaN before the first;
         funding (event series): value only at its settlement tick, NaN elsewhere;
-        daily Aave indices: geometric interpolation between samples. Never zero-filled.
+        daily Aave indices: accrued from the last sample at the rate in force then (liquidity
+        index linear, borrow index compounded, :mod:`trimtab.data.accrual`); other geometric
+        columns: geometric interpolation between samples. Never zero-filled.
 
         Raises:
             DataError: unknown series or column (with close matches).
@@ -241,6 +245,10 @@ class MarketData:
                 arr[k[ok]] = v[ok]                                        # later rows win on a shared tick
         elif v.size == 0:     # a series with no rows yet (a live source that has not answered)
             arr = np.full(self.epoch.shape, np.nan)
+        elif col in s.geometric and col in ACCRUAL and ACCRUAL[col][0] in s.values:
+            # Aave indices: accrued from the last sample at its rate, as the protocol does
+            # (trimtab.data.accrual); never toward the next day's sample (look-ahead).
+            arr = accrue(s.avail, v, s.values[ACCRUAL[col][0]], self.epoch, ACCRUAL[col][1])
         elif col in s.geometric:
             arr = geometric(s.avail, v, self.epoch)
         else:

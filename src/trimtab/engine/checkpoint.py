@@ -152,8 +152,19 @@ class _Rewards(_Data):
     paid: dict[str, float]
 
 
+class _PlanGap(_Data):
+    plan_id: str
+    tick: int
+    max_unhedged_usd: float
+    max_unhedged_tick: int | None
+    max_drift: float
+    unhedged_hours: int
+    hours_in_flight: int
+
+
 class _LegRisk(_Data):
     since: int | None
+    gap: _PlanGap | None = None  # absent in checkpoints written before the per-plan hedge gap
 
 
 class EngineState(_Data):

@@ -342,6 +342,15 @@ class Executor:
                 self._gas(s, tick, ins.venue, "swap")
                 self.apply(self._tag(f, s))
             return f.note + _clamped(ins.amount, amount)
+        if ins.operation == "unstake":  # an LST into its protocol's withdrawal queue (planner.routes)
+            amount = min(ins.amount, self._available(ins.instrument))
+            if amount <= 0:
+                raise ExecutionError(f"nothing to unstake: {ins.instrument} is empty")
+            self._gas(s, tick, ins.venue, "unstake")
+            f, eth = sim.unstake(tick, ins.venue, amount)
+            self.apply(self._tag(f, s))
+            self._transit(s, tick, ins.venue, "wallet:Transit:ETH", WALLET_ETH, eth)
+            return f.note + _clamped(ins.amount, amount)
         if ins.operation == "deposit":
             amount = min(ins.amount, self._available(ins.instrument))
             if amount <= 0:

@@ -5,7 +5,8 @@ rebalances, with EXECUTE / NEUTRAL / DEFER), ``decisions`` (every machine step w
 observed values and thresholds), ``plans`` (the plan JSON), ``instructions`` (every step status
 change), ``fills`` (every position change with its legs, price, source field and equity
 impact), ``ledger`` (attribution per tick and category, share class units), ``metrics``
-(the tight loop's metrics per tick) and ``quarantine`` (every tick at which a series the
+(the tight loop's metrics per tick), ``plan_hedge`` (each plan's hedge gap while it ran:
+:class:`trimtab.engine.legrisk.PlanGap`) and ``quarantine`` (every tick at which a series the
 strategy reads was quarantined by the data checks: the faulty field, value and reason). Rows
 are buffered and written in batches; WAL mode so a
 reader can follow a live run. Live runs also keep ``checkpoints`` (the engine state after the
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS observations (tick INTEGER, series TEXT, ts INTEGER, 
 CREATE TABLE IF NOT EXISTS feed_errors (tick INTEGER, time TEXT, series TEXT, source TEXT, message TEXT);
 CREATE TABLE IF NOT EXISTS analyses (tick INTEGER, time TEXT, trigger TEXT, plan_id TEXT, recommendation TEXT, analysis TEXT);
 CREATE TABLE IF NOT EXISTS quarantine (tick INTEGER, time TEXT, series TEXT, field TEXT, value REAL, reason TEXT);
+CREATE TABLE IF NOT EXISTS plan_hedge (plan_id TEXT PRIMARY KEY, tick INTEGER, max_unhedged_usd REAL, max_unhedged_tick INTEGER, max_drift REAL, unhedged_hours INTEGER, hours_in_flight INTEGER);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
 """
@@ -89,7 +91,7 @@ class Journal:
         self.db = scrubbing(sqlite3.connect(path))
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors", "quarantine")}
+        self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors", "quarantine", "plan_hedge")}
         self.flush_every = flush_every
         self._fill_id = 0
 
@@ -105,6 +107,7 @@ class Journal:
         "observations": "INSERT INTO observations VALUES (?,?,?,?,?,?)",
         "feed_errors": "INSERT INTO feed_errors VALUES (?,?,?,?,?)",
         "quarantine": "INSERT INTO quarantine VALUES (?,?,?,?,?,?)",
+        "plan_hedge": "INSERT OR REPLACE INTO plan_hedge VALUES (?,?,?,?,?,?,?)",
     }
 
     def _add(self, table: str, row: tuple) -> None:
@@ -126,6 +129,11 @@ class Journal:
 
     def plan(self, plan, tick: int) -> None:
         self._add("plans", (plan.id, tick, plan.time, plan.state, plan.action, plan.trigger, plan.expected_cost, dumps(plan.to_dict())))
+
+    def plan_gap(self, g) -> None:
+        """A plan's hedge-gap record (:class:`trimtab.engine.legrisk.PlanGap`), replacing the last."""
+        self._add("plan_hedge", (g.plan_id, g.tick, g.max_unhedged_usd, g.max_unhedged_tick, g.max_drift, g.unhedged_hours,
+                                 g.hours_in_flight))
 
     def step(self, plan_id: str, step, status: str, tick: int, time: str, detail: str) -> None:
         ins = [dict(venue=i.venue, operation=i.operation, instrument=i.instrument, amount=i.amount, asset=i.asset,

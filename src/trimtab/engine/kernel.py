@@ -31,6 +31,7 @@ from ..planner.yield_impact import analyse, positions_of
 from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.rewards import RewardAccrual
+from ..venues.costs import costs_block
 from ..venues.sim import SimVenues
 from .executor import Executor
 from .flows import CapitalFlows, Flow, read_flows
@@ -203,6 +204,7 @@ class Engine:
                 else:
                     decision.plan_id = plan.id
                     journal.plan(plan, i)
+                    journal.plan_gap(self.legrisk.submitted(plan.id, i))
                     executor.submit(plan, i)
                 self.last_plan_empty = not plan.steps
                 metrics = monitors.run(i, executor.in_flight, params)
@@ -211,6 +213,7 @@ class Engine:
             comp = self.legrisk.compensate(i, metrics, planner, book, params)
             if comp is not None:
                 journal.plan(comp, i)
+                journal.plan_gap(self.legrisk.submitted(comp.id, i))
                 executor.submit(comp, i)
                 metrics = monitors.run(i, executor.in_flight, params)
         if not executor.in_flight and (cflows.pending_withdrawal > 0 or (cflows.withdraw_all and machine.state == "idle")):
@@ -238,6 +241,9 @@ class Engine:
         attr.check(equity - self.capital - cflows.net)
         self.nav_series[i] = cflows.nav(equity)
         self.eq_series[i] = equity
+        gap = self.legrisk.track(i, metrics, executor.in_flight, px.asset_usd(self.strategy.config.asset), monitors.hedged)
+        if gap is not None:
+            journal.plan_gap(gap)
         journal.decision(decision)
         journal.metrics(i, iso[i], machine.state, metrics)
         journal.ledger(i, iso[i], attr.tick)
@@ -338,6 +344,27 @@ class Engine:
         self.journal._fill_id = st["fill_id"]
 
     # ------------------------------------------------------------------ the end
+    def _costs(self) -> dict:
+        """The summary's ``costs`` block, from the journal's fills (so a resumed run counts them all)."""
+        self.journal.flush()
+        rows = self.journal.db.execute("SELECT plan_id, step_id, venue, operation, category, impact, price, legs, note FROM fills "
+                                       "WHERE category IN ('trading_fees', 'gas') ORDER BY fill_id").fetchall()
+        return costs_block(rows, self.strategy.config.costs.multiplier)
+
+    def _hedge_gap(self) -> dict:
+        """The summary's ``hedge_gap``: the plan that left the largest notional unhedged (journal
+        table ``plan_hedge``, :class:`trimtab.engine.legrisk.PlanGap`) and the longest gap."""
+        self.journal.flush()
+        db = self.journal.db
+        top = db.execute("SELECT plan_id, max_unhedged_usd, max_unhedged_tick, unhedged_hours FROM plan_hedge "
+                         "ORDER BY max_unhedged_usd DESC, tick LIMIT 1").fetchone()
+        hours, plans = db.execute("SELECT coalesce(max(unhedged_hours), 0), count(*) FROM plan_hedge").fetchone()
+        total = db.execute("SELECT coalesce(sum(unhedged_hours), 0) FROM plan_hedge").fetchone()[0]
+        return {"max_unhedged_usd": top[1] if top else 0.0, "plan_id": top[0] if top else None,
+                "time": self.iso[top[2]] if top and top[2] is not None else None,
+                "max_unhedged_hours": hours, "unhedged_hours": total, "plans": plans,
+                "drift_threshold": self.legrisk.max_drift}
+
     def finish(self) -> RunResult:
         """Summarise, write summary.json and equity.csv, close the journal."""
         view, px, sim, book, strategy, window = self.view, self.px, self.sim, self.book, self.strategy, self.window
@@ -384,6 +411,8 @@ class Engine:
             "funding_missing": dict(sim.funding_missing),
             "data_gaps": data_notes,
             "quarantined": view.quarantine_summary(last),
+            "costs": self._costs(),
+            "hedge_gap": self._hedge_gap(),
             "run_dir": str(run_dir),
         }
         self.journal.meta("summary", summary)

@@ -124,21 +124,31 @@ class Monitors:
             hedge_allocation_drift=hedge_allocation_drift(self.s, params, px, book) if self.hedged else 0.0,
             stale_venues=float(stale),
         )
-        # cross-venue balance: the CEX accounts' share of equity against the hedge's allocation
+        # cross-venue balance, per hedge target: its CEX accounts' share of equity against its
+        # allocation; the plain name is the worst (largest |imbalance|, signed, first on ties)
         imb = 0.0
         for t in self.hedge_targets:
             venues = {px.info[leg.instrument].venue for leg in t.legs}
-            cex = sum(sim.perp_account(book, v)[0] for v in venues) / px.share_usd()
+            x = 0.0
             if equity > 0 and any(book.qty(leg.instrument) for leg in t.legs):
-                imb = cex / equity - self.s.target_value(t.allocation, params)
+                cex = sum(sim.perp_account(book, v)[0] for v in venues) / px.share_usd()
+                x = cex / equity - self.s.target_value(t.allocation, params)
+            m[f"venue_imbalance.{t.id}"] = x
+            if abs(x) > abs(imb):
+                imb = x
         m["venue_imbalance"] = imb
-        # signals: the side the model wants (held at the current side while the venue cannot trade)
-        want = have = 0.0
+        # signals, per signal target: the side the model wants (held at the current side while
+        # the venue cannot trade); the plain names are the first target wanting a trade, else
+        # the first target, so `signal_side != position_side` fires when any target must trade
+        agg: tuple[float, float] | None = None
         for t in self.signal_targets:
             pos = book.qty(t.instrument)
-            have = (pos > 0) - (pos < 0)
-            want = self.signals.side(t, params) if px.tradable(t.instrument) else have
-        m["signal_side"], m["position_side"] = float(want), float(have)
+            have = float((pos > 0) - (pos < 0))
+            want = float(self.signals.side(t, params)) if px.tradable(t.instrument) else have
+            m[f"signal_side.{t.id}"], m[f"position_side.{t.id}"] = want, have
+            if agg is None or (agg[0] == agg[1] and want != have):
+                agg = (want, have)
+        m["signal_side"], m["position_side"] = agg if agg is not None else (0.0, 0.0)
         dust = sum(px.value(k, book.qty(k)) for k in self.dust_keys if book.qty(k) > 0)
         m["dust_fraction"] = dust / equity if equity > 0 else 0.0
         f = self.flows
@@ -160,7 +170,9 @@ class Monitors:
     def declared(self) -> list[str]:
         """The metric names this strategy publishes per the registry, the same names its config
         checks let rules use: every single-valued strategy metric, ``margin_ratio.<venue>`` per
-        perp venue, ``drift.<TOKEN>`` per basket token (:func:`trimtab.config.load.metric_members`)."""
+        perp venue, ``drift.<TOKEN>`` per basket token, ``venue_imbalance.<id>`` per perp_hedge
+        target, ``signal_side.<id>`` / ``position_side.<id>`` per signal_perp target
+        (:func:`trimtab.config.load.metric_members`)."""
         return expand(Scope.STRATEGY, metric_members(self.s.config, self.s.venues))
 
     def _verify(self, m: dict[str, float]) -> None:

@@ -17,6 +17,14 @@ it needs:
    (flash_borrow -> stake -> supply -> borrow -> flash_repay), which waits for the perp
    increases so an on-chain leg and its hedge land in the same tick.
 
+The hedge follows the leg it hedges (issue 13 part 4): a hedge increase waits for what funds
+the legs going up (the entry bundle, a stake, a CEX spot buy: the ETH buy, LST releases, their
+venue's deposit) as well as its own venue's deposit, and those legs wait for the hedge
+increases; the ETH buy waits for the hedge's deposits (gas money excepted). So ETH bought,
+perps and on-chain leg land in one tick. The part of a hedge reduction that moves to another
+venue waits for that venue's increase. Perp reductions matching an on-chain reduction run at
+once, as the unwind does.
+
 Targets are sized on equity less the plan's own expected cost (one refinement pass), so the
 plan funds itself. Moves smaller than ``MIN_TRADE_USD`` are skipped.
 
@@ -33,11 +41,13 @@ from collections import defaultdict
 
 from ..accounting.book import Book
 from ..config.load import Strategy
+from ..errors import TrimtabError
 from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.sim import WALLET_ETH, SimVenues
 from .drift import Basket, basket_of
 from .plan import Instruction, Plan, Step
+from .routes import candidates, choose, deadline_s
 from .emergency import current_targets, emergency_targets
 from .targets import Targets, compute_targets
 
@@ -77,6 +87,8 @@ class Planner:
         self.signals = signals
         #: perp instrument -> the target trading it on a signal (its trades carry resting stops)
         self.signal_targets = {t.instrument: t for t in strategy.config.targets if template_for(t).signal_file(t)}
+        #: perp legs hedging other targets' delta: they move with the leg they hedge (``_hedge_timing``)
+        self.hedge_keys = {leg.instrument for t in strategy.config.targets for leg in template_for(t).hedge_legs(t)}
         self.swap_venue = next((t.swap_venue for t in strategy.config.targets if hasattr(t, "swap_venue")), None)
         basket = basket_of(strategy)
         #: A token_weights basket plans its own matched swaps (trimtab.planner.drift).
@@ -88,6 +100,7 @@ class Planner:
         (``emergency``: toward what the ``protocol`` decides, with its reasons as notes;
         ``hedge``: re-hedge the on-chain delta as it stands, nothing else moves)."""
         reasons: list[str] = []
+        self.deadline_s = deadline_s(action_kind, params)
         if self.basket is not None and action_kind in ("target", "unwind"):
             return self.basket.plan(book, equity, state, action_kind, params, trigger)
         if action_kind == "sell_dust":
@@ -134,7 +147,11 @@ class Planner:
         def gas_of(venue: str, op: str) -> float:
             return sim.gas_eth(sim.op(venue, op).gas_op)
 
-        # --- perps: reductions release, increases deploy after the venue's deposit
+        # --- perps: reductions release, increases deploy after the venue's deposit; the part of
+        # a hedge reduction that moves to another venue waits for that venue's increase
+        moved = self._hedge_moved(book, tg)
+        hedge_increases: list[str] = []
+        moved_later: list[Step] = []
         for key in sorted(k for k in tg.positions if px.info[k].ptype == "Perp"):
             if key in tg.frozen:
                 continue
@@ -142,15 +159,30 @@ class Planner:
             d = tgt - cur
             mark = px.mark(key)
             venue = px.info[key].venue
-            if abs(d) * mark < max(MIN_TRADE_USD, sim.op(venue, "trade").min_notional):
+            least = max(MIN_TRADE_USD, sim.op(venue, "trade").min_notional)
+            if abs(d) * mark < least:
                 continue
-            ins = self._perp_ins(key, d, mark, tgt, params)
             if abs(tgt) < abs(cur) or (cur and (tgt > 0) != (cur > 0)):
-                st = Step(next(sid), f"reduce {key} by {d:+.4f}", (ins,), expected_cost=ins.expected_cost)
-                release.append(st)
-                venue_release[venue].append(st.id)
+                later = d * moved if key in self.hedge_keys and (tgt > 0) == (cur > 0) else 0.0
+                if abs(later) * mark < least:
+                    later = 0.0
+                elif abs(d - later) * mark < least:
+                    later = d
+                if d - later:
+                    ins = self._perp_ins(key, d - later, mark, cur + d - later, params)
+                    st = Step(next(sid), f"reduce {key} by {d - later:+.4f}", (ins,), expected_cost=ins.expected_cost)
+                    release.append(st)
+                    venue_release[venue].append(st.id)
+                if later:
+                    ins = self._perp_ins(key, later, mark, tgt, params)
+                    moved_later.append(Step(next(sid), f"reduce {key} by {later:+.4f} as the hedge moves to another venue", (ins,),
+                                            expected_cost=ins.expected_cost))
             else:
-                deploy.append((f"deposit:{venue}", Step(next(sid), f"increase {key} by {d:+.4f}", (ins,), expected_cost=ins.expected_cost)))
+                ins = self._perp_ins(key, d, mark, tgt, params)
+                st = Step(next(sid), f"increase {key} by {d:+.4f}", (ins,), expected_cost=ins.expected_cost)
+                deploy.append((f"deposit:{venue}", st))
+                if key in self.hedge_keys:
+                    hedge_increases.append(st.id)
 
         # --- templates holding on-chain or spot positions
         moves = _Moves(self, book, tg, params, eth, sc, sid, release, deploy, wallet_in, wallet_out, venue_in, venue_out,
@@ -197,9 +229,10 @@ class Planner:
         usdt_total = usdt_now + wallet_in["USDT_later"]
         if self.swap_venue and eth_need * eth > MIN_TRADE_USD and usdt_total - usdt_need > MIN_TRADE_USD:
             eth_need = min(eth_need, (usdt_total - usdt_need) / eth)  # no more than the spare USDT buys
-            g = gas_of(self.swap_venue, "swap")
+            venue, routes = self.route("USDT", "ETH", eth_need * eth)
+            g = gas_of(venue, "swap")
             eth_need += GAS_SAFETY * g
-            cost = self._swap_cost(self.swap_venue, "USDT", "ETH", eth_need * eth)
+            cost = self._swap_cost(venue, "USDT", "ETH", eth_need * eth)
             usdt = eth_need * eth / (1 - cost / 1e4)
             buy_id = next(sid)
             c = usdt * cost / 1e4 / sc
@@ -207,8 +240,8 @@ class Planner:
             if usdt + usdt_need > usdt_now:
                 deps += tuple(withdraw_ids)
                 wait_for_withdrawals = bool(withdraw_ids)
-            steps.append(Step(buy_id, f"buy {eth_need:.4f} ETH with USDT on {self.swap_venue}",
-                              (Instruction(self.swap_venue, "swap", WALLET_USDT, usdt, "USDT", {"buy": "ETH"}, "dex ETH/USDT", c),),
+            steps.append(Step(buy_id, f"buy {eth_need:.4f} ETH with USDT on {venue}",
+                              (Instruction(venue, "swap", WALLET_USDT, usdt, "USDT", {"buy": "ETH", "routes": routes}, "dex ETH/USDT", c),),
                               depends_on=deps, expected_cost=c + g * eth / sc))
         else:
             surplus = -eth_need
@@ -219,20 +252,22 @@ class Planner:
             elif share != "ETH" and (unwind or wallet_release["ETH"]):
                 sell = surplus  # ETH freed by releases goes back into the share class
             if self.swap_venue and sell * eth > MIN_TRADE_USD:
-                cost = self._swap_cost(self.swap_venue, "ETH", "USDT", sell)
-                g = gas_of(self.swap_venue, "swap")
+                venue, routes = self.route("ETH", "USDT", sell)
+                cost = self._swap_cost(venue, "ETH", "USDT", sell)
+                g = gas_of(venue, "swap")
                 sell_id = next(sid)
                 c = sell * eth * cost / 1e4 / sc
-                steps.append(Step(sell_id, f"sell {sell:.4f} ETH for USDT on {self.swap_venue}",
-                                  (Instruction(self.swap_venue, "swap", WALLET_ETH, sell, "ETH", {"buy": "USDT"}, "dex ETH/USDT", c),),
+                steps.append(Step(sell_id, f"sell {sell:.4f} ETH for USDT on {venue}",
+                                  (Instruction(venue, "swap", WALLET_ETH, sell, "ETH", {"buy": "USDT", "routes": routes}, "dex ETH/USDT", c),),
                                   depends_on=tuple(wallet_release["ETH"]), expected_cost=c + g * eth / sc))
         if share == "ETH" and self.swap_venue and (wallet_in["USDT_later"] > MIN_TRADE_USD) and (unwind or not deposits):
             # CEX withdrawals in an ETH share class come back as USDT: buy ETH with them on arrival.
             amt = wallet_in["USDT_later"]
-            cost = self._swap_cost(self.swap_venue, "USDT", "ETH", amt)
+            venue, routes = self.route("USDT", "ETH", amt)
+            cost = self._swap_cost(venue, "USDT", "ETH", amt)
             c = amt * cost / 1e4 / sc
-            steps.append(Step(next(sid), f"buy ETH with {amt:.2f} USDT withdrawn on {self.swap_venue}",
-                              (Instruction(self.swap_venue, "swap", WALLET_USDT, amt, "USDT", {"buy": "ETH"}, "dex ETH/USDT", c),),
+            steps.append(Step(next(sid), f"buy ETH with {amt:.2f} USDT withdrawn on {venue}",
+                              (Instruction(venue, "swap", WALLET_USDT, amt, "USDT", {"buy": "ETH", "routes": routes}, "dex ETH/USDT", c),),
                               depends_on=tuple(withdraw_ids), expected_cost=c))
 
         # Never plan to deposit more USDT than the wallet will have: scale deposits down to it.
@@ -252,25 +287,94 @@ class Planner:
             steps.append(st)
             dep_ids[venue] = st.id
 
-        perp_ids = []
+        # The hedge goes on with the leg it hedges: hedge increases wait for what funds the legs
+        # going up (the entry bundle, stakes, CEX spot buys) and those legs wait for the hedge
+        # increases, so both land in one tick.
+        legs_up = [st.id for w, st in deploy if w == "buy" or (st.instructions[0].operation == "spot_trade" and st.instructions[0].amount > 0)]
+        together = bool(hedge_increases) and (entry_bundle is not None or bool(legs_up))
+        hedge_deps = tuple(sorted({dep_ids[w.split(":", 1)[1]] for w, st in deploy
+                                   if st.id in hedge_increases and w.split(":", 1)[1] in dep_ids}))
+        if together and buy_id is not None and hedge_deps and (entry_bundle is not None or any(w == "buy" for w, _ in deploy)):
+            # The ETH bought for them is unhedged delta until the hedge is on: buy it in the
+            # tick the deposits land (gas money for the deposits first, if short).
+            steps, buy_id = self._buy_with_hedge(book, steps, buy_id, hedge_deps, gas_eth, reserve, sid)
+        deps_of: dict[str, tuple[str, ...]] = {}
         for wait, st in deploy:
             if wait.startswith("deposit:"):
-                deps = tuple(x for x in [dep_ids.get(wait.split(":", 1)[1])] if x)
+                deps_of[st.id] = tuple(x for x in [dep_ids.get(wait.split(":", 1)[1])] if x)
             elif wait == "buy":
-                deps = tuple(x for x in [buy_id] if x) + tuple(wallet_release["ETH"])
+                deps_of[st.id] = tuple(x for x in [buy_id] if x) + tuple(wallet_release["ETH"])
             else:  # supply from the wallet's own asset
-                deps = tuple(x for x in [sell_id] if x) + (tuple(withdraw_ids) if wait_for_withdrawals else ())
-            st = Step(st.id, st.description, st.instructions, depends_on=deps, expected_cost=st.expected_cost)
+                deps_of[st.id] = tuple(x for x in [sell_id] if x) + (tuple(withdraw_ids) if wait_for_withdrawals else ())
+        bundle_deps = tuple(wallet_release["ETH"]) + tuple(x for x in [buy_id] if x)
+        if together:
+            funding = {d for i in legs_up for d in deps_of[i]} | (set(bundle_deps) if entry_bundle is not None else set())
+            for i in hedge_increases:
+                deps_of[i] += tuple(sorted(funding - set(deps_of[i])))
+            for i in legs_up:
+                deps_of[i] += tuple(hedge_increases)
+        perp_ids = []
+        for wait, st in deploy:
+            st = Step(st.id, st.description, st.instructions, depends_on=deps_of[st.id], expected_cost=st.expected_cost)
             steps.append(st)
             if st.instructions[0].operation == "trade":
                 perp_ids.append(st.id)
+        for st in moved_later:
+            steps.append(Step(st.id, st.description, st.instructions, depends_on=tuple(hedge_increases), expected_cost=st.expected_cost))
         if entry_bundle is not None:
-            deps = tuple(wallet_release["ETH"]) + tuple(x for x in [buy_id] if x) + tuple(perp_ids)
+            deps = bundle_deps + tuple(perp_ids)
             steps.append(Step(next(sid), entry_bundle.description, entry_bundle.instructions, bundle=True,
                               venue=entry_bundle.venue, operation=entry_bundle.operation, depends_on=deps,
                               expected_cost=entry_bundle.expected_cost))
         # Each step's expected cost includes its own gas, so the plan's cost is their sum.
         return steps, max(sum(s.expected_cost for s in steps), 0.0)
+
+    def _hedge_moved(self, book: Book, tg: Targets) -> float:
+        """The fraction of the hedge legs' reductions that moves to other hedge legs (their
+        increases), 0..1: that part is reduced only once the other venue holds it, so a hedge
+        moving between venues is never off both (issue 13 part 4). Same-sign legs only."""
+        red = inc = 0.0
+        for key in self.hedge_keys:
+            if key in tg.frozen or key not in tg.positions:
+                continue
+            cur, tgt = book.qty(key), tg.positions[key]
+            if cur and (tgt > 0) != (cur > 0):
+                continue  # a flip closes the old side first
+            units = (abs(tgt) - abs(cur)) * self.px.mark(key)
+            red, inc = red + max(-units, 0.0), inc + max(units, 0.0)
+        return min(red, inc) / red if red > 0 else 0.0
+
+    def _buy_with_hedge(self, book: Book, steps: list[Step], buy_id: str, dep_ids: tuple[str, ...], gas_eth: float,
+                        reserve: float, sid) -> tuple[list[Step], str]:
+        """Make the ETH buy funding an entry bundle wait for the CEX deposits its hedge needs, so
+        the ETH is bought in the tick the perps and the bundle go on. The part the plan's gas
+        and the wallet reserve need now (the deposits pay gas in ETH) is bought at once as its
+        own step. Returns the new steps and the id of the buy the bundle waits for."""
+        i = next(n for n, st in enumerate(steps) if st.id == buy_id)
+        st = steps[i]
+        ins = st.instructions[0]
+        eth = self.px.eth_usd()
+        bought = ins.amount / eth  # ETH, before costs: the split is pro rata
+        now = min(max(GAS_SAFETY * gas_eth + reserve - book.qty(WALLET_ETH), 0.0), bought)
+        if now * eth < MIN_TRADE_USD:
+            steps[i] = Step(st.id, st.description, st.instructions, depends_on=st.depends_on + dep_ids, expected_cost=st.expected_cost)
+            return steps, buy_id
+        if (bought - now) * eth < MIN_TRADE_USD:
+            return steps, buy_id  # it is (almost) all gas money: buy it now
+        f = now / bought
+        gas = self.sim.gas_eth(self.sim.op(ins.venue, "swap").gas_op) * eth / self.px.share_usd()
+        first = Step(st.id, f"buy {now:.4f} ETH for gas with USDT on {ins.venue}",
+                     (Instruction(ins.venue, ins.operation, ins.instrument, ins.amount * f, ins.asset, ins.params, ins.price_field,
+                                  ins.expected_cost * f),),
+                     depends_on=st.depends_on, expected_cost=ins.expected_cost * f + gas)
+        rest_id = next(sid)
+        rest = Step(rest_id, f"buy {bought - now:.4f} ETH with USDT on {ins.venue} as the hedge goes on",
+                    (Instruction(ins.venue, ins.operation, ins.instrument, ins.amount * (1 - f), ins.asset, ins.params, ins.price_field,
+                                 ins.expected_cost * (1 - f)),),
+                    depends_on=st.depends_on + dep_ids, expected_cost=st.expected_cost - ins.expected_cost * f)
+        steps[i] = first
+        steps.append(rest)
+        return steps, rest_id
 
     def _signal_venues(self) -> set[str]:
         return {self.px.info[k].venue for k in self.signal_targets}
@@ -303,6 +407,18 @@ class Planner:
         return steps
 
     # ------------------------------------------------------------------ instruction builders
+    def route(self, sell: str, buy: str, amount: float, atomic: bool = False, kinds: tuple[str, ...] = ("dex",)) -> tuple[str, list[dict]]:
+        """(venue, routes considered) for converting ``amount`` of ``sell`` into ``buy``: the
+        cheapest of the strategy's routes of ``kinds`` that fits this plan's deadline
+        (:mod:`trimtab.planner.routes`); the target's ``swap_venue`` with no routes listed when
+        none can be priced (the instruction then fails with the venue's own error)."""
+        try:
+            quotes = [q for q in candidates(self.sim, sell, buy, amount, atomic) if q.kind in kinds]
+            best, considered = choose(quotes, getattr(self, "deadline_s", 0.0))
+        except TrimtabError:  # stale or bad prices, no pair: the swap venue reports it when run
+            return self.swap_venue, []
+        return best.venue, considered
+
     def _swap_cost(self, venue: str | None, sell: str, buy: str, amount: float) -> float:
         if venue is None:
             return 0.0
@@ -362,3 +478,7 @@ class _Moves:
 
     def swap_cost(self, venue: str | None, sell: str, buy: str, amount: float) -> float:
         return self._planner._swap_cost(venue, sell, buy, amount)
+
+    def route(self, sell: str, buy: str, amount: float, atomic: bool = False, kinds: tuple[str, ...] = ("dex",)) -> tuple[str, list[dict]]:
+        """(venue, routes considered): :meth:`Planner.route`."""
+        return self._planner.route(sell, buy, amount, atomic, kinds)

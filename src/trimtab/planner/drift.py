@@ -21,8 +21,9 @@ tokens with weights. At a tick:
   skipped (logged), one over ``max_trade_usd`` is cut to it (logged; the rest waits for the
   next rebalance). Amounts under :data:`DUST_USD` are not trades.
 * **paths**: every trade is a swap against ``quote`` on ``swap_venue``; a trade between two
-  non-quote tokens is two swaps (ETH -> USDT -> BTC), each paying the venue's swap fee, the
-  execution-cost table's spread + slippage for its size bucket and its own gas.
+  non-quote tokens is two swaps (ETH -> USDT -> BTC), each paying its pair's pool fee tier, the
+  execution-cost table's spread + slippage at its size (interpolated, trimtab.venues.costs) and
+  its own gas.
 * **slippage guard** (seed "Slippage Protection"): the quoted output of a path is its input at
   the source prices, amount_out_min = quoted x (1 - ``slippage_tolerance``); the path's expected
   fill (the venue model at this tick: pool price less fee and execution cost) below that

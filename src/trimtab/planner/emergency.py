@@ -32,7 +32,9 @@ from __future__ import annotations
 from ..accounting.book import Book
 from ..config.load import Strategy
 from ..config.models import EmergencyProtocolSpec
+from ..templates.leveraged_stake import loop_risk
 from ..templates.registry import template_for
+from ..venues.margin import maintenance
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
 from .targets import Targets, compute_targets
@@ -44,17 +46,27 @@ def px_venue_model(strategy: Strategy, px: Pricing, t) -> str:
     return strategy.venues[px.info[t.collateral].venue].model
 
 MIN_USD = 25.0
-# Margin-ratio headroom an emergency target keeps above a venue's maintenance margin. The
-# maintenance figure is the venue YAML's ``perp.maintenance_margin`` (0.10 for binance, bybit
-# and okx, from data/static.json ``cex_margin.<venue>.maintenance_margin_requirement``); 0.05
-# on top gives 0.15, the same file's ``margin_call_threshold``.
+# Margin-ratio headroom an emergency target keeps above a venue's maintenance margin rate
+# (the exchange's tiered brackets, venue YAML ``perp.risk_limits``: 0.4-0.5% at trimtab's
+# sizes). 0.05 is data/static.json ``cex_margin``'s gap between its margin-call threshold
+# (0.15) and maintenance (0.10).
 MARGIN_FLOOR_BUFFER = 0.05
 
 
-def margin_floor(strategy: Strategy, venue: str) -> float:
-    """Lowest margin ratio (equity / notional) an emergency target may leave on ``venue``:
-    its maintenance margin (venue YAML) plus :data:`MARGIN_FLOOR_BUFFER`."""
-    return strategy.venues[venue].perp.maintenance_margin + MARGIN_FLOOR_BUFFER
+def margin_floor(strategy: Strategy, px: Pricing, venue: str, positions: dict[str, float]) -> float:
+    """Lowest margin ratio (equity / notional) an emergency target may leave on ``venue``: the
+    maintenance margin rate of the target ``positions`` (perp key -> signed units) on it --
+    tiered maintenance (trimtab.venues.margin.maintenance) / notional -- plus
+    :data:`MARGIN_FLOOR_BUFFER`. Without positions there, the strictest first-bracket rate."""
+    tables = strategy.venues[venue].perp.risk_limits
+    mm = n = 0.0
+    for k, size in positions.items():
+        if k in tables and size:
+            m = px.mark(k)
+            mm += maintenance(tables[k], size, m)
+            n += abs(size) * m
+    rate = mm / n if n > 0 else max(t.tiers[0].mmr for t in tables.values())
+    return rate + MARGIN_FLOOR_BUFFER
 
 
 def debt_repayment_order(debts: dict[str, float], funded_apr: dict[str, float], borrow_apr: dict[str, float]) -> list[str]:
@@ -101,8 +113,8 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
             return 0.0
         bps = 0.0
         if asset not in ("ETH", "WETH"):
-            bps += sim.op(swap, "swap").fee_bps + sim.exec_cost_bps(f"ETH_{asset}", usd)
-        bps += sim.op(swap, "swap").fee_bps + sim.exec_cost_bps("ETH_USDT", usd)
+            bps += sim.swap_cost_bps(swap, asset, "ETH", usd)  # the pair's pool tier + slippage
+        bps += sim.swap_cost_bps(swap, "ETH", "USDT", usd)
         return bps / 1e4
 
     def account(venue: str) -> tuple[float, float]:
@@ -259,15 +271,15 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
                 # Why: the target split margins the hedge at allocation / hedged notional
                 # ((1 - s) / s for stake s: 0.185 at s = 0.84375), and a leg on a stale venue
                 # keeps its equity (nothing can be withdrawn from it) though that equity is
-                # charged to the margin budget, so the live legs can end up below maintenance
-                # (binance 0.0998 with a stale OKX holding 0.45). Hold every account at
+                # charged to the margin budget, so the live legs can end up thin (binance 0.0998
+                # with a stale OKX holding 0.45). Hold every account at
                 # maintenance + buffer, funded from the protocol's sources in order (delta kept).
                 wallet_usdt = 0.0  # the rebalance already deploys idle wallet USDT
                 for venue in sorted({px.info[leg.instrument].venue for t in hedges for leg in t.legs}):
                     q, n = account(venue)
-                    floor = margin_floor(strategy, venue)
+                    floor = margin_floor(strategy, px, venue, tg.positions)
                     if n > 0 and q / n < floor:
-                        notes.append(f"  {venue}: the target split leaves margin ratio {q / n:.4f} < {floor:.2f} "
+                        notes.append(f"  {venue}: the target split leaves margin ratio {q / n:.4f} < {floor:.4f} "
                                      f"(maintenance + {MARGIN_FLOOR_BUFFER}); topping up")
                         fund(venue, floor)
     if not acted:
@@ -276,9 +288,8 @@ def emergency_targets(strategy: Strategy, params: dict[str, float], protocol: Em
 
 
 def _lt(strategy: Strategy, px: Pricing, t) -> float:
-    risk = strategy.venues[px.info[t.collateral].venue].risk
-    asset = px.info[t.collateral].asset
-    return risk.emode.liquidation_threshold if asset in risk.emode.assets else risk.standard[asset].liquidation_threshold
+    """Liquidation threshold of the loop's collateral, per asset for its eMode category."""
+    return loop_risk(t, strategy.venues, strategy.instruments)[1].liquidation_threshold
 
 
 def _leveraged_by_efficiency(levs: list, px: Pricing) -> list:

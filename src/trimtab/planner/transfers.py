@@ -5,7 +5,8 @@ the operations on the way. :func:`transfer_cost` prices a route at this tick:
 
 * gas: each on-chain operation's gas units (data/static.json ``gas_units``) x the real gas price;
 * exchange withdrawal fee: the CEX's ``withdraw.fee`` (venues/<cex>.yaml);
-* conversion: DEX pool fee + the execution-cost table's spread for each swap on the way;
+* conversion: the pair's DEX pool fee tier + the execution-cost table's spread (interpolated in
+  size) for each swap on the way;
 * yield lost in transit: amount x the source's current yield (APR) x transit time, transit time
   being the sum of the route's latencies (CEX deposit confirmation, CEX withdrawal).
 
@@ -30,6 +31,7 @@ GAS_BY_STEP = {
     "transfer": ("wallet", "transfer"),
 }
 SWAP_PAIRS = {"swap_lst_to_eth": "ETH_weETH", "swap_eth_to_usdt": "ETH_USDT", "swap_usdt_to_eth": "ETH_USDT"}
+SWAP_TOKENS = {"swap_lst_to_eth": ("weETH", "ETH"), "swap_eth_to_usdt": ("ETH", "USDT"), "swap_usdt_to_eth": ("USDT", "ETH")}
 
 
 class RouteError(ValueError):
@@ -106,8 +108,10 @@ def transfer_cost(route: Route, amount_usd: float, sim, source_yield_apr: float 
                 c.gas_usd += g
                 c.steps.append(f"{step}: gas {g:.2f} USD")
         if step in SWAP_PAIRS:
-            fee = sim.venues["uniswap_v3"].operations["swap"].fee_bps if "uniswap_v3" in sim.venues else 0.0
-            bps = fee + sim.exec_cost_bps(SWAP_PAIRS[step], amount_usd)
+            if "uniswap_v3" in sim.venues:  # the pair's pool fee tier + interpolated slippage
+                bps = sim.swap_cost_bps("uniswap_v3", *SWAP_TOKENS[step], amount_usd)
+            else:
+                bps = sim.exec_cost_bps(SWAP_PAIRS[step], amount_usd)
             c.conversion_usd += amount_usd * bps / 1e4
             c.steps.append(f"{step}: {bps:.1f} bps")
         if step == "cex_withdraw" and cex:

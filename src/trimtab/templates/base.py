@@ -45,6 +45,7 @@ class Loop:
     collateral: str
     debt: str
     target_ltv: Expr
+    emode: str | None = None   # the target's eMode choice (a category, "none", or None: auto)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ class MoveContext(Protocol):
     def next_id(self) -> str: ...
     def gas_of(self, venue: str, op: str) -> float: ...
     def swap_cost(self, venue: str | None, sell: str, buy: str, amount: float) -> float: ...
+    def route(self, sell: str, buy: str, amount: float, atomic: bool = False,
+              kinds: tuple[str, ...] = ("dex",)) -> tuple[str, list[dict]]: ...  # (venue, routes considered)
     def instruction(self, *args, **kwargs) -> Any: ...
     def step(self, *args, **kwargs) -> Any: ...
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .base import BaseTemplate, Expr, Loop, TargetModel, held_series
-from .leveraged_stake import check_target_ltv
+from .leveraged_stake import check_emode, check_target_ltv, loop_risk
 
 #: Most borrow/re-supply (or withdraw/repay) rounds in one bundle. At L = 0.70 under a max LTV
 #: of 0.75, building from zero takes 6 rounds.
@@ -47,6 +47,8 @@ class LendLoopTarget(TargetModel):
     debt: str
     target_ltv: Expr
     bundler: str
+    #: Aave eMode category of the account (as on ``leveraged_stake``; omitted: auto).
+    emode: str | None = None
 
 
 #: Each borrow stays this fraction under the max LTV: the executor cuts a supply to what the
@@ -63,14 +65,10 @@ WITHDRAW_HF = 1.01
 
 
 def _risk(ctx, t) -> tuple[float, float]:
-    """(max LTV, liquidation threshold) of the loop's asset on its venue: eMode when the asset is
-    in the venue's eMode category, else its standard reserve parameters (venue YAML ``risk``)."""
-    venue = ctx.px.info[t.collateral].venue
-    asset = ctx.px.info[t.collateral].asset
-    risk = ctx.strategy.venues[venue].risk
-    if asset in risk.emode.assets:
-        return risk.emode.ltv, risk.emode.liquidation_threshold
-    return risk.standard[asset].ltv, risk.standard[asset].liquidation_threshold
+    """(max LTV, liquidation threshold) of the loop's asset on its venue, per asset for the
+    target's eMode category (:func:`trimtab.templates.leveraged_stake.loop_risk`)."""
+    r = loop_risk(t, ctx.strategy.venues, ctx.strategy.instruments)[1]
+    return r.ltv, r.liquidation_threshold
 
 
 def build_rounds(c: float, d: float, c_to: float, d_to: float, max_ltv: float, lt: float) -> list[tuple[str, float]]:
@@ -144,6 +142,7 @@ class LendLoop(BaseTemplate):
         return t
 
     def check_values(self, t, ctx) -> None:
+        check_emode(t, ctx)
         check_target_ltv(t, ctx)
 
     def required_series(self, t, strategy, series_of):
@@ -195,7 +194,7 @@ class LendLoop(BaseTemplate):
         ctx.gas_eth += g
 
     def loop(self, t) -> Loop | None:
-        return Loop(t.collateral, t.debt, t.target_ltv)
+        return Loop(t.collateral, t.debt, t.target_ltv, t.emode)
 
     def live_gaps(self, t, has_spot, has_stops) -> set[str]:
         # The live bundle adapter builds only the flash-loan recipes of leveraged_stake

@@ -30,12 +30,17 @@ class LeveragedStakeTarget(TargetModel):
     bundler: str
     swap_venue: str
     target_ltv: Expr
+    #: Aave eMode category of the lending account (a name under the venue's ``risk.emode``;
+    #: ``none``: no eMode; omitted: the one category holding the collateral and the debt).
+    emode: str | None = None
 
 
-def max_ltv(t, venues: dict, instruments: dict) -> tuple[float, str] | None:
-    """(max LTV of the loop's lending venue, which parameter set): eMode when collateral and
-    debt assets are both in the eMode category, else the collateral's standard LTV; None when
-    the instruments or the venue's risk parameters are unknown (reported elsewhere)."""
+def loop_risk(t, venues: dict, instruments: dict):
+    """(eMode category or None, the collateral's ReserveRisk for it, label) of a loop target
+    (``collateral``, ``debt``, ``emode``): per asset, as Aave v3 computes it
+    (:meth:`trimtab.config.models.LendingRisk.params`: the category's LTV/LT/bonus for its
+    collateral members, the reserve's own otherwise); None when the instruments or the venue's
+    risk parameters are unknown (reported elsewhere)."""
     coll, debt = instruments.get(t.collateral or ""), instruments.get(t.debt)
     if not coll or not debt:
         return None
@@ -43,10 +48,41 @@ def max_ltv(t, venues: dict, instruments: dict) -> tuple[float, str] | None:
     if risk is None:
         return None
     ca, da = coll[1].asset, debt[1].asset
-    if ca in risk.emode.assets and da in risk.emode.assets:
-        return risk.emode.ltv, f"{coll[0]} eMode"
-    r = risk.standard.get(ca)
-    return (r.ltv, f"{coll[0]} {ca}") if r is not None else None
+    cat = risk.category_for(getattr(t, "emode", None), ca, da)
+    if cat is not None and cat not in risk.emode:
+        return None   # an unknown category (check_emode reports it)
+    r = risk.params(ca, cat)
+    if r is None:
+        return None
+    in_cat = cat in risk.emode and ca in risk.emode[cat].assets
+    return cat, r, (f"{coll[0]} eMode" if in_cat else f"{coll[0]} {ca}")
+
+
+def max_ltv(t, venues: dict, instruments: dict) -> tuple[float, str] | None:
+    """(max LTV of the loop's collateral on its lending venue, which parameter set), per asset
+    for the target's eMode category (:func:`loop_risk`); None when unknown."""
+    lr = loop_risk(t, venues, instruments)
+    return (lr[1].ltv, lr[2]) if lr is not None else None
+
+
+def check_emode(t, ctx) -> None:
+    """The target's ``emode`` names one of the venue's categories, and the category may borrow
+    the debt asset: Aave v3 refuses a borrow outside the user's category
+    (ValidationLogic.validateBorrow, Errors.NOT_BORROWABLE_IN_EMODE, aave-v3-origin v3.2+)."""
+    coll, debt = ctx.instruments.get(t.collateral or ""), ctx.instruments.get(t.debt)
+    if not coll or not debt or ctx.venues[coll[0]].risk is None:
+        return
+    risk = ctx.venues[coll[0]].risk
+    choice = getattr(t, "emode", None)
+    if choice in (None, "auto", "none"):
+        return
+    if choice not in risk.emode:
+        ctx.add(("emode",), f"target {t.id!r}: {coll[0]} has no eMode category {choice!r}"
+                            f"{ctx.suggest(choice, list(risk.emode))}; categories: {', '.join(risk.emode) or 'none'} (or 'none')")
+    elif not risk.emode[choice].can_borrow(debt[1].asset):
+        ctx.add(("debt",), f"target {t.id!r}: {debt[1].asset} is not borrowable in eMode {choice!r} on {coll[0]}: the protocol "
+                           f"refuses the borrow (NOT_BORROWABLE_IN_EMODE); borrow one of "
+                           f"{', '.join(b for b in risk.emode[choice].borrowable or risk.emode[choice].assets)} or choose another category")
 
 
 def check_target_ltv(t, ctx) -> None:
@@ -92,6 +128,7 @@ class LeveragedStake(BaseTemplate):
         return t
 
     def check_values(self, t, ctx) -> None:
+        check_emode(t, ctx)
         check_target_ltv(t, ctx)
 
     def required_series(self, t, strategy, series_of):
@@ -152,7 +189,7 @@ class LeveragedStake(BaseTemplate):
         return "lending"
 
     def loop(self, t) -> Loop | None:
-        return Loop(t.collateral, t.debt, t.target_ltv)
+        return Loop(t.collateral, t.debt, t.target_ltv, t.emode)
 
 
 def _entry_bundle(ctx, t, dc: float, dd: float, rate: float) -> tuple:
@@ -174,7 +211,9 @@ def _unwind_bundle(ctx, t, dc: float, dd: float, rate: float) -> tuple:
     """flash_borrow WETH -> repay -> withdraw the LST -> swap it to ETH -> flash_repay."""
     lending = ctx.px.info[t.collateral].venue
     asset = ctx.px.info[t.collateral].asset
-    cost = ctx.swap_cost(t.swap_venue, asset, "ETH", dc)
+    # Inside the flash-loan bundle only an atomic route (a DEX pool) can repay the loan.
+    venue, routes = ctx.route(asset, "ETH", dc, atomic=True)
+    cost = ctx.swap_cost(venue, asset, "ETH", dc)
     proceeds = dc * rate * (1 - cost / 1e4)
     repay = min(dd, proceeds) if dc > 0 else dd
     eth = ctx.px.eth_usd()
@@ -183,7 +222,7 @@ def _unwind_bundle(ctx, t, dc: float, dd: float, rate: float) -> tuple:
         ins(t.flash_venue, "flash_borrow", f"{t.flash_venue}:debtToken:flashWETH", repay, "WETH"),
         ins(lending, "repay", t.debt, repay, "WETH"),
         ins(lending, "withdraw", t.collateral, dc, asset),
-        ins(t.swap_venue, "swap", f"wallet:BaseToken:{asset}", dc, asset, {"buy": "ETH"}, "oracle rate",
+        ins(venue, "swap", f"wallet:BaseToken:{asset}", dc, asset, {"buy": "ETH", "routes": routes}, "oracle rate",
             dc * rate * cost / 1e4 * eth / ctx.px.share_usd()),
         ins(t.flash_venue, "flash_repay", f"{t.flash_venue}:debtToken:flashWETH", repay, "WETH"),
     )

@@ -49,6 +49,9 @@ class PerpHedge(BaseTemplate):
             ctx.check_expr(base + ("legs", j, "weight"), leg.weight)
         return t
 
+    def metric_keys(self, t) -> dict[str, list[str]]:
+        return {"hedge_target": [t.id]}  # venue_imbalance.<id> (trimtab.metrics)
+
     def check_values(self, t, ctx) -> None:
         where = f"target {t.id!r}"
         v = ctx.value(("hedge_ratio",), t.hedge_ratio, f"{where} hedge ratio")

@@ -65,6 +65,9 @@ class SignalPerp(BaseTemplate):
                                                f"(generate one with `python scripts/make_signals.py`)")
         return t
 
+    def metric_keys(self, t) -> dict[str, list[str]]:
+        return {"signal_target": [t.id]}  # signal_side.<id>, position_side.<id> (trimtab.metrics)
+
     def check_values(self, t, ctx) -> None:
         where = f"target {t.id!r}"
         for f, lo, hi, lo_in in _DOMAINS:

@@ -1,6 +1,7 @@
 """``stake``: hold ``allocation`` of equity as LST units in the wallet (unleveraged); delta =
-units x the LST/ETH rate. Bought by staking ETH; sold back to ETH on ``swap_venue`` (the
-unstake queue is slower)."""
+units x the LST/ETH rate. Bought by staking ETH; sold back to ETH by the cheapest route that fits
+the plan's deadline (trimtab.planner.routes): a DEX pool, or the protocol's withdrawal queue
+when the plan may wait that long (``route_deadline_h``)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -51,11 +52,25 @@ class Stake(BaseTemplate):
         if abs(d) * rate * eth < ctx.min_trade_usd:
             return
         if d < 0:
-            cost = ctx.swap_cost(t.swap_venue, t.lst, "ETH", -d)
-            g = ctx.gas_of(t.swap_venue, "swap")
+            # A DEX pool now, or the protocol's withdrawal queue when the plan can wait for it.
+            venue, routes = ctx.route(t.lst, "ETH", -d, kinds=("dex", "withdrawal_queue"))
+            if venue == t.lst_venue:
+                op = ctx.strategy.venues[venue].operations["unstake"]
+                g = ctx.gas_of(venue, "unstake")
+                st = ctx.step(ctx.next_id(), f"queue {-d:.4f} {t.lst} for withdrawal on {venue} ({op.latency_s / 86400:.1f} days)",
+                              (ctx.instruction(venue, "unstake", key, -d, t.lst, {"buy": "ETH", "routes": routes},
+                                               ctx.strategy.venues[venue].lst.rate_field, 0.0),),
+                              latency_s=op.latency_s, expected_cost=g * eth / sc)
+                ctx.release.append(st)
+                ctx.wallet_release["ETH"].append(st.id)
+                ctx.wallet_in["ETH"] += -d * rate
+                ctx.gas_eth += g
+                return
+            cost = ctx.swap_cost(venue, t.lst, "ETH", -d)
+            g = ctx.gas_of(venue, "swap")
             c = -d * rate * cost / 1e4 * eth / sc
-            st = ctx.step(ctx.next_id(), f"sell {-d:.4f} {t.lst} for ETH on {t.swap_venue}",
-                          (ctx.instruction(t.swap_venue, "swap", key, -d, t.lst, {"buy": "ETH"}, "oracle rate", c),),
+            st = ctx.step(ctx.next_id(), f"sell {-d:.4f} {t.lst} for ETH on {venue}",
+                          (ctx.instruction(venue, "swap", key, -d, t.lst, {"buy": "ETH", "routes": routes}, "oracle rate", c),),
                           expected_cost=c + g * eth / sc)
             ctx.release.append(st)
             ctx.wallet_release["ETH"].append(st.id)

@@ -3,22 +3,25 @@
 Every operation turns into :class:`~trimtab.accounting.book.Fill` objects; the caller applies
 them. Formulas and their sources:
 
-* swap (DEX): out = in x price x (1 - (pool fee + execution cost)) where the execution cost is
-  the spread+slippage of ``data/static.json`` ``execution_costs_bps`` for the pair and trade-size
-  bucket (<= 10k, <= 100k, above: 1m USD; none for a pair without ``cost_pair``). LST <-> ETH swaps are priced at the oracle rate (the
-  data has no LST pool series) less the same costs;
+* swap (DEX): out = in x price x (1 - (pool fee + execution cost)) where the pool fee is the
+  pair's fee tier (``fee_bps`` of the pair in the venue YAML) and the execution cost the
+  spread+slippage of ``data/static.json`` ``execution_costs_bps`` for the pair, interpolated
+  log-linearly in trade size between the table's 10k/100k/1m sizes and scaled by the config's
+  cost multiplier (:mod:`trimtab.venues.costs`; none for a pair without ``cost_pair``). LST <->
+  ETH swaps are priced at the oracle rate (the data has no LST pool series) less the same costs;
 * stake: LST units = ETH / oracle rate (EtherFi and Lido mint at the exchange rate);
 * Aave supply/withdraw/borrow/repay move scaled balances: scaled = amount / index;
-* perps: linear, USDT-margined; fill = mark x (1 +/- execution cost), taker fee on notional;
+* perps: linear, USDT-margined; fill = mark x (1 +/- execution cost), taker fee x |size| x fill
+  price (the exchanges charge the taker fee on the filled notional, quantity x fill price,
+  not on the mark; the fill fee of a stop is on its stop fill price the same way);
   funding at each settlement = -size x mark x funding_rate (positive rate: longs pay);
 * gas = gas units (``gas_units`` in static.json, from operation_gas_costs_summary) x gas price
   (gas.ethereum.gas_price_gwei) x 1e-9 ETH, paid from ``wallet:BaseToken:ETH``;
-* Aave health factor = sum(collateral x price x liquidation threshold) / sum(debt x price); below
-  1 a liquidator repays the close factor of the debt (50%, or 100% below HF 0.95) and seizes
-  collateral worth repaid x (1 + liquidation bonus) (Aave v3 technical paper);
-* a perp account whose margin ratio (equity / notional) falls below the maintenance margin is
-  closed at the mark and loses the maintenance margin on the notional (capped at its equity)
-  as the exchange's clearance fee -- an assumption, the data has no liquidation fee schedule.
+* Aave health factor, eMode per asset, borrow checks and liquidations (close factor, bonus,
+  dust, deep-underwater scaling) as aave-v3-origin v3.3 computes them, in :mod:`trimtab.venues.aave`;
+* perp accounts: margin balance, tiered maintenance margin, liquidation prices and
+  liquidations as the exchanges compute them, in :mod:`trimtab.venues.perps` (formulas and
+  sources in :mod:`trimtab.venues.margin`).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from ..accounting.book import Book, Fill, Leg
 from ..config.load import Strategy
 from ..errors import ExecutionError
 from ..keys import parse_key
+from . import aave, perps
+from .costs import interp_bps, pair_label, swap_note
 from .pricing import Pricing
 
 GAS_FIELD = "gas.ethereum.gas_price_gwei"
@@ -35,7 +40,8 @@ WALLET_ETH = "wallet:BaseToken:ETH"
 
 
 def bucket(notional_usd: float) -> str:
-    """Execution-cost size bucket of the lookup table: '10k', '100k' or '1m'."""
+    """Execution-cost size bucket of the lookup table: '10k', '100k' or '1m' (for reading the
+    table; the cost itself is interpolated between buckets, :func:`trimtab.venues.costs.interp_bps`)."""
     n = abs(notional_usd)
     return "10k" if n <= 10_000 else "100k" if n <= 100_000 else "1m"
 
@@ -57,9 +63,12 @@ class SimVenues:
         self.exec_costs: dict[str, dict[str, float]] = static["execution_costs_bps"]
         self.venues = strategy.venues
         self.lending = [n for n, v in self.venues.items() if v.model == "aave_v3"]
+        self.emode = aave.account_emode(strategy)   # lending venue -> the account's eMode category
         self.perp_venues = [n for n, v in self.venues.items() if v.model == "cex_perp"]
         self.perp_keys = [k for k, (vn, _) in strategy.instruments.items() if parse_key(k).position_type == "Perp"]
-        self.max_maintenance = max((self.venues[v].perp.maintenance_margin for v in self.perp_venues), default=0.0)
+        # Margin ratio below which the kernel asks liquidations(): with perps open, always -- an
+        # intrabar move can reach a liquidation price whatever the close says; venues.perps checks exactly.
+        self.max_maintenance = math.inf if self.perp_venues else 0.0
         self.margin_keys: dict[str, list[str]] = {}
         for k, (vn, _) in strategy.instruments.items():
             if parse_key(k).position_type == "Margin":
@@ -91,11 +100,19 @@ class SimVenues:
                     out.add(p.price_field)
             if v.lst:
                 out.add(v.lst.rate_field)
+                if v.lst.yield_field and "unstake" in v.operations:  # the queue route's forgone yield
+                    out.add(v.lst.yield_field)
+        for k in self.perp_keys:  # the hour's extremes: a liquidation price reached inside the hour (venues.perps)
+            base = self.px.info[k].mark_field.rsplit(".", 1)[0]
+            out |= {f"{base}.high", f"{base}.low"}
         return out
 
     def exec_cost_bps(self, pair: str, notional_usd: float) -> float:
+        """Spread + slippage (bps) of a ``notional_usd`` trade on ``pair``'s row of the table,
+        interpolated log-linearly in size (:func:`trimtab.venues.costs.interp_bps`) and scaled by
+        the config's cost multiplier. Raises ExecutionError for a pair the table lacks."""
         try:
-            return float(self.exec_costs[pair][bucket(notional_usd)])
+            return interp_bps(self.exec_costs[pair], notional_usd) * self.s.config.costs.multiplier
         except KeyError:
             raise ExecutionError(f"no execution cost for pair {pair!r} in data/static.json (have: {', '.join(sorted(self.exec_costs))})") from None
 
@@ -125,7 +142,30 @@ class SimVenues:
 
     # ------------------------------------------------------------------ operations
     def swap_quote(self, venue: str, sell: str, buy: str, amount: float) -> tuple[float, float, str | None, float]:
-        """(amount out, price of sell in buy units, price field, cost bps) for a DEX swap."""
+        """(amount out, price of sell in buy units, price field, cost bps) for a DEX swap; cost =
+        the pair's pool fee tier + interpolated spread/slippage (:meth:`swap_split`)."""
+        out, price, field, fee, slip, _ = self.swap_split(venue, sell, buy, amount)
+        return out, price, field, fee + slip
+
+    def pool_fee_bps(self, venue: str, pair: str) -> float:
+        """Fee tier (bps) of ``pair``'s pool on a DEX venue: the pair's ``fee_bps``, else the
+        venue's ``swap.fee_bps``."""
+        p = (self.venues[venue].pairs or {})[pair]
+        return p.fee_bps if p.fee_bps is not None else self.op(venue, "swap").fee_bps
+
+    def swap_cost_bps(self, venue: str, sell: str, buy: str, notional_usd: float) -> float:
+        """Pool fee + interpolated spread/slippage (bps) of a ``notional_usd`` swap between
+        ``sell`` and ``buy`` on a DEX venue (no price read: for estimates). Raises ExecutionError
+        without a pair."""
+        for name, p in (self.venues[venue].pairs or {}).items():
+            if set(name.split("/")) == {_canon(sell), _canon(buy)}:
+                return self.pool_fee_bps(venue, name) + (self.exec_cost_bps(p.cost_pair, notional_usd) if p.cost_pair else 0.0)
+        raise ExecutionError(f"venue {venue!r} has no pair for {sell}/{buy} (pairs: {', '.join(self.venues[venue].pairs or {})})")
+
+    def swap_split(self, venue: str, sell: str, buy: str, amount: float) -> tuple[float, float, str | None, float, float, str]:
+        """(amount out, price of sell in buy units, price field, pool fee bps, spread+slippage
+        bps, route label) for swapping ``amount`` of ``sell``: out = amount x price x (1 - (fee +
+        slippage) / 1e4). Raises ExecutionError without a pair or on stale data."""
         v = self.venues[venue]
         pairs = v.pairs or {}
         base_quote = None
@@ -147,14 +187,17 @@ class SimVenues:
             base_in_quote = self.px.eth_rate(lst)
         price = base_in_quote if _canon(sell) == b else 1.0 / base_in_quote
         notional = amount * self.px.asset_usd(sell)
-        cost = self.op(venue, "swap").fee_bps + (self.exec_cost_bps(p.cost_pair, notional) if p.cost_pair else 0.0)
-        return amount * price * (1 - cost / 1e4), price, p.price_field, cost
+        name = f"{b}/{q}"
+        fee = self.pool_fee_bps(venue, name)
+        slip = self.exec_cost_bps(p.cost_pair, notional) if p.cost_pair else 0.0
+        return amount * price * (1 - (fee + slip) / 1e4), price, p.price_field, fee, slip, pair_label(venue, name, fee)
 
     def swap(self, tick: int, venue: str, sell: str, buy: str, amount: float) -> Fill:
-        out, price, field, cost = self.swap_quote(venue, sell, buy, amount)
+        out, price, field, fee, slip, route = self.swap_split(venue, sell, buy, amount)
         return Fill(tick, venue, "swap", "trading_fees",
                     [Leg(f"wallet:BaseToken:{sell}", -amount, amount), Leg(f"wallet:BaseToken:{buy}", out, out)],
-                    price=price, price_field=field or "oracle rate", note=f"{sell}->{buy}, cost {cost:.1f} bps")
+                    price=price, price_field=field or "oracle rate",
+                    note=swap_note(sell, buy, route, fee, slip, amount * self.px.asset_usd(sell) / self.px.share_usd()))
 
     def stake(self, tick: int, venue: str, eth: float) -> Fill:
         lst = self.venues[venue].lst
@@ -165,6 +208,22 @@ class SimVenues:
                     [Leg(WALLET_ETH, -eth, eth), Leg(f"wallet:BaseToken:{lst.token}", units, units)],
                     price=rate, price_field=lst.rate_field, note=f"mint {lst.token} at the oracle rate")
 
+    def unstake(self, tick: int, venue: str, units: float) -> tuple[Fill, float]:
+        """Request a withdrawal of ``units`` of the venue's LST through its queue: the LST leaves
+        the wallet and ``units x oracle rate`` ETH is in transit (``wallet:Transit:ETH``) until the
+        queue pays out after ``unstake.latency_s``. The ETH amount is fixed at the request (EtherFi
+        and Lido both lock the rate when the request is made: EtherFi docs "Unstaking", Lido docs
+        "Withdrawals"); returns (fill, ETH in transit)."""
+        lst = self.venues[venue].lst
+        self.op(venue, "unstake")
+        self._not_quarantined(lst.rate_field, venue)
+        rate = self.view.require(lst.rate_field)
+        eth = units * rate
+        return Fill(tick, venue, "unstake", "trading_fees",
+                    [Leg(f"wallet:BaseToken:{lst.token}", -units, units), Leg("wallet:Transit:ETH", eth, eth)],
+                    price=rate, price_field=lst.rate_field,
+                    note=f"{lst.token}->ETH via {venue} withdrawal queue: pool fee 0.0000 + spread/slippage 0.0000 bps"), eth
+
     def aave(self, tick: int, venue: str, operation: str, key: str, amount: float) -> Fill:
         """supply / withdraw (aToken key) or borrow / repay (debtToken key), ``amount`` in asset units."""
         self.op(venue, operation)
@@ -172,6 +231,8 @@ class SimVenues:
         idx = self.px.index(key)
         asset = self.px.info[key].asset
         wkey = f"wallet:BaseToken:{'ETH' if asset in ('WETH', 'ETH') else asset}"
+        if operation == "borrow":
+            aave.check_borrow(self, venue, asset)
         scaled = amount / idx
         sign = {"supply": (1, -1), "withdraw": (-1, 1), "borrow": (1, 1), "repay": (-1, -1)}[operation]
         return Fill(tick, venue, operation, "trading_fees",
@@ -200,7 +261,7 @@ class SimVenues:
             raise ExecutionError(f"{venue} order of {notional:.2f} USDT is below the minimum notional {op.min_notional}")
         slip = self.exec_cost_bps(spec.cost_pair, notional) / 1e4
         price = mark * (1 + slip if size > 0 else 1 - slip)
-        fee = notional * op.fee_bps / 1e4
+        fee = abs(size) * price * op.fee_bps / 1e4
         margin = f"{venue}:Margin:USDT"
         fill = Fill(tick, venue, "trade", "trading_fees", [Leg(key, size, size), Leg(margin, -fee, -fee)],
                     price=price, price_field=self.px.info[key].mark_field,
@@ -266,51 +327,26 @@ class SimVenues:
 
     # ------------------------------------------------------------------ risk
     def aave_health(self, book: Book, venue: str) -> tuple[float, float, float, float]:
-        """(health_factor, ltv, collateral_usd, debt_usd) of a lending venue; HF inf without debt."""
-        risk = self.venues[venue].risk
-        coll = debt = weighted = 0.0
-        assets = set()
-        for key, q in book.bal.items():
-            if q == 0.0 or not key.startswith(venue + ":"):
-                continue
-            inf = self.px.info[key]
-            usd = self.px.amount(key, q) * self.px.asset_usd(inf.asset)
-            assets.add(inf.asset)
-            if inf.ptype == "aToken":
-                coll += usd
-            elif inf.ptype == "debtToken":
-                debt += usd
-        emode = assets and assets <= set(risk.emode.assets)
-        for key, q in book.bal.items():
-            if q == 0.0 or not key.startswith(venue + ":"):
-                continue
-            inf = self.px.info[key]
-            if inf.ptype == "aToken":
-                lt = risk.emode.liquidation_threshold if emode else risk.standard[inf.asset].liquidation_threshold
-                weighted += self.px.amount(key, q) * self.px.asset_usd(inf.asset) * lt
-        hf = weighted / debt if debt > 0 else math.inf
-        ltv = debt / coll if coll > 0 else 0.0
-        return hf, ltv, coll, debt
+        """(health_factor, ltv, collateral_usd, debt_usd) of a lending venue, per asset for the
+        account's eMode category (:func:`trimtab.venues.aave.health`); HF inf without debt."""
+        return aave.health(self, book, venue)
 
     def perp_account(self, book: Book, venue: str) -> tuple[float, float, float]:
-        """(account equity USD, position notional USD, margin ratio) of a CEX; ratio inf without
-        positions. Equity counts every ``Margin`` asset at its price (multi-asset margin: BTC
-        held as collateral counts at the BTC price) plus unrealised P&L."""
-        eq = 0.0
-        for key in self.margin_keys.get(venue, ()):
-            q = book.qty(key)
-            if q:
-                eq += q * self.px.asset_usd(self.px.info[key].asset)
-        notional = 0.0
-        for key in self.perp_keys:
-            if not key.startswith(venue + ":"):
-                continue
-            s = book.qty(key)
-            if s:
-                m = self.px.mark(key)
-                eq += s * (m - book.entry.get(key, 0.0))
-                notional += abs(s) * m
+        """(margin balance USD, position notional USD, margin ratio = balance / notional) of a
+        CEX account; ratio inf without positions. The balance is what the exchange margins:
+        every ``Margin`` asset at its price x its collateral value ratio (multi-asset margin:
+        BTC collateral at the venue's haircut, USDT at 1) plus unrealised P&L
+        (:func:`trimtab.venues.perps.margin_balance`)."""
+        eq, notional = perps.margin_balance(self, book, venue)
         return eq, notional, (eq / notional if notional > 0 else math.inf)
+
+    def perp_maintenance(self, book: Book, venue: str) -> float:
+        """Maintenance margin (USD) of a CEX account from the exchange's risk-limit brackets."""
+        return perps.maintenance_usd(self, book, venue)
+
+    def perp_liquidation_prices(self, book: Book, venue: str) -> dict[str, float | None]:
+        """Liquidation price of each open perp of ``venue`` (Binance's cross-margin formula)."""
+        return perps.liquidation_prices(self, book, venue)
 
     # ------------------------------------------------------------------ venue-side events
     def funding(self, tick: int, book: Book) -> list[Fill]:
@@ -358,39 +394,8 @@ class SimVenues:
 
     def liquidations(self, tick: int, book: Book) -> list[tuple[Fill, float | None]]:
         """Liquidate unsafe Aave and perp accounts, as the venues would."""
-        out: list[tuple[Fill, float | None]] = []
-        for venue in self.lending:
-            hf, _, _, debt_usd = self.aave_health(book, venue)
-            if hf >= 1.0 or debt_usd <= 0:
-                continue
-            risk = self.venues[venue].risk
-            cf = 1.0 if hf < risk.full_close_health_factor else risk.close_factor
-            debts = [k for k, q in book.bal.items() if q > 0 and k.startswith(venue + ":") and self.px.info[k].ptype == "debtToken"]
-            colls = [k for k, q in book.bal.items() if q > 0 and k.startswith(venue + ":") and self.px.info[k].ptype == "aToken"]
-            if not debts or not colls:
-                continue
-            dk = max(debts, key=lambda k: self.px.amount(k, book.qty(k)) * self.px.asset_usd(self.px.info[k].asset))
-            ck = max(colls, key=lambda k: self.px.amount(k, book.qty(k)) * self.px.asset_usd(self.px.info[k].asset))
-            repay_units = self.px.amount(dk, book.qty(dk)) * cf
-            repay_usd = repay_units * self.px.asset_usd(self.px.info[dk].asset)
-            bonus = risk.emode.liquidation_bonus if self.px.info[ck].asset in risk.emode.assets else risk.standard[self.px.info[ck].asset].liquidation_bonus
-            seize_units = min(repay_usd * (1 + bonus) / self.px.asset_usd(self.px.info[ck].asset), self.px.amount(ck, book.qty(ck)))
-            legs = [Leg(dk, -repay_units / self.px.index(dk), -repay_units), Leg(ck, -seize_units / self.px.index(ck), -seize_units)]
-            out.append((Fill(tick, venue, "liquidation", "liquidation", legs, note=f"HF {hf:.4f} < 1: repaid {cf:.0%} of debt, bonus {bonus:.1%}"), None))
-        for venue in self.perp_venues:
-            eq, notional, ratio = self.perp_account(book, venue)
-            mm = self.venues[venue].perp.maintenance_margin
-            if notional <= 0 or ratio >= mm:
-                continue
-            penalty = max(0.0, min(eq, mm * notional))
-            for key in self.perp_keys:
-                s = book.qty(key)
-                if key.startswith(venue + ":") and s:
-                    mark = self.px.mark(key)
-                    out.append((Fill(tick, venue, "liquidation", "liquidation", [Leg(key, -s, -s)], price=mark,
-                                     price_field=self.px.info[key].mark_field, note=f"margin ratio {ratio:.4f} < maintenance {mm}"), mark))
-            out.append((Fill(tick, venue, "liquidation", "liquidation", [Leg(f"{venue}:Margin:USDT", -penalty, -penalty)],
-                             note="clearance fee: maintenance margin on the notional"), None))
+        out: list[tuple[Fill, float | None]] = [(f, None) for f in aave.liquidations(self, tick, book)]
+        out.extend(perps.liquidations(self, tick, book))
         return out
 
 

@@ -1,0 +1,137 @@
+"""Route choice for a conversion: list the routes the strategy's venues offer, price each, and
+pick the cheapest that meets the plan's deadline.
+
+A *route* turns ``amount`` of ``sell`` into ``buy``. Candidates, all from the venue YAML:
+
+* ``dex``: every DEX venue of the strategy with a pool for the pair. Cost = the pool's fee tier +
+  the execution-cost table's spread/slippage interpolated at the trade's size (both bps of the
+  notional, :meth:`SimVenues.swap_cost_bps`) + the swap's gas; no delay.
+* ``mint`` (ETH -> an LST): the LST venue's ``stake`` at the oracle exchange rate; cost = gas.
+* ``withdrawal_queue`` (an LST -> ETH): the LST venue's ``unstake`` (EtherFi ~7 days, Lido
+  1-5 days: ``unstake.latency_s``); cost = gas + the staking yield forgone while queued
+  (notional x the LST's yield x delay / 1 year: the queued amount is fixed when requested).
+  Never inside an atomic bundle (a flash loan must be repaid in the same transaction).
+
+``choose``: the cheapest route whose delay fits the deadline (ties: the faster, then the
+name). The deadline is the plan's: an emergency plan must complete now (0 s), a routine plan may
+wait ``route_deadline_h`` hours (strategy parameter, default :data:`ROUTINE_DEADLINE_H`). Every
+candidate, with its cost and why it was or was not taken, goes into the instruction's
+``params["routes"]``, so the journaled plan JSON shows what was considered.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..errors import ExecutionError, TrimtabError
+from ..venues.costs import pair_label
+
+#: Default wait a routine (non-emergency) plan accepts for a cheaper route, hours. One day: a
+#: routine rebalance is not urgent, but a multi-day queue would leave the plan open for days.
+ROUTINE_DEADLINE_H = 24.0
+YEAR_S = 365 * 86400
+
+
+@dataclass(frozen=True)
+class RouteQuote:
+    """One priced route. Money in USD; bps of ``amount_usd``; ``delay_s`` until ``buy`` arrives."""
+
+    kind: str          # dex | mint | withdrawal_queue
+    venue: str
+    operation: str     # swap | stake | unstake
+    label: str
+    amount_usd: float
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    gas_usd: float = 0.0
+    lost_yield_usd: float = 0.0
+    delay_s: float = 0.0
+
+    @property
+    def cost_usd(self) -> float:
+        """fee + slippage + gas + yield forgone, USD."""
+        return self.amount_usd * (self.fee_bps + self.slippage_bps) / 1e4 + self.gas_usd + self.lost_yield_usd
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()} | {"cost_usd": round(self.cost_usd, 6)}
+
+
+def deadline_s(action_kind: str, params: dict[str, float]) -> float:
+    """Seconds a plan of ``action_kind`` may wait for its conversions: 0 for an emergency."""
+    return 0.0 if action_kind == "emergency" else params.get("route_deadline_h", ROUTINE_DEADLINE_H) * 3600.0
+
+
+def candidates(sim, sell: str, buy: str, amount: float, atomic: bool = False) -> list[RouteQuote]:
+    """Every route of the strategy's venues turning ``amount`` (units of ``sell``) into ``buy``,
+    priced at this tick. ``atomic``: the conversion runs inside a bundle (no queue)."""
+    px = sim.px
+    usd = amount * px.asset_usd(sell)
+    eth = px.eth_usd()
+    out: list[RouteQuote] = []
+    for name, v in sim.venues.items():
+        if v.model == "dex" and "swap" in v.operations:
+            pair = _pair(v, sell, buy)
+            if pair is None:
+                continue
+            try:
+                fee = sim.pool_fee_bps(name, pair)
+                slip = sim.swap_cost_bps(name, sell, buy, usd) - fee
+            except ExecutionError:
+                continue
+            out.append(RouteQuote("dex", name, "swap", pair_label(name, pair, fee), usd, fee, slip,
+                                  sim.gas_eth(v.operations["swap"].gas_op) * eth))
+        elif v.model == "lst" and v.lst is not None:
+            tok = v.lst.token
+            if _c(sell) == "ETH" and buy == tok and "stake" in v.operations:
+                out.append(RouteQuote("mint", name, "stake", f"{name} mint {tok}", usd,
+                                      gas_usd=sim.gas_eth(v.operations["stake"].gas_op) * eth))
+            elif sell == tok and _c(buy) == "ETH" and "unstake" in v.operations and not atomic:
+                op = v.operations["unstake"]
+                apr = lst_yield(sim, name)
+                out.append(RouteQuote("withdrawal_queue", name, "unstake", f"{name} withdrawal queue {tok}->ETH", usd,
+                                      gas_usd=sim.gas_eth(op.gas_op) * eth, lost_yield_usd=usd * apr * op.latency_s / YEAR_S,
+                                      delay_s=op.latency_s))
+    return out
+
+
+def choose(quotes: list[RouteQuote], deadline: float) -> tuple[RouteQuote, list[dict]]:
+    """(the cheapest route with ``delay_s <= deadline``, every quote as a dict with ``chosen`` and
+    ``why``). Raises ExecutionError when none fits (naming the fastest route's delay)."""
+    fits = sorted((q for q in quotes if q.delay_s <= deadline), key=lambda q: (q.cost_usd, q.delay_s, q.label))
+    if not fits:
+        fastest = min((q.delay_s for q in quotes), default=math.inf)
+        raise ExecutionError(f"no route fits the deadline of {deadline:.0f}s (fastest: {fastest:.0f}s; routes: "
+                             f"{', '.join(q.label for q in quotes) or 'none'})")
+    best = fits[0]
+    considered = []
+    for q in sorted(quotes, key=lambda q: (q.cost_usd, q.label)):
+        why = "cheapest within the deadline" if q is best else (
+            f"delay {q.delay_s / 3600:.1f} h is over the deadline {deadline / 3600:.1f} h" if q.delay_s > deadline
+            else f"costs {q.cost_usd - best.cost_usd:.2f} USD more")
+        considered.append(q.to_dict() | {"chosen": q is best, "why": why})
+    return best, considered
+
+
+def lst_yield(sim, venue: str) -> float:
+    """The LST's staking yield (APR, fraction) at this tick from the LST venue's ``yield_field``
+    (``staking.<token>.apr``), 0 when it names none or the data has no value yet (then the
+    queue's forgone yield is not counted)."""
+    f = sim.venues[venue].lst.yield_field
+    if not f:
+        return 0.0
+    try:
+        v = sim.view.get(f)
+    except TrimtabError:  # a field the view does not carry (DataError)
+        return 0.0
+    return float(v) if v is not None and math.isfinite(v) else 0.0
+
+
+def _c(asset: str) -> str:
+    return "ETH" if asset in ("ETH", "WETH") else asset
+
+
+def _pair(venue, sell: str, buy: str) -> str | None:
+    for name in venue.pairs or {}:
+        if set(name.split("/")) == {_c(sell), _c(buy)}:
+            return name
+    return None

@@ -1,0 +1,116 @@
+"""Exchange margin as the exchanges compute it: tiered maintenance margin, liquidation price,
+collateral haircuts. Pure functions over the venue YAML's ``perp.risk_limits`` and
+``perp.collateral`` (:class:`~trimtab.config.models.RiskLimitTable`,
+:class:`~trimtab.config.models.CollateralTier`); :class:`~trimtab.venues.sim.SimVenues` calls them.
+
+Sources (read 2026-11-23, stored copies; the bracket tables themselves and their sources are in
+the venue YAML):
+
+* maintenance margin = position notional x MMR of the bracket - maintenance amount (``cum``),
+  the bracket chosen by the position's notional; maintenance amount of bracket n = floor of
+  bracket n x (MMR_n - MMR_{n-1}) + maintenance amount of bracket n-1. Binance FAQ "How to
+  Calculate Liquidation Price of USDⓈ-M Futures Contracts"
+  (https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93) and "Leverage and
+  Margin of USDⓈ-M Futures" (https://www.binance.com/en/support/faq/360033162192). Bybit uses
+  the same form with a "maintenance margin deduction"
+  (https://bybitglobal.com/en/announcement-info/margin-parameters). OKX position tiers carry
+  no deduction: the whole position pays its tier's MMR (OKX tier announcements, e.g.
+  https://support.okexcn.com/hc/en-us/articles/4402607424781); their YAML sets ``cum: 0``.
+* liquidation price, USDⓈ-M one-way mode, the Binance FAQ above:
+  LP = (WB - TMM1 + UPNL1 + cum - side x size x EP) / (size x MMR - side x size),
+  WB the wallet balance, TMM1/UPNL1 the maintenance margin and unrealised P&L of the account's
+  other positions (0 in isolated mode), side +1 long / -1 short; if the notional at LP falls in
+  another bracket, that bracket's MMR and cum are substituted and LP recomputed (same FAQ).
+* collateral valuation of multi-asset margin: quantity x price x collateral value ratio; a
+  tiered ratio applies each tier's ratio to the quantity inside that tier (Bybit "Understanding
+  Collateral Value Ratios in Unified Trading Account",
+  https://testnet.bytick.com/en/help-center/article/Assets-Collateral-Value-Ratio-List-UTA; Binance
+  Multi-Assets Mode: BTC and ETH at a 5% haircut, https://www.binance.com/en/support/faq/29b45c485d664028b9ca1cdf90b24f6f).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def bracket(table, size: float, mark: float):
+    """The tier of ``table`` (a RiskLimitTable) that holds a position of ``size`` units at
+    ``mark`` (USD per unit): the first whose ``cap`` is at or above the position measured in
+    the table's ``basis`` (``notional`` USD or ``quantity`` units). Past the last cap: the last
+    tier (the exchange would refuse the order; the sim keeps the strictest rate)."""
+    x = abs(size) * mark if table.basis == "notional" else abs(size)
+    for t in table.tiers:
+        if x <= t.cap:
+            return t
+    return table.tiers[-1]
+
+
+def maintenance(table, size: float, mark: float) -> float:
+    """Maintenance margin in USD of one position: |size| x mark x MMR - cum of its bracket
+    (never below 0). Raises nothing; ``size`` 0 gives 0."""
+    if not size:
+        return 0.0
+    t = bracket(table, size, mark)
+    return max(0.0, abs(size) * mark * t.mmr - t.cum)
+
+
+def derived_cum(tiers: Sequence[tuple[float, float]]) -> list[float]:
+    """Maintenance amounts implied by ``(cap, mmr)`` tiers in notional (Binance's formula:
+    cum_n = cap_{n-1} x (mmr_n - mmr_{n-1}) + cum_{n-1}, cum_1 = 0), which keeps the
+    maintenance margin continuous across brackets."""
+    out = [0.0]
+    for (prev_cap, prev_mmr), (_, mmr) in zip(tiers, tiers[1:]):
+        out.append(prev_cap * (mmr - prev_mmr) + out[-1])
+    return out
+
+
+def liquidation_price(wallet: float, other_mm: float, other_upnl: float, size: float, entry: float, table) -> float | None:
+    """Binance's USDⓈ-M liquidation price of one position (cross margin; isolated: pass the
+    position's isolated wallet balance and ``other_mm = other_upnl = 0``).
+
+    Args:
+        wallet: wallet balance (USD) backing the position (margin balance less unrealised P&L).
+        other_mm / other_upnl: maintenance margin and unrealised P&L of the account's other positions (USD).
+        size: signed position in base units (+ long, - short).
+        entry: entry price of the position (USD per unit).
+        table: the instrument's RiskLimitTable.
+
+    Returns the mark price at which margin balance = maintenance margin, ``None`` without a
+    position or when no positive price liquidates it (a long backed by more than its notional).
+    Tries the bracket at each candidate LP until one is self-consistent (the FAQ's
+    "substitute the bracket at the liquidation price" rule).
+    """
+    if not size:
+        return None
+    side = 1.0 if size > 0 else -1.0
+    q = abs(size)
+    found = None
+    for t in table.tiers:
+        denom = q * t.mmr - side * q
+        if denom == 0:
+            continue
+        lp = (wallet - other_mm + other_upnl + t.cum - side * q * entry) / denom
+        if lp <= 0 or not math.isfinite(lp):
+            continue
+        if bracket(table, size, lp) is t:
+            return lp
+        found = found if found is not None else lp
+    return found
+
+
+def collateral_value(tiers, qty: float, price: float) -> float:
+    """USD value of ``qty`` units of a margin asset at ``price`` under tiered collateral value
+    ratios (``tiers``: CollateralTier list with ``up_to`` quantity caps, ascending; the last may
+    have ``up_to`` None = unbounded). A negative balance (a debt) counts at 100% (Bybit UTA rule)."""
+    if qty <= 0:
+        return qty * price
+    value, lower = 0.0, 0.0
+    for t in tiers:
+        upper = math.inf if t.up_to is None else t.up_to
+        part = min(qty, upper) - lower
+        if part > 0:
+            value += part * price * t.ratio
+        lower = upper
+        if qty <= upper:
+            break
+    return value

@@ -1,0 +1,139 @@
+"""CEX perp accounts as the exchanges margin them: margin balance with collateral haircuts,
+tiered maintenance margin, liquidation prices, and the liquidations a venue would make.
+
+Each venue is one cross-margin USDT-M account (trimtab's model): its margin balance is every
+``Margin`` asset at its price x collateral value ratio (USDT at 1; non-USDT collateral only
+where the venue YAML's ``perp.collateral`` lists it) plus the unrealised P&L of its perps; its
+maintenance margin is the sum over positions of the tiered formula (:mod:`trimtab.venues.margin`).
+The venue liquidates when margin balance < maintenance margin (Binance: "a liquidation is
+triggered when Collateral ... < Maintenance Margin", https://www.binance.com/en/support/articles/360033525271),
+checked at the close mark and, for each position, against the hour's adverse extreme (bar low
+for a long, high for a short) through the position's liquidation price: the venue watches the
+mark continuously, so a spike that reverts inside the hour still liquidates. The bar is the
+perp's traded high/low (the data has no mark-price bars), a slightly stricter trigger.
+
+The liquidated account closes its positions (at the liquidation price for the one whose price
+was crossed, at the mark for the rest) and loses what margin balance remains, up to the
+maintenance margin: the position is taken over at the bankruptcy price and the remaining
+maintenance margin goes to the insurance fund (same Binance page: "for smaller users ... they
+are already bankrupt when first entering liquidation").
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..accounting.book import Book, Fill, Leg
+from ..data.feed import DataError
+from . import margin
+
+# The SimVenues calling these (venues.sim imports this module, so no import back): its
+# venues, px, view, perp_venues, perp_keys and margin_keys.
+SimVenues = Any
+
+
+def margin_balance(sim: SimVenues, book: Book, venue: str, marks: dict[str, float] | None = None) -> tuple[float, float]:
+    """(margin balance USD, position notional USD) of ``venue``'s account at the current marks
+    (``marks`` overrides some). Non-USDT margin assets count at their collateral value ratio."""
+    perp = sim.venues[venue].perp
+    eq = 0.0
+    for key in sim.margin_keys.get(venue, ()):
+        q = book.qty(key)
+        if q:
+            asset = sim.px.info[key].asset
+            price = sim.px.asset_usd(asset)
+            tiers = perp.collateral.get(asset) if asset != "USDT" else None
+            eq += margin.collateral_value(tiers, q, price) if tiers else q * price
+    notional = 0.0
+    for key in sim.perp_keys:
+        if not key.startswith(venue + ":"):
+            continue
+        s = book.qty(key)
+        if s:
+            m = (marks or {}).get(key) or sim.px.mark(key)
+            eq += s * (m - book.entry.get(key, 0.0))
+            notional += abs(s) * m
+    return eq, notional
+
+
+def maintenance_usd(sim: SimVenues, book: Book, venue: str, marks: dict[str, float] | None = None) -> float:
+    """Maintenance margin (USD) of ``venue``'s account: sum over its perps of the tiered
+    maintenance of each position (:func:`trimtab.venues.margin.maintenance`)."""
+    tables = sim.venues[venue].perp.risk_limits
+    total = 0.0
+    for key in sim.perp_keys:
+        if key.startswith(venue + ":"):
+            s = book.qty(key)
+            if s:
+                total += margin.maintenance(tables[key], s, (marks or {}).get(key) or sim.px.mark(key))
+    return total
+
+
+def liquidation_prices(sim: SimVenues, book: Book, venue: str) -> dict[str, float | None]:
+    """Liquidation price of each open perp of ``venue`` (cross margin: the other positions at
+    their current marks), by Binance's formula (:func:`trimtab.venues.margin.liquidation_price`)."""
+    tables = sim.venues[venue].perp.risk_limits
+    keys = [k for k in sim.perp_keys if k.startswith(venue + ":") and book.qty(k)]
+    if not keys:
+        return {}
+    eq, _ = margin_balance(sim, book, venue)
+    upnl = {k: book.qty(k) * (sim.px.mark(k) - book.entry.get(k, 0.0)) for k in keys}
+    mm = {k: margin.maintenance(tables[k], book.qty(k), sim.px.mark(k)) for k in keys}
+    wallet = eq - sum(upnl.values())
+    out = {}
+    for k in keys:
+        others_mm = sum(v for j, v in mm.items() if j != k)
+        others_upnl = sum(v for j, v in upnl.items() if j != k)
+        out[k] = margin.liquidation_price(wallet, others_mm, others_upnl, book.qty(k), book.entry.get(k, 0.0), tables[k])
+    return out
+
+
+def _crossed(sim: SimVenues, book: Book, venue: str) -> tuple[str, float] | None:
+    """(perp key, liquidation price) of the first position whose liquidation price the hour's
+    adverse extreme reached, or None."""
+    for key, lp in liquidation_prices(sim, book, venue).items():
+        if lp is None or not sim.px.mark_is_fresh(key):
+            continue
+        base = sim.px.info[key].mark_field.rsplit(".", 1)[0]
+        long = book.qty(key) > 0
+        try:
+            extreme = sim.view.get(f"{base}.{'low' if long else 'high'}")
+        except DataError:
+            continue
+        if not math.isnan(extreme) and (extreme <= lp if long else extreme >= lp):
+            return key, lp
+    return None
+
+
+def liquidations(sim: SimVenues, tick: int, book: Book) -> list[tuple[Fill, float | None]]:
+    """Fills of every perp account the venue would liquidate at this tick (see the module)."""
+    out: list[tuple[Fill, float | None]] = []
+    for venue in sim.perp_venues:
+        eq, notional = margin_balance(sim, book, venue)
+        if notional <= 0:
+            continue
+        mm = maintenance_usd(sim, book, venue)
+        marks: dict[str, float] = {}
+        if eq < mm:
+            why = f"margin balance {eq:.2f} < maintenance margin {mm:.2f} at the mark"
+        else:
+            hit = _crossed(sim, book, venue)
+            if hit is None:
+                continue
+            marks[hit[0]] = hit[1]
+            eq, _ = margin_balance(sim, book, venue, marks)
+            mm = maintenance_usd(sim, book, venue, marks)
+            why = f"{hit[0]} reached its liquidation price {hit[1]:.2f} inside the hour"
+        for key in sim.perp_keys:
+            s = book.qty(key)
+            if key.startswith(venue + ":") and s:
+                price = marks.get(key) or sim.px.mark(key)
+                field = sim.px.info[key].mark_field
+                if key in marks:
+                    field = field.rsplit(".", 1)[0] + (".low" if s > 0 else ".high")
+                out.append((Fill(tick, venue, "liquidation", "liquidation", [Leg(key, -s, -s)], price=price,
+                                 price_field=field, note=why), price))
+        penalty = max(0.0, min(eq, mm))
+        out.append((Fill(tick, venue, "liquidation", "liquidation", [Leg(f"{venue}:Margin:USDT", -penalty, -penalty)],
+                         note=f"remaining margin up to the maintenance margin {mm:.2f} goes to the insurance fund"), None))
+    return out
