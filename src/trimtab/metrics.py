@@ -173,6 +173,12 @@ REGISTRY: tuple[Metric | Family, ...] = (
            "fraction", _MR_DOMAIN, "risk", Stage.RISK, inactive=INF, explain=True),
     Family("margin_ratio.", "venue", "CEX margin ratio of one perp venue (account equity / position notional); inf without a position",
            "fraction", _MR_DOMAIN, "risk", Stage.RISK, open_members=True, explain=True),
+    # Per position, not per venue: a venue can hold an ETH and a BTC perp, each with its own price.
+    Family("liquidation_price.", "perp", "Mark price (USD) at which the venue would liquidate one perp position "
+           "(<venue>.<symbol>, e.g. liquidation_price.binance.ETHUSDT): Binance's cross-margin formula over the "
+           "risk-limit brackets (trimtab.venues.margin.liquidation_price); 0 without a position or when no price liquidates it",
+           "USD", _nonneg("a price > 0; 0 without a position or when no positive price liquidates it"), "risk", Stage.RISK,
+           explain=True),
     # ------------------------------------------------------------ strategy: exposure monitor
     Metric("delta_drift", "net_delta / hedged delta (0 when nothing is hedged)", "fraction",
            _reals("net delta / hedged delta, signed"), "drift", Stage.EXPOSURE, explain=True),

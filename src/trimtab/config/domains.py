@@ -220,6 +220,9 @@ def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] |
     for name, p in (v.pairs or {}).items():
         fld(("pairs", name, "price_field"), p.price_field)
         cost(("pairs", name, "cost_pair"), p.cost_pair)
+    for name, m in (v.spot_markets or {}).items():
+        fld(("spot_markets", name, "price_field"), m.price_field)
+        cost(("spot_markets", name, "cost_pair"), m.cost_pair)
     for name, msg in fee_tier_mismatches(v):
         where = ("pairs", name, "fee_bps") if v.pairs[name].fee_bps is not None else ("pairs", name)
         add(vdoc, where, msg + "; the simulated pool and the pool traded live must be the same: change one of them")

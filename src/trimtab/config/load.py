@@ -186,9 +186,13 @@ def _partial_config(data) -> StrategyConfig:
 
 def metric_members(config: StrategyConfig, venues: dict[str, VenueSpec]) -> dict[str, list[str]]:
     """The members of the metric families (:class:`trimtab.metrics.Family`) a strategy publishes,
-    by member kind: ``venue``: its ``cex_perp`` venues (``margin_ratio.<venue>``); the other kinds
+    by member kind: ``venue``: its ``cex_perp`` venues (``margin_ratio.<venue>``); ``perp``: their perp
+    instruments as ``<venue>.<symbol>`` (``liquidation_price.<venue>.<symbol>``); the other kinds
     from its templates' ``metric_keys`` (``token``: a basket's tokens, ``drift.<token>``)."""
     members: dict[str, list[str]] = {"venue": [n for n, v in venues.items() if v.model == "cex_perp"]}
+    # ``perp``: every perp instrument of those venues, ``<venue>.<symbol>`` (liquidation_price.<venue>.<symbol>)
+    members["perp"] = [f"{n}.{i.key.rsplit(':', 1)[-1]}" for n in members["venue"] for i in venues[n].instruments
+                       if i.key.split(":")[1] == "Perp"]
     for t in config.targets:
         for kind, keys in template_for(t).metric_keys(t).items():
             members.setdefault(kind, []).extend(keys)

@@ -264,6 +264,16 @@ class LiveChainSpec(Strict):
 LiveSpec = Annotated[Union[LiveExchangeSpec, LiveChainSpec], Field(discriminator="kind")]
 
 
+class SpotMarketSpec(Strict):
+    """A CEX spot market the planner may route a conversion through (``spot_markets`` of a
+    ``cex_perp`` venue, by base asset, quoted in USDT): ``price_field`` the spot price series
+    (USDT per unit), ``cost_pair`` the execution-cost table row for its spread + slippage. The
+    taker fee is the venue's ``spot_trade`` operation ``fee_bps`` (trimtab.planner.routes)."""
+
+    price_field: str
+    cost_pair: str
+
+
 class VenueSpec(Strict):
     """A venue of ``venues/<name>.yaml``. ``model`` picks the simulated venue model; ``live``
     holds the facts of its live adapter (:data:`LiveSpec`: :class:`LiveExchangeSpec` for
@@ -281,6 +291,7 @@ class VenueSpec(Strict):
     lst: LstSpec | None = None
     perp: PerpSpec | None = None
     pairs: dict[str, PairSpec] | None = None
+    spot_markets: dict[str, SpotMarketSpec] | None = None
     live: LiveSpec | None = None
 
 

@@ -51,6 +51,8 @@ class Monitors:
         self.last_rebalance_epoch: int | None = None
         self.idle_key = f"wallet:BaseToken:{strategy.config.share_class}"
         self.hedge_keys = [leg.instrument for t in self.hedge_targets for leg in template_for(t).hedge_legs(t)]
+        # perp keys by venue: liquidation_price.<venue>.<symbol> for each (Stage.RISK)
+        self.perp_keys_of = {v: [k for k in sim.perp_keys if k.startswith(v + ":")] for v in sim.perp_venues}
         # A token_weights basket (seed 002) publishes its drift metrics (trimtab.planner.drift).
         self.basket = Basket(strategy, basket_of(strategy), px, sim) if basket_of(strategy) is not None else None
 
@@ -101,6 +103,10 @@ class Monitors:
             _, _, mr = sim.perp_account(book, v)
             m[f"margin_ratio.{v}"] = mr
             mr_min = min(mr_min, mr)
+            lps = sim.perp_liquidation_prices(book, v)
+            for k in self.perp_keys_of[v]:
+                lp = lps.get(k)
+                m[f"liquidation_price.{v}.{k.rsplit(':', 1)[-1]}"] = lp if lp is not None else 0.0
         for k in self.hedge_keys:
             if not px.tradable(k):
                 stale += 1
@@ -170,7 +176,8 @@ class Monitors:
     def declared(self) -> list[str]:
         """The metric names this strategy publishes per the registry, the same names its config
         checks let rules use: every single-valued strategy metric, ``margin_ratio.<venue>`` per
-        perp venue, ``drift.<TOKEN>`` per basket token, ``venue_imbalance.<id>`` per perp_hedge
+        perp venue, ``liquidation_price.<venue>.<symbol>`` per perp instrument, ``drift.<TOKEN>``
+        per basket token, ``venue_imbalance.<id>`` per perp_hedge
         target, ``signal_side.<id>`` / ``position_side.<id>`` per signal_perp target
         (:func:`trimtab.config.load.metric_members`)."""
         return expand(Scope.STRATEGY, metric_members(self.s.config, self.s.venues))

@@ -407,13 +407,18 @@ class Planner:
         return steps
 
     # ------------------------------------------------------------------ instruction builders
-    def route(self, sell: str, buy: str, amount: float, atomic: bool = False, kinds: tuple[str, ...] = ("dex",)) -> tuple[str, list[dict]]:
+    def route(self, sell: str, buy: str, amount: float, atomic: bool = False, kinds: tuple[str, ...] = ("dex",),
+              funds_on: str | None = None) -> tuple[str, list[dict]]:
         """(venue, routes considered) for converting ``amount`` of ``sell`` into ``buy``: the
         cheapest of the strategy's routes of ``kinds`` that fits this plan's deadline
         (:mod:`trimtab.planner.routes`); the target's ``swap_venue`` with no routes listed when
-        none can be priced (the instruction then fails with the venue's own error)."""
+        none can be priced (the instruction then fails with the venue's own error).
+        ``funds_on``: the CEX venue holding ``sell`` (None: the wallet)."""
         try:
-            quotes = [q for q in candidates(self.sim, sell, buy, amount, atomic) if q.kind in kinds]
+            # routes the funds cannot take here (CEX spot from the wallet, the wallet's pools from an
+            # exchange) are journaled beside the others, never chosen (routes.cex_spot)
+            quotes = [q for q in candidates(self.sim, sell, buy, amount, atomic, funds_on)
+                      if q.kind in kinds or q.kind == "cex_spot" or not q.executable]
             best, considered = choose(quotes, getattr(self, "deadline_s", 0.0))
         except TrimtabError:  # stale or bad prices, no pair: the swap venue reports it when run
             return self.swap_venue, []
@@ -479,6 +484,7 @@ class _Moves:
     def swap_cost(self, venue: str | None, sell: str, buy: str, amount: float) -> float:
         return self._planner._swap_cost(venue, sell, buy, amount)
 
-    def route(self, sell: str, buy: str, amount: float, atomic: bool = False, kinds: tuple[str, ...] = ("dex",)) -> tuple[str, list[dict]]:
+    def route(self, sell: str, buy: str, amount: float, atomic: bool = False, kinds: tuple[str, ...] = ("dex",),
+              funds_on: str | None = None) -> tuple[str, list[dict]]:
         """(venue, routes considered): :meth:`Planner.route`."""
-        return self._planner.route(sell, buy, amount, atomic, kinds)
+        return self._planner.route(sell, buy, amount, atomic, kinds, funds_on)

@@ -77,8 +77,12 @@ class Spot(BaseTemplate):
         fee_bps = ctx.strategy.target_value(t.fee_bps, ctx.params)
         fee = fee_bps + ctx.sim.exec_cost_bps(t.cost_pair, abs(d) * price)
         c = abs(d) * price * fee / 1e4 / sc
-        ins = ctx.instruction(venue, "spot_trade", t.instrument, d, asset, {"fee_bps": fee_bps, "cost_pair": t.cost_pair},
-                              t.price_field, c)
+        # The funds (USDT margin to buy, the token to sell) sit on the venue: its spot market is the
+        # executable route; the wallet's DEX routes are journaled beside it (planner.routes.cex_spot).
+        sell, buy, amt = ("USDT", asset, d * price) if d > 0 else (asset, "USDT", -d)
+        _, routes = ctx.route(sell, buy, amt, kinds=("cex_spot",), funds_on=venue)
+        ins = ctx.instruction(venue, "spot_trade", t.instrument, d, asset,
+                              {"fee_bps": fee_bps, "cost_pair": t.cost_pair, "routes": routes}, t.price_field, c)
         if d < 0:
             st = ctx.step(ctx.next_id(), f"sell {-d:.6f} {asset} spot on {venue}", (ins,), expected_cost=c)
             ctx.release.append(st)

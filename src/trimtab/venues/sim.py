@@ -102,6 +102,8 @@ class SimVenues:
                 out.add(v.lst.rate_field)
                 if v.lst.yield_field and "unstake" in v.operations:  # the queue route's forgone yield
                     out.add(v.lst.yield_field)
+        for v in self.venues.values():  # CEX spot routes (trimtab.planner.routes.cex_spot)
+            out |= {m.price_field for m in (v.spot_markets or {}).values()}
         for k in self.perp_keys:  # the hour's extremes: a liquidation price reached inside the hour (venues.perps)
             base = self.px.info[k].mark_field.rsplit(".", 1)[0]
             out |= {f"{base}.high", f"{base}.low"}
