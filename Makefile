@@ -23,8 +23,10 @@ test: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python scripts/build_data.py --raw ../shared/data --out data
 
+# Figures only (issue 14): the flagship's budgets, then the engine against the hand loop.
 bench: $(STAMP)
 	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/compare_hand.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
