@@ -167,7 +167,9 @@ class Engine:
         t0 = _time.perf_counter_ns() if self.time_decisions else 0
         metrics = monitors.run(i, executor.in_flight, params)
         if metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance:
-            # Only then can a venue liquidate; the venues check exactly, as they would.
+            # Only then can a venue liquidate; the venues check exactly, as they would. With perps
+            # max_maintenance is inf: a position can cross its liquidation price inside the hour
+            # (trimtab.venues.perps), which the close's margin ratio cannot rule out.
             hit = sim.liquidations(i, book)
             for f, price in hit:
                 executor.apply(f, price)

@@ -51,8 +51,15 @@ class Monitors:
         self.last_rebalance_epoch: int | None = None
         self.idle_key = f"wallet:BaseToken:{strategy.config.share_class}"
         self.hedge_keys = [leg.instrument for t in self.hedge_targets for leg in template_for(t).hedge_legs(t)]
-        # perp keys by venue: liquidation_price.<venue>.<symbol> for each (Stage.RISK)
-        self.perp_keys_of = {v: [k for k in sim.perp_keys if k.startswith(v + ":")] for v in sim.perp_venues}
+        # Metric names built once, so the per-tick path formats no strings (Stage.RISK and the
+        # per-target families): margin_ratio.<venue>, liquidation_price.<venue>.<symbol> per perp,
+        # venue_imbalance.<id> with the target's venues, signal_side/position_side.<id>.
+        self.mr_names = {v: f"margin_ratio.{v}" for v in sim.perp_venues}
+        self.lp_names = {v: [(k, f"liquidation_price.{v}.{k.rsplit(':', 1)[-1]}") for k in sim.perp_keys if k.startswith(v + ":")]
+                         for v in sim.perp_venues}
+        self.imbalance_of = [(t, f"venue_imbalance.{t.id}", {px.info[leg.instrument].venue for leg in t.legs})
+                             for t in self.hedge_targets]
+        self.side_names = [(t, f"signal_side.{t.id}", f"position_side.{t.id}") for t in self.signal_targets]
         # A token_weights basket (seed 002) publishes its drift metrics (trimtab.planner.drift).
         self.basket = Basket(strategy, basket_of(strategy), px, sim) if basket_of(strategy) is not None else None
 
@@ -101,12 +108,12 @@ class Monitors:
         stale = 0
         for v in sim.perp_venues:
             _, _, mr = sim.perp_account(book, v)
-            m[f"margin_ratio.{v}"] = mr
+            m[self.mr_names[v]] = mr
             mr_min = min(mr_min, mr)
             lps = sim.perp_liquidation_prices(book, v)
-            for k in self.perp_keys_of[v]:
+            for k, name in self.lp_names[v]:
                 lp = lps.get(k)
-                m[f"liquidation_price.{v}.{k.rsplit(':', 1)[-1]}"] = lp if lp is not None else 0.0
+                m[name] = lp if lp is not None else 0.0
         for k in self.hedge_keys:
             if not px.tradable(k):
                 stale += 1
@@ -133,13 +140,12 @@ class Monitors:
         # cross-venue balance, per hedge target: its CEX accounts' share of equity against its
         # allocation; the plain name is the worst (largest |imbalance|, signed, first on ties)
         imb = 0.0
-        for t in self.hedge_targets:
-            venues = {px.info[leg.instrument].venue for leg in t.legs}
+        for t, name, venues in self.imbalance_of:
             x = 0.0
             if equity > 0 and any(book.qty(leg.instrument) for leg in t.legs):
                 cex = sum(sim.perp_account(book, v)[0] for v in venues) / px.share_usd()
                 x = cex / equity - self.s.target_value(t.allocation, params)
-            m[f"venue_imbalance.{t.id}"] = x
+            m[name] = x
             if abs(x) > abs(imb):
                 imb = x
         m["venue_imbalance"] = imb
@@ -147,11 +153,11 @@ class Monitors:
         # the venue cannot trade); the plain names are the first target wanting a trade, else
         # the first target, so `signal_side != position_side` fires when any target must trade
         agg: tuple[float, float] | None = None
-        for t in self.signal_targets:
+        for t, signal_name, position_name in self.side_names:
             pos = book.qty(t.instrument)
             have = float((pos > 0) - (pos < 0))
             want = float(self.signals.side(t, params)) if px.tradable(t.instrument) else have
-            m[f"signal_side.{t.id}"], m[f"position_side.{t.id}"] = want, have
+            m[signal_name], m[position_name] = want, have
             if agg is None or (agg[0] == agg[1] and want != have):
                 agg = (want, have)
         m["signal_side"], m["position_side"] = agg if agg is not None else (0.0, 0.0)
