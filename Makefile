@@ -23,10 +23,15 @@ test: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python scripts/build_data.py --raw ../shared/data --out data
 
-# Figures only (issue 14): the flagship's budgets, then the engine against the hand loop.
+# Figures only (issue 14), each with its ratio: the flagship's budgets, the engine against the
+# hand loop, the drift basket against bt, `trimtab compare` on all cores (and on one), and a
+# live run resumed after 1,000 and 10,000 ticks. About 4-5 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/backtest.py
-	$(BIN)/python bench/compare_hand.py
+	$(BIN)/python bench/compare_hand.py --no-backtest
+	$(BIN)/python bench/drift_vs_bt.py
+	$(BIN)/python bench/compare_all.py --sequential
+	$(BIN)/python bench/resume.py --ticks 1000 10000
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -9,6 +9,8 @@ separately. Figures only: nothing here asserts on time.
 
 The timed run and the memory run are separate runs of the same backtest: tracemalloc slows
 allocation-heavy code several times over, so timing under it would misstate throughput.
+With the memory figures (not ``--no-memory``) it also runs ``trimtab run CONFIG --json`` as a
+whole fresh process and prints its max RSS: the figure issue 14's "< 150 MB" is about.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import argparse
 import json
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +39,35 @@ def max_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB (ru_maxrss is KB on Linux, B on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+# Runs COMMAND in a fresh, small Python and prints the child's max RSS: a child's peak is counted
+# from its fork, so one forked from this (large) process would report at least this process's RSS.
+_LAUNCHER = """import json, resource, subprocess, sys, time
+t = time.perf_counter()
+with open(sys.argv[1], "wb") as err:
+    code = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err).returncode
+print(json.dumps({"code": code, "wall_s": time.perf_counter() - t,
+                  "maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def run_process_rss(config: Path = FLAGSHIP) -> dict:
+    """A whole ``trimtab run CONFIG --json`` as a fresh process (interpreter start, imports, config,
+    audit, data, run, summary): its max RSS in MB and its wall time in seconds. The figure issue
+    14's memory target is about (< 150 MB)."""
+    exe = Path(sys.executable).parent / "trimtab"
+    with tempfile.TemporaryDirectory(prefix="trimtab-bench-rss-") as tmp:
+        errfile = Path(tmp) / "stderr.txt"
+        p = subprocess.run([sys.executable, "-c", _LAUNCHER, str(errfile), str(exe), "run", str(config), "--json",
+                            "--out", tmp, "--run-id", "rss"], cwd=ROOT, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"launcher failed ({p.returncode}):\n{p.stderr[-2000:]}")
+        r = json.loads(p.stdout)
+        if r["code"] != 0:
+            raise SystemExit(f"trimtab run {config} failed ({r['code']}):\n{errfile.read_text(errors='replace')[-2000:]}")
+    rss = r["maxrss"] / (1024 * 1024) if sys.platform == "darwin" else r["maxrss"] / 1024
+    return {"max_rss_mb": rss, "wall_s": r["wall_s"]}
 
 
 def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
@@ -61,6 +93,7 @@ def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
             traced_peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
             tracemalloc.stop()
 
+    process = run_process_rss(config) if memory else None
     ticks = len(result.equity)
     ns = np.asarray(result.decision_ns, dtype=np.int64)
     us = lambda q: float(np.percentile(ns, q)) / 1e3 if ns.size else float("nan")  # noqa: E731
@@ -79,6 +112,8 @@ def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
         "engine_peak_traced_mb": traced_peak_mb,
         "max_rss_mb_after_data_load": rss_after_load,
         "max_rss_mb": max_rss_mb(),
+        "run_process_max_rss_mb": process["max_rss_mb"] if process else None,
+        "run_process_wall_s": process["wall_s"] if process else None,
         "journal_mb": journal_mb,
         "transitions": s["transitions"],
         "plans": s["plans"],
@@ -102,6 +137,11 @@ def print_lines(r: dict) -> None:
           f"{r['decision_share_of_wall']:.0%} of the run)")
     print(f"  engine peak memory {mem} (tracemalloc during a second, untimed run; data loaded before)")
     print(f"  process max RSS    {r['max_rss_mb']:,.1f} MB ({r['max_rss_mb_after_data_load']:,.1f} MB after loading the data)")
+    if r["run_process_max_rss_mb"] is None:
+        print("  `trimtab run` RSS  skipped (--no-memory)")
+    else:
+        print(f"  `trimtab run` RSS  {r['run_process_max_rss_mb']:,.1f} MB max RSS of the whole process "
+              f"(subprocess `trimtab run CONFIG --json`, {r['run_process_wall_s']:.2f} s wall; target < 150 MB)")
     print(f"  journal.sqlite     {r['journal_mb']:.1f} MB")
     print(f"  python {r['python']} on {r['machine']}")
 
@@ -110,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     ap.add_argument("--config", type=Path, default=FLAGSHIP, help="strategy config (default: the flagship)")
-    ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run and the whole-process `trimtab run` RSS")
     args = ap.parse_args(argv)
     r = bench(args.config.resolve(), memory=not args.no_memory)
     if args.json:

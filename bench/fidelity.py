@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from trimtab.config.load import load_strategy  # noqa: E402
 from trimtab.data.feed import load_market_data  # noqa: E402
 from trimtab.engine.backtest import run_backtest  # noqa: E402
+from trimtab.engine.journal import read_metrics  # noqa: E402
 
 
 def _route(venue: str, operation: str, note: str | None) -> str:
@@ -51,7 +52,7 @@ def figures(run_dir: Path, data) -> dict:
                                                      "WHERE category IN ('trading_fees', 'gas')"):
         fees[f"{cat}: {_route(venue, op, note)}"] += impact or 0.0
     worst_hf = worst_mr = math.inf
-    rows = db.execute("SELECT tick, time, health_factor, margin_ratio_min, net_delta, delta_drift, data FROM metrics ORDER BY tick").fetchall()
+    rows = read_metrics(db)
     meta = json.loads(db.execute("SELECT value FROM meta WHERE key='strategy'").fetchone()[0])
     strategy = load_strategy(meta["config"])
     asset = (strategy.venues["wallet"].assets or {}).get(strategy.config.asset)
@@ -59,16 +60,17 @@ def figures(run_dir: Path, data) -> dict:
     times = None
     prices = None
     if price_field:
-        sl = data.slice(rows[0][1], rows[-1][1]) if rows else None
+        sl = data.slice(rows[0].time, rows[-1].time) if rows else None
         if sl is not None:
             prices = sl.field(price_field)
             times = {t: i for i, t in enumerate(f"{x:%Y-%m-%dT%H:%MZ}" for x in sl.index)}
     gap_usd, gap_hours, gap_at = 0.0, 0, None
-    for tick, time, hf, mr, net, drift, data_json in rows:
-        hf = float(hf) if hf is not None else math.inf
-        mr = float(mr) if mr is not None else math.inf
+    for tick, time, _, m in rows:
+        hf, mr = m.get("health_factor", math.inf), m.get("margin_ratio_min", math.inf)
+        hf = hf if hf == hf else math.inf  # no value (NaN) counts as no risk, as before
+        mr = mr if mr == mr else math.inf
         worst_hf, worst_mr = min(worst_hf, hf), min(worst_mr, mr)
-        m = json.loads(data_json) if data_json else {}
+        net, drift = m.get("net_delta"), m.get("delta_drift")
         if float(m.get("plan_in_flight", 0.0)) and prices is not None and time in times:
             usd = abs(float(net or 0.0)) * float(prices[times[time]])
             if usd > gap_usd:

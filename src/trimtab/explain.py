@@ -7,6 +7,13 @@
 * :func:`list_transitions` -- every transition of the run with the comparisons of the rules that
   fired it and the plan it submitted.
 
+A "full" journal stores each tick's rule trace; a "slim" one (the default) does not, and
+:func:`tick_trace` recomputes it exactly: the run's rules and parameters (journal meta, compiled
+as :func:`trimtab.config.load.load_strategy` does) traced by
+:func:`trimtab.engine.machine.trace_rules`, the function the machine itself uses, on the metrics
+the rules saw (the tick's stored metrics, with the few values that changed after the decision
+restored: :func:`trimtab.engine.journal.rule_inputs_at`).
+
 Both return plain JSON-ready dicts (``trimtab explain --json``); :func:`print_explain` and
 :func:`print_transitions` render them. Journal tables: see :mod:`trimtab.engine.journal`.
 """
@@ -18,6 +25,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from .engine.journal import metrics_at, rule_inputs_at
 from .errors import TrimtabError
 from .metrics import REGISTRY, Family, Scope
 
@@ -78,6 +86,11 @@ def _num(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
+def _shown(v: float) -> float | str:
+    """A metric as explain's JSON shows it: inf/-inf/nan as strings (as the journal's JSON had them)."""
+    return v if v == v and v not in (math.inf, -math.inf) else str(v)
+
+
 def iso(ts) -> str:
     """A time as the journal writes it: ``2024-08-05T03:00Z`` (UTC)."""
     import pandas as pd
@@ -108,6 +121,70 @@ def _machine_info(meta: dict) -> tuple[Any, dict]:
     return s.machine, {n: {"severity": r.spec.severity, "when": r.spec.when, "description": r.spec.description} for n, r in s.rules.items()}
 
 
+def rule_triples(meta: dict) -> list[tuple[str, Any, str]]:
+    """(name, compiled expression, severity) of every rule of the run, in rule-file order, from
+    the journal's meta ``rules`` and ``parameters``: parameters folded in as constants exactly as
+    :func:`trimtab.config.load.load_strategy` compiles them. Raises RunError without them."""
+    from .rules.compile import compile_expr
+    from .rules.nodes import names
+    from .rules.parse import parse
+
+    rules, params = meta.get("rules"), meta.get("parameters")
+    if not isinstance(rules, dict) or not isinstance(params, dict):
+        raise RunError("the journal has no rule trace and no rules/parameters in its meta to recompute it")
+    params = {k: _num(v) for k, v in params.items()}  # meta is JSON: inf/nan were written as strings
+    out = []
+    for name, r in rules.items():
+        node = parse(r["when"])
+        consts = {n: params[n] for n in names(node) if n in params}
+        out.append((name, compile_expr(node, consts), r["severity"]))
+    return out
+
+
+class _Traces:
+    """The rule trace of any tick of one open journal: stored (full mode, or a tick whose metrics
+    changed after the decision) or recomputed from the stored metrics (:func:`tick_trace`)."""
+
+    def __init__(self, db, meta: dict):
+        self.db, self.meta, self._triples = db, meta, None
+
+    def __call__(self, tick: int, stored: str | None) -> list[dict]:
+        if stored is not None:
+            return json.loads(stored)
+        from .engine.machine import trace_rules
+
+        if self._triples is None:
+            self._triples = rule_triples(self.meta)
+        m = rule_inputs_at(self.db, tick)
+        if m is None:
+            raise RunError(f"the journal has no metrics at tick {tick} to recompute its rule trace from")
+        return trace_rules(self._triples, m)
+
+
+def tick_trace(journal: str | Path, tick: int) -> list[dict]:
+    """The rule trace of ``tick`` (the machine's :class:`~trimtab.engine.machine.Decision`
+    ``rules``: one entry per rule, rule-file order) as the run computed it: stored in a full
+    journal, recomputed exactly in a slim one. Raises RunError for a tick the run lacks."""
+    db = _db(Path(journal))
+    try:
+        row = db.execute("SELECT rules FROM decisions WHERE tick = ? ORDER BY rowid DESC LIMIT 1", (tick,)).fetchone()
+        if row is None:
+            raise RunError(f"{journal}: no decision at tick {tick}")
+        return _Traces(db, _meta(db))(tick, row["rules"])
+    finally:
+        db.close()
+
+
+def run_traces(journal: str | Path) -> dict[int, list[dict]]:
+    """tick -> rule trace (:func:`tick_trace`) of every tick of the run, read in one pass."""
+    db = _db(Path(journal))
+    try:
+        traces = _Traces(db, _meta(db))
+        return {r["tick"]: traces(r["tick"], r["rules"]) for r in db.execute("SELECT tick, rules FROM decisions ORDER BY tick").fetchall()}
+    finally:
+        db.close()
+
+
 def _comparisons(rule: dict) -> list[dict]:
     return [{"left": c[0], "observed": c[1], "op": c[2], "threshold": c[3], "result": c[4]} for c in rule.get("comparisons") or []]
 
@@ -130,12 +207,11 @@ def explain_at(journal: str | Path, at) -> dict:
             raise RunError(f"{t} is after the run ends ({first[0]} -> {first[1]})")
         d = db.execute("SELECT * FROM decisions WHERE time <= ? ORDER BY tick DESC LIMIT 1", (t,)).fetchone()
         tick = d["tick"]
-        rules = json.loads(d["rules"])
+        rules = _Traces(db, meta)(tick, d["rules"])
         machine, info = _machine_info(meta)
         since = db.execute("SELECT tick, time, source, dest, trigger, plan_id FROM decisions WHERE tick <= ? AND trigger IS NOT NULL "
                            "ORDER BY tick DESC LIMIT 1", (tick,)).fetchone()
-        m = db.execute("SELECT * FROM metrics WHERE tick = ?", (tick,)).fetchone()
-        metrics = json.loads(m["data"]) if m and m["data"] else {}
+        metrics = {k: _shown(v) for k, v in (metrics_at(db, tick) or {}).items()}
         out: dict[str, Any] = {
             "run": str(path.parent),
             "strategy": (meta.get("strategy") or {}).get("name"),
@@ -206,8 +282,9 @@ def list_transitions(journal: str | Path) -> dict:
         when = {t.trigger: list(t.when) for t in machine.transitions} if machine else {}
         costs = {r["plan_id"]: (r["expected_cost"], len(json.loads(r["plan"]).get("steps", []))) for r in db.execute("SELECT plan_id, expected_cost, plan FROM plans")}
         rows = []
-        for d in db.execute("SELECT tick, time, source, dest, trigger, plan_id, rules FROM decisions WHERE trigger IS NOT NULL ORDER BY tick"):
-            rules = json.loads(d["rules"])
+        traces = _Traces(db, meta)
+        for d in db.execute("SELECT tick, time, source, dest, trigger, plan_id, rules FROM decisions WHERE trigger IS NOT NULL ORDER BY tick").fetchall():
+            rules = traces(d["tick"], d["rules"])
             names = when.get(d["trigger"])
             fired = [r for r in rules if (r["rule"] in names if names else r["result"])]
             cost, nsteps = costs.get(d["plan_id"], (None, None))

@@ -6,6 +6,7 @@ bundled data, shared with test_flagship.py) around the 2024-08-05 crash.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import subprocess
@@ -14,6 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from trimtab.engine.journal import metrics_at
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"
@@ -139,12 +142,14 @@ def test_explain_at_the_crash_shows_health_factor_and_margin_against_thresholds(
                        ("emergency_leave", ">", params["margin_emergency_leave"])}
     # The observed values are what the risk monitor published at that tick (journal metrics table).
     db = sqlite3.connect(run.run_dir / "journal.sqlite")
-    row = db.execute("SELECT health_factor, margin_ratio_min, data FROM metrics WHERE time = '2024-08-05T03:00Z'").fetchone()
+    row = db.execute("SELECT health_factor, margin_ratio_min, tick FROM metrics WHERE time = '2024-08-05T03:00Z'").fetchone()
     assert all(c["observed"] == pytest.approx(row[0], rel=1e-12) for c in hf.values())
     assert all(c["observed"] == pytest.approx(row[1], rel=1e-12) for c in mr.values())
-    per_venue = {k: v for k, v in json.loads(row[2]).items() if k.startswith("margin_ratio.")}
-    assert per_venue and all(e["metrics"][k] == v for k, v in per_venue.items())
-    numeric = [v for v in per_venue.values() if isinstance(v, float)]  # "inf": a venue with no position
+    m = metrics_at(db, row[2])  # every metric of the tick, one column each, read back as floats
+    assert (m["health_factor"], m["margin_ratio_min"]) == row[:2]
+    per_venue = {k: v for k, v in m.items() if k.startswith("margin_ratio.")}
+    assert per_venue and all(float(e["metrics"][k]) == v for k, v in per_venue.items())  # explain shows inf as "inf"
+    numeric = [v for v in per_venue.values() if math.isfinite(v)]  # inf: a venue with no position
     assert min(numeric) == pytest.approx(row[1])
     # a leveraged position on: the health factor is finite and above every threshold that day
     assert params["hf_reduce"] < row[0] < 1.5

@@ -76,12 +76,14 @@ def test_delta_inside_drift_threshold_after_every_plan(journal, flagship):
         assert abs(drift) <= limit, f"delta drift {drift} after the plan completed at tick {tick}"
 
 
-def test_crash_of_2024_08_05_is_visible_in_what_the_rules_saw(journal, flagship):
-    rows = journal.execute("SELECT time, rules FROM decisions WHERE time BETWEEN '2024-08-04T00:00Z' AND '2024-08-06T00:00Z' ORDER BY tick").fetchall()
+def test_crash_of_2024_08_05_is_visible_in_what_the_rules_saw(journal, flagship, flagship_run):
+    from trimtab.explain import tick_trace
+
+    rows = journal.execute("SELECT tick, time FROM decisions WHERE time BETWEEN '2024-08-04T00:00Z' AND '2024-08-06T00:00Z' ORDER BY tick").fetchall()
     assert len(rows) == 49
     seen = {}
-    for r in rows:
-        for rule in json.loads(r["rules"]):
+    for r in rows:  # the slim journal's traces, rebuilt from the stored metrics
+        for rule in tick_trace(flagship_run.run_dir / "journal.sqlite", r["tick"]):
             for left, observed, op, threshold, result in rule["comparisons"]:
                 seen.setdefault(left, []).append((r["time"], observed, threshold))
     # The risk rules observed the health factor and the CEX margin ratio against their thresholds.
@@ -92,7 +94,7 @@ def test_crash_of_2024_08_05_is_visible_in_what_the_rules_saw(journal, flagship)
     assert flagship.params["hf_reduce"] in thresholds and flagship.params["hf_emergency_enter"] in thresholds
     # Shorts profit in a crash: the margin ratio rose by more than 15% across the day.
     assert max(mr) > 1.15 * mr[0]
-    eth = journal.execute("SELECT min(json_extract(data,'$.equity')), max(json_extract(data,'$.equity')) FROM metrics WHERE time BETWEEN '2024-08-04T00:00Z' AND '2024-08-06T00:00Z'").fetchone()
+    eth = journal.execute("SELECT min(equity), max(equity) FROM metrics WHERE time BETWEEN '2024-08-04T00:00Z' AND '2024-08-06T00:00Z'").fetchone()
     # Market neutral: equity moved far less than ETH's ~20% fall.
     assert (eth[1] - eth[0]) / eth[1] < 0.02
 
@@ -142,8 +144,9 @@ def test_decisions_never_look_ahead(flagship, market, tmp_path):
     from trimtab.engine.backtest import run_backtest
     import sqlite3
 
-    short = run_backtest(flagship, start="2024-07-25", end="2024-08-08", out=tmp_path, run_id="short", data=market)
-    long = run_backtest(flagship, start="2024-07-25", end="2024-08-20", out=tmp_path, run_id="long", data=market)
+    # Full journals: the rule traces of every tick are compared too.
+    short = run_backtest(flagship, start="2024-07-25", end="2024-08-08", out=tmp_path, run_id="short", data=market, journal="full")
+    long = run_backtest(flagship, start="2024-07-25", end="2024-08-20", out=tmp_path, run_id="long", data=market, journal="full")
     q = "SELECT tick, source, dest, trigger, plan_id, rules FROM decisions WHERE time <= '2024-08-08T00:00Z' ORDER BY tick"
     a = sqlite3.connect(short.run_dir / "journal.sqlite").execute(q).fetchall()
     b = sqlite3.connect(long.run_dir / "journal.sqlite").execute(q).fetchall()

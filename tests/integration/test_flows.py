@@ -6,6 +6,7 @@ import pytest
 
 from trimtab.engine.backtest import run_backtest
 from trimtab.engine.flows import Flow, FlowError, parse_flow
+from trimtab.engine.journal import metrics_at
 
 LEGS = ["aave_v3:aToken:aweETH", "aave_v3:debtToken:debtWETH", "binance:Perp:ETHUSDT", "bybit:Perp:ETHUSDT"]
 
@@ -39,7 +40,7 @@ def test_deposit_and_withdrawal_move_every_leg_in_proportion(flagship, market, t
             assert x == pytest.approx(ratios[0], rel=0.005), (trigger, k, x, ratios[0])
         assert (ratios[0] > 1.3) if trigger == "deposit" else (ratios[0] < 0.7)
         # ... and the hedge still matches the on-chain delta: net delta under 2% of the hedge.
-        m = json.loads(db.execute("SELECT data FROM metrics WHERE tick=?", (done,)).fetchone()[0])
+        m = metrics_at(db, done)
         hedge = -(after["binance:Perp:ETHUSDT"] + after["bybit:Perp:ETHUSDT"] + after.get("okx:Perp:ETHUSDT", 0.0))
         assert abs(m["net_delta"]) <= flagship.params["max_delta_drift"] * hedge
         drift = db.execute("SELECT delta_drift FROM metrics WHERE tick=?", (done,)).fetchone()[0]

@@ -79,16 +79,16 @@ def _recompute(db, market) -> dict[str, dict]:
     strategy = load_strategy(meta["config"])
     field = strategy.venues["wallet"].assets["ETH"].usd_field
     threshold = strategy.params.get("max_delta_drift", 0.02)
-    rows = db.execute("SELECT tick, time, net_delta, delta_drift, data FROM metrics ORDER BY tick").fetchall()
+    rows = db.execute("SELECT tick, time, net_delta, delta_drift, plan_in_flight FROM metrics ORDER BY tick").fetchall()
     sl = market.slice(rows[0][1], rows[-1][1])
     prices = sl.field(field)
     plans = db.execute("SELECT plan_id, tick FROM plans ORDER BY tick, rowid").fetchall()
     out = {pid: {"tick": t, "usd": 0.0, "drift": 0.0, "hours": 0, "in_flight": 0} for pid, t in plans}
     k = -1
-    for tick, _time, net, drift, data in rows:
+    for tick, _time, net, drift, in_flight in rows:
         while k + 1 < len(plans) and plans[k + 1][1] <= tick:
             k += 1
-        if k < 0 or not float(json.loads(data)["plan_in_flight"]):
+        if k < 0 or not float(in_flight):
             continue
         g = out[plans[k][0]]
         g["in_flight"] += 1
@@ -128,8 +128,8 @@ def test_plans_leave_no_material_hedge_gap(db, market):
     (|net delta| = the wallet's ETH for gas, a few hundred USD)."""
     gaps = _recompute(db, market)
     over5 = 0
-    for tick, drift, data in db.execute("SELECT tick, delta_drift, data FROM metrics"):
-        over5 += float(json.loads(data)["plan_in_flight"]) > 0 and abs(drift) > 0.05
+    for tick, drift, in_flight in db.execute("SELECT tick, delta_drift, plan_in_flight FROM metrics"):
+        over5 += float(in_flight) > 0 and abs(drift) > 0.05
     assert over5 <= 1, over5
     worst = max(g["usd"] for g in gaps.values())
     assert worst < 2_000, worst

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from trimtab.engine.backtest import run_backtest
+from trimtab.engine.journal import read_metrics
 from trimtab.live.runner import run_live
 from conftest import rows  # noqa: E402  (one SQLite read helper for the tests)
 
@@ -31,10 +32,13 @@ FILLS = "SELECT fill_id, tick, plan_id, step_id, operation, category, price, leg
 
 
 def test_paper_replay_makes_the_backtests_decisions_and_plans(flagship, market, tmp_path):
-    live = run_live(flagship, out=tmp_path, run_id="live", start="2024-07-28", end="2024-08-08", speed=float("inf"), data=market)
-    bt = run_backtest(flagship, out=tmp_path, run_id="bt", start="2024-07-28", end="2024-08-08", data=market)
+    # Full journals: the rule trace of every tick is compared too.
+    live = run_live(flagship, out=tmp_path, run_id="live", start="2024-07-28", end="2024-08-08", speed=float("inf"), data=market,
+                    journal="full")
+    bt = run_backtest(flagship, out=tmp_path, run_id="bt", start="2024-07-28", end="2024-08-08", data=market, journal="full")
     a, b = live.run_dir / "journal.sqlite", bt.run_dir / "journal.sqlite"
     assert rows(a, DECISIONS) == rows(b, DECISIONS) and len(rows(a, DECISIONS)) == 11 * 24 + 1
+    assert all(r[-1] for r in rows(a, DECISIONS))
     assert rows(a, PLANS) == rows(b, PLANS) and rows(a, PLANS)
     assert rows(a, FILLS) == rows(b, FILLS)
     assert live.summary["final_equity"] == bt.summary["final_equity"]
@@ -86,6 +90,16 @@ def test_sigkill_mid_plan_then_resume_sends_nothing_twice(tmp_path):
     assert done and all(n == 1 for *_, n in done)
     assert rows(a, FILLS) == rows(b, FILLS)
     assert rows(a, DECISIONS) == rows(b, DECISIONS)
+    # Slim journals: the metrics (and what rebuilds each tick's rule trace) match too.
+    def metrics(path):  # every tick's metrics by name (repr: NaN equals NaN)
+        db = sqlite3.connect(path)
+        try:
+            return [(r.tick, r.state, repr(sorted(r.metrics.items()))) for r in read_metrics(db)]
+        finally:
+            db.close()
+
+    assert metrics(a) == metrics(b)
+    assert rows(a, "SELECT tick, seen FROM metrics ORDER BY tick") == rows(b, "SELECT tick, seen FROM metrics ORDER BY tick")
     sa, sb = json.loads(resumed.stdout), json.loads(reference.stdout)
     assert sa["final_equity"] == sb["final_equity"] and sa["final_positions"] == sb["final_positions"]
     assert sa["reconciliation_error"] <= 1e-6 * sa["initial_equity"]

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from live_recordings import FakeClock, record  # noqa: E402
 
 from trimtab.engine.backtest import run_backtest  # noqa: E402
+from trimtab.engine.journal import read_metrics  # noqa: E402
 from trimtab.data.market import series_of  # noqa: E402
 from trimtab.live.adapters.recorded import RecordedProvider, RecordedSession  # noqa: E402
 from trimtab.live.control import request_stop  # noqa: E402
@@ -42,7 +43,16 @@ T0, T1 = int(pd.Timestamp(START, tz="UTC").timestamp()), int(pd.Timestamp(END, t
 DECISIONS = "SELECT tick, time, source, dest, trigger, plan_id, rules FROM decisions ORDER BY tick"
 PLANS = "SELECT plan_id, tick, plan FROM plans ORDER BY tick, plan_id"
 FILLS = "SELECT fill_id, tick, plan_id, step_id, operation, category, price, price_field, legs FROM fills ORDER BY fill_id"
-METRICS = "SELECT tick, time, state, equity, data FROM metrics ORDER BY tick"
+SEEN = "SELECT tick, seen FROM metrics ORDER BY tick"  # what the rules saw where it differs
+
+
+def metrics(db_path) -> list[tuple]:
+    """Every tick's metrics by name (repr: NaN equals NaN); column order may differ between journals."""
+    db = sqlite3.connect(db_path)
+    try:
+        return [(r.tick, r.time, r.state, {k: repr(v) for k, v in r.metrics.items()}) for r in read_metrics(db)]
+    finally:
+        db.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +91,15 @@ def live(flagship, market, sources, recordings, tmp_path, run_id="live", clock=N
 
 def test_live_feed_makes_the_backtests_decisions_plans_and_fills(flagship, market, sources, recordings, tmp_path):
     errors = []
-    res, sessions, w3 = live(flagship, market, sources, recordings, tmp_path, notice=errors.append)
-    bt = run_backtest(flagship, out=tmp_path, run_id="bt", start=START, end=END, data=market)
+    # Full journals: every tick's rule trace is compared too.
+    res, sessions, w3 = live(flagship, market, sources, recordings, tmp_path, notice=errors.append, journal="full")
+    bt = run_backtest(flagship, out=tmp_path, run_id="bt", start=START, end=END, data=market, journal="full")
     a, b = res.run_dir / "journal.sqlite", bt.run_dir / "journal.sqlite"
-    assert len(rows(a, DECISIONS)) == 49
+    assert len(rows(a, DECISIONS)) == 49 and all(r[-1] for r in rows(a, DECISIONS))
     assert rows(a, DECISIONS) == rows(b, DECISIONS)
     assert rows(a, PLANS) == rows(b, PLANS) and rows(a, PLANS)
     assert rows(a, FILLS) == rows(b, FILLS) and len(rows(a, FILLS)) > 5
-    assert rows(a, METRICS) == rows(b, METRICS)
+    assert metrics(a) == metrics(b) and rows(a, SEEN) == rows(b, SEEN)
     assert res.summary["final_equity"] == bt.summary["final_equity"]
     assert res.summary["transitions"] == bt.summary["transitions"]
     # What went over the wire: venue endpoints with the since the collector derived, and

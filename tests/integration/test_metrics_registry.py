@@ -10,6 +10,7 @@ metric or family, must have been published (nothing declared never computed).
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pytest
 from conftest import rows
 from trimtab.config.load import load_strategy, metric_members
 from trimtab.engine.backtest import run_backtest
+from trimtab.engine.journal import read_metrics
 from trimtab.engine.window import default_window
 from trimtab.metrics import REGISTRY, Family, Scope, expand, lookup
 from trimtab.portfolio.config import is_basket_file, is_portfolio_file, load_portfolio
@@ -45,6 +47,17 @@ def journal_names(db: Path, sql: str) -> set[str]:
     return got
 
 
+def strategy_metric_names(db: Path) -> set[str]:
+    """Every metric name any tick of a strategy journal holds (its metric columns, read back)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        got = set().union(*(r.metrics.keys() for r in read_metrics(con)))
+    finally:
+        con.close()
+    assert got, f"{db}: no metrics rows"
+    return got
+
+
 @pytest.fixture(scope="module")
 def published(market, tmp_path_factory) -> dict[str, tuple[Scope, set[str], set[str]]]:
     """``{journal: (scope, names published, names declared)}`` over every shipped config."""
@@ -61,13 +74,13 @@ def published(market, tmp_path_factory) -> dict[str, tuple[Scope, set[str], set[
                                           set(expand(Scope.PORTFOLIO, {})))
             for spec, s in p.sleeves:
                 j = run_dir / "sleeves" / spec.id / "journal.sqlite"
-                found[f"{name}:{spec.id}"] = (Scope.STRATEGY, journal_names(j, "SELECT data FROM metrics"), declared_for(s))
+                found[f"{name}:{spec.id}"] = (Scope.STRATEGY, strategy_metric_names(j), declared_for(s))
             continue
         s = load_strategy(path)
         t0, _ = default_window(s, market)
         run = run_drift if is_basket_file(path) else run_backtest
         res = run(s, start=t0, end=t0 + DAYS, out=out, run_id=path.stem, data=market)
-        found[name] = (Scope.STRATEGY, journal_names(res.run_dir / "journal.sqlite", "SELECT data FROM metrics"), declared_for(s))
+        found[name] = (Scope.STRATEGY, strategy_metric_names(res.run_dir / "journal.sqlite"), declared_for(s))
     return found
 
 

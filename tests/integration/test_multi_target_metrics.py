@@ -26,6 +26,7 @@ import pytest
 
 from trimtab.config.load import load_strategy, metric_members
 from trimtab.engine.backtest import run_backtest
+from trimtab.engine.journal import read_metrics
 from trimtab.metrics import Scope, expand
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +110,7 @@ def _run(project: Path, name: str, start: str, end: str, market):
     res = run_backtest(s, start, end, out=project / "runs", data=market)
     db = sqlite3.connect(res.run_dir / "journal.sqlite")
     try:
-        rows = [(t, json.loads(d)) for t, d in db.execute("SELECT tick, data FROM metrics ORDER BY tick")]
+        rows = [(r.tick, r.metrics) for r in read_metrics(db)]
         fills = db.execute("SELECT tick, legs FROM fills ORDER BY fill_id").fetchall()
     finally:
         db.close()

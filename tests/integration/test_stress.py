@@ -10,6 +10,8 @@ import pytest
 
 from trimtab.config.load import load_strategy
 from trimtab.engine.backtest import run_backtest
+from trimtab.engine.journal import metrics_at
+from trimtab.explain import tick_trace
 
 STRESS = Path(__file__).resolve().parents[1] / "cases" / "stress" / "configs"
 
@@ -62,15 +64,15 @@ def test_the_same_run_with_the_protocol_off_is_liquidated(rally):
     assert off["final_equity"] < rally["thin_margin"].summary["final_equity"] - 2500
 
 
-def test_august_2024_crash_moves_excess_exchange_margin_back_on_chain(journal, flagship):
+def test_august_2024_crash_moves_excess_exchange_margin_back_on_chain(journal, flagship, flagship_run):
     rows = journal.execute("SELECT tick, time, trigger, plan_id, recommendation, analysis FROM analyses "
                            "WHERE trigger='rebalance_imbalance' AND time BETWEEN '2024-08-04' AND '2024-08-08'").fetchall()
     assert rows, "the imbalance after the crash was not detected"
     tick, time, _, plan_id, rec, analysis = rows[0]
     a = json.loads(analysis)
     assert rec == "EXECUTE" and a["net_yield_impact"] > a["transfer_cost"] > 0
-    # What the rule saw at that tick (the decision's trace), against its threshold.
-    rules = json.loads(journal.execute("SELECT rules FROM decisions WHERE tick=?", (tick,)).fetchone()[0])
+    # What the rule saw at that tick (the decision's trace, rebuilt from the slim journal), against its threshold.
+    rules = tick_trace(flagship_run.run_dir / "journal.sqlite", tick)
     seen = next(r for r in rules if r["rule"] == "cross_venue_imbalance")
     assert seen["result"] is True
     left, imb, op, threshold, ok = seen["comparisons"][0]
@@ -79,7 +81,8 @@ def test_august_2024_crash_moves_excess_exchange_margin_back_on_chain(journal, f
     # The plan withdrew USDT from the exchanges and put it back into the leveraged leg.
     done = {(r[0], r[1]) for r in journal.execute("SELECT operation, status FROM instructions WHERE plan_id=?", (plan_id,))}
     assert ("withdraw", "done") in done and ("bundle_entry", "done") in done
-    after = json.loads(journal.execute("SELECT data FROM metrics WHERE tick=(SELECT max(tick) FROM instructions WHERE plan_id=?)", (plan_id,)).fetchone()[0])
+    last = journal.execute("SELECT max(tick) FROM instructions WHERE plan_id=?", (plan_id,)).fetchone()[0]
+    after = metrics_at(journal, last)
     assert abs(after["venue_imbalance"]) < imb
 
 

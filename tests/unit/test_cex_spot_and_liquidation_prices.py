@@ -94,16 +94,17 @@ def test_the_spot_targets_plan_journals_the_route_it_takes(basis, stages):
 # ------------------------------------------------------------------ liquidation prices in the journal
 def test_journaled_liquidation_price_is_the_margin_formula_for_that_ticks_position(market, tmp_path):
     from trimtab.engine.backtest import run_backtest
+    from trimtab.engine.journal import read_metrics
 
     s = load_strategy(ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml")
     run = run_backtest(s, start="2024-08-01", end="2024-08-06", out=tmp_path, run_id="k", data=market)
     db = sqlite3.connect(run.run_dir / "journal.sqlite")
     fills = db.execute("SELECT tick, venue, operation, category, price, legs FROM fills ORDER BY fill_id").fetchall()
     busy = {f[0] for f in fills}
-    rows = db.execute("SELECT tick, time, data FROM metrics ORDER BY tick").fetchall()
+    rows = [(r.tick, r.time, r.metrics) for r in read_metrics(db)]
     key, name = "binance:Perp:ETHUSDT", "liquidation_price.binance.ETHUSDT"
     # the last tick without any fill, with the hedge open: the position is the sum of earlier fills
-    tick, time, data = next(r for r in reversed(rows) if r[0] not in busy and json.loads(r[2]).get(name, 0) > 0)
+    tick, time, data = next(r for r in reversed(rows) if r[0] not in busy and r[2].get(name, 0) > 0)
     book = Book()
     for t, venue, op, cat, price, legs in fills:
         if t < tick:
@@ -117,11 +118,11 @@ def test_journaled_liquidation_price_is_the_margin_formula_for_that_ticks_positi
     t = margin.bracket(table, size, want)
     q = abs(size)
     assert want == pytest.approx((wallet + t.cum + q * book.entry[key]) / (q * t.mmr + q), rel=1e-12)
-    got = json.loads(data)[name]
+    got = data[name]
     assert got == pytest.approx(want, rel=1e-9)
     # every configured perp gets a value each tick (0 without a position), and explain --at shows it
-    assert {k for k in json.loads(data) if k.startswith("liquidation_price.")} == {
+    assert {k for k in data if k.startswith("liquidation_price.")} == {
         f"liquidation_price.{v}.{sym}" for v in ("binance", "bybit", "okx") for sym in ("ETHUSDT", "BTCUSDT")}
-    assert json.loads(data)["liquidation_price.binance.BTCUSDT"] == 0.0
+    assert data["liquidation_price.binance.BTCUSDT"] == 0.0
     e = explain_at(run.run_dir / "journal.sqlite", time)
     assert e["metrics"][name] == pytest.approx(want, rel=1e-9)

@@ -14,6 +14,7 @@ import pytest
 from trimtab.engine import checkpoint as C
 from trimtab.engine import recovery as R
 from trimtab.engine.backtest import run_backtest
+from trimtab.engine.journal import ledger_categories, quote
 from trimtab.engine.kernel import Engine
 from trimtab.errors import TrimtabError
 
@@ -208,11 +209,12 @@ def _sql(path: Path, *stmts):
 def test_checkpoint_disagreeing_with_the_journal_rows_is_refused(stepped, tmp_path):
     e, _ = stepped[31]
     e.journal.flush()
+    cat = quote(ledger_categories(e.journal.db)[0])  # the wide ledger: one column per category
     cases = {
         "fills": ("DELETE FROM fills WHERE fill_id = (SELECT max(fill_id) FROM fills)", (), "the state's last fill is"),
         "series": ("DELETE FROM series WHERE tick = 12", (), "series holds 30 ticks (0..30), not 0..30"),
         "metrics": ("DELETE FROM metrics WHERE tick = 30", (), "metrics holds 30 ticks (0..29), not 0..30"),
-        "ledger": ("UPDATE ledger SET amount = amount + 5 WHERE rowid = 3", (), "the ledger sums to"),
+        "ledger": (f"UPDATE ledger SET {cat} = coalesce({cat}, 0) + 5 WHERE tick = (SELECT min(tick) FROM ledger)", (), "the ledger sums to"),
         "legs": ("UPDATE fills SET legs = ? WHERE fill_id = 2", ('[["wallet:BaseToken:USDT", 1.0, 1.0]]',), "the fills' legs on"),
         "equity": ("UPDATE series SET equity = equity + 1000 WHERE tick = 30", (), "the change in equity is"),
         "text": ("UPDATE series SET nav = 'x' WHERE tick = 5", (), "a series row holds a value that is not a number"),

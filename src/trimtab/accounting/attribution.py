@@ -33,6 +33,7 @@ class PriceSource(Protocol):
     """
 
     info: Mapping[str, _Instrument]
+    fixed_keys: frozenset[str]  # non-perp keys whose factors never change (nothing to attribute)
 
     def factors(self, key: str, i: int) -> tuple[float, list[tuple[str, float]]]:
         """``(sign, [(factor name, value), ...])`` whose product times qty is the value."""
@@ -80,20 +81,31 @@ class Attribution:
             self.total[category] = self.total.get(category, 0.0) + amount
 
     def market_move(self, book: Book, pricing: PriceSource, i0: int, i1: int) -> None:
-        """Attribute the change in value of ``book`` from tick ``i0`` to ``i1`` prices."""
+        """Attribute the change in value of ``book`` from tick ``i0`` to ``i1`` prices.
+
+        Runs every tick for every position: the sums are :meth:`add`'s, inlined (same order).
+        The prices at ``i0`` are last tick's, which the price source caches
+        (:meth:`trimtab.venues.pricing.Pricing.factors`)."""
+        tick, total, info, fixed = self.tick, self.total, pricing.info, pricing.fixed_keys
+        perp_parts, factors = pricing.perp_parts, pricing.factors
         for key, qty in book.bal.items():
-            if qty == 0.0:
+            if qty == 0.0 or key in fixed:  # a fixed key's factors are equal at i0 and i1: nothing moved
                 continue
-            inf = pricing.info[key]
-            if inf.ptype == "Perp":
-                m0, r0, n0 = pricing.perp_parts(key, i0)
-                m1, r1, n1 = pricing.perp_parts(key, i1)
+            if info[key].ptype == "Perp":
+                m0, r0, n0 = perp_parts(key, i0)
+                m1, r1, n1 = perp_parts(key, i1)
                 e = book.entry.get(key, 0.0)
-                self.add("price_delta", qty * (r1 - r0) * n1 + qty * (m0 - e) * (n1 - n0))
-                self.add("basis", qty * ((m1 - m0) - (r1 - r0)) * n1)
+                amount = qty * (r1 - r0) * n1 + qty * (m0 - e) * (n1 - n0)
+                if amount:
+                    tick["price_delta"] = tick.get("price_delta", 0.0) + amount
+                    total["price_delta"] = total.get("price_delta", 0.0) + amount
+                amount = qty * ((m1 - m0) - (r1 - r0)) * n1
+                if amount:
+                    tick["basis"] = tick.get("basis", 0.0) + amount
+                    total["basis"] = total.get("basis", 0.0) + amount
                 continue
-            sign, f0 = pricing.factors(key, i0)
-            _, f1 = pricing.factors(key, i1)
+            sign, f0 = factors(key, i0)
+            _, f1 = factors(key, i1)
             n = len(f0)
             for k in range(n):
                 if f1[k][1] == f0[k][1]:
@@ -103,7 +115,10 @@ class Attribution:
                     part *= f1[j][1]
                 for j in range(k + 1, n):
                     part *= f0[j][1]
-                self.add(f0[k][0], part)
+                if part:
+                    cat = f0[k][0]
+                    tick[cat] = tick.get(cat, 0.0) + part
+                    total[cat] = total.get(cat, 0.0) + part
 
     def book_fill(self, fill: Fill) -> None:
         self.add(fill.category, fill.impact)

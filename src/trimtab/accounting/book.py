@@ -14,6 +14,16 @@ from ..keys import parse_key
 
 EPS = 1e-9
 
+_PTYPES: dict[str, str] = {}  # key -> position type, parsed once (keys are few, fills many)
+
+
+def _ptype(key: str) -> str:
+    """``parse_key(key).position_type``, memoised; a malformed key raises every time."""
+    t = _PTYPES.get(key)
+    if t is None:
+        t = _PTYPES[key] = parse_key(key).position_type
+    return t
+
 
 @dataclass(slots=True)
 class Leg:
@@ -49,11 +59,17 @@ class Fill:
 
 @dataclass
 class Book:
-    """Positions by instrument key, perp entry prices, and the per-key sum of fill legs."""
+    """Positions by instrument key, perp entry prices, and the per-key sum of fill legs.
+
+    ``version`` counts changes (every :meth:`apply` and :meth:`restore`): anything derived from
+    the positions alone (a perp account's margin, an Aave health factor) can be cached per
+    (tick, version), since only fills change the book.
+    """
 
     bal: dict[str, float] = field(default_factory=dict)
     entry: dict[str, float] = field(default_factory=dict)
     sums: dict[str, float] = field(default_factory=dict)
+    version: int = 0
 
     def qty(self, key: str) -> float:
         return self.bal.get(key, 0.0)
@@ -66,6 +82,7 @@ class Book:
     def restore(self, snap: dict[str, dict[str, float]]) -> None:
         """Load a :meth:`snapshot` (copied, so the snapshot can be restored again)."""
         self.bal, self.entry, self.sums = dict(snap["bal"]), dict(snap["entry"]), dict(snap["sums"])
+        self.version += 1
 
     def apply(self, fill: Fill, trade_price: float | None = None) -> None:
         """Add the fill's legs to the book.
@@ -74,11 +91,12 @@ class Book:
         increases, and on reductions the realised P&L, ``closed x (entry - price)``, is added
         as an extra leg on the venue's ``Margin:USDT`` key (so fills still sum to positions).
         """
+        self.version += 1
         extra: list[Leg] = []
         for leg in fill.legs:
             if leg.delta == 0.0:
                 continue
-            if parse_key(leg.key).position_type == "Perp":
+            if _ptype(leg.key) == "Perp":
                 realised = self._trade_perp(leg.key, leg.delta, trade_price)
                 if realised:
                     extra.append(Leg(f"{leg.key.split(':', 1)[0]}:Margin:USDT", realised, realised))
@@ -120,4 +138,4 @@ class Book:
 
     def negatives(self, tol: float = 1e-9) -> list[str]:
         """Non-perp keys holding a negative balance (a bug or an over-spend)."""
-        return sorted(k for k, v in self.bal.items() if v < -tol and parse_key(k).position_type not in ("Perp",))
+        return sorted(k for k, v in self.bal.items() if v < -tol and _ptype(k) not in ("Perp",))

@@ -86,11 +86,14 @@ class Context:
         self.machine = strategy.machine
         self.params = dict(strategy.params)
         self.cdoc: YamlDoc = strategy.docs["config"]
-        self.mdoc: YamlDoc = load_yaml(strategy.machine_file)
+        # The machine and rule files were parsed by load_strategy (strategy.docs, by file as
+        # loaded); parsing them again is most of the audit's time. Any other file is read here.
+        parsed = {d.file: d for d in strategy.docs.values()}
+        self.mdoc: YamlDoc = parsed.get(strategy.machine_file) or load_yaml(strategy.machine_file)
         self.rdocs: dict[str, YamlDoc] = {}
         for r in strategy.rules.values():
             if r.file not in self.rdocs:
-                self.rdocs[r.file] = load_yaml(r.file)
+                self.rdocs[r.file] = parsed.get(r.file) or load_yaml(r.file)
         self.vdocs: dict[str, YamlDoc] = {k.split(":", 1)[1]: d for k, d in strategy.docs.items() if k.startswith("venue:")}
         self.solver = Solver(self.params)
         self.nodes: dict[str, Node] = {name: parse(r.spec.when) for name, r in strategy.rules.items()}

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError, TrimtabError
-from .common import EXIT_CONFIG, fail, json_default, parse_time, print_issues, stderr_console
+from .common import EXIT_CONFIG, EXIT_RUNTIME, fail, json_default, parse_time, print_issues, stderr_console
 
 # Command modules import the engine inside the command, so `trimtab --help` and a usage error
 # stay fast (no pandas/numpy load); no import here hides a cycle (tests/unit/test_layering.py).
@@ -22,6 +22,8 @@ def compare(
     end: Optional[str] = typer.Option(None, "--end", help="Window end (default: the earliest end)."),
     out: Path = typer.Option(Path("runs"), "--out", help="Directory the run folders are written under."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                       help="Configs run at once, each in its own process (default: the machine's cores)."),
 ) -> None:
     """Run every strategy over one common window, side by side with its target and the sUSDe benchmark."""
     from ..compare import compare as run_compare
@@ -39,12 +41,11 @@ def compare(
         raise fail("no configs given and none found in configs/")
     err = stderr_console()
 
-    def progress(k, n, name):
-        if name:
-            err.print(f"[{k + 1}/{n}] {name}", highlight=False)
+    def progress(k, n, name, error):
+        err.print(f"[{k}/{n}] {name}" + (f" failed: {error}" if error else ""), highlight=False, markup=False, soft_wrap=True)
 
     try:
-        result = run_compare(configs, out, start=t0, end=t1, progress=progress)
+        result = run_compare(configs, out, start=t0, end=t1, progress=progress, jobs=jobs)
     except ConfigError as e:
         print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -54,8 +55,12 @@ def compare(
         raise fail(f"cannot write the runs under {out}: {e}") from None
     if as_json:
         sys.stdout.write(json.dumps(jsonable(result), default=json_default) + "\n")
-        return
-    out_console = Console(highlight=False)
-    if not out_console.is_terminal:
-        out_console = Console(highlight=False, width=200)  # a file or pipe: keep rows on one line
-    print_comparison(result, out_console)
+    else:
+        out_console = Console(highlight=False)
+        if not out_console.is_terminal:
+            out_console = Console(highlight=False, width=200)  # a file or pipe: keep rows on one line
+        print_comparison(result, out_console)
+    if result["failed"]:  # the other configs' rows are printed above; the exit status says not all ran
+        for config, why in result["failed"].items():
+            fail(f"{config}: {why}")
+        raise typer.Exit(EXIT_RUNTIME)

@@ -39,6 +39,7 @@ def run(
     execute: bool = typer.Option(False, "--execute", help="With --live: send the plans to the real venues (credentials from TRIMTAB_* environment variables; see README). Default: paper trading."),
     allow_audit_errors: bool = typer.Option(False, "--allow-audit-errors", help="Run even if `trimtab audit` finds errors in CONFIG (research only); the findings go into the summary."),
     costs: Optional[str] = typer.Option(None, "--costs", help="Execution-cost level: low, base or high = 0.5x, 1x, 2x every trade's spread + slippage (not fee tiers, exchange fees or gas); overrides the config's costs.multiplier."),
+    journal: str = typer.Option("slim", "--journal", help="Journal mode: slim (default; `trimtab explain` recomputes each tick's rule trace from the stored metrics) or full (the rule trace of every tick stored as JSON)."),
 ) -> None:
     """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live).
 
@@ -46,6 +47,7 @@ def run(
     an error finding refuses the run unless --allow-audit-errors.
     """
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    check_journal_flag(journal, config)
     if t0 is not None and t1 is not None and t0 >= t1:
         raise typer.BadParameter(f"start {t0:%Y-%m-%d %H:%M} is not before end {t1:%Y-%m-%d %H:%M}", param_hint="'--start'/'--end'")
     from .preflight import amend_summary, audit_gate, check_flows_window, check_run_flags
@@ -106,7 +108,7 @@ def run(
 
                 if replay:
                     result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed or 3600.0, resume=resume,
-                                      data=data, progress=progress)
+                                      data=data, progress=progress, journal=journal)
                 else:
                     # The live market-data feed (feeds/live.yaml): wall clock, one tick per closed hour.
                     def notice(msg: str) -> None:
@@ -114,10 +116,10 @@ def run(
                             sys.stderr.write(msg + "\n")
 
                     result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, resume=resume, progress=progress,
-                                      feed="live", notice=notice, static=data.static, execute=execute)
+                                      feed="live", notice=notice, static=data.static, execute=execute, journal=journal)
             else:
                 result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
-                                      run_id=run_id, overwrite=overwrite)
+                                      run_id=run_id, overwrite=overwrite, journal=journal)
     except ConfigError as e:
         print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -141,6 +143,20 @@ def run(
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
 
     print_summary(result.summary, Console(highlight=False))
+
+
+def check_journal_flag(journal: str, config: Path) -> None:
+    """--journal is slim or full (trimtab.engine.journal.MODES); full applies to a single
+    strategy config (portfolio and basket runs do not take it from the CLI yet). Raises
+    typer.BadParameter."""
+    if journal not in ("slim", "full"):  # literal: the CLI does not import the engine before checking flags
+        raise typer.BadParameter(f"{journal!r} is not a journal mode; use slim (the default) or full", param_hint="'--journal'")
+    if journal != "slim":
+        from ..portfolio.config import is_basket_file, is_portfolio_file
+
+        if config.is_file() and (is_portfolio_file(config) or is_basket_file(config)):
+            raise typer.BadParameter("full applies to a single strategy config; a portfolio or basket run writes slim "
+                                     "journals (every tick's trace is still rebuilt by `trimtab explain`)", param_hint="'--journal'")
 
 
 def check_costs_flag(costs: Optional[str], config: Path) -> float | None:

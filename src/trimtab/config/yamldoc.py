@@ -4,7 +4,9 @@
 key and value in a side table keyed by path (:class:`YamlDoc`), and hands back plain Python data
 (dict/list/str/int/float/bool/None, key order kept). Files are possibly hostile: size, nesting
 depth and alias expansion are bounded (:data:`MAX_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_VALUES`)
-before the parser spends time or memory on them.
+before the parser spends time or memory on them. One parse serves the bounds and the node tree,
+and a document of plain data that parsed cleanly is cached by its text
+(:mod:`trimtab.config.yamlcache`), so a config read again is not parsed again.
 
 Problems that make a file unreadable (missing file, not UTF-8, YAML syntax, duplicate keys,
 unsupported tags, a non-mapping top level) raise :class:`~trimtab.errors.ConfigError` with every
@@ -22,11 +24,14 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.parser import RoundTripParser
 
 from ..diagnostics import Diagnostic, Path as Path_, Severity
 from ..errors import ConfigError
+from . import yamlcache
 from .wording import show
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "Path_", "YamlDoc", "load_yaml", "load_yaml_text"]
@@ -335,38 +340,115 @@ def _flow_depth_issue(text: str, file: str) -> Diagnostic | None:
     return None
 
 
-def _expansion_issue(yaml: YAML, text: str, file: str) -> Diagnostic | None:
-    """One pass over the parser's events (no recursion, no values built): refuse nesting deeper
-    than MAX_DEPTH and aliases that would expand the document past MAX_VALUES values, at the
-    position of the event that crosses the bound."""
-    sizes: dict[str, int] = {}
-    stack: list[list[Any]] = [[None, 0]]  # [anchor, values inside]
-    total = 0
-    for ev in yaml.parse(text):
+class _Bounds:
+    """The MAX_DEPTH / MAX_VALUES bound, checked one parser event at a time, in stream order
+    (no recursion, no values built): :meth:`see` returns the issue at the event that crosses
+    the bound. Aliases count the values of their anchor, so an alias bomb is refused before
+    anything expands it."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.sizes: dict[str, int] = {}
+        self.stack: list[list[Any]] = [[None, 0]]  # [anchor, values inside]
+        self.total = 0
+        self.anchored = False   # an anchor or alias was seen (such a document is not cached)
+
+    def see(self, ev: Any) -> Diagnostic | None:
+        stack = self.stack
+        if getattr(ev, "anchor", None) is not None:
+            self.anchored = True
         if isinstance(ev, CollectionStartEvent):
             stack.append([ev.anchor, 1])
-            total += 1
+            self.total += 1
             if len(stack) - 1 > MAX_DEPTH:
                 line, col = _mark_pos(ev.start_mark)
-                return Diagnostic(file, line, col, (),
+                return Diagnostic(self.file, line, col, (),
                                    f"YAML nested deeper than {MAX_DEPTH} levels", hint="flatten the structure")
         elif isinstance(ev, CollectionEndEvent):
             anchor, n = stack.pop()
             if anchor is not None:
-                sizes[anchor] = n
+                self.sizes[anchor] = n
             stack[-1][1] += n
         elif isinstance(ev, (ScalarEvent, AliasEvent)):
-            n = sizes.get(ev.anchor, 1) if isinstance(ev, AliasEvent) else 1
+            n = self.sizes.get(ev.anchor, 1) if isinstance(ev, AliasEvent) else 1
             if isinstance(ev, ScalarEvent) and ev.anchor is not None:
-                sizes[ev.anchor] = 1
+                self.sizes[ev.anchor] = 1
             stack[-1][1] += n
-            total += n
-        if total > MAX_VALUES:
+            self.total += n
+        if self.total > MAX_VALUES:
             line, col = _mark_pos(ev.start_mark)
-            return Diagnostic(file, line, col, (),
+            return Diagnostic(self.file, line, col, (),
                                f"YAML aliases expand this file to more than {MAX_VALUES:,} values "
                                "(an alias bomb?)", hint="write the values out or use fewer aliases")
-    return None
+        return None
+
+
+class _OverBound(Exception):
+    """Raised out of the composer by :class:`_BoundedParser` when an event crosses a bound."""
+
+    def __init__(self, issue: Diagnostic):
+        super().__init__(issue.message)
+        self.issue = issue
+
+
+class _BoundedParser(RoundTripParser):
+    """ruamel's round-trip parser, checking every event the composer takes against
+    :class:`_Bounds` before the composer sees it. One parse serves both the bounds and the node
+    tree (the scanner is most of the cost of reading a config). ``parse_failed`` tells a parser or
+    scanner error (the text is not YAML) from one the composer raises (an undefined alias, a
+    second document)."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.bounds: _Bounds | None = None
+        self.parse_failed = False
+
+    def check_event(self, *choices: Any) -> bool:
+        try:
+            return super().check_event(*choices)
+        except YAMLError:
+            self.parse_failed = True
+            raise
+
+    def peek_event(self) -> Any:
+        try:
+            return super().peek_event()
+        except YAMLError:
+            self.parse_failed = True
+            raise
+
+    def get_event(self) -> Any:
+        try:
+            ev = super().get_event()
+        except YAMLError:
+            self.parse_failed = True
+            raise
+        if self.bounds is not None and ev is not None:
+            issue = self.bounds.see(ev)
+            if issue is not None:
+                raise _OverBound(issue)
+        return ev
+
+    def drain(self) -> None:
+        """Parse (and check) the rest of the stream: raises the first parser error or bound
+        issue after the composer stopped, which a whole-stream check would have met first."""
+        while self.check_event():
+            self.get_event()
+
+
+class _DrainingComposer(Composer):
+    """ruamel's composer; on an error of its own (an undefined alias, a second document) it
+    first parses the rest of the stream, so problems come in the order of checking the whole
+    stream before composing: a bound crossed or a syntax error anywhere in the text first."""
+
+    def get_single_node(self) -> Any:
+        try:
+            return super().get_single_node()
+        except YAMLError:
+            parser = self.parser
+            if isinstance(parser, _BoundedParser) and not parser.parse_failed:
+                parser.drain()
+            raise
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
@@ -379,15 +461,21 @@ def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
     if len(text) > MAX_BYTES:
         raise ConfigError([Diagnostic(file, 1, 1, (),
                                        f"file is {len(text):,} characters; trimtab reads YAML files up to {MAX_BYTES:,}")])
+    hit = yamlcache.get(text)   # this very text parsed cleanly before (trimtab.config.yamlcache)
+    if hit is not None:
+        return YamlDoc(file=file, data=hit[0], _values=hit[1], _keys=hit[2])
+    bound = _flow_depth_issue(text, file)
+    if bound is not None:
+        raise ConfigError([bound])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False  # duplicates are reported by _Builder
+    yaml.Parser, yaml.Composer = _BoundedParser, _DrainingComposer
+    bounds = _Bounds(file)
     try:
-        bound = _flow_depth_issue(text, file) or _expansion_issue(yaml, text, file)
-        if bound is not None:
-            raise ConfigError([bound])
-        yaml = YAML(typ="rt")
-        yaml.allow_duplicate_keys = False
+        yaml.parser.bounds = bounds   # the parser compose() will use (ruamel caches it)
         root = yaml.compose(text)
+    except _OverBound as over:
+        raise ConfigError([over.issue]) from None
     except YAMLError as exc:
         raise ConfigError([_syntax_issue(exc, file, text)]) from None
     except RecursionError:  # pragma: no cover - the bounds above should make this unreachable
@@ -413,6 +501,8 @@ def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
         )
     if builder.issues:
         raise ConfigError(builder.issues)
+    if not bounds.anchored:
+        yamlcache.put(text, data, builder.values, builder.keys)
     return YamlDoc(file=file, data=data, _values=builder.values, _keys=builder.keys)
 
 

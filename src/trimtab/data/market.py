@@ -82,8 +82,11 @@ class MarketView:
 
     def quarantined_at(self, i: int) -> list[tuple[str, str, float, str]]:
         """``(series, field, faulty value, reason)`` of every loaded series quarantined at tick ``i``."""
+        rows = self._qrows.get(i)
+        if not rows:  # the usual tick: nothing quarantined, nothing to sort
+            return []
         out = []
-        for s, data, row in sorted(self._qrows.get(i, ()), key=lambda x: x[0]):
+        for s, data, row in sorted(rows, key=lambda x: x[0]):
             col, value, reason = data.fault(s, row)
             out.append((s, f"{s}.{col}", value, reason))
         return out
@@ -152,8 +155,9 @@ class MarketView:
     def fresh(self, field: str, max_age_h: float, i: int | None = None) -> bool:
         """True when the field has a value no older than ``max_age_h`` hours and its series
         is not quarantined (:meth:`quarantined`): the test for trading on it."""
-        flags = self._fresh.get((field, max_age_h))
-        if flags is None:
+        try:
+            return self._fresh[(field, max_age_h)][self.i if i is None else i]
+        except KeyError:  # first ask for this (field, max age): computed once for the window
             flags = self._fresh[(field, max_age_h)] = self._fresh_flags(field, max_age_h)
         return flags[self.i if i is None else i]
 
@@ -185,8 +189,11 @@ class MarketView:
 
     def require(self, field: str, i: int | None = None) -> float:
         """Value of ``field``; raises DataError rather than returning NaN."""
-        v = self.get(field, i)
-        if math.isnan(v):
+        try:
+            v = self.cols[field][self.i if i is None else i]
+        except KeyError:
+            raise DataError(f"{field}: no such series in the bundled data") from None
+        if v != v:  # NaN (columns hold floats only: MarketData.field(...).tolist())
             j = self.i if i is None else i
             t = self.times[j]
             if self.quarantined(field, j):

@@ -219,15 +219,45 @@ def _against_last_good(values: np.ndarray, avail: np.ndarray, ok: np.ndarray, te
     return bad, ref
 
 
-def _asof(avail: np.ndarray, values: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: float) -> np.ndarray:
-    """Value of the latest ``ok`` row with ``at - max_age_s < avail <= at`` (NaN if none), per ``at``."""
-    a, v = avail[ok], values[ok]
+def _asof(avail: np.ndarray, values: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: float,
+          rows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Value of the latest ``ok`` row with ``at - max_age_s < avail <= at`` (NaN if none), per ``at``.
+    ``rows``: :func:`_asof_rows` of the same ``avail, ok, at, max_age_s``, when already known."""
+    hit, src = rows if rows is not None else _asof_rows(avail, ok, at, max_age_s)
     out = np.full(at.shape, np.nan)
+    out[hit] = values[src]
+    return out
+
+
+def _asof_rows(avail: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ticks ``at`` that have such a row, the row of each) for :func:`_asof`: the same for every
+    column of a series, so a peer's four bar columns share one search."""
+    a = avail[ok]
     if a.size == 0:
-        return out
+        return np.zeros(at.shape, dtype=bool), np.zeros(0, dtype=np.intp)
     k = np.searchsorted(a, at, side="right") - 1
     hit = (k >= 0) & (at - a[np.maximum(k, 0)] <= max_age_s)
-    out[hit] = v[k[hit]]
+    return hit, np.flatnonzero(ok)[k[hit]]
+
+
+def _nanmedian0(stack: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(stack, axis=0)`` of a ``(k, n)`` float array, bit for bit, ~3x faster.
+
+    The same arithmetic as numpy's small-``k`` path (a masked sort, then the sum of the middle
+    two values halved; an odd count takes the middle value twice): NaN sorts last here, so the
+    middle of the ``count`` non-NaN values is found by index. NaN where a column has none.
+    Columns here are a few venues' prices over every row, so the masked arrays numpy builds
+    were most of the data checks' time."""
+    if stack.ndim != 2 or stack.shape[0] >= 600:   # numpy takes another path there; keep its own
+        return np.nanmedian(stack, axis=0)
+    srt = np.sort(stack, axis=0)
+    cnt = np.count_nonzero(~np.isnan(stack), axis=0)
+    h = cnt // 2
+    lo = np.where(cnt % 2 == 1, h, h - 1)
+    lh = np.stack([np.maximum(lo, 0), np.minimum(h, stack.shape[0] - 1)])
+    out = np.take_along_axis(srt, lh, axis=0).sum(axis=0)     # numpy's reduction: -0 + -0 is +0
+    np.true_divide(out, 2.0, out=out)
+    out[cnt == 0] = np.nan
     return out
 
 
@@ -297,7 +327,7 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
                                for p in peers if "rate" in series[p].values]) if peers else np.empty((0, tick.size))
             cnt = np.sum(~np.isnan(others), axis=0) if others.size else np.zeros(tick.size, dtype=int)
             with np.errstate(all="ignore"):
-                med = np.nanmedian(np.where(cnt >= 2, others, 0.0), axis=0) if others.size else np.full(tick.size, np.nan)
+                med = _nanmedian0(np.where(cnt >= 2, others, 0.0)) if others.size else np.full(tick.size, np.nan)
             bad = ok & (cnt >= 2) & (np.abs(v - med) > bands.max_funding_deviation)
             _first_fail(q.code, q.column, q.ref, bad, "funding_deviation", c, med)
             ok = basic[name] & (q.code == 0)
@@ -307,6 +337,7 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
         price_cols = [j for j, c in enumerate(q.columns) if rules.get(c) == "price"]
         if price_cols and g is not None:
             confirmed = np.ones(s.avail.size, dtype=bool)
+            peer_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for j in price_cols:
                 col = q.columns[j]
                 x = s.values[col]
@@ -315,11 +346,13 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
                     ps = series[p]
                     pc = col if col in ps.values else ("price" if "price" in ps.values else "close" if col == "price" else None)
                     if pc in ps.values:
-                        vals.append(_asof(ps.avail, ps.values[pc], basic[p], tick, PEER_MAX_AGE_H * HOUR))
+                        if p not in peer_rows:
+                            peer_rows[p] = _asof_rows(ps.avail, basic[p], tick, PEER_MAX_AGE_H * HOUR)
+                        vals.append(_asof(ps.avail, ps.values[pc], basic[p], tick, PEER_MAX_AGE_H * HOUR, peer_rows[p]))
                 stack = np.array(vals)
                 cnt = np.sum(~np.isnan(stack), axis=0)
                 with np.errstate(all="ignore"):
-                    med = np.nanmedian(np.where(cnt >= 3, stack, 1.0), axis=0)
+                    med = _nanmedian0(np.where(cnt >= 3, stack, 1.0))
                 confirmed &= cnt >= 3
                 with np.errstate(divide="ignore", invalid="ignore"):
                     bad = ok & (cnt >= 3) & (np.abs(x / med - 1.0) > bands.max_cross_venue_deviation)

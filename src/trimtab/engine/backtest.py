@@ -14,7 +14,7 @@ from .window import new_run_id, resolve_window
 
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                  run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
-                 flows: list[Flow] | None = None, overwrite: bool = False) -> RunResult:
+                 flows: list[Flow] | None = None, overwrite: bool = False, journal: str = "slim") -> RunResult:
     """Run ``strategy`` over the bundled real data and write ``<out>/<run_id>/``.
 
     The run directory is owned by this call for the run's life (:func:`trimtab.runs.claim`): a
@@ -30,6 +30,8 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         flows: capital flows on top of the config's ``flows`` file (see trimtab.engine.flows).
         run_id: the run directory's name (checked by :func:`trimtab.runs.check_run_id`; default:
             generated, :func:`new_run_id`); ``overwrite``: replace a finished backtest of that id.
+        journal: "slim" (no per-tick rule trace: ``trimtab explain`` recomputes it) or "full"
+            (the trace as JSON every tick); see :mod:`trimtab.engine.journal`. ValueError otherwise.
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
@@ -40,7 +42,8 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         data = load_market_data()
     start, end = resolve_window(strategy, data, start, end)
     with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned:
-        engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions)
+        engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions,
+                        journal_mode=journal)
         n = engine.view.n
         for i in range(n):
             engine.step(i)

@@ -125,6 +125,8 @@ class Executor:
 
     def advance(self, tick: int) -> None:
         """Process arrivals due by this tick, then run every ready step (repeatedly)."""
+        if self.plan is None and not self.transits:
+            return  # most ticks: nothing in flight, nothing to arrive
         now = self.px.view.epoch[tick]
         arrived = getattr(self.gateway, "arrived", None)
         for tr in [t for t in self.transits if t.arrival_epoch <= now]:

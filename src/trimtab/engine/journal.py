@@ -1,39 +1,60 @@
-"""The run journal: one SQLite file per run (``runs/<run-id>/journal.sqlite``).
+"""The run journal: one SQLite file per run (``runs/<run-id>/journal.sqlite``); the tables,
+their columns and the two modes are described in docs/journal.md.
 
 Tables: ``meta`` (key, value JSON), ``analyses`` (yield-impact analyses before routine
-rebalances, with EXECUTE / NEUTRAL / DEFER), ``decisions`` (every machine step with every rule's
-observed values and thresholds), ``plans`` (the plan JSON), ``instructions`` (every step status
-change), ``fills`` (every position change with its legs, price, source field and equity
-impact), ``ledger`` (attribution per tick and category, share class units), ``metrics``
-(the tight loop's metrics per tick), ``plan_hedge`` (each plan's hedge gap while it ran:
-:class:`trimtab.engine.legrisk.PlanGap`) and ``quarantine`` (every tick at which a series the
-strategy reads was quarantined by the data checks: the faulty field, value and reason). Rows
-are buffered and written in batches; WAL mode so a
-reader can follow a live run. Live runs also keep ``checkpoints`` (the engine state after the
-last tick, written in the same transaction as that tick's rows), ``series`` (equity, NAV per
-tick), ``control`` (requests such as ``stop`` from another process) and, with a live market
-feed, ``observations`` (every collected market row) and ``feed_errors`` (failed fetches). Runs that execute on
-real venues keep an ``outbox``: every chain transaction of a step, written and committed
-*before* it is sent (write-ahead), then updated as it is sent and mined (:meth:`Journal.outbox_put`).
+rebalances, with EXECUTE / NEUTRAL / DEFER), ``metrics`` (one row per tick: time, state, the
+machine step and one REAL column per metric: :func:`read_metrics`), ``decisions`` (a view of
+``metrics``: every machine step's source, dest, trigger, plan; with ``mode="full"`` also every
+rule's observed values and thresholds, the ``rules`` JSON, which ``"slim"``, the default, leaves
+NULL: :mod:`trimtab.explain` recomputes it from the metrics and the rules in meta), ``plans``
+(the plan JSON), ``instructions`` (every step status change), ``fills`` (every position change
+with its legs, price, source field and equity impact), ``ledger`` (attribution per tick, one
+REAL column per category, share class units: :func:`read_ledger`), ``plan_hedge`` (each plan's
+hedge gap while it ran: :class:`trimtab.engine.legrisk.PlanGap`) and ``quarantine`` (every tick
+at which a series the strategy reads was quarantined by the data checks: the faulty field,
+value and reason). Rows are buffered and written in batches; WAL mode so a reader can follow a
+live run. Live runs also keep ``checkpoints`` (the engine state after the last tick, written in
+the same transaction as that tick's rows), ``series`` (equity, NAV per tick), ``control``
+(requests such as ``stop`` from another process) and, with a live market feed,
+``observations`` (every collected market row) and ``feed_errors`` (failed fetches). Runs that
+execute on real venues keep an ``outbox``: every chain transaction of a step, written and
+committed *before* it is sent (write-ahead), then updated as it is sent and mined
+(:meth:`Journal.outbox_put`).
 """
 from __future__ import annotations
 
 import json
 import math
 import sqlite3
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from ..runs import RunError
 from ..secrets import scrubbing
 
+#: Journal modes: "slim" (the default) writes no per-tick rule trace (``decisions.rules`` is
+#: NULL; :mod:`trimtab.explain` recomputes it exactly); "full" writes it as JSON every tick.
+MODES = ("slim", "full")
+#: The first columns of ``metrics``: the tick, its time and the machine state after it, then the
+#: tick's decision (``decisions`` is a view of these; ``dest`` is NULL when it is ``state``) and
+#: ``seen`` (:meth:`Journal._decision_cols`); every other column is one metric (REAL), added
+#: when first seen.
+METRIC_KEYS = ("tick", "time", "state", "source", "dest", "trigger", "plan_id", "rules", "seen")
+#: The first column of ``ledger``; every other is one attribution category (REAL), added when first seen.
+LEDGER_KEYS = ("tick",)
+#: Stored for a metric a tick did not compute (a column added by a later tick's metrics, or one
+#: a later tick no longer has); NULL is a NaN. Read back as "not in that tick's metrics".
+ABSENT = ""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS decisions (tick INTEGER, time TEXT, source TEXT, dest TEXT, trigger TEXT, plan_id TEXT, rules TEXT);
 CREATE TABLE IF NOT EXISTS plans (plan_id TEXT PRIMARY KEY, tick INTEGER, time TEXT, state TEXT, action TEXT, trigger TEXT, expected_cost REAL, plan TEXT);
 CREATE TABLE IF NOT EXISTS instructions (plan_id TEXT, step_id TEXT, tick INTEGER, time TEXT, status TEXT, venue TEXT, operation TEXT, bundle INTEGER, description TEXT, detail TEXT, instructions TEXT);
 CREATE TABLE IF NOT EXISTS fills (fill_id INTEGER PRIMARY KEY, tick INTEGER, time TEXT, plan_id TEXT, step_id TEXT, venue TEXT, operation TEXT, category TEXT, price REAL, price_field TEXT, impact REAL, legs TEXT, note TEXT);
-CREATE TABLE IF NOT EXISTS ledger (tick INTEGER, time TEXT, category TEXT, amount REAL);
-CREATE TABLE IF NOT EXISTS metrics (tick INTEGER PRIMARY KEY, time TEXT, state TEXT, equity REAL, health_factor REAL, ltv REAL, margin_ratio_min REAL, net_delta REAL, delta_drift REAL, equity_deviation REAL, hedge_allocation_drift REAL, data TEXT);
+CREATE TABLE IF NOT EXISTS ledger (tick INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS metrics (tick INTEGER PRIMARY KEY, time TEXT, state TEXT, source TEXT, dest TEXT, trigger TEXT, plan_id TEXT, rules TEXT, seen TEXT);
+CREATE VIEW IF NOT EXISTS decisions AS SELECT tick, time, source, coalesce(dest, state) AS dest, trigger, plan_id, rules FROM metrics;
 CREATE TABLE IF NOT EXISTS series (tick INTEGER PRIMARY KEY, equity REAL, nav REAL, eeth REAL);
 CREATE TABLE IF NOT EXISTS checkpoints (tick INTEGER PRIMARY KEY, state BLOB);
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT, time TEXT);
@@ -43,8 +64,6 @@ CREATE TABLE IF NOT EXISTS feed_errors (tick INTEGER, time TEXT, series TEXT, so
 CREATE TABLE IF NOT EXISTS analyses (tick INTEGER, time TEXT, trigger TEXT, plan_id TEXT, recommendation TEXT, analysis TEXT);
 CREATE TABLE IF NOT EXISTS quarantine (tick INTEGER, time TEXT, series TEXT, field TEXT, value REAL, reason TEXT);
 CREATE TABLE IF NOT EXISTS plan_hedge (plan_id TEXT PRIMARY KEY, tick INTEGER, max_unhedged_usd REAL, max_unhedged_tick INTEGER, max_drift REAL, unhedged_hours INTEGER, hours_in_flight INTEGER);
-CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
-CREATE INDEX IF NOT EXISTS fills_plan ON fills(plan_id);
 """
 
 
@@ -71,15 +90,55 @@ def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and (math.isinf(x) or math.isnan(x))) else x
 
 
+def seen_diff(saw: dict[str, float], m: dict[str, float]) -> str | None:
+    """JSON of the metrics in ``saw`` that ``m`` does not hold with the same value (NaN equal to
+    NaN; inf/nan as strings), None when there are none; ``saw`` whole, under the key ``"="``,
+    when a name of ``m`` is missing from it. Read back with :func:`seen_metrics`."""
+    if not m.keys() <= saw.keys():
+        return dumps({"=": saw})
+    diff = {k: v for k, v in saw.items() if k not in m or not (m[k] == v or (v != v and m[k] != m[k]))}
+    return dumps(diff) if diff else None
+
+
+def seen_metrics(stored: dict[str, float], seen: str | None) -> dict[str, float]:
+    """The metrics a tick's rules saw: its stored metrics with the ``seen`` column applied
+    (:func:`seen_diff`; inf/nan strings back to floats)."""
+    if not seen:
+        return stored
+    d = json.loads(seen)
+    if "=" in d:
+        return {k: float(v) for k, v in d["="].items()}
+    return {**stored, **{k: float(v) for k, v in d.items()}}
+
+
+def _getter(names: tuple[str, ...]):
+    """``m -> tuple(m[k] for k in names)`` in C (``itemgetter`` of one name returns the bare value)."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    if names:
+        k = names[0]
+        return lambda m: (m[k],)
+    return lambda m: ()
+
+
+def quote(name: str) -> str:
+    """``name`` as an SQL identifier (metric names hold dots: ``"margin_ratio.binance"``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class Journal:
     """Buffered writer of one run's journal. ``flush_every`` rows per table between writes.
 
     ``fresh=True`` starts a new journal and raises :class:`trimtab.runs.RunError` if one (or its
     WAL files) is already at ``path``: nothing is ever deleted here (replacing a finished
     backtest is :func:`trimtab.runs.claim`'s ``overwrite``); ``fresh=False`` opens an existing one.
+    ``mode``: "slim" or "full" (:data:`MODES`; ValueError otherwise), recorded in meta
+    ``journal``; an existing journal keeps the mode it was started with.
     """
 
-    def __init__(self, path: Path, flush_every: int = 5000, fresh: bool = True):
+    def __init__(self, path: Path, flush_every: int = 5000, fresh: bool = True, mode: str = "slim"):
+        if mode not in MODES:
+            raise ValueError(f"journal mode {mode!r}: use one of {', '.join(MODES)}")
         path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:  # a new run never mixes with, nor deletes, an old journal (or its WAL files)
             for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -94,14 +153,45 @@ class Journal:
         self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors", "quarantine", "plan_hedge")}
         self.flush_every = flush_every
         self._fill_id = 0
+        self._sql = dict(self._SQL)  # the metrics and ledger statements grow with their columns
+        if fresh:
+            self.meta("journal", {"mode": mode})
+        else:  # a resumed run goes on as it started (a journal from before the modes had full traces)
+            row = self.db.execute("SELECT value FROM meta WHERE key='journal'").fetchone()
+            mode = json.loads(row[0]).get("mode", "full") if row else "full"
+        self.mode = mode
+        self._full = mode == "full"
+        # A journal from before the decisions view (a resumed live run) keeps its decisions table.
+        self._legacy = self.db.execute("SELECT type FROM sqlite_master WHERE name='decisions'").fetchone()[0] == "table"
+        self._mkeys = ("tick", "time", "state") if self._legacy else METRIC_KEYS
+        self._decision = None  # the tick's decision, written with its metrics (one row per tick)
+        # The wide tables (metrics, ledger): the columns the table has (a resumed run's), and
+        # the order a tick's row is built in (the first dict's names, new names appended).
+        self._have = {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")} for t in ("metrics", "ledger")}
+        self._mcols: tuple[str, ...] = ()
+        self._mget = None
+        self._mlen = 0
+        self._ins_last: dict[tuple[str, str], str] = {}  # (plan, step) -> its last instructions JSON
+        # Metrics that have been 0.0 on every tick so far get no column until they change (or
+        # the journal commits a checkpoint or closes): SQLite then adds it with DEFAULT 0.0, and
+        # the rows written before cost nothing for it, not even a header byte. A new journal only.
+        self._zcols: tuple[str, ...] = ()
+        self._zget = _getter(())
+        self._zeros: tuple[float, ...] = ()
+        self._zok = fresh and not self._legacy
+        self._lcols: tuple[str, ...] = ()
+        self._lset: frozenset[str] = frozenset()
+        self._lnarrow = "amount" in self._have["ledger"]
+        if self._lnarrow:
+            self._sql["ledger"] = "INSERT INTO ledger (tick, category, amount, time) VALUES (?,?,?,?)"
 
     _SQL = {
         "decisions": "INSERT INTO decisions VALUES (?,?,?,?,?,?,?)",
         "plans": "INSERT OR REPLACE INTO plans VALUES (?,?,?,?,?,?,?,?)",
         "instructions": "INSERT INTO instructions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         "fills": "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        "ledger": "INSERT INTO ledger VALUES (?,?,?,?)",
-        "metrics": "INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        "ledger": "INSERT OR REPLACE INTO ledger (tick) VALUES (?)",  # widened by _widen
+        "metrics": "INSERT OR REPLACE INTO metrics (tick, time, state) VALUES (?,?,?)",  # widened by _widen
         "analyses": "INSERT INTO analyses VALUES (?,?,?,?,?,?)",
         "series": "INSERT OR REPLACE INTO series VALUES (?,?,?,?)",
         "observations": "INSERT INTO observations VALUES (?,?,?,?,?,?)",
@@ -120,8 +210,38 @@ class Journal:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, dumps(value)))
 
     def decision(self, d) -> None:
-        # Rule traces are already JSON-safe (machine._num), so skip the recursive cleanup.
-        self._add("decisions", (d.tick, d.time, d.source, d.dest, d.trigger, d.plan_id, json.dumps(d.rules, separators=(",", ":"))))
+        """One machine step (:class:`trimtab.engine.machine.Decision`), written in the row of
+        its tick's :meth:`metrics` (the ``decisions`` view reads it back)."""
+        if self._legacy:  # journals before the view were full: the trace as JSON, every tick
+            self._add("decisions", (d.tick, d.time, d.source, d.dest, d.trigger, d.plan_id, json.dumps(d.rules, separators=(",", ":"))))
+        else:
+            self._decision = d
+
+    def _decision_cols(self, tick: int, state: str, m: dict[str, float]) -> tuple:
+        """(source, dest or NULL when it is ``state``, trigger, plan_id, rules, seen) of the
+        decision of ``tick`` (all NULL if none was journaled).
+
+        Full mode: ``rules`` is the trace JSON. Slim mode: ``rules`` is NULL and the trace is
+        recomputed from the metrics; but the kernel runs the monitors again after a
+        transition's plan starts (or a liquidation, a compensation), so on those few ticks the
+        journaled metrics ``m`` are not the ones the rules saw: ``seen`` then holds the
+        metrics the rules saw that differ from ``m`` (:func:`seen_diff`). Every other tick
+        passes the very dict the machine saw (an identity check), and slim never reads
+        ``d.rules`` there, so a lazy trace is never computed. A decision whose trace was
+        already built (its metrics no longer known) stores the trace in ``rules``."""
+        d, self._decision = self._decision, None
+        if d is None or d.tick != tick:
+            return (None, None, None, None, None, None)
+        rules = seen = None
+        if self._full:
+            rules = json.dumps(d.rules, separators=(",", ":"))  # already JSON-safe (machine._num)
+        else:
+            saw = d.metrics  # the dict the rules saw; None when the decision came with its trace (halted)
+            if saw is None:
+                rules = json.dumps(d.rules, separators=(",", ":"))
+            elif saw is not m:
+                seen = seen_diff(saw, m)
+        return (d.source, None if d.dest == state else d.dest, d.trigger, d.plan_id, rules, seen)
 
     def analysis(self, tick: int, time: str, trigger: str, plan_id: str, a: dict) -> None:
         """A yield-impact analysis (trimtab.planner.yield_impact.analyse) and its recommendation."""
@@ -136,10 +256,18 @@ class Journal:
                                  g.hours_in_flight))
 
     def step(self, plan_id: str, step, status: str, tick: int, time: str, detail: str) -> None:
+        """A step's status change; its ``instructions`` JSON is NULL when it is the same as the
+        step's previous row's (a step changes status several times, its instructions rarely)."""
         ins = [dict(venue=i.venue, operation=i.operation, instrument=i.instrument, amount=i.amount, asset=i.asset,
                     price_field=i.price_field, expected_cost=i.expected_cost) for i in step.instructions]
+        text = dumps(ins)
+        key = (plan_id, step.id)
+        if self._ins_last.get(key) == text:
+            text = None
+        else:
+            self._ins_last[key] = text
         self._add("instructions", (plan_id, step.id, tick, time, status, step.venue or step.instructions[0].venue,
-                                   step.operation or step.instructions[0].operation, int(step.bundle), step.description, detail, dumps(ins)))
+                                   step.operation or step.instructions[0].operation, int(step.bundle), step.description, detail, text))
 
     def fill(self, f, time: str) -> int:
         self._fill_id += 1
@@ -149,15 +277,88 @@ class Journal:
         return f.id
 
     def ledger(self, tick: int, time: str, amounts: dict[str, float]) -> None:
-        for cat, amt in amounts.items():
-            if amt:
-                self._add("ledger", (tick, time, cat, amt))
+        """The tick's attribution by category: one row per tick with one REAL column per
+        category (added when first seen), NULL where the category has nothing; no row when
+        every amount is zero. ``time`` is not stored (the tick says it). Read with
+        :func:`read_ledger` / :func:`ledger_total`."""
+        if self._lnarrow:  # a journal from before the wide ledger (a resumed live run) goes on narrow
+            for cat, amt in amounts.items():
+                if amt:
+                    self._add("ledger", (tick, cat, amt, time))
+            return
+        if not amounts.keys() <= self._lset:
+            self._lcols, self._lset = self._widen("ledger", LEDGER_KEYS, self._lcols, [k for k in amounts if k not in self._lset])
+        row = tuple(map(amounts.get, self._lcols))
+        if any(row):
+            self._add("ledger", (tick, *row))
 
     def metrics(self, tick: int, time: str, state: str, m: dict[str, float]) -> None:
-        flat = {k: (v if v == v and v not in (math.inf, -math.inf) else str(v)) for k, v in m.items()}
-        self._add("metrics", (tick, time, state, m["equity"], _num(m["health_factor"]), m["ltv"], _num(m["margin_ratio_min"]),
-                              m["net_delta"], m["delta_drift"], m["equity_deviation"], m["hedge_allocation_drift"],
-                              json.dumps(flat, separators=(",", ":"))))
+        """The tick's metrics, one REAL column each (read back with :func:`metrics_at`).
+
+        The row is a tuple in the column order fixed by the first dict: one C-level
+        ``itemgetter`` call per tick. A dict with the same number of names and every column's
+        name holds exactly the columns; anything else (a new name: ALTER TABLE ADD COLUMN; a
+        missing one: :data:`ABSENT`) takes :meth:`_metrics_slow`. SQLite stores NaN as NULL.
+        The row also holds the tick's :meth:`decision`."""
+        head = (tick, time, state) if self._legacy else (tick, time, state, *self._decision_cols(tick, state, m))
+        get = self._mget
+        if get is not None and len(m) == self._mlen:
+            try:
+                row = get(m)
+                if self._zget(m) == self._zeros:  # () == () without zero columns
+                    self._add("metrics", (*head, *row))
+                    return
+            except KeyError:
+                pass
+        self._metrics_slow(head, m)
+
+    def _metrics_slow(self, head: tuple, m: dict[str, float]) -> None:
+        first = self._mget is None
+        new = [k for k in m if k not in self._mcols and k not in self._zcols]
+        if first and self._zok:
+            self._zcols = tuple(k for k in new if m[k] == 0.0)
+            new = [k for k in new if k not in self._zcols]
+            self.meta("metrics_zero", list(self._zcols))
+        moved = [k for k in self._zcols if m.get(k) != 0.0]  # no longer zero, or missing: a column now
+        if moved:
+            self._zcols = tuple(k for k in self._zcols if k not in moved)
+            self._mcols = self._widen("metrics", self._mkeys, self._mcols, moved, " DEFAULT 0.0")[0]
+            self.meta("metrics_zero", list(self._zcols))
+        if new or first:
+            # Earlier rows of a metric column read as ABSENT (the ticks did not have it), not NULL (NaN).
+            self._mcols = self._widen("metrics", self._mkeys, self._mcols, new, " DEFAULT ''")[0]
+        self._mget, self._mlen = _getter(self._mcols), len(self._mcols) + len(self._zcols)
+        self._zget, self._zeros = _getter(self._zcols), (0.0,) * len(self._zcols)
+        self._add("metrics", (*head, *(m.get(k, ABSENT) for k in self._mcols)))
+
+    def _materialize_zeros(self) -> None:
+        """Give the metrics that were 0.0 on every tick so far their columns (DEFAULT 0.0), so
+        committed journals answer ``SELECT name FROM metrics`` for every metric."""
+        if self._zcols:
+            self._mcols = self._widen("metrics", self._mkeys, self._mcols, list(self._zcols), " DEFAULT 0.0")[0]
+            self._zcols, self._zget, self._zeros = (), _getter(()), ()
+            self._mget = _getter(self._mcols)
+            self.db.execute("DELETE FROM meta WHERE key='metrics_zero'")
+
+    def _widen(self, table: str, keys: tuple[str, ...], cols: tuple[str, ...], new: list[str],
+               default: str = "") -> tuple[tuple[str, ...], frozenset[str]]:
+        """Append ``new`` names to ``table``'s row order ``cols`` (after its ``keys`` columns),
+        adding the columns the table lacks (REAL, with ``default``: the value the rows written
+        before read), and rebuild its INSERT. Rows buffered in the old order are written first,
+        not committed (a live tick stays one transaction). Returns the new order and its set."""
+        rows = self.buf[table]
+        if rows:
+            self.db.executemany(self._sql[table], rows)
+            rows.clear()
+        have = self._have[table]
+        for k in new:
+            if k not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {quote(k)} REAL{default}")
+                have.add(k)
+        cols = cols + tuple(new)
+        names = ", ".join(quote(k) for k in keys + cols)
+        self._sql[table] = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({', '.join('?' * (len(keys) + len(cols)))})"
+        return cols, frozenset(cols)
 
     def series_row(self, tick: int, equity: float, nav: float, eeth: float) -> None:
         self._add("series", (tick, equity, nav, eeth))
@@ -193,9 +394,10 @@ class Journal:
         the encoded checkpoint (:func:`trimtab.engine.checkpoint.encode`: JSON text, never
         code); :func:`trimtab.engine.recovery.commit` also replaces the run's marker."""
         with self.db:
+            self._materialize_zeros()
             for table, rows in self.buf.items():
                 if rows:
-                    self.db.executemany(self._SQL[table], rows)
+                    self.db.executemany(self._sql[table], rows)
                     rows.clear()
             self.db.execute("DELETE FROM checkpoints")
             self.db.execute("INSERT INTO checkpoints VALUES (?, ?)", (tick, state))
@@ -244,10 +446,118 @@ class Journal:
     def flush(self) -> None:
         for table, rows in self.buf.items():
             if rows:
-                self.db.executemany(self._SQL[table], rows)
+                self.db.executemany(self._sql[table], rows)
                 rows.clear()
         self.db.commit()
 
     def close(self) -> None:
+        self._materialize_zeros()
         self.flush()
         self.db.close()
+
+
+# --------------------------------------------------------------------------- reading metrics
+class MetricsRow(NamedTuple):
+    """One tick of the ``metrics`` table: ``metrics`` maps metric name -> float as the engine computed it."""
+
+    tick: int
+    time: str
+    state: str
+    metrics: dict[str, float]
+
+
+def metric_names(db: sqlite3.Connection) -> list[str]:
+    """The metric columns of a journal's ``metrics`` table, in table order (a journal from before
+    the columns has its JSON ``data`` column and a few fixed ones: see :func:`read_metrics`)."""
+    return [r[1] for r in db.execute("PRAGMA table_info(metrics)") if r[1] not in METRIC_KEYS and r[1] != "data"]
+
+
+def _legacy(data: str) -> dict[str, float]:
+    # Journals before the metric columns: a JSON object, inf/-inf/nan as strings.
+    return {k: float(v) for k, v in json.loads(data).items()}
+
+
+def read_metrics(db: sqlite3.Connection, first: int = 0, last: int | None = None) -> list[MetricsRow]:
+    """The ``metrics`` rows of ticks ``first..last`` (default: all), by tick, each value a float
+    exactly as the engine computed it: REAL columns round-trip doubles, inf stays inf, NULL
+    (SQLite's NaN) reads back as nan, and a metric the tick did not have (:data:`ABSENT`) is
+    left out. One caveat of SQLite: -0.0 is stored as 0.0 (equal in every comparison).
+    Reads journals of either layout (metric columns, or the older JSON ``data`` column, whose
+    rows a resumed live run continued with columns)."""
+    cur = db.cursor()
+    cur.row_factory = None  # callers may set sqlite3.Row on the connection
+    legacy = "data" in {r[1] for r in db.execute("PRAGMA table_info(metrics)")}
+    names = metric_names(db)
+    hi = (1 << 62) if last is None else last
+    sel = ", ".join(quote(c) for c in ("tick", "time", "state", *(("data",) if legacy else ()), *names))
+    row = cur.execute("SELECT value FROM meta WHERE key='metrics_zero'").fetchone()
+    zeros = [k for k in json.loads(row[0]) if k not in names] if row else []  # a run still writing: 0.0 so far
+    nan = math.nan
+    skip = 4 if legacy else 3
+    out = []
+    for r in cur.execute(f"SELECT {sel} FROM metrics WHERE tick >= ? AND tick <= ? ORDER BY tick", (first, hi)):
+        if legacy and r[3] is not None:
+            out.append(MetricsRow(r[0], r[1], r[2], _legacy(r[3])))
+            continue
+        m = {k: nan if v is None else float(v) for k, v in zip(names, r[skip:]) if v != ABSENT}
+        for k in zeros:
+            m[k] = 0.0
+        out.append(MetricsRow(r[0], r[1], r[2], m))
+    return out
+
+
+def metrics_at(db: sqlite3.Connection, tick: int) -> dict[str, float] | None:
+    """The metrics of ``tick`` (:func:`read_metrics`), None when the journal has no such tick."""
+    rows = read_metrics(db, tick, tick)
+    return rows[0].metrics if rows else None
+
+
+# --------------------------------------------------------------------------- reading the ledger
+def ledger_categories(db: sqlite3.Connection) -> list[str]:
+    """The attribution categories of a journal's wide ``ledger`` table, in table order (empty
+    for an older journal's narrow one: tick, time, category, amount)."""
+    cols = [r[1] for r in db.execute("PRAGMA table_info(ledger)")]
+    return [] if "amount" in cols else [c for c in cols if c not in LEDGER_KEYS]
+
+
+def read_ledger(db: sqlite3.Connection, last: int | None = None) -> dict[int, dict[str, float]]:
+    """tick -> {category: amount} of the ticks up to ``last`` (default: all) with any
+    attribution, categories without an amount left out. Reads either ledger layout."""
+    cur = db.cursor()
+    cur.row_factory = None
+    hi = (1 << 62) if last is None else last
+    cats = ledger_categories(db)
+    out: dict[int, dict[str, float]] = {}
+    if not cats:
+        if "amount" in {r[1] for r in db.execute("PRAGMA table_info(ledger)")}:
+            for t, c, a in cur.execute("SELECT tick, category, amount FROM ledger WHERE tick <= ? ORDER BY rowid", (hi,)):
+                out.setdefault(t, {})[c] = a
+        return out
+    sel = ", ".join(quote(c) for c in LEDGER_KEYS + tuple(cats))
+    for r in cur.execute(f"SELECT {sel} FROM ledger WHERE tick <= ? ORDER BY tick", (hi,)):
+        out[r[0]] = {c: a for c, a in zip(cats, r[1:]) if a is not None}
+    return out
+
+
+def ledger_total(db: sqlite3.Connection, last: int) -> float:
+    """The sum of every ledger amount of ticks up to ``last`` (0.0 for none): SQLite's sum per
+    category, then ``math.fsum`` across them. Raises TypeError if an amount is not a number."""
+    cats = ledger_categories(db)
+    if not cats:
+        if "amount" in {r[1] for r in db.execute("PRAGMA table_info(ledger)")}:
+            return db.execute("SELECT coalesce(sum(amount), 0.0) FROM ledger WHERE tick <= ?", (last,)).fetchone()[0]
+        return 0.0
+    sums = db.execute(f"SELECT {', '.join(f'total({quote(c)})' for c in cats)} FROM ledger WHERE tick <= ?", (last,)).fetchone()
+    if any(type(x) is not float for x in sums):
+        raise TypeError(f"ledger sums {sums!r} are not numbers")
+    return math.fsum(sums)
+
+
+def rule_inputs_at(db: sqlite3.Connection, tick: int) -> dict[str, float] | None:
+    """The metrics the rules of ``tick`` were evaluated on: :func:`metrics_at` with the row's
+    ``seen`` column applied (:func:`seen_metrics`); None when the journal has no such tick."""
+    m = metrics_at(db, tick)
+    if m is None or "seen" not in {r[1] for r in db.execute("PRAGMA table_info(metrics)")}:
+        return m
+    row = db.execute("SELECT seen FROM metrics WHERE tick = ?", (tick,)).fetchone()
+    return seen_metrics(m, row[0])

@@ -4,44 +4,87 @@ Every name was checked by :func:`trimtab.config.load.load_strategy` before this 
 (``transitions`` itself checks lazily). ``auto_transitions`` is off and ``source: "*"`` expands
 to every state other than the destination.
 
-Each :meth:`StrategyMachine.step` evaluates every rule once against the tick's metrics (with the
-observed value and threshold of each comparison: the decision record) and then fires the one
-event :data:`DECIDE`. Every YAML transition is registered under that event, in YAML order, with
-its rules as ``conditions`` (callables reading the results just computed), so ``transitions``
-does the ordered guard evaluation itself: of the transitions leaving the current state, the
-first whose conditions all hold is taken and the rest are not tried (``Event._trigger``). The
-taken transition's ``after`` callback records its YAML trigger name in the :class:`Decision`.
+Each :meth:`StrategyMachine.step` evaluates every rule once against the tick's metrics with its
+fast closure (:meth:`CompiledExpr.guard`, the same result as the trace, NaN semantics included)
+and, when some transition out of the current state has all its rules true, fires the one event
+:data:`DECIDE`. Every YAML transition is registered under that event, in YAML order, with its
+rules as ``conditions`` (callables reading the results just computed), so ``transitions`` does
+the ordered guard evaluation itself and stays the authority for what fires: of the transitions
+leaving the current state, the first whose conditions all hold is taken and the rest are not
+tried (``Event._trigger``). The taken transition's ``after`` callback records its YAML trigger
+name in the :class:`Decision`. The decision record (each comparison's observed value and
+threshold, :func:`trace_rules`) is built only when something reads ``Decision.rules``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 from transitions import Machine
 
 from ..config.load import Strategy
+from ..rules.compile import CompiledExpr
 
 
-@dataclass
 class Decision:
     """One machine step: what was evaluated and what (if anything) fired.
 
     ``rules``: one entry per rule, in rule-file order, ``{"rule", "result", "comparisons":
     [[left, observed, op, threshold, result], ...]}`` plus ``data_fault`` (the metrics a NaN
-    left undecided) when there are any. ``trigger`` is the YAML trigger taken, None if none.
+    left undecided) when there are any (see :func:`trace_rules`). ``trigger`` is the YAML trigger
+    taken, None if none.
+
+    ``rules`` may be given as a list, or left to be traced on first read from ``lazy`` =
+    ``(rules as for trace_rules, the metrics dict the step saw)``: most ticks nobody reads it.
+    The metrics dict must not be mutated after the step (the kernel builds a new one per run
+    of the monitors).
     """
 
-    tick: int
-    time: str
-    source: str
-    dest: str
-    trigger: str | None
-    rules: list[dict] = field(default_factory=list)
-    plan_id: str | None = None
+    __slots__ = ("tick", "time", "source", "dest", "trigger", "plan_id", "_rules", "_lazy", "_seen")
+
+    def __init__(self, tick: int, time: str, source: str, dest: str, trigger: str | None,
+                 rules: list[dict] | None = None, plan_id: str | None = None, *,
+                 lazy: tuple[tuple, Mapping[str, float]] | None = None):
+        self.tick, self.time, self.source, self.dest, self.trigger = tick, time, source, dest, trigger
+        self.plan_id = plan_id
+        self._rules = rules if rules is not None or lazy is not None else []
+        self._lazy = lazy
+        self._seen = lazy[1] if lazy is not None else None
+
+    @property
+    def metrics(self) -> Mapping[str, float] | None:
+        """The metrics dict the step decided on (the very object, not a copy), None when the
+        decision was built with an explicit ``rules`` list. Read-only by convention."""
+        return self._seen
+
+    @property
+    def rules(self) -> list[dict]:
+        """The per-rule trace (computed on first read when the decision was built lazily)."""
+        if self._rules is None:
+            triples, metrics = self._lazy  # type: ignore[misc]
+            self._rules = trace_rules(triples, metrics)
+            self._lazy = None  # the trace is all we needed the metrics for
+        return self._rules
+
+    @rules.setter
+    def rules(self, value: list[dict]) -> None:
+        self._rules, self._lazy = value, None
 
     def fired_rules(self) -> list[dict]:
         """The entries of :attr:`rules` that held."""
         return [r for r in self.rules if r["result"]]
+
+    def _key(self) -> tuple:
+        return (self.tick, self.time, self.source, self.dest, self.trigger, self.rules, self.plan_id)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Decision) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return (f"Decision(tick={self.tick!r}, time={self.time!r}, source={self.source!r}, dest={self.dest!r}, "
+                f"trigger={self.trigger!r}, rules={self.rules!r}, plan_id={self.plan_id!r})")
 
 
 def _num(x: float):
@@ -51,6 +94,37 @@ def _num(x: float):
 
 #: The one event every transition is registered under; its YAML ``trigger`` is only a name.
 DECIDE = "decide"
+
+
+def nan_as_for(severity: str) -> bool | None:
+    """``nan_as`` for a rule of ``severity``: True for "critical", else None.
+
+    A NaN metric never silently switches a guard off: emergency (critical) rules fire when the
+    missing value could make them true; other rules keep the IEEE result (false)."""
+    return True if severity == "critical" else None
+
+
+def trace_rules(rules: Iterable[tuple[str, CompiledExpr, str]], metrics: Mapping[str, float]) -> list[dict]:
+    """The decision trace of ``rules`` on ``metrics``.
+
+    ``rules``: ``(name, compiled expression, severity)`` in rule-file order; ``metrics``: metric
+    name -> float. Returns one entry per rule, ``{"rule", "result", "comparisons": [[left,
+    observed, op, threshold, result], ...]}`` plus ``"data_fault"`` (sorted left texts a NaN left
+    undecided) when there are any; inf/nan observed or threshold are strings (JSON-safe).
+
+    Raises:
+        ExprError: a rule reads a metric missing from ``metrics``.
+    """
+    out = []
+    for name, expr, severity in rules:
+        value, comps = expr.trace(metrics, nan_as=nan_as_for(severity))
+        entry = {"rule": name, "result": bool(value),
+                 "comparisons": [[c.left_text, _num(c.observed), c.op, _num(c.threshold), c.result] for c in comps]}
+        faults = sorted({c.left_text for c in comps if c.undecided})
+        if faults:
+            entry["data_fault"] = faults
+        out.append(entry)
+    return out
 
 
 class _Model:
@@ -70,6 +144,10 @@ class StrategyMachine:
         #: (YAML trigger, source states, dest, rules) per transition, in YAML order.
         self.order: list[tuple[str, list[str], str, list[str]]] = []
         self._taken: str | None = None  # set by the taken transition's `after` callback
+        #: (name, compiled expression, severity) per rule, in rule-file order (for trace_rules).
+        self._rule_triples = tuple((n, r.expr, r.spec.severity) for n, r in strategy.rules.items())
+        #: (name, fast guard closure) per rule: the same truth as the trace's result, NaN included.
+        self._guards = tuple((n, e.guard(nan_as_for(sev))) for n, e, sev in self._rule_triples)
         trans = []
         for t in spec.transitions:
             if t.source == "*":
@@ -85,6 +163,10 @@ class StrategyMachine:
         # A state no transition leaves has no DECIDE event (firing it there would raise, or log a
         # warning every tick if ignored): nothing can be taken from it.
         self._leavable = frozenset(st for _, sources, _, _ in self.order for st in sources)
+        #: state -> the rule lists of the transitions leaving it, in YAML order: if none has all
+        #: its rules true, transitions cannot take anything, so it is not asked.
+        self._candidates: dict[str, tuple[tuple[str, ...], ...]] = {
+            st: tuple(tuple(when) for _, sources, _, when in self.order if st in sources) for st in self._leavable}
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
         self._decide = getattr(self.model, DECIDE)
@@ -131,31 +213,43 @@ class StrategyMachine:
 
     def evaluate(self, metrics: dict[str, float]) -> list[dict]:
         """Evaluate every rule; remember results for the guards; return the trace."""
-        out = []
-        for name, rule in self.s.rules.items():
-            # A NaN metric never silently switches a guard off: emergency (critical) rules fire
-            # when the missing value could make them true; every rule records the data fault.
-            value, comps = rule.expr.trace(metrics, nan_as=True if rule.spec.severity == "critical" else None)
-            ok = bool(value)
-            self._ok[name] = ok
-            entry = {"rule": name, "result": ok,
-                     "comparisons": [[c.left_text, _num(c.observed), c.op, _num(c.threshold), c.result] for c in comps]}
-            faults = sorted({c.left_text for c in comps if c.undecided})
-            if faults:
-                entry["data_fault"] = faults
-            out.append(entry)
+        out = trace_rules(self._rule_triples, metrics)
+        for entry in out:
+            self._ok[entry["rule"]] = entry["result"]
         return out
 
     def step(self, tick: int, time: str, metrics: dict[str, float]) -> Decision:
         """Evaluate every rule on ``metrics`` (metric name -> float), take the first transition
         out of the current state whose rules all hold (YAML order), and return the record.
 
+        The rules are evaluated with their fast closures (same results as :func:`trace_rules`);
+        the decision's trace is built only if something reads ``Decision.rules``, from this
+        ``metrics`` dict, which must not be mutated afterwards.
+
         Raises:
             ExprError: a rule reads a metric missing from ``metrics``.
         """
-        rules = self.evaluate(metrics)
-        src = self.state
-        self._taken = None
-        if src in self._leavable and self._decide():
-            return Decision(tick, time, src, self.model.state, self._taken, rules)
-        return Decision(tick, time, src, src, None, rules)
+        ok = self._ok
+        err = None
+        try:
+            for name, fn in self._guards:
+                ok[name] = fn(metrics)
+        except (KeyError, TypeError) as exc:
+            err = exc
+        if err is not None:
+            # The traced closures read the same names in the same order: this raises the
+            # ExprError naming the metric (outside the except block, so without a chained KeyError).
+            trace_rules(self._rule_triples, metrics)
+            raise err
+        lazy = (self._rule_triples, metrics)
+        src = self.model.state
+        for when in self._candidates.get(src, ()):
+            for r in when:
+                if not ok[r]:
+                    break
+            else:  # this transition can fire: let transitions take the first that does
+                self._taken = None
+                if self._decide():
+                    return Decision(tick, time, src, self.model.state, self._taken, lazy=lazy)
+                break
+        return Decision(tick, time, src, src, None, lazy=lazy)

@@ -28,6 +28,7 @@ from ..venues.sim import SimVenues
 
 DUST_USD = 100.0  # exposure below this (USD) is dust: no drift is measured against it
 _BASKET_INACTIVE = defaults(Scope.STRATEGY, Stage.BASKET)  # published without a token_weights basket
+_OTHER, _ONCHAIN, _PERP = 0, 1, 2  # how a held key counts in the delta (Monitors._delta_kind)
 
 
 class Monitors:
@@ -57,9 +58,21 @@ class Monitors:
         self.mr_names = {v: f"margin_ratio.{v}" for v in sim.perp_venues}
         self.lp_names = {v: [(k, f"liquidation_price.{v}.{k.rsplit(':', 1)[-1]}") for k in sim.perp_keys if k.startswith(v + ":")]
                          for v in sim.perp_venues}
-        self.imbalance_of = [(t, f"venue_imbalance.{t.id}", {px.info[leg.instrument].venue for leg in t.legs})
+        # Venues sorted: a set's order follows PYTHONHASHSEED, and summing their accounts in a
+        # different order moved venue_imbalance in its last digits from one process to the next.
+        self.imbalance_of = [(t, f"venue_imbalance.{t.id}", sorted({px.info[leg.instrument].venue for leg in t.legs}))
                              for t in self.hedge_targets]
         self.side_names = [(t, f"signal_side.{t.id}", f"position_side.{t.id}") for t in self.signal_targets]
+        # Static facts resolved once for the per-tick path: the hedge legs per hedge target,
+        # (venue, margin_ratio name, liquidation_price names) per perp venue, and per held key
+        # how it counts in the delta (_delta_kind, filled as keys appear in the book).
+        self.hedges = [(t, template_for(t).hedge_legs(t)) for t in self.hedge_targets]
+        self.perp_names = [(v, self.mr_names[v], self.lp_names[v]) for v in sim.perp_venues]
+        self.trade_keys = list(dict.fromkeys(self.hedge_keys + [t.instrument for t in self.signal_targets]))
+        self._kind: dict[str, int] = {}
+        self._tradable_tick = -1
+        self._tradable: dict[str, bool] = {}
+        self._stale = 0
         # A token_weights basket (seed 002) publishes its drift metrics (trimtab.planner.drift).
         self.basket = Basket(strategy, basket_of(strategy), px, sim) if basket_of(strategy) is not None else None
 
@@ -87,56 +100,60 @@ class Monitors:
         # position + exposure monitors (Stage.POSITION, Stage.EXPOSURE)
         equity = 0.0
         onchain_delta = perp_delta = 0.0
+        entry, kinds = book.entry, self._kind
         for k, q in book.bal.items():
             if not q:
                 continue
-            equity += px.value(k, q, book.entry.get(k, 0.0))
-            da, units = px.delta(k, q)
-            if da == self.asset:
-                if px.info[k].ptype == "Perp":
-                    perp_delta += units
-                else:
-                    onchain_delta += units
+            equity += px.value(k, q, entry.get(k, 0.0))
+            kind = kinds.get(k)
+            if kind is None:
+                kind = kinds[k] = self._delta_kind(k)
+            if kind == _ONCHAIN:
+                onchain_delta += px.delta(k, q)[1]
+            elif kind == _PERP:
+                perp_delta += px.delta(k, q)[1]
         net = onchain_delta + perp_delta
-        # risk monitor (Stage.RISK)
+        # risk monitor (Stage.RISK); the sim computes each account once per tick and book state
         m: dict[str, float] = {}
         hf, ltv = math.inf, 0.0
         for v in sim.lending:
             h, l, _, _ = sim.aave_health(book, v)
             hf, ltv = min(hf, h), max(ltv, l)
         mr_min = math.inf
-        stale = 0
-        for v in sim.perp_venues:
-            _, _, mr = sim.perp_account(book, v)
-            m[self.mr_names[v]] = mr
+        for v, mr_name, lp_names in self.perp_names:
+            _, _, mr, _, lps = sim.perp_risk(book, v)
+            m[mr_name] = mr
             mr_min = min(mr_min, mr)
-            lps = sim.perp_liquidation_prices(book, v)
-            for k, name in self.lp_names[v]:
+            for k, name in lp_names:
                 lp = lps.get(k)
                 m[name] = lp if lp is not None else 0.0
-        for k in self.hedge_keys:
-            if not px.tradable(k):
-                stale += 1
+        if self._tradable_tick != px.view.i:
+            # Whether a perp can trade depends on the tick's data alone (mark freshness, funding
+            # age): once per tick, however often the monitors run in it.
+            self._tradable = {k: px.tradable(k) for k in self.trade_keys}
+            self._stale = sum(1 for k in self.hedge_keys if not self._tradable[k])
+            self._tradable_tick = px.view.i
+        tradable, stale = self._tradable, self._stale
         # pnl monitor (Stage.PNL)
         if self.last_rebalance_equity is None:
             self.last_rebalance_equity = equity
         base = self.last_rebalance_equity
         now = px.view.epoch[tick]
-        m.update(
-            health_factor=hf,
-            ltv=ltv,
-            margin_ratio_min=mr_min,
-            net_delta=net,
-            # Drift is measured against a real position; dust left after an exit is not one.
-            delta_drift=(net / onchain_delta) if self.hedged and abs(onchain_delta) * px.asset_usd(self.asset) > DUST_USD else 0.0,
-            equity=equity,
-            equity_deviation=abs(equity - base) / base if base > 0 else 0.0,
-            idle_fraction=max(book.qty(self.idle_key), 0.0) * px.asset_usd(self.s.config.share_class) / px.share_usd() / equity if equity > 0 else 0.0,
-            hours_since_rebalance=(now - self.last_rebalance_epoch) / 3600 if self.last_rebalance_epoch is not None else math.inf,
-            plan_in_flight=1.0 if plan_in_flight else 0.0,
-            hedge_allocation_drift=hedge_allocation_drift(self.s, params, px, book) if self.hedged else 0.0,
-            stale_venues=float(stale),
-        )
+        # (assigned one by one, in the journal's column order, rather than through a kwargs dict)
+        m["health_factor"] = hf
+        m["ltv"] = ltv
+        m["margin_ratio_min"] = mr_min
+        m["net_delta"] = net
+        # Drift is measured against a real position; dust left after an exit is not one.
+        m["delta_drift"] = (net / onchain_delta) if self.hedged and abs(onchain_delta) * px.asset_usd(self.asset) > DUST_USD else 0.0
+        m["equity"] = equity
+        m["equity_deviation"] = abs(equity - base) / base if base > 0 else 0.0
+        m["idle_fraction"] = (max(book.qty(self.idle_key), 0.0) * px.asset_usd(self.s.config.share_class) / px.share_usd() / equity
+                              if equity > 0 else 0.0)
+        m["hours_since_rebalance"] = (now - self.last_rebalance_epoch) / 3600 if self.last_rebalance_epoch is not None else math.inf
+        m["plan_in_flight"] = 1.0 if plan_in_flight else 0.0
+        m["hedge_allocation_drift"] = hedge_allocation_drift(self.s, params, px, book, self.hedges, tradable) if self.hedged else 0.0
+        m["stale_venues"] = float(stale)
         # cross-venue balance, per hedge target: its CEX accounts' share of equity against its
         # allocation; the plain name is the worst (largest |imbalance|, signed, first on ties)
         imb = 0.0
@@ -156,7 +173,7 @@ class Monitors:
         for t, signal_name, position_name in self.side_names:
             pos = book.qty(t.instrument)
             have = float((pos > 0) - (pos < 0))
-            want = float(self.signals.side(t, params)) if px.tradable(t.instrument) else have
+            want = float(self.signals.side(t, params)) if tradable[t.instrument] else have
             m[signal_name], m[position_name] = want, have
             if agg is None or (agg[0] == agg[1] and want != have):
                 agg = (want, have)
@@ -178,6 +195,14 @@ class Monitors:
         return m
 
     _verified = False  # set on the instance once the first run's names matched the registry
+
+    def _delta_kind(self, key: str) -> int:
+        """How ``key`` counts in the strategy asset's delta: _PERP, _ONCHAIN, or _OTHER (another
+        delta asset). Static: it depends only on the instrument's type and asset."""
+        inf = self.px.info[key]
+        if self.px.delta_asset(inf.asset) != self.asset:
+            return _OTHER
+        return _PERP if inf.ptype == "Perp" else _ONCHAIN
 
     def declared(self) -> list[str]:
         """The metric names this strategy publishes per the registry, the same names its config

@@ -34,6 +34,7 @@ import sqlite3
 from pathlib import Path
 
 from .checkpoint import CheckpointError, decode, encode, loads
+from .journal import ledger_total
 
 #: The marker file next to a run's database (see the module docstring, step 3).
 MARKER = "checkpoint.json"
@@ -198,7 +199,10 @@ def verify_rows(db: sqlite3.Connection, where: Path, tick: int, state: dict, cap
         a, b = sums.get(k, 0.0), book.get(k, 0.0)
         if not abs(a - b) <= 1e-9 * max(1.0, abs(a)):
             raise fail(f"the fills' legs on {k} sum to {a!r}, the book's to {b!r}")
-    ledger = db.execute("SELECT coalesce(sum(amount), 0.0) FROM ledger WHERE tick <= ?", (tick,)).fetchone()[0]
+    try:
+        ledger = ledger_total(db, tick)  # the wide ledger: one column per category
+    except TypeError:
+        raise fail("a ledger amount is not a number") from None
     equity = db.execute("SELECT equity FROM series WHERE tick = ?", (tick,)).fetchone()[0]
     if type(ledger) not in (int, float) or type(equity) not in (int, float):
         raise fail(f"the ledger's sum {ledger!r} or the equity {equity!r} is not a number")

@@ -39,8 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.accrual import ACCRUAL
 from ..data.catalog import BY_NAME, CATALOG
 from ..data.feed import MarketData, Series
+from ..data.quality import Bands
 from ..errors import TrimtabError
 from ..secrets import redact
 from .adapters.registry import market_data_clients
@@ -94,6 +96,9 @@ class LiveStore:
         self.rows: dict[str, tuple[list[int], list[int], list[int], dict[str, list[float]]]] = {
             s.name: ([], [], [], {c: [] for c in s.columns}) for s in CATALOG}
         self.absent = sorted(set(self.rows) - set(sourced))
+        self._added = 0        # rows accepted so far: the version the span below was built at
+        # (rows accepted, first tick, last tick, MarketData, late tick intervals, checked copies by Bands)
+        self._span: tuple[int, int, int, MarketData, list[tuple[int, int]], dict] | None = None
 
     def last_ts(self, series: str) -> int | None:
         ts = self.rows[series][0]
@@ -110,12 +115,78 @@ class LiveStore:
         kn.append(int(known))
         for c, col in vals.items():
             col.append(float(obs.values.get(c, math.nan)))
+        self._added += 1
         return True
 
     def market(self, start: int, end: int, known: int | None = None) -> MarketData:
         """The rows known at or before ``known`` (default ``end``) on the hourly clock
-        ``[start, end]`` (epoch seconds), as a MarketData (the loader's rules apply)."""
+        ``[start, end]`` (epoch seconds), as a MarketData (the loader's rules apply).
+
+        A one-tick request for a tick before the latest known one (a resumed run putting the
+        ticks it had already seen back on its clock, one at a time) is a slice of one MarketData
+        of every stored row (:meth:`_span_slice`): the data checks run once, not once a tick,
+        so rebuilding N ticks costs O(N), not O(N^2)."""
         known = end if known is None else known
+        if start == end == known:
+            hit = self._span_slice(start)
+            if hit is not None:
+                return hit
+        return self._build(start, end, known)
+
+    def _span_slice(self, t: int) -> MarketData | None:
+        """Tick ``t`` of the span ``[t, latest known tick]`` built from every stored row, or None
+        where that would not be exactly ``_build(t, t, t)``.
+
+        Why a slice is exact: every value at tick ``t`` (as-of, event, accrued index, age,
+        quarantine) reads only rows available at or before ``t``, and the data checks judge a
+        row only by rows available at or before the tick that first uses it
+        (:mod:`trimtab.data.quality`: no look-ahead). So the rows known after ``t`` change
+        nothing at ``t`` -- unless one of them was available at or before ``t`` (a row fetched
+        late, after a failed fetch): such ticks are *late* and are built from the rows known
+        by then, as the live loop built them. Interpolated columns (which read the next sample)
+        would break this; the catalog's live series have none that are not accrued indices,
+        and a series with one is never sliced."""
+        span = self._span
+        if span is None or span[0] != self._added or not span[1] <= t <= span[2]:
+            span = self._new_span(t)
+            if span is None:
+                return None
+        md, late = span[3], span[4]
+        k = bisect.bisect_right(late, (t, math.inf)) - 1   # intervals are merged: one can hold t
+        if k >= 0 and late[k][0] <= t <= late[k][1]:
+            return None
+        return _SpanTick(md, (t - span[1]) // HOUR, span[5])
+
+    def _new_span(self, t: int):
+        """Build (and keep) the span from ``t`` to the latest tick any row was known at, with the
+        late tick intervals; None when there is nothing after ``t`` or a column interpolates."""
+        last = max((kn[-1] for _, _, kn, _ in self.rows.values() if kn), default=None)
+        if last is None or last <= t:
+            self._span = None
+            return None
+        late: list[tuple[int, int]] = []
+        for name, (ts, avail, kn, vals) in self.rows.items():
+            spec = BY_NAME[name]
+            if any(not (c in ACCRUAL and ACCRUAL[c][0] in vals) for c in spec.geometric):
+                self._span = None
+                return None
+            if not kn:
+                continue
+            a = np.asarray(avail, dtype=np.int64)
+            k = np.asarray(kn, dtype=np.int64)
+            first_use = -(-a // HOUR) * HOUR          # the first tick at or after the row's availability
+            for r in np.nonzero(k > first_use)[0].tolist():
+                late.append((int(first_use[r]), int(k[r]) - HOUR))   # ticks that did not see it yet
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted(late):
+            if merged and a <= merged[-1][1] + HOUR:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self._span = (self._added, t, last, self._build(t, last, last), merged, {})
+        return self._span
+
+    def _build(self, start: int, end: int, known: int) -> MarketData:
         series = {}
         for name, (ts, avail, kn, vals) in self.rows.items():
             m = bisect.bisect_right(kn, known)  # rows arrive in known order: a prefix
@@ -125,6 +196,47 @@ class LiveStore:
                                    spec.interval_h, spec.fill, spec.geometric, {"live": True})
         index = pd.date_range(pd.Timestamp(start, unit="s", tz="UTC"), pd.Timestamp(end, unit="s", tz="UTC"), freq="h")
         return MarketData(index, series, self.static, bundle=list(self.rows))
+
+
+class _SpanTick(MarketData):
+    """Tick ``k`` of a span (:meth:`LiveStore._span_slice`) as a one-tick MarketData whose
+    fields, ages and quarantine flags are the span's arrays at ``k``: a value at a tick does not
+    depend on the clock's other ticks (as-of searches, events mapped to the first tick at or
+    after them, accrual from the last sample), so the span computes each array once for all its
+    ticks instead of once a tick. ``checked``: per Bands, the span checked with them and its
+    arrays (held here: MarketData keeps an array only while someone holds it)."""
+
+    def __init__(self, span: MarketData, k: int, checked: dict):
+        super().__init__(span.index[k:k + 1], span._series, span.static, span._bundle, span.bands, span.quality(),
+                         shared=span._shared)
+        if span.bands not in checked:
+            checked[span.bands] = (span, {})
+        self._span, self._arrays = checked[span.bands]
+        self._k, self._checked = k, checked
+
+    def with_checks(self, bands) -> MarketData:
+        b = Bands.of(bands)
+        if b == self.bands:
+            return self
+        if b not in self._checked:
+            self._checked[b] = (self._span.with_checks(b), {})
+        return _SpanTick(self._checked[b][0], self._k, self._checked)
+
+    def _array(self, kind: str, name: str):
+        a = self._arrays.get((kind, name))
+        if a is None:
+            a = self._arrays[(kind, name)] = getattr(self._span, kind)(name)
+        return a
+
+    def field(self, name: str) -> np.ndarray:
+        return self._array("field", name)[self._k:self._k + 1]
+
+    def age_hours(self, series: str) -> np.ndarray:
+        return self._array("age_hours", series)[self._k:self._k + 1]
+
+    def quarantine(self, series: str) -> tuple[np.ndarray, np.ndarray]:
+        codes, rows = self._array("quarantine", series)
+        return codes[self._k:self._k + 1], rows[self._k:self._k + 1]
 
 
 # ---------------------------------------------------------------------------- exchanges

@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from ..engine import checkpoint, recovery
+from ..engine.journal import read_metrics
 from ..errors import TrimtabError
 from ..runs import holder
 
@@ -74,7 +75,9 @@ def status(run_dir: Path) -> dict:
         raise LiveError(f"no run at {run_dir}")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
-        last = db.execute("SELECT tick, time, state, equity FROM metrics ORDER BY tick DESC LIMIT 1").fetchone()
+        (hi,) = db.execute("SELECT max(tick) FROM metrics").fetchone()
+        rows = read_metrics(db, hi, hi) if hi is not None else []  # a metric column exists once a tick wrote it
+        last = (rows[0].tick, rows[0].time, rows[0].state, rows[0].metrics.get("equity")) if rows else None
         positions: dict[str, float] = {}
         for (legs,) in db.execute("SELECT legs FROM fills"):
             for k, d, _ in json.loads(legs):

@@ -124,10 +124,12 @@ def _step_and_checkpoint(engine: Engine, i: int, stopped: dict | None) -> bool:
 
 def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, start=None, end=None,
              speed: float = 3600.0, resume: bool = False, data: MarketData | None = None, progress=None,
-             feed: str = "replay", execute: bool = False, **live_kw) -> RunResult:
+             feed: str = "replay", execute: bool = False, journal: str = "slim", **live_kw) -> RunResult:
     """Run ``strategy`` live, checkpointing every tick: over a replay of the bundled data
     (``feed="replay"``, paper only) or over live market data on the wall clock
     (``feed="live"``, see :func:`run_live_feed`, which receives ``execute`` and ``live_kw``).
+    ``journal``: the journal mode of a new run, "slim" or "full" (:mod:`trimtab.engine.journal`);
+    a resumed run keeps its own.
 
     Raises:
         LiveError: resuming a run that has no checkpoint, or a run directory that is not this
@@ -137,7 +139,7 @@ def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = 
         if start is not None:
             raise LiveError("a run on the live feed starts at the last closed hour; --start applies to backtests and --replay")
         return run_live_feed(strategy, out=out, run_id=run_id, end=end, resume=resume, progress=progress, execute=execute,
-                             **live_kw)
+                             journal=journal, **live_kw)
     if execute:
         raise LiveError("--execute sends real orders, which need live prices: use it with --live (not --replay)")
     data = data or load_market_data()
@@ -150,19 +152,19 @@ def run_live(strategy: Strategy, out: Path | str = "runs", run_id: str | None = 
         start, end = resolve_window(strategy, data, start, end)
         owned = claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out))
     try:
-        return _run_replay(strategy, owned.run_dir, start, end, speed, resume, data, progress)
+        return _run_replay(strategy, owned.run_dir, start, end, speed, resume, data, progress, journal)
     finally:
         owned.release()  # the lock is the run's liveness: held exactly while this process runs it
 
 
 def _run_replay(strategy: Strategy, run_dir: Path, start, end, speed: float, resume: bool, data: MarketData,
-                progress) -> RunResult:
+                progress, journal: str = "slim") -> RunResult:
     """The replay loop of :func:`run_live` in the run directory this process owns."""
     if resume:
         meta = _resume_meta(run_dir.parent, run_dir.name, strategy)
         start, end = meta["window"]["start"].replace("Z", ""), meta["window"]["end"].replace("Z", "")
         start, end = resolve_window(strategy, data, start, end)
-    engine = Engine(strategy, data.slice(start, end), run_dir, resume=resume)
+    engine = Engine(strategy, data.slice(start, end), run_dir, resume=resume, journal_mode=journal)
     journal = engine.journal
     journal.flush_every = 10**9  # rows are committed with each tick's checkpoint, never half a tick
     if resume:
@@ -215,7 +217,7 @@ def run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | No
 def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | None = None, end=None, resume: bool = False,
                    progress=None, notice=None, sources=None, sessions: dict | None = None, w3=None, clock=time.time,
                    sleep=time.sleep, static: dict | None = None, poll_s: float = 5.0, execute: bool = False,
-                   execution: dict | None = None, owned: list | None = None) -> RunResult:
+                   execution: dict | None = None, owned: list | None = None, journal: str = "slim") -> RunResult:
     """Paper-trade ``strategy`` on live market data, one tick per closed wall-clock hour.
 
     The window starts at the last closed hour (:func:`trimtab.live.feed.last_closed_hour`) and
@@ -239,6 +241,7 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
             for it (tests pass pre-built adapters over recorded transports).
         owned: a list the :class:`~trimtab.runs.RunClaim` of the run directory is appended to
             (claimed before any network call when the run id is known); the caller releases it.
+        journal: the journal mode of a new run ("slim" or "full"); a resumed run keeps its own.
 
     Raises:
         LiveError: a venue or the RPC endpoint cannot be reached or is not configured (naming
@@ -338,7 +341,7 @@ def _run_live_feed(strategy: Strategy, out: Path | str = "runs", run_id: str | N
     stopped = None
     for t, obs, errs in feed.ticks(first, interrupt=stop_requested):
         if engine is None:
-            engine = Engine(strategy, store.market(t0, t0), run_dir)
+            engine = Engine(strategy, store.market(t0, t0), run_dir, journal_mode=journal)
             engine.journal.flush_every = 10**9
             engine.journal.meta("live", {"mode": "execute" if execute else "paper", "feed": "live", "sources": sources.file, "start_epoch": t0,
                                          "end_epoch": end_e, "settle_s": sources.settle_s, "pid": os.getpid(),

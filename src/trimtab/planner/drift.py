@@ -34,7 +34,9 @@ tokens with weights. At a tick:
 
 Everything here is pure: :class:`Basket` reads prices and the book and returns values, trades
 and plans; it keeps no state between ticks except the plans it built (:attr:`Basket.planned`,
-drained by :class:`trimtab.portfolio.drift.DriftTracker` for the rebalance log).
+drained by :class:`trimtab.portfolio.drift.DriftTracker` for the rebalance log) and two caches
+that change no answer: the price table of the current tick and the values the parameters give
+(the monitors ask for the drift every tick; see :meth:`Basket.prices`).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..accounting.book import Book
+from ..data.market import series_of
 from ..venues.pricing import Pricing
 from ..errors import ExecutionError
 from ..venues.sim import SimVenues
@@ -145,6 +148,19 @@ class Basket:
                 fs.append(px.eth_field)
             self.oracle_fields[tok] = fs
         self.planned: list[Plan] = []
+        #: (token, wallet key, metric name) in basket order, built once rather than per tick.
+        self._rows = [(tok, self.keys[tok], f"drift.{tok}") for tok in self.tokens]
+        self._oracle_source = target.price_source == "ORACLE"
+        # The series behind each age read, resolved once: view.age(series) reads the same age
+        # column as view.age(field) (inf for a series the data lacks) without a string split.
+        self._oracle_series = {tok: [series_of(f) for f in fs] for tok, fs in self.oracle_fields.items()}
+        self._router_series = {tok: series_of(f) for tok, (f, _) in self.router_field.items() if f}
+        # Per-tick caches (see _param_values and prices): the parameters they were computed
+        # for, and the tick and limits of the last price table.
+        self._pv_params: dict[str, float] | None = None
+        self._pv: tuple[dict[str, float], float, float] | None = None
+        self._pr_key: tuple[int, float, float] | None = None
+        self._pr: dict[str, tuple[float, float, float, str, str]] = {}
 
     # ------------------------------------------------------------------ parameters
     def value(self, expr, params: dict[str, float]) -> float:
@@ -155,6 +171,21 @@ class Basket:
         """token -> target weight (fractions of the basket's value, summing to 1)."""
         return {tw.token: self.value(tw.weight, params) for tw in self.t.tokens}
 
+    def _param_values(self, params: dict[str, float]) -> tuple[dict[str, float], float, float]:
+        """(:meth:`weights`, ``max_price_age_h``, ``max_price_divergence``) under ``params``.
+
+        The three are pure functions of the parameters, so they are kept until ``params``
+        compares unequal to the copy they were computed from (a live run can set parameters;
+        a NaN value never compares equal, so it only costs a recomputation). The returned
+        weights dict is shared: callers must not mutate it.
+        """
+        if self._pv is None or params is None or params != self._pv_params:
+            pv = (self.weights(params), self.value(self.t.max_price_age_h, params), self.value(self.t.max_price_divergence, params))
+            if params is None:  # the strategy's own parameters: not ours to watch
+                return pv
+            self._pv, self._pv_params = pv, dict(params)
+        return self._pv
+
     # ------------------------------------------------------------------ prices
     def _oracle(self, tok: str) -> tuple[float, float]:
         """(USD price, age in hours) from the wallet's asset table; nan without data."""
@@ -162,31 +193,44 @@ class Basket:
             p = self.px.asset_usd(tok)
         except Exception:  # noqa: BLE001 - DataError: no value yet
             return math.nan, math.inf
-        age = max((self.view.age(f) for f in self.oracle_fields[tok]), default=0.0)
-        return p, age
+        fs = self._oracle_series[tok]
+        age = self.view.age
+        # max over the fields in their order, as max(generator, default=0.0) did
+        return p, (age(fs[0]) if len(fs) == 1 else max([age(f) for f in fs], default=0.0))
 
-    def _router(self, tok: str) -> tuple[float, float]:
-        """(USD price, age) of the token's pair against the quote on the swap venue."""
+    def _router(self, tok: str, oracle: dict[str, tuple[float, float]] | None = None) -> tuple[float, float]:
+        """(USD price, age) of the token's pair against the quote on the swap venue.
+        ``oracle``: :meth:`_oracle` of every token at this tick, when the caller has it."""
         if tok == self.quote:
-            return self._oracle(tok)
+            return oracle[tok] if oracle is not None else self._oracle(tok)
         fld, is_base = self.router_field.get(tok, (None, True))
         if fld is None:
-            return self._oracle(tok)
+            return oracle[tok] if oracle is not None else self._oracle(tok)
         v = self.view.get(fld)
         if math.isnan(v) or v <= 0:
             return math.nan, math.inf
-        q, _ = self._oracle(self.quote)
-        return (v if is_base else 1.0 / v) * q, self.view.age(fld)
+        q = (oracle[self.quote] if oracle is not None else self._oracle(self.quote))[0]
+        return (v if is_base else 1.0 / v) * q, self.view.age(self._router_series[tok])
 
     def prices(self, params: dict[str, float]) -> dict[str, tuple[float, float, float, str, str]]:
-        """token -> (price under the source, oracle, router, health, reason), USD per token."""
-        max_age = self.value(self.t.max_price_age_h, params)
-        max_div = self.value(self.t.max_price_divergence, params)
+        """token -> (price under the source, oracle, router, health, reason), USD per token.
+
+        The table is a function of the data at the view's tick and the two limits alone (the
+        view's rows never change once read, as trimtab.venues.pricing relies on too), so it is
+        kept for ``(view.i, max age, max divergence)``; the returned dict is shared: do not
+        mutate it."""
+        _, max_age, max_div = self._param_values(params)
+        key = (self.view.i, max_age, max_div)
+        if key == self._pr_key:
+            return self._pr
+        # each token's oracle once per tick (the router prices reuse the quote's)
+        oracle = {tok: self._oracle(tok) for tok in self.tokens}
+        oracle_source = self._oracle_source
         out = {}
         for tok in self.tokens:
-            o, oage = self._oracle(tok)
-            r, rage = self._router(tok)
-            price, age = (o, oage) if self.t.price_source == "ORACLE" else (r, rage)
+            o, oage = oracle[tok]
+            r, rage = self._router(tok, oracle)
+            price, age = (o, oage) if oracle_source else (r, rage)
             health, reason = HEALTHY, ""
             if math.isnan(price):
                 health, reason = NO_PRICE, f"no {self.t.price_source} price yet"
@@ -195,43 +239,53 @@ class Basket:
             elif not math.isnan(o) and not math.isnan(r) and o > 0 and abs(r / o - 1) > max_div:
                 health, reason = DIVERGED, f"router {r:.6g} vs oracle {o:.6g} differ by {abs(r / o - 1):.2%} (> {max_div:.2%})"
             out[tok] = (price, o, r, health, reason)
+        self._pr_key, self._pr = key, out
         return out
 
     # ------------------------------------------------------------------ state and drift
     def state(self, book: Book, params: dict[str, float], pending_usd: float = 0.0) -> BasketState:
         """The basket's values, targets and drifts at this tick; ``pending_usd`` is the capital
         withdrawal requested and not yet paid (held back in the quote token)."""
-        w = self.weights(params)
+        rows, total, investable, worst, bad = self._measure(book, params, pending_usd)
+        return BasketState([TokenState(*row) for row in rows], total, investable, worst, bad)
+
+    def _measure(self, book: Book, params: dict[str, float], pending_usd: float) -> tuple[list[tuple], float, float, float, int]:
+        """:meth:`state` as plain tuples (the per-tick path builds no objects): ``(rows, total,
+        investable, max_drift, unhealthy)``, each row the fields of a :class:`TokenState` in order."""
+        w = self._param_values(params)[0]
         pr = self.prices(params)
+        isnan = math.isnan
         rows = []
         total = 0.0
-        for tok in self.tokens:
+        for tok, key, _ in self._rows:
             price, o, r, health, reason = pr[tok]
-            qty = book.qty(self.keys[tok])
+            qty = book.qty(key)
             # A token without a price under the source is valued at the oracle (as equity is).
-            p_val = price if not math.isnan(price) else o
-            v = qty * p_val if not math.isnan(p_val) else 0.0
+            p_val = price if not isnan(price) else o
+            v = qty * p_val if not isnan(p_val) else 0.0
             total += v
-            rows.append([tok, qty, price, o, r, v, health, reason])
+            rows.append((tok, key, qty, price, o, r, v, health, reason))
         pending = min(max(pending_usd, 0.0), total)
         investable = total - pending
+        quote = self.quote
         tokens, worst, bad = [], 0.0, 0
-        for tok, qty, price, o, r, v, health, reason in rows:
-            target = w[tok] * investable + (pending if tok == self.quote else 0.0)
-            d = (v - target) / target if target > 0 and not math.isnan(price) else (math.nan if math.isnan(price) else 0.0)
+        for tok, key, qty, price, o, r, v, health, reason in rows:
+            wt = w[tok]
+            target = wt * investable + (pending if tok == quote else 0.0)
+            d = (v - target) / target if target > 0 and not isnan(price) else (math.nan if isnan(price) else 0.0)
             if health == HEALTHY:
                 worst = max(worst, abs(d))
             else:
                 bad += 1
-            tokens.append(TokenState(tok, self.keys[tok], w[tok], qty, price, o, r, v, target, d, health, reason))
-        return BasketState(tokens, total, investable, worst, bad)
+            tokens.append((tok, key, wt, qty, price, o, r, v, target, d, health, reason))
+        return tokens, total, investable, worst, bad
 
     def metrics(self, tick: int, book: Book, params: dict[str, float], pending_usd: float) -> dict[str, float]:
         """``max_drift``, ``unhealthy_tokens``, ``calendar_due`` and ``drift.<TOKEN>`` (declared in :mod:`trimtab.metrics`)."""
-        st = self.state(book, params, pending_usd)
-        m = {"max_drift": st.max_drift, "unhealthy_tokens": float(st.unhealthy), "calendar_due": self.calendar_due(tick)}
-        for t in st.tokens:
-            m[f"drift.{t.token}"] = t.drift
+        rows, _, _, worst, bad = self._measure(book, params, pending_usd)
+        m = {"max_drift": worst, "unhealthy_tokens": float(bad), "calendar_due": self.calendar_due(tick)}
+        for row, (_, _, name) in zip(rows, self._rows):
+            m[name] = row[9]  # the token's drift
         return m
 
     def calendar_due(self, tick: int) -> float:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ class Plan:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """The fields as :func:`dataclasses.asdict` gives them (steps and instructions as
+        dicts, tuples kept), plus ``id``. Containers are fresh copies; leaves are shared
+        (they are str, numbers and None)."""
+        d = _plain(self)
         d["id"] = self.id
         return d
 
@@ -79,9 +83,38 @@ class Plan:
         return plan
 
     def canonical_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+        """The plan's fields as sorted, compact JSON (the same text as ``json.dumps(asdict(plan))``
+        with those options: :func:`_plain` builds the same structure without asdict's deep copy)."""
+        return json.dumps(_plain(self), sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """First 16 hex digits of the SHA-256 of the canonical JSON."""
+        """First 16 hex digits of the SHA-256 of the canonical JSON.
+
+        Hashed on first read and kept: a plan is frozen and nothing edits its dicts once built
+        (plans are pure data), while the engine reads the id for every step, fill and journal
+        row. A plan rebuilt by :meth:`from_dict` is a new object, so its id is hashed afresh
+        from its content, which is what the restore check compares."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(x):
+    """``x`` as :func:`dataclasses.asdict` builds it (dataclasses as dicts of their fields,
+    lists and tuples rebuilt with their own type, dicts as dicts, recursively), without
+    asdict's deep copy of every leaf: leaves are returned as they are (json's ``default`` sees
+    the same objects asdict would have copied). Plans hold str, numbers, None and containers
+    of them, so the canonical JSON, and with it the id, is the text asdict gave."""
+    if type(x) in _SCALARS:
+        return x
+    if is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in fields(x)}
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple, as asdict rebuilds it
+        return type(x)(*[_plain(v) for v in x])
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x

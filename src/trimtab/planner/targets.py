@@ -70,25 +70,39 @@ class _Sizing:
         return Basket(self.strategy, target, self.px, self.sim)
 
 
-def hedge_allocation_drift(strategy: Strategy, params: dict[str, float], px: Pricing, book: Book) -> float:
+def hedge_allocation_drift(strategy: Strategy, params: dict[str, float], px: Pricing, book: Book,
+                           hedges: list | None = None, tradable: dict[str, bool] | None = None) -> float:
     """Largest |venue share of the short - its target share| over the perp_hedge legs.
 
     Target shares are the configured weights over the legs with fresh data, with legs on stale
     venues held at their current share. 0 when nothing is hedged.
+
+    ``hedges`` (optional, for the per-tick caller): ``[(target, its hedge legs)]`` precomputed,
+    the targets with hedge legs in config order (the others add nothing); ``tradable``
+    (optional): ``{perp key: px.tradable(key)}`` at the current tick for every leg.
     """
+    if hedges is None:
+        hedges = [(t, template_for(t).hedge_legs(t)) for t in strategy.config.targets]
     worst = 0.0
-    for t in strategy.config.targets:
-        legs = template_for(t).hedge_legs(t)
+    for t, legs in hedges:
         sizes = {leg.instrument: book.qty(leg.instrument) for leg in legs}
-        total = sum(abs(s) for s in sizes.values())
+        # The sums below run in leg order from the int 0, exactly as sum() would.
+        total = 0
+        for s in sizes.values():
+            total += abs(s)
         if total <= 0:
             continue
         weights = {leg.instrument: strategy.target_value(leg.weight, params) for leg in legs}
-        live = {k: w for k, w in weights.items() if px.tradable(k)}
-        frozen_share = sum(abs(sizes[k]) for k in weights if k not in live) / total
-        wsum = sum(live.values())
-        for k in weights:
+        live = tradable if tradable is not None else {k: px.tradable(k) for k in weights}
+        frozen = wsum = 0
+        for k, w in weights.items():
+            if live[k]:
+                wsum += w
+            else:
+                frozen += abs(sizes[k])
+        frozen_share = frozen / total
+        for k, w in weights.items():
             share = abs(sizes[k]) / total
-            target = share if k not in live else (1 - frozen_share) * live[k] / wsum
+            target = (1 - frozen_share) * w / wsum if live[k] else share
             worst = max(worst, abs(share - target))
     return worst

@@ -69,12 +69,13 @@ class PortfolioResult:
 class Sleeve:
     """One sleeve: its engine (and a basket's drift tracker) over the portfolio's window."""
 
-    def __init__(self, spec, strategy, window: MarketData, run_dir: Path, capital: float, resume: bool = False):
+    def __init__(self, spec, strategy, window: MarketData, run_dir: Path, capital: float, resume: bool = False,
+                 journal: str = "slim"):
         self.spec = spec
         self.id = spec.id
         self.strategy = strategy
         self.capital = capital
-        self.engine = Engine(strategy, window, run_dir, capital=capital, resume=resume)
+        self.engine = Engine(strategy, window, run_dir, capital=capital, resume=resume, journal_mode=journal)
         self.engine.journal.flush_every = 10**9  # rows are committed with each checkpoint (never half a tick)
         self.tracker = DriftTracker(self.engine) if basket_of(strategy) is not None else None
 
@@ -100,7 +101,7 @@ class PortfolioRunner:
     """Runs a portfolio of strategies one tick at a time. Build with :meth:`start` or :meth:`resume`."""
 
     def __init__(self, portfolio: Portfolio, data: MarketData, run_dir: Path, start, end, capital: float | None = None,
-                 resume: bool = False):
+                 resume: bool = False, journal: str = "slim"):
         self.p = portfolio
         self.owned = None  # the RunClaim of run_dir, set by start() and resume()
         self.cfg = cfg = portfolio.config
@@ -108,7 +109,7 @@ class PortfolioRunner:
         self.start_time, self.end_time = start, end
         self.capital = float(capital if capital is not None else cfg.capital)
         window = data.slice(start, end)
-        self.sleeves = [Sleeve(spec, strat, window, self.run_dir / "sleeves" / spec.id, spec.weight * self.capital, resume)
+        self.sleeves = [Sleeve(spec, strat, window, self.run_dir / "sleeves" / spec.id, spec.weight * self.capital, resume, journal)
                         for spec, strat in portfolio.sleeves]
         v = self.sleeves[0].engine.view
         self.times, self.epoch, self.iso, self.n = v.times, v.epoch, self.sleeves[0].engine.iso, v.n
@@ -148,9 +149,10 @@ class PortfolioRunner:
     # ------------------------------------------------------------------ construction
     @classmethod
     def start(cls, config: str | Path | Portfolio, out: Path | str = "runs", run_id: str | None = None, start=None, end=None,
-              capital: float | None = None, data: MarketData | None = None) -> "PortfolioRunner":
+              capital: float | None = None, data: MarketData | None = None, journal: str = "slim") -> "PortfolioRunner":
         """A new run of the portfolio ``config`` (a path or a loaded :class:`Portfolio`) under
-        ``out/run_id`` over ``start..end`` (default: the sleeves' common window).
+        ``out/run_id`` over ``start..end`` (default: the sleeves' common window). ``journal``: the
+        sleeves' journal mode, "slim" or "full" (:mod:`trimtab.engine.journal`).
 
         The run directory is owned by the runner until :meth:`run` returns (:func:`trimtab.runs.claim`).
 
@@ -163,7 +165,7 @@ class PortfolioRunner:
         data = data or load_market_data()
         s0, s1 = portfolio_window(portfolio, data, start, end)
         owned = claim(out, run_id, new_id=lambda: unique_run_id(out, portfolio.name, s0, s1))
-        runner = owned.build(lambda: cls(portfolio, data, owned.run_dir, s0, s1, capital))
+        runner = owned.build(lambda: cls(portfolio, data, owned.run_dir, s0, s1, capital, journal=journal))
         runner.owned = owned
         return runner
 
@@ -438,10 +440,10 @@ class PortfolioRunner:
 
 def run_portfolio(config: str | Path, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                   run_id: str | None = None, data: MarketData | None = None, progress=None, stop_at: int | None = None,
-                  resume: bool = False) -> PortfolioResult | None:
+                  resume: bool = False, journal: str = "slim") -> PortfolioResult | None:
     """Run (or with ``resume``, continue ``out/run_id``) a portfolio of strategies on the bundled
     data; see :class:`PortfolioRunner`. ``stop_at``: stop before that tick (checkpointed) and
-    return None.
+    return None. ``journal``: the sleeves' journal mode of a new run (a resumed one keeps its own).
 
     Raises:
         ConfigError, DataError, PortfolioError.
@@ -451,5 +453,5 @@ def run_portfolio(config: str | Path, start=None, end=None, capital: float | Non
             raise PortfolioError("resuming a portfolio run needs its run id (--run-id)")
         runner = PortfolioRunner.resume(Path(out) / check_run_id(run_id), data)
     else:
-        runner = PortfolioRunner.start(config, out, run_id, start, end, capital, data)
+        runner = PortfolioRunner.start(config, out, run_id, start, end, capital, data, journal=journal)
     return runner.run(stop_at=stop_at, progress=progress)

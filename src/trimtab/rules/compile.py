@@ -11,7 +11,7 @@ from numbers import Real
 from types import MappingProxyType
 
 from .comparison import Comparison, comparison_sites
-from .fast import fast
+from .fast import fast, fast_guard
 from .fold import fold, ir_names
 from .nodes import ExprError, Node, first_name_offset, names
 from .parse import parse
@@ -33,7 +33,7 @@ class CompiledExpr:
     NaN and division-by-zero semantics.
     """
 
-    __slots__ = ("source", "node", "names", "constants", "sites", "_fn", "_ir", "_trace_fns")
+    __slots__ = ("source", "node", "names", "constants", "sites", "_fn", "_ir", "_trace_fns", "_guard_fns")
 
     def __init__(self, source: str, node: Node, constants: Mapping[str, float]) -> None:
         self.source = source
@@ -58,6 +58,7 @@ class CompiledExpr:
         self._ir = ir
         self._fn = fast(ir)
         self._trace_fns: dict = {}
+        self._guard_fns: dict = {}
 
     def __call__(self, env: Mapping[str, float]) -> bool | float:
         """Evaluate against ``env`` (a mapping holding every name in :attr:`names`)."""
@@ -86,6 +87,25 @@ class CompiledExpr:
         except (KeyError, TypeError) as exc:
             raise self._env_error(env, exc) from None
         return value, out
+
+    def holds(self, env: Mapping[str, float], nan_as: bool | None = None) -> bool:
+        """``bool(self.trace(env, nan_as)[0])`` without building the trace: whether the guard
+        holds, with the same ``nan_as`` semantics and the same :class:`ExprError` for a name
+        missing from ``env`` (or holding a non-number)."""
+        try:
+            return bool(self.guard(nan_as)(env))
+        except (KeyError, TypeError) as exc:
+            raise self._env_error(env, exc) from None
+
+    def guard(self, nan_as: bool | None = None):
+        """The raw closure behind :meth:`holds`: ``fn(env)`` whose truth is the guard's result.
+
+        For hot loops: it raises ``KeyError``/``TypeError`` (not ExprError) on a bad ``env``;
+        call :meth:`holds` or :meth:`trace` on the same ``env`` to get the ExprError."""
+        fn = self._guard_fns.get(nan_as)
+        if fn is None:
+            fn = self._guard_fns[nan_as] = fast_guard(self._ir, nan_as)
+        return fn
 
     def _env_error(self, env: Mapping[str, float], exc: Exception) -> Exception:
         ordered = sorted(self.names, key=lambda n: first_name_offset(self.node, n))

@@ -170,12 +170,13 @@ def _fast_cmp(op: str, left: tuple, right: tuple) -> Fn:
     return lambda env: fn(lf(env), rf(env))
 
 
-def _fast_bool(tag: str, kids: tuple) -> Fn:
+def _fast_bool(tag: str, kids: tuple, make: Callable[[tuple], Fn] = None) -> Fn:  # type: ignore[assignment]
+    """``and``/``or`` over ``kids``, each compiled with ``make`` (default :func:`fast`)."""
     neutral = tag == "and"  # constants that cannot decide the result are dropped
     kept = [k for k in kids if not (k[0] == "const" and k[1] == neutral)]
     if not kept:  # pragma: no cover - folded to a constant before we get here
         return lambda env: neutral
-    fs = [fast(k) for k in kept]
+    fs = [(make or fast)(k) for k in kept]
     if len(fs) == 1:
         return fs[0]
     if tag == "and":
@@ -209,3 +210,95 @@ def _fast_bool(tag: str, kids: tuple) -> Fn:
         return False
 
     return any_
+
+
+# --- guards with "NaN in guards" semantics -------------------------------------------------
+#
+# The fast counterpart of trimtab.rules.trace.tracer(ir, nan_as) for nan_as True/False: the same
+# value, the same names read in the same order (so the same KeyError), but no Comparison records.
+# Per comparison: a NaN side makes it count as ``nan_as`` (flipped under ``not``); a NaN number
+# used as a boolean counts as ``nan_as`` too. Numbers are unchanged (they hold no comparisons).
+
+
+def fast_guard(ir: tuple, nan_as: bool | None) -> Fn:
+    """Closure ``fn(env)`` whose truth is exactly that of the value ``tracer(ir, nan_as)`` gives
+    (the value of :meth:`CompiledExpr.trace`), without recording comparisons.
+
+    The result is a bool (``numpy.bool_`` for numpy metrics): a guard that is a bare number is
+    wrapped in ``bool()``, because ``transitions`` tests conditions with ``== True``. ``nan_as``
+    None is IEEE semantics (the plain :func:`fast` closure). Raises ``KeyError`` for a name
+    missing from ``env`` where the tracing closure would (same names, same order).
+    """
+    f = fast(ir) if nan_as is None else _fast_nan(ir, nan_as)
+    if ir[0] in ("name", "call", "neg", "bin") or (ir[0] == "const" and not isinstance(ir[1], bool)):
+        return lambda env: bool(f(env))
+    return f
+
+
+def _fast_nan(ir: tuple, nan_as: bool) -> Fn:
+    tag = ir[0]
+    if tag == "const":
+        v = ir[1]
+        return lambda env: v
+    if tag == "cmp":
+        return _nan_cmp(ir[1], ir[2], ir[3], nan_as)
+    if tag == "not":
+        f = _fast_nan(ir[1], not nan_as)  # polarity flips under "not", as in the tracer
+        return lambda env: not f(env)
+    if tag == "truth":
+        g = fast(ir[1])
+
+        def truth_or_fault(env):
+            x = g(env)
+            return nan_as if x != x else x != 0
+
+        return truth_or_fault
+    if tag in ("and", "or"):
+        return _fast_bool(tag, ir[1], lambda k: _fast_nan(k, nan_as))
+    return fast(ir)  # a number
+
+
+def _nan_side(ir: tuple, nan_as: bool) -> Fn:
+    """Closure of one comparison operand, as the tracer builds it (numbers: plain fast)."""
+    if ir[0] in ("name", "call", "neg", "bin"):
+        return fast(ir)
+    return _fast_nan(ir, nan_as)
+
+
+def _nan_cmp(op: str, left: tuple, right: tuple, nan_as: bool) -> Fn:
+    if left[0] == "const" and right[0] != "const":
+        # Mirroring is exact for floats ("c < x" and "x > c" agree) and the NaN test is symmetric.
+        op, left, right = MIRROR[op], right, left
+    fn = CMP[op]
+    if right[0] == "const":
+        c = right[1]
+        f = _nan_side(left, nan_as)
+        if c != c:
+            def nan_const(env):
+                f(env)  # still read the operand: a missing metric raises as in the tracer
+                return nan_as
+
+            return nan_const
+        if left[0] == "name":
+            n = left[1]
+
+            def name_const(env):
+                x = env[n]
+                return fn(x, c) if x == x else nan_as
+
+            return name_const
+
+        def fn_const(env):
+            x = f(env)
+            return fn(x, c) if x == x else nan_as
+
+        return fn_const
+    lf, rf = _nan_side(left, nan_as), _nan_side(right, nan_as)
+
+    def both(env):
+        a = lf(env)
+        b = rf(env)
+        res = fn(a, b)  # first, as the tracer does: a non-number raises even beside a NaN
+        return res if a == a and b == b else nan_as
+
+    return both

@@ -117,15 +117,21 @@ def health(sim, book: Book, venue: str) -> tuple[float, float, float, float]:
     account's eMode category (GenericLogic.calculateUserAccountData); HF inf without debt."""
     risk = sim.venues[venue].risk
     cat = sim.emode.get(venue)
+    px = sim.px
+    lts = sim.aave_lt   # (venue, asset) -> liquidation threshold, filled here: static per venue YAML and eMode
+    prefix = venue + ":"
     coll = debt = weighted = 0.0
     for key, q in book.bal.items():
-        if q == 0.0 or not key.startswith(venue + ":"):
+        if q == 0.0 or not key.startswith(prefix):
             continue
-        inf = sim.px.info[key]
-        usd = sim.px.amount(key, q) * sim.px.asset_usd(inf.asset)
+        inf = px.info[key]
+        usd = px.amount(key, q) * px.asset_usd(inf.asset)
         if inf.ptype == "aToken":
             coll += usd
-            weighted += usd * risk.params(inf.asset, cat).liquidation_threshold
+            lt = lts.get((venue, inf.asset))
+            if lt is None:
+                lt = lts[(venue, inf.asset)] = risk.params(inf.asset, cat).liquidation_threshold
+            weighted += usd * lt
         elif inf.ptype == "debtToken":
             debt += usd
     return (weighted / debt if debt > 0 else math.inf), (debt / coll if coll > 0 else 0.0), coll, debt
@@ -148,7 +154,7 @@ def liquidations(sim, tick: int, book: Book) -> list[Fill]:
     collateral and the debt (the largest call that passes); when none passes, none happens."""
     out = []
     for venue in sim.lending:
-        hf, _, coll_usd, debt_usd = health(sim, book, venue)
+        hf, _, coll_usd, debt_usd = sim.aave_health(book, venue)   # memoised per tick and book state
         if hf >= 1.0 or debt_usd <= 0:
             continue
         risk, cat = sim.venues[venue].risk, sim.emode.get(venue)

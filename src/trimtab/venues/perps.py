@@ -32,26 +32,32 @@ from . import margin
 SimVenues = Any
 
 
+def _keys(sim: SimVenues, venue: str) -> list[str]:
+    """``venue``'s perp keys in ``sim.perp_keys`` order (precomputed by SimVenues)."""
+    keys = sim.perp_keys_of.get(venue)
+    return keys if keys is not None else [k for k in sim.perp_keys if k.startswith(venue + ":")]
+
+
 def margin_balance(sim: SimVenues, book: Book, venue: str, marks: dict[str, float] | None = None) -> tuple[float, float]:
     """(margin balance USD, position notional USD) of ``venue``'s account at the current marks
     (``marks`` overrides some). Non-USDT margin assets count at their collateral value ratio."""
     perp = sim.venues[venue].perp
+    px = sim.px
     eq = 0.0
     for key in sim.margin_keys.get(venue, ()):
         q = book.qty(key)
         if q:
-            asset = sim.px.info[key].asset
-            price = sim.px.asset_usd(asset)
+            asset = px.info[key].asset
+            price = px.asset_usd(asset)
             tiers = perp.collateral.get(asset) if asset != "USDT" else None
             eq += margin.collateral_value(tiers, q, price) if tiers else q * price
     notional = 0.0
-    for key in sim.perp_keys:
-        if not key.startswith(venue + ":"):
-            continue
-        s = book.qty(key)
+    bal, entry = book.bal, book.entry
+    for key in _keys(sim, venue):
+        s = bal.get(key, 0.0)
         if s:
-            m = (marks or {}).get(key) or sim.px.mark(key)
-            eq += s * (m - book.entry.get(key, 0.0))
+            m = (marks.get(key) if marks else None) or px.mark(key)
+            eq += s * (m - entry.get(key, 0.0))
             notional += abs(s) * m
     return eq, notional
 
@@ -61,43 +67,78 @@ def maintenance_usd(sim: SimVenues, book: Book, venue: str, marks: dict[str, flo
     maintenance of each position (:func:`trimtab.venues.margin.maintenance`)."""
     tables = sim.venues[venue].perp.risk_limits
     total = 0.0
-    for key in sim.perp_keys:
-        if key.startswith(venue + ":"):
-            s = book.qty(key)
-            if s:
-                total += margin.maintenance(tables[key], s, (marks or {}).get(key) or sim.px.mark(key))
+    for key in _keys(sim, venue):
+        s = book.qty(key)
+        if s:
+            total += margin.maintenance(tables[key], s, (marks or {}).get(key) or sim.px.mark(key))
     return total
+
+
+def account_state(sim: SimVenues, book: Book, venue: str) -> tuple[float, float, float, dict[str, float | None]]:
+    """(margin balance USD, notional USD, maintenance margin USD, liquidation prices ``{perp key:
+    USD or None}``) of ``venue``'s account at the current marks: :func:`margin_balance`,
+    :func:`maintenance_usd` and :func:`liquidation_prices` in one pass over its positions, with
+    the same operations in the same order (so the same floats), each mark read once."""
+    perp = sim.venues[venue].perp
+    px = sim.px
+    eq = 0.0
+    for key in sim.margin_keys.get(venue, ()):
+        q = book.qty(key)
+        if q:
+            asset = px.info[key].asset
+            price = px.asset_usd(asset)
+            tiers = perp.collateral.get(asset) if asset != "USDT" else None
+            eq += margin.collateral_value(tiers, q, price) if tiers else q * price
+    notional = total = 0.0
+    tables = perp.risk_limits
+    bal, entry = book.bal, book.entry
+    held = []   # (key, size, entry, upnl, maintenance) per open position
+    for key in _keys(sim, venue):
+        s = bal.get(key, 0.0)
+        if s:
+            m = px.mark(key)
+            e = entry.get(key, 0.0)
+            u = s * (m - e)
+            eq += u
+            notional += abs(s) * m
+            mm = margin.maintenance(tables[key], s, m)
+            total += mm
+            held.append((key, s, e, u, mm))
+    if not held:
+        return eq, notional, total, {}
+    if len(held) == 1:
+        # One position (the usual hedge leg): the others' sums are empty (int 0) and the
+        # wallet's P&L sum is sum([u]) = 0.0 + u, written out.
+        key, s, e, u, _ = held[0]
+        return eq, notional, total, {key: margin.liquidation_price(eq - (0.0 + u), 0, 0, s, e, tables[key])}
+    wallet = eq - sum(h[3] for h in held)
+    out = {}
+    for key, s, e, _, _ in held:
+        others_mm = sum(h[4] for h in held if h[0] != key)
+        others_upnl = sum(h[3] for h in held if h[0] != key)
+        out[key] = margin.liquidation_price(wallet, others_mm, others_upnl, s, e, tables[key])
+    return eq, notional, total, out
 
 
 def liquidation_prices(sim: SimVenues, book: Book, venue: str) -> dict[str, float | None]:
     """Liquidation price of each open perp of ``venue`` (cross margin: the other positions at
     their current marks), by Binance's formula (:func:`trimtab.venues.margin.liquidation_price`)."""
-    tables = sim.venues[venue].perp.risk_limits
-    keys = [k for k in sim.perp_keys if k.startswith(venue + ":") and book.qty(k)]
-    if not keys:
-        return {}
-    eq, _ = margin_balance(sim, book, venue)
-    upnl = {k: book.qty(k) * (sim.px.mark(k) - book.entry.get(k, 0.0)) for k in keys}
-    mm = {k: margin.maintenance(tables[k], book.qty(k), sim.px.mark(k)) for k in keys}
-    wallet = eq - sum(upnl.values())
-    out = {}
-    for k in keys:
-        others_mm = sum(v for j, v in mm.items() if j != k)
-        others_upnl = sum(v for j, v in upnl.items() if j != k)
-        out[k] = margin.liquidation_price(wallet, others_mm, others_upnl, book.qty(k), book.entry.get(k, 0.0), tables[k])
-    return out
+    return account_state(sim, book, venue)[3]
 
 
-def _crossed(sim: SimVenues, book: Book, venue: str) -> tuple[str, float] | None:
+def _crossed(sim: SimVenues, book: Book, venue: str, lps: dict[str, float | None] | None = None) -> tuple[str, float] | None:
     """(perp key, liquidation price) of the first position whose liquidation price the hour's
-    adverse extreme reached, or None."""
-    for key, lp in liquidation_prices(sim, book, venue).items():
+    adverse extreme reached, or None; ``lps``: the account's liquidation prices at the marks
+    when the caller has them."""
+    get = sim.view.get
+    if lps is None:
+        lps = sim.perp_liquidation_prices(book, venue)
+    for key, lp in lps.items():
         if lp is None or not sim.px.mark_is_fresh(key):
             continue
-        base = sim.px.info[key].mark_field.rsplit(".", 1)[0]
         long = book.qty(key) > 0
         try:
-            extreme = sim.view.get(f"{base}.{'low' if long else 'high'}")
+            extreme = get(sim.extreme_fields[key][0 if long else 1])
         except DataError:
             continue
         if not math.isnan(extreme) and (extreme <= lp if long else extreme >= lp):
@@ -109,24 +150,25 @@ def liquidations(sim: SimVenues, tick: int, book: Book) -> list[tuple[Fill, floa
     """Fills of every perp account the venue would liquidate at this tick (see the module)."""
     out: list[tuple[Fill, float | None]] = []
     for venue in sim.perp_venues:
-        eq, notional = margin_balance(sim, book, venue)
+        # At the marks: the figures the monitors computed this tick for this book state (memoised,
+        # SimVenues._risk_memo); only a liquidation recomputes, at the crossing price.
+        eq, notional, _, mm, lps = sim.perp_risk(book, venue)
         if notional <= 0:
             continue
-        mm = maintenance_usd(sim, book, venue)
         marks: dict[str, float] = {}
         if eq < mm:
             why = f"margin balance {eq:.2f} < maintenance margin {mm:.2f} at the mark"
         else:
-            hit = _crossed(sim, book, venue)
+            hit = _crossed(sim, book, venue, lps)
             if hit is None:
                 continue
             marks[hit[0]] = hit[1]
             eq, _ = margin_balance(sim, book, venue, marks)
             mm = maintenance_usd(sim, book, venue, marks)
             why = f"{hit[0]} reached its liquidation price {hit[1]:.2f} inside the hour"
-        for key in sim.perp_keys:
+        for key in _keys(sim, venue):
             s = book.qty(key)
-            if key.startswith(venue + ":") and s:
+            if s:
                 price = marks.get(key) or sim.px.mark(key)
                 field = sim.px.info[key].mark_field
                 if key in marks:

@@ -68,10 +68,29 @@ class Pricing:
                 idx = f"{spec.reserve}.variable_borrow_index"
             stale = v.perp.stale_after_h if v.perp else 3.0
             self.info[k] = InstrumentInfo(k, vname, ptype, spec.asset, idx, spec.mark_field, spec.funding_field, stale)
+        #: Non-perp keys whose value per unit never moves (no Aave index, a constant USD price,
+        #: a USDT share class): every :meth:`factors` of theirs is the same constant, so there is
+        #: no market move to attribute.
+        self.fixed_keys = frozenset(
+            k for k, inf in self.info.items()
+            if inf.ptype != "Perp" and not inf.index_field and inf.asset in self.assets
+            and self.assets[inf.asset].usd is not None and self.share_class == "USDT")
+        # What value() and delta() read for keys whose per-unit figures never move: the same
+        # numbers asset_usd / share_usd / eth_rate return for them, read once.
+        sign = {k: -1.0 if inf.ptype == "debtToken" else 1.0 for k, inf in self.info.items()}
+        self._value_const = {k: (sign[k], self.assets[self.info[k].asset].usd, 1.0) for k in self.fixed_keys}
+        self._delta_const: dict[str, tuple[float, str, float | None]] = {}
+        for k, inf in self.info.items():
+            spec = self.assets.get(inf.asset)
+            if inf.ptype == "Perp" or inf.index_field or spec is None:
+                continue
+            if spec.delta_asset != "ETH":
+                self._delta_const[k] = (sign[k], spec.delta_asset, None)
+            elif not spec.eth_rate_field:
+                self._delta_const[k] = (sign[k], spec.delta_asset, 1.0)
         self.stale_marks: dict[str, list[int]] = {}  # key -> [ticks marked at the reference price, last such tick]
         self.eth_field = self.assets["ETH"].usd_field
-        self._memo: dict[tuple[str, int], float] = {}
-        self._memo_tick = -1
+        self._forget()
         self.funding_max_age: dict[str, float] = {
             k: 2 * strategy.venues[inf.venue].perp.funding_interval_h + 1 for k, inf in self.info.items() if inf.funding_field}
 
@@ -83,6 +102,36 @@ class Pricing:
     def restore(self, snap: dict) -> None:
         """Load a :meth:`snapshot`."""
         self.stale_marks = {k: list(v) for k, v in snap["stale_marks"].items()}
+        self._forget()
+
+    # ------------------------------------------------------------------ per-tick caches
+    # The loop asks for the same few prices many times a tick (every account valuation, the
+    # monitors, attribution at the tick before). A price at tick t is a function of the data
+    # at t alone (columns only grow at their end, MarketView.extend), so it is cached by tick:
+    # one dict for ``view.i`` and one for ``view.i - 1`` (last tick's, kept when the view steps
+    # on by one hour, which is what attribution reads). A stale mark (reference-price fallback)
+    # is never cached: reading it counts the hour in ``stale_marks``, exactly as before.
+    def _forget(self) -> None:
+        self._memo_tick = -2
+        self._asset_now: dict[str, float] = {}
+        self._asset_prev: dict[str, float] = {}
+        self._mark_now: dict[str, float] = {}
+        self._mark_prev: dict[str, float] = {}
+        self._factors_now: dict[str, tuple[float, list[tuple[str, float]]]] = {}
+        self._factors_prev: dict[str, tuple[float, list[tuple[str, float]]]] = {}
+        self._parts_now: dict[str, tuple[float, float, float]] = {}
+        self._parts_prev: dict[str, tuple[float, float, float]] = {}
+
+    def _roll(self, now: int) -> None:
+        """The view moved to tick ``now``: this tick's caches start empty; last tick's are kept
+        as ``_prev`` only when ``now`` is the very next tick (so ``_prev`` always holds tick ``now - 1``)."""
+        if now == self._memo_tick + 1:
+            self._asset_prev, self._mark_prev, self._factors_prev, self._parts_prev = (
+                self._asset_now, self._mark_now, self._factors_now, self._parts_now)
+        else:
+            self._asset_prev, self._mark_prev, self._factors_prev, self._parts_prev = {}, {}, {}, {}
+        self._asset_now, self._mark_now, self._factors_now, self._parts_now = {}, {}, {}, {}
+        self._memo_tick = now
 
     # ------------------------------------------------------------------ fields
     def fields(self) -> set[str]:
@@ -103,14 +152,19 @@ class Pricing:
 
     def asset_usd(self, asset: str, i: int | None = None) -> float:
         """USD price of one unit of ``asset``. Raises DataError if its series has no value."""
-        j = self.view.i if i is None else i
-        if self._memo_tick != self.view.i:
-            # Prices only change with the tick; the loop asks for the same few many times.
-            self._memo.clear()
-            self._memo_tick = self.view.i
-        hit = self._memo.get((asset, j))
-        if hit is not None:
-            return hit
+        now = self.view.i
+        if self._memo_tick != now:
+            self._roll(now)
+        if i is None or i == now:
+            memo, j = self._asset_now, now
+        elif i == now - 1:
+            memo, j = self._asset_prev, i
+        else:
+            memo, j = None, i
+        if memo is not None:
+            hit = memo.get(asset)
+            if hit is not None:
+                return hit
         spec = self.assets[asset]
         if spec.usd is not None:
             v = spec.usd
@@ -118,7 +172,8 @@ class Pricing:
             v = self.view.require(spec.usd_field, j)
         else:
             v = self.view.require(spec.eth_rate_field, j) * self.eth_usd(j)
-        self._memo[(asset, j)] = v
+        if memo is not None:
+            memo[asset] = v
         return v
 
     def eth_rate(self, asset: str, i: int | None = None) -> float:
@@ -136,10 +191,26 @@ class Pricing:
 
     def mark(self, key: str, i: int | None = None) -> float:
         """Perp mark price; the reference asset price while the venue's own feed is stale or quarantined."""
+        now = self.view.i
+        if self._memo_tick != now:
+            self._roll(now)
+        if i is None or i == now:
+            memo = self._mark_now
+        elif i == now - 1:
+            memo = self._mark_prev
+        else:
+            memo = None
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
         inf = self.info[key]
         if self.view.fresh(inf.mark_field, inf.stale_after_h, i):
-            return self.view.get(inf.mark_field, i)
-        t = self.view.i if i is None else i
+            v = self.view.get(inf.mark_field, i)
+            if memo is not None:
+                memo[key] = v
+            return v
+        t = now if i is None else i
         seen = self.stale_marks.setdefault(key, [0, -1])  # [hours counted, last tick counted]
         if seen[1] != t:
             seen[0] += 1
@@ -154,9 +225,10 @@ class Pricing:
         """A perp may be traded only while its mark is fresh and its funding series is current
         (a settlement missing for over two intervals means the venue's data is down)."""
         inf = self.info[key]
-        if not self.mark_is_fresh(key, i):
+        view = self.view
+        if not view.fresh(inf.mark_field, inf.stale_after_h, i):  # mark_is_fresh, inlined
             return False
-        return not inf.funding_field or self.view.age(inf.funding_field, i) <= self.funding_max_age[key]
+        return not inf.funding_field or view.age(inf.funding_field, i) <= self.funding_max_age[key]
 
     def index(self, key: str, i: int | None = None) -> float:
         return self.view.require(self.info[key].index_field, i)
@@ -173,14 +245,27 @@ class Pricing:
         """Value in the share class of ``qty`` (book units) of instrument ``key``."""
         if qty == 0.0:
             return 0.0
+        const = self._value_const.get(key)
+        if const is not None:  # a fixed key: the same arithmetic with its constant prices
+            sign, usd, share = const
+            return sign * qty * usd / share
         inf = self.info[key]
         if inf.ptype == "Perp":
             return qty * (self.mark(key, i) - entry) / self.share_usd(i)
         sign = -1.0 if inf.ptype == "debtToken" else 1.0
-        return sign * self.amount(key, qty, i) * self.asset_usd(inf.asset, i) / self.share_usd(i)
+        # :meth:`amount`, inlined (the monitors value every position several times a tick)
+        amount = qty * self.view.require(inf.index_field, i) if inf.index_field else qty
+        return sign * amount * self.asset_usd(inf.asset, i) / self.share_usd(i)
 
     def delta(self, key: str, qty: float, i: int | None = None) -> tuple[str, float]:
         """(delta asset, exposure in its units): ETH-linked tokens count ETH at their rate."""
+        const = self._delta_const.get(key)
+        if const is not None:  # no index, no rate that moves: the same arithmetic, constants read once
+            sign, da, rate = const
+            units = qty
+            if rate is not None:
+                units *= rate
+            return da, sign * units
         inf = self.info[key]
         if inf.ptype == "Perp":
             return self.delta_asset(inf.asset), qty
@@ -196,8 +281,23 @@ class Pricing:
 
         Not for perps (see :meth:`perp_parts`). Categories: supply_yield (liquidity index),
         borrow_cost (borrow index), staking_yield (LST rate), price_delta (asset and share
-        class prices).
+        class prices). Cached for ``view.i`` and ``view.i - 1``: the result is shared, callers
+        must not change it.
         """
+        now = self.view.i
+        if self._memo_tick != now:
+            self._roll(now)
+        memo = self._factors_now if i == now else self._factors_prev if i == now - 1 else None
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+        out = self._factors(key, i)
+        if memo is not None:
+            memo[key] = out
+        return out
+
+    def _factors(self, key: str, i: int) -> tuple[float, list[tuple[str, float]]]:
         inf = self.info[key]
         out: list[tuple[str, float]] = []
         sign = 1.0
@@ -221,9 +321,27 @@ class Pricing:
         return sign, out
 
     def perp_parts(self, key: str, i: int) -> tuple[float, float, float]:
-        """(mark, reference price of the asset, 1 / share class price) for perp attribution."""
+        """(mark, reference price of the asset, 1 / share class price) for perp attribution.
+        Cached like :meth:`factors` while the mark is the venue's own (a stale mark is
+        re-read, so its hour is counted as :meth:`mark` counts it)."""
+        now = self.view.i
+        if self._memo_tick != now:
+            self._roll(now)
+        if i == now:
+            memo, marks = self._parts_now, self._mark_now
+        elif i == now - 1:
+            memo, marks = self._parts_prev, self._mark_prev
+        else:
+            memo = marks = None
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
         inf = self.info[key]
-        return self.mark(key, i), self.asset_usd(inf.asset, i), 1.0 / self.share_usd(i)
+        out = self.mark(key, i), self.asset_usd(inf.asset, i), 1.0 / self.share_usd(i)
+        if memo is not None and key in marks:
+            memo[key] = out
+        return out
 
 
 def is_nan(x: float) -> bool:

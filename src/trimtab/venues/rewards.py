@@ -11,6 +11,7 @@ could be known).
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import pandas as pd
@@ -81,6 +82,10 @@ class RewardAccrual:
         self.record(eeth)
         return eeth
 
+    def is_due(self, i: int) -> bool:
+        """True when a drop is payable at tick ``i`` (else :meth:`fills` returns [] and changes nothing)."""
+        return self.next < len(self.drops) and self.drops[self.next].pay <= self.epoch[i]
+
     def fills(self, i: int) -> list[Fill]:
         """The reward fills payable at tick ``i`` (:meth:`due`), credited to the wallet."""
         return [Fill(i, VENUE, "reward", "rewards", [Leg(f"wallet:BaseToken:{token}", amount, amount)],
@@ -96,7 +101,11 @@ class RewardAccrual:
             d = self.drops[self.next]
             self.next += 1
             n = (d.end - d.start) // 3600
-            total = sum(h for t, h in zip(self.epoch[: len(self.held)], self.held) if d.start <= t < d.end)
+            # The ticks with start <= t < end, found by bisection: the clock is strictly
+            # increasing, so they are one slice, summed in the same order as a filter would.
+            held = len(self.held)
+            lo, hi = bisect_left(self.epoch, d.start, 0, held), bisect_left(self.epoch, d.end, 0, held)
+            total = sum(self.held[lo:hi])
             amount = d.per_eeth * total / n if n > 0 else 0.0
             if amount > 0:
                 out.append((d.token, amount, d))

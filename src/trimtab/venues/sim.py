@@ -73,6 +73,16 @@ class SimVenues:
         for k, (vn, _) in strategy.instruments.items():
             if parse_key(k).position_type == "Margin":
                 self.margin_keys.setdefault(vn, []).append(k)
+        # Each venue's perp keys, in perp_keys order (venues.perps sums over them in that order).
+        self.perp_keys_of: dict[str, list[str]] = {v: [k for k in self.perp_keys if k.startswith(v + ":")] for v in self.venues}
+        # perp key -> (bar low field, bar high field): the hour's adverse extremes (venues.perps._crossed)
+        self.extreme_fields: dict[str, tuple[str, str]] = {}
+        for k in self.perp_keys:
+            if pricing.info[k].mark_field:
+                base = pricing.info[k].mark_field.rsplit(".", 1)[0]
+                self.extreme_fields[k] = (f"{base}.low", f"{base}.high")
+        self._risk = _RiskMemo(None, -1, -1)
+        self.aave_lt: dict[tuple[str, str], float] = {}  # (lending venue, asset) -> LT in the account's eMode (venues.aave.health)
         self.stops: dict[str, tuple[float, float]] = {}  # perp key -> (take_profit, stop_loss)
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
@@ -328,27 +338,70 @@ class SimVenues:
                     note=f"in transit {op.latency_s:.0f}s" + (f", fee {fee} {parse_key(src).symbol}" if fee else ""))
 
     # ------------------------------------------------------------------ risk
+    def _risk_memo(self, book: Book) -> "_RiskMemo":
+        """The risk figures already computed for ``book`` at the current tick.
+
+        Valid while (book object, ``view.i``, ``book.version``) is unchanged: an account's margin
+        balance, maintenance, liquidation prices and an Aave health factor read only the book's
+        positions and entry prices (changed only by Book.apply / Book.restore, which bump
+        ``version``), prices at ``view.i`` (marks -- the fallback to the reference price while a
+        feed is stale or quarantined is itself a function of the tick --, asset prices, Aave
+        indices) and the static venue YAML. A book mutated behind Book's back is not seen.
+        """
+        r = self._risk
+        if r.book is not book or r.tick != self.view.i or r.version != book.version:
+            r = self._risk = _RiskMemo(book, self.view.i, book.version)
+        return r
+
     def aave_health(self, book: Book, venue: str) -> tuple[float, float, float, float]:
         """(health_factor, ltv, collateral_usd, debt_usd) of a lending venue, per asset for the
-        account's eMode category (:func:`trimtab.venues.aave.health`); HF inf without debt."""
-        return aave.health(self, book, venue)
+        account's eMode category (:func:`trimtab.venues.aave.health`); HF inf without debt.
+        Computed once per tick and book state (:meth:`_risk_memo`)."""
+        memo = self._risk_memo(book).health
+        hit = memo.get(venue)
+        if hit is None:
+            hit = memo[venue] = aave.health(self, book, venue)
+        return hit
 
     def perp_account(self, book: Book, venue: str) -> tuple[float, float, float]:
         """(margin balance USD, position notional USD, margin ratio = balance / notional) of a
         CEX account; ratio inf without positions. The balance is what the exchange margins:
         every ``Margin`` asset at its price x its collateral value ratio (multi-asset margin:
         BTC collateral at the venue's haircut, USDT at 1) plus unrealised P&L
-        (:func:`trimtab.venues.perps.margin_balance`)."""
-        eq, notional = perps.margin_balance(self, book, venue)
-        return eq, notional, (eq / notional if notional > 0 else math.inf)
+        (:func:`trimtab.venues.perps.margin_balance`). Computed once per tick and book state
+        (:meth:`_risk_memo`)."""
+        memo = self._risk_memo(book).account
+        hit = memo.get(venue)
+        if hit is None:
+            eq, notional = perps.margin_balance(self, book, venue)
+            hit = memo[venue] = (eq, notional, (eq / notional if notional > 0 else math.inf))
+        return hit
 
     def perp_maintenance(self, book: Book, venue: str) -> float:
-        """Maintenance margin (USD) of a CEX account from the exchange's risk-limit brackets."""
-        return perps.maintenance_usd(self, book, venue)
+        """Maintenance margin (USD) of a CEX account from the exchange's risk-limit brackets.
+        Computed once per tick and book state, with the liquidation prices (:meth:`perp_risk`)."""
+        return self.perp_risk(book, venue)[3]
 
     def perp_liquidation_prices(self, book: Book, venue: str) -> dict[str, float | None]:
-        """Liquidation price of each open perp of ``venue`` (Binance's cross-margin formula)."""
-        return perps.liquidation_prices(self, book, venue)
+        """Liquidation price of each open perp of ``venue`` (Binance's cross-margin formula),
+        ``{perp key: USD or None}``. Computed once per tick and book state (:meth:`perp_risk`):
+        the dict is shared, callers must not change it."""
+        return self.perp_risk(book, venue)[4]
+
+    def perp_risk(self, book: Book, venue: str) -> tuple[float, float, float, float, dict[str, float | None]]:
+        """Everything the risk monitor and the liquidation check read of a CEX account, in one
+        memoised lookup (:meth:`_risk_memo`): (margin balance USD, notional USD, margin ratio --
+        :meth:`perp_account` --, maintenance margin USD, liquidation prices ``{perp key: USD or
+        None}``), :func:`trimtab.venues.perps.account_state`. The dict is shared: do not change it."""
+        r = self._risk_memo(book)
+        hit = r.perp.get(venue)
+        if hit is None:
+            eq, notional, mm, lps = perps.account_state(self, book, venue)
+            ratio = eq / notional if notional > 0 else math.inf
+            # the same floats as perp_account's margin_balance, so either may fill the memo
+            r.account.setdefault(venue, (eq, notional, ratio))
+            hit = r.perp[venue] = (eq, notional, ratio, mm, lps)
+        return hit
 
     # ------------------------------------------------------------------ venue-side events
     def funding(self, tick: int, book: Book) -> list[Fill]:
@@ -399,6 +452,18 @@ class SimVenues:
         out: list[tuple[Fill, float | None]] = [(f, None) for f in aave.liquidations(self, tick, book)]
         out.extend(perps.liquidations(self, tick, book))
         return out
+
+
+class _RiskMemo:
+    """Risk figures of one book at one tick and book version, by venue (SimVenues._risk_memo)."""
+
+    __slots__ = ("book", "tick", "version", "account", "perp", "health")
+
+    def __init__(self, book: Book | None, tick: int, version: int):
+        self.book, self.tick, self.version = book, tick, version
+        self.account: dict[str, tuple[float, float, float]] = {}
+        self.perp: dict[str, tuple[float, float, float, float, dict[str, float | None]]] = {}
+        self.health: dict[str, tuple[float, float, float, float]] = {}
 
 
 def _canon(asset: str) -> str:
