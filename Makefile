@@ -25,13 +25,15 @@ data: $(STAMP)
 
 # Figures only (issue 14), each with its ratio: the flagship's budgets, the engine against the
 # hand loop, the drift basket against bt, `trimtab compare` on all cores (and on one), and a
-# live run resumed after 1,000 and 10,000 ticks. About 4-5 minutes on 2 cores.
+# live run resumed after 1,000 and 10,000 ticks, and a live tick's cost as a run grows to 5,000 ticks.
+# About 6 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/compare_hand.py --no-backtest
 	$(BIN)/python bench/drift_vs_bt.py
 	$(BIN)/python bench/compare_all.py --sequential
 	$(BIN)/python bench/resume.py --ticks 1000 10000
+	$(BIN)/python bench/live_ticks.py --ticks 5000
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

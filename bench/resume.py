@@ -97,6 +97,12 @@ class PrefetchedStore(LiveStore):
             return _SpanTick(o, (start - int(o.epoch[0])) // HOUR, PrefetchedStore.checked)
         return super().market(start, end, known)
 
+    def tick(self, t, bands=None):
+        """The live loop's newest hour, from the oracle too (the loop reads it through ``tick``)."""
+        if PrefetchedStore.oracle is None:
+            return super().tick(t, bands)
+        return self.market(t, t).with_checks(bands)
+
 
 def oracle(market, sources, needed, t0: int, t1: int):
     """One MarketData of every row the bench's collector serves for ticks ``t0..t1``."""

@@ -19,7 +19,7 @@ import pandas as pd
 from .config.load import load_strategy
 from .data.feed import MarketData, load_market_data
 from .engine.backtest import run_backtest
-from .engine.window import default_window, new_run_id
+from .engine.window import default_window, new_run_id, resolve_window
 from .errors import TrimtabError
 from .portfolio.config import is_portfolio_file
 from .timeutil import utc
@@ -105,7 +105,8 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
             which then means 1); ``data_dir``: the bundle the workers (and this process) load.
 
     Raises:
-        ConfigError: a config does not load (before anything runs); DataError: no common window;
+        ConfigError: a config does not load (before anything runs); DataError: no common window, or the
+            window is outside some config's data (before anything runs);
         ValueError: ``data`` with ``jobs`` > 1, or ``jobs`` < 1.
     """
     if data is not None and jobs not in (None, 1):
@@ -121,6 +122,8 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
     a, b = common_window(strategies, data)
     start = utc(start) if start is not None else a
     end = utc(end) if end is not None else b
+    for s in strategies:  # a window outside some config's data is the user's to fix: refuse before running any
+        resolve_window(s, data, start, end)
     # Run ids are handed out here, so a config given twice gets two run directories (workers
     # started in the same second would otherwise pick the same id); an existing run is never
     # replaced (trimtab.runs).

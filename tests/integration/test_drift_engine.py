@@ -9,7 +9,6 @@ variant with other parameters in a temporary project root) and read the run's SQ
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 from pathlib import Path

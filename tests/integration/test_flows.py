@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from trimtab.engine.backtest import run_backtest
-from trimtab.engine.flows import Flow, FlowError, parse_flow
+from trimtab.engine.flows import FlowError, parse_flow
 from trimtab.engine.journal import metrics_at
 
 LEGS = ["aave_v3:aToken:aweETH", "aave_v3:debtToken:debtWETH", "binance:Perp:ETHUSDT", "bybit:Perp:ETHUSDT"]

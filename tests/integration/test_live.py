@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from trimtab.engine.backtest import run_backtest
 from trimtab.engine.journal import read_metrics
 from trimtab.live.runner import run_live

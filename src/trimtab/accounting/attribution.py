@@ -86,15 +86,15 @@ class Attribution:
         Runs every tick for every position: the sums are :meth:`add`'s, inlined (same order).
         The prices at ``i0`` are last tick's, which the price source caches
         (:meth:`trimtab.venues.pricing.Pricing.factors`)."""
-        tick, total, info, fixed = self.tick, self.total, pricing.info, pricing.fixed_keys
+        tick, total = self.tick, self.total
         perp_parts, factors = pricing.perp_parts, pricing.factors
-        for key, qty in book.bal.items():
-            if qty == 0.0 or key in fixed:  # a fixed key's factors are equal at i0 and i1: nothing moved
-                continue
-            if info[key].ptype == "Perp":
+        held = self._held
+        if held is None or held[0] is not book or held[1] != book.version or held[2] is not pricing:
+            held = self._held = (book, book.version, pricing, self._moving(book, pricing))
+        for key, qty, perp, e in held[3]:
+            if perp:
                 m0, r0, n0 = perp_parts(key, i0)
                 m1, r1, n1 = perp_parts(key, i1)
-                e = book.entry.get(key, 0.0)
                 amount = qty * (r1 - r0) * n1 + qty * (m0 - e) * (n1 - n0)
                 if amount:
                     tick["price_delta"] = tick.get("price_delta", 0.0) + amount
@@ -107,6 +107,32 @@ class Attribution:
             sign, f0 = factors(key, i0)
             _, f1 = factors(key, i1)
             n = len(f0)
+            if n <= 3:
+                # The loop below unrolled for the usual one to three factors: the same products
+                # in the same order (factor k moves; before it the new values, after it the old).
+                a0, b0 = f0[0][1], f1[0][1]
+                if n == 1:
+                    if b0 != a0:
+                        part = sign * qty * (b0 - a0)
+                        if part:
+                            cat = f0[0][0]
+                            tick[cat] = tick.get(cat, 0.0) + part
+                            total[cat] = total.get(cat, 0.0) + part
+                    continue
+                a1, b1 = f0[1][1], f1[1][1]
+                if n == 2:
+                    moved = ((b0 != a0 and (sign * qty * (b0 - a0)) * a1, f0[0][0]),
+                             (b1 != a1 and (sign * qty * (b1 - a1)) * b0, f0[1][0]))
+                else:
+                    a2, b2 = f0[2][1], f1[2][1]
+                    moved = ((b0 != a0 and (sign * qty * (b0 - a0)) * a1 * a2, f0[0][0]),
+                             (b1 != a1 and (sign * qty * (b1 - a1)) * b0 * a2, f0[1][0]),
+                             (b2 != a2 and (sign * qty * (b2 - a2)) * b0 * b1, f0[2][0]))
+                for part, cat in moved:
+                    if part:
+                        tick[cat] = tick.get(cat, 0.0) + part
+                        total[cat] = total.get(cat, 0.0) + part
+                continue
             for k in range(n):
                 if f1[k][1] == f0[k][1]:
                     continue
@@ -119,6 +145,18 @@ class Attribution:
                     cat = f0[k][0]
                     tick[cat] = tick.get(cat, 0.0) + part
                     total[cat] = total.get(cat, 0.0) + part
+
+    _held = None  # (book, its version, price source, _moving(...)) for market_move
+
+    @staticmethod
+    def _moving(book: Book, pricing: PriceSource) -> list[tuple[str, float, bool, float]]:
+        """``(key, qty, is perp, entry price)`` of every position whose value can move with
+        prices, in the book's order: the non-zero, non-fixed keys (a fixed key's factors are
+        equal at every tick: nothing to attribute). A function of the book alone, so
+        market_move keeps it while ``book.version`` is unchanged (only fills change the book)."""
+        info, fixed, entry = pricing.info, pricing.fixed_keys, book.entry
+        return [(key, qty, info[key].ptype == "Perp", entry.get(key, 0.0))
+                for key, qty in book.bal.items() if not (qty == 0.0 or key in fixed)]
 
     def book_fill(self, fill: Fill) -> None:
         self.add(fill.category, fill.impact)

@@ -4,9 +4,7 @@
 key and value in a side table keyed by path (:class:`YamlDoc`), and hands back plain Python data
 (dict/list/str/int/float/bool/None, key order kept). Files are possibly hostile: size, nesting
 depth and alias expansion are bounded (:data:`MAX_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_VALUES`)
-before the parser spends time or memory on them. One parse serves the bounds and the node tree,
-and a document of plain data that parsed cleanly is cached by its text
-(:mod:`trimtab.config.yamlcache`), so a config read again is not parsed again.
+before the parser spends time or memory on them. One parse serves the bounds and the node tree.
 
 Problems that make a file unreadable (missing file, not UTF-8, YAML syntax, duplicate keys,
 unsupported tags, a non-mapping top level) raise :class:`~trimtab.errors.ConfigError` with every
@@ -31,7 +29,6 @@ from ruamel.yaml.parser import RoundTripParser
 
 from ..diagnostics import Diagnostic, Path as Path_, Severity
 from ..errors import ConfigError
-from . import yamlcache
 from .wording import show
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "Path_", "YamlDoc", "load_yaml", "load_yaml_text"]
@@ -351,12 +348,9 @@ class _Bounds:
         self.sizes: dict[str, int] = {}
         self.stack: list[list[Any]] = [[None, 0]]  # [anchor, values inside]
         self.total = 0
-        self.anchored = False   # an anchor or alias was seen (such a document is not cached)
 
     def see(self, ev: Any) -> Diagnostic | None:
         stack = self.stack
-        if getattr(ev, "anchor", None) is not None:
-            self.anchored = True
         if isinstance(ev, CollectionStartEvent):
             stack.append([ev.anchor, 1])
             self.total += 1
@@ -461,9 +455,6 @@ def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
     if len(text) > MAX_BYTES:
         raise ConfigError([Diagnostic(file, 1, 1, (),
                                        f"file is {len(text):,} characters; trimtab reads YAML files up to {MAX_BYTES:,}")])
-    hit = yamlcache.get(text)   # this very text parsed cleanly before (trimtab.config.yamlcache)
-    if hit is not None:
-        return YamlDoc(file=file, data=hit[0], _values=hit[1], _keys=hit[2])
     bound = _flow_depth_issue(text, file)
     if bound is not None:
         raise ConfigError([bound])
@@ -501,8 +492,6 @@ def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
         )
     if builder.issues:
         raise ConfigError(builder.issues)
-    if not bounds.anchored:
-        yamlcache.put(text, data, builder.values, builder.keys)
     return YamlDoc(file=file, data=data, _values=builder.values, _keys=builder.keys)
 
 

@@ -161,6 +161,22 @@ class MarketView:
             flags = self._fresh[(field, max_age_h)] = self._fresh_flags(field, max_age_h)
         return flags[self.i if i is None else i]
 
+    def fresh_flags(self, field: str, max_age_h: float) -> list[bool]:
+        """The list behind :meth:`fresh`: ``flags[i]`` is ``fresh(field, max_age_h, i)`` for every
+        tick. The same list object for the view's life (:meth:`extend` grows it in place), so
+        a hot caller may keep it and index it."""
+        flags = self._fresh.get((field, max_age_h))
+        if flags is None:
+            flags = self._fresh[(field, max_age_h)] = self._fresh_flags(field, max_age_h)
+        return flags
+
+    def ages_of(self, field_or_series: str) -> list[float] | None:
+        """The list behind :meth:`age` (hours since the series' last observation per tick; the
+        same object for the view's life, grown in place by :meth:`extend`), or None when the
+        series is not loaded (:meth:`age` is then inf)."""
+        s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
+        return self.ages.get(s)
+
     def quarantine_summary(self, upto: int) -> dict[str, dict]:
         """Per quarantined series, over ticks ``[0, upto)``: ``ticks`` (count), ``first`` and
         ``last`` (ISO times) and ``reasons`` (reason -> ticks), for the run summary."""

@@ -240,32 +240,18 @@ def _asof_rows(avail: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: flo
     return hit, np.flatnonzero(ok)[k[hit]]
 
 
-def _nanmedian0(stack: np.ndarray) -> np.ndarray:
-    """``np.nanmedian(stack, axis=0)`` of a ``(k, n)`` float array, bit for bit, ~3x faster.
-
-    The same arithmetic as numpy's small-``k`` path (a masked sort, then the sum of the middle
-    two values halved; an odd count takes the middle value twice): NaN sorts last here, so the
-    middle of the ``count`` non-NaN values is found by index. NaN where a column has none.
-    Columns here are a few venues' prices over every row, so the masked arrays numpy builds
-    were most of the data checks' time."""
-    if stack.ndim != 2 or stack.shape[0] >= 600:   # numpy takes another path there; keep its own
-        return np.nanmedian(stack, axis=0)
-    srt = np.sort(stack, axis=0)
-    cnt = np.count_nonzero(~np.isnan(stack), axis=0)
-    h = cnt // 2
-    lo = np.where(cnt % 2 == 1, h, h - 1)
-    lh = np.stack([np.maximum(lo, 0), np.minimum(h, stack.shape[0] - 1)])
-    out = np.take_along_axis(srt, lh, axis=0).sum(axis=0)     # numpy's reduction: -0 + -0 is +0
-    np.true_divide(out, 2.0, out=out)
-    out[cnt == 0] = np.nan
-    return out
-
-
-def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]:
+def assess(series: dict, bands: Bands | None = None, judge_from: dict[str, int] | None = None) -> dict[str, SeriesQuality]:
     """Check every row of every series (``name -> trimtab.data.feed.Series``).
 
     Returns ``name -> SeriesQuality``. Pure: nothing is modified. See the module docstring
     for the checks; ``bands`` defaults to :class:`Bands`.
+
+    ``judge_from`` (``name -> row``, for re-checking the tail of a growing store,
+    :mod:`trimtab.live.checks`): the rows of ``name`` before that row are *context* only --
+    checked per value, so they serve the other series' cross-venue and funding medians (which
+    read only the per-value result of a peer's rows), but neither judged further nor a
+    reference for their own series' last-good checks. Their verdicts in the result are
+    meaningless; series not listed are judged whole. None: every row is judged.
     """
     bands = bands or Bands()
     out: dict[str, SeriesQuality] = {}
@@ -313,13 +299,17 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
             groups.setdefault(g, []).append(name)
     for name, s in series.items():
         q = out[name]
-        if s.avail.size == 0:
-            continue
+        if s.avail.size == 0 or (judge_from is not None and judge_from.get(name, 0) >= s.avail.size):
+            continue                                           # nothing to judge (context rows only)
         rules = _rules(name, q.columns)
         g = price_group(name)
         peers = [p for p in groups.get(g, []) if p != name]
         tick = -(-s.avail // HOUR) * HOUR                      # the tick that first uses the row
-        ok = basic[name].copy()
+        own = basic[name]                                      # rows judged and used as references
+        if judge_from is not None and judge_from.get(name, 0) > 0:
+            own = own.copy()
+            own[:judge_from[name]] = False
+        ok = own.copy()
         if g is not None and g.startswith("funding:"):
             c = q.columns.index("rate") if "rate" in q.columns else 0
             v = s.values[q.columns[c]]
@@ -327,10 +317,10 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
                                for p in peers if "rate" in series[p].values]) if peers else np.empty((0, tick.size))
             cnt = np.sum(~np.isnan(others), axis=0) if others.size else np.zeros(tick.size, dtype=int)
             with np.errstate(all="ignore"):
-                med = _nanmedian0(np.where(cnt >= 2, others, 0.0)) if others.size else np.full(tick.size, np.nan)
+                med = np.nanmedian(np.where(cnt >= 2, others, 0.0), axis=0) if others.size else np.full(tick.size, np.nan)
             bad = ok & (cnt >= 2) & (np.abs(v - med) > bands.max_funding_deviation)
             _first_fail(q.code, q.column, q.ref, bad, "funding_deviation", c, med)
-            ok = basic[name] & (q.code == 0)
+            ok = own & (q.code == 0)
             bad, r = _against_last_good(v, s.avail, ok, cnt < 2, lambda x, p, d: np.abs(x - p) > bands.max_funding_deviation)
             _first_fail(q.code, q.column, q.ref, bad, "funding_deviation", c, r)
             continue
@@ -352,7 +342,7 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
                 stack = np.array(vals)
                 cnt = np.sum(~np.isnan(stack), axis=0)
                 with np.errstate(all="ignore"):
-                    med = _nanmedian0(np.where(cnt >= 3, stack, 1.0))
+                    med = np.nanmedian(np.where(cnt >= 3, stack, 1.0), axis=0)
                 confirmed &= cnt >= 3
                 with np.errstate(divide="ignore", invalid="ignore"):
                     bad = ok & (cnt >= 3) & (np.abs(x / med - 1.0) > bands.max_cross_venue_deviation)
@@ -360,7 +350,7 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
             unconfirmed = ~confirmed
         else:
             unconfirmed = np.ones(s.avail.size, dtype=bool)
-        ok = basic[name] & (q.code == 0)
+        ok = own & (q.code == 0)
         if price_cols and name.partition(".")[0] != "gas":      # gas prices jump 100x for real
             for j in price_cols:
                 x = s.values[q.columns[j]]
@@ -370,7 +360,7 @@ def assess(series: dict, bands: Bands | None = None) -> dict[str, SeriesQuality]
         for j, c in enumerate(q.columns):
             if rules.get(c) != "index":
                 continue
-            ok = basic[name] & (q.code == 0)
+            ok = own & (q.code == 0)
             x = s.values[c]
             # One pass for both, so a row after a spike is compared with the last good index.
             bad, r = _against_last_good(x, s.avail, ok, np.ones_like(ok), lambda v, p, d: (v < p) | (

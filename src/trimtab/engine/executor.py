@@ -192,10 +192,12 @@ class Executor:
     # ------------------------------------------------------------------ applying fills
     def apply(self, fill: Fill, price: float | None = None, record: bool = True) -> Fill:
         """Apply ``fill`` to the book at this tick's prices; set and book its equity impact."""
-        keys = {leg.key for leg in fill.legs}
+        # Ordered (legs first, then perp margins), not a set: the sums below would otherwise
+        # follow PYTHONHASHSEED and differ in their last digits from one process to the next.
+        keys = dict.fromkeys(leg.key for leg in fill.legs)
         for leg in fill.legs:
             if self.px.info[leg.key].ptype == "Perp":
-                keys.add(f"{self.px.info[leg.key].venue}:Margin:USDT")
+                keys[f"{self.px.info[leg.key].venue}:Margin:USDT"] = None
         before = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)
         self.book.apply(fill, price)
         after = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)

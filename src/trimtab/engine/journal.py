@@ -86,6 +86,19 @@ def dumps(x) -> str:
     return json.dumps(jsonable(x), separators=(",", ":"), default=str)
 
 
+def _legs_text(legs: list[list]) -> str:
+    """``dumps(legs)`` for a fill's ``[[key, delta, amount], ...]``: the same text, without the
+    :func:`jsonable` copy when every number is finite (the usual fill), since that copy then
+    changes nothing; anything else (inf, nan, a non-number) takes :func:`dumps` itself."""
+    try:
+        for _, d, a in legs:
+            if not (d - d == 0.0 and a - a == 0.0):  # inf - inf and nan - nan are nan
+                return dumps(legs)
+    except TypeError:
+        return dumps(legs)
+    return json.dumps(legs, separators=(",", ":"), default=str)
+
+
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and (math.isinf(x) or math.isnan(x))) else x
 
@@ -273,7 +286,7 @@ class Journal:
         self._fill_id += 1
         f.id = self._fill_id
         legs = [[l.key, l.delta, l.amount] for l in f.legs]
-        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, dumps(legs), f.note))
+        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, _legs_text(legs), f.note))
         return f.id
 
     def ledger(self, tick: int, time: str, amounts: dict[str, float]) -> None:

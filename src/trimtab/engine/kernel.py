@@ -98,6 +98,7 @@ class Engine:
         self.machine = StrategyMachine(strategy)
         self.params = dict(strategy.params)
         self.legrisk = LegRisk(self.params, px)
+        self._asset = strategy.config.asset
         self.sc_key = f"wallet:BaseToken:{strategy.config.share_class}"
         self.capital_key = strategy.config.capital_at or self.sc_key
         n = view.n
@@ -246,7 +247,7 @@ class Engine:
         attr.check(equity - self.capital - cflows.net)
         self.nav_series[i] = cflows.nav(equity)
         self.eq_series[i] = equity
-        gap = self.legrisk.track(i, metrics, executor.in_flight, px.asset_usd(self.strategy.config.asset), monitors.hedged)
+        gap = self.legrisk.track(i, metrics, executor.in_flight, px.asset_usd(self._asset), monitors.hedged)
         if gap is not None:
             journal.plan_gap(gap)
         journal.decision(decision)
@@ -273,8 +274,8 @@ class Engine:
         self.eq_series.extend([0.0] * added)
         self.nav_series.extend([1.0] * added)
         # Drops are sorted by pay time and the window only grows at its end, so the paid
-        # prefix (``rewards.next``) keeps its meaning.
-        self.rewards.drops = RewardAccrual(self.window.static, view.epoch).drops
+        # prefix (``rewards.next``) keeps its meaning; the schedule is parsed once, at start.
+        self.rewards.extend()
         if self.signals is not None:
             config_dir = Path(self.strategy.config_file).parent
             for t in self.strategy.config.targets:

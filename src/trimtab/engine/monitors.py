@@ -20,7 +20,7 @@ from ..accounting.book import Book
 from ..config.load import Strategy, metric_members
 from ..metrics import Scope, Stage, defaults, expand
 from ..planner.drift import Basket, basket_of
-from ..planner.targets import hedge_allocation_drift
+from ..planner.targets import hedge_allocation_drift, hedge_weights
 from ..templates.registry import template_for
 from ..venues.pricing import Pricing
 from ..venues.sim import SimVenues
@@ -97,21 +97,27 @@ class Monitors:
         """Every metric at ``tick`` (index into the market view) as ``{name: float}``, the names
         of :meth:`declared`. Raises RuntimeError on the first call if they differ."""
         px, book, sim = self.px, self.book, self.sim
-        # position + exposure monitors (Stage.POSITION, Stage.EXPOSURE)
+        # position + exposure monitors (Stage.POSITION, Stage.EXPOSURE): the held positions as
+        # compiled for this book version (_positions), summed in the book's order as before
+        if self._pos_version != book.version:
+            self._positions(book)
         equity = 0.0
         onchain_delta = perp_delta = 0.0
-        entry, kinds = book.entry, self._kind
-        for k, q in book.bal.items():
-            if not q:
-                continue
-            equity += px.value(k, q, entry.get(k, 0.0))
-            kind = kinds.get(k)
-            if kind is None:
-                kind = kinds[k] = self._delta_kind(k)
-            if kind == _ONCHAIN:
-                onchain_delta += px.delta(k, q)[1]
+        value, delta, mark, share_usd, both = px.value, px.delta, px.mark, px.share_usd, px.value_and_delta
+        for k, q, e, v, kind, d in self._pos:
+            if v is not None:
+                equity += v
             elif kind == _PERP:
-                perp_delta += px.delta(k, q)[1]
+                equity += q * (mark(k) - e) / share_usd()  # Pricing.value of a perp, inlined
+            elif kind == _ONCHAIN and d is None:
+                v, d = both(k, q)  # Pricing.value and .delta in one pass (the same floats)
+                equity += v
+            else:
+                equity += value(k, q, e)
+            if kind == _ONCHAIN:
+                onchain_delta += delta(k, q)[1] if d is None else d
+            elif kind == _PERP:
+                perp_delta += q  # Pricing.delta of a perp is its size
         net = onchain_delta + perp_delta
         # risk monitor (Stage.RISK); the sim computes each account once per tick and book state
         m: dict[str, float] = {}
@@ -120,8 +126,10 @@ class Monitors:
             h, l, _, _ = sim.aave_health(book, v)
             hf, ltv = min(hf, h), max(ltv, l)
         mr_min = math.inf
-        for v, mr_name, lp_names in self.perp_names:
-            _, _, mr, _, lps = sim.perp_risk(book, v)
+        balance = {}  # perp venue -> margin balance USD (perp_risk's, the floats perp_account gives)
+        # perp_names follows sim.perp_venues, the order of perp_risks
+        for (v, mr_name, lp_names), (eq, _, mr, _, lps) in zip(self.perp_names, sim.perp_risks(book)):
+            balance[v] = eq
             m[mr_name] = mr
             mr_min = min(mr_min, mr)
             for k, name in lp_names:
@@ -131,6 +139,7 @@ class Monitors:
             # Whether a perp can trade depends on the tick's data alone (mark freshness, funding
             # age): once per tick, however often the monitors run in it.
             self._tradable = {k: px.tradable(k) for k in self.trade_keys}
+            self._live = tuple(self._tradable.values())
             self._stale = sum(1 for k in self.hedge_keys if not self._tradable[k])
             self._tradable_tick = px.view.i
         tradable, stale = self._tradable, self._stale
@@ -152,16 +161,35 @@ class Monitors:
                               if equity > 0 else 0.0)
         m["hours_since_rebalance"] = (now - self.last_rebalance_epoch) / 3600 if self.last_rebalance_epoch is not None else math.inf
         m["plan_in_flight"] = 1.0 if plan_in_flight else 0.0
-        m["hedge_allocation_drift"] = hedge_allocation_drift(self.s, params, px, book, self.hedges, tradable) if self.hedged else 0.0
+        if self.hedged and params != self._weights_for:
+            # Target weights and allocations are functions of the parameters alone: evaluated
+            # again only when a parameter changed (live control, a sleeve's overrides).
+            self._weights = [hedge_weights(self.s, params, legs) for _, legs in self.hedges]
+            self._allocations = [self.s.target_value(t.allocation, params) for t, _, _ in self.imbalance_of]
+            self._weights_for = dict(params)
+        if self.hedged:
+            # A function of the legs' sizes (the book version), the weights (kept per params) and
+            # the tradable flags (per tick): computed again only when one of them changed.
+            key = (book.version, self._live)
+            if key != self._drift_key or self._drift_weights is not self._weights:
+                self._drift = hedge_allocation_drift(self.s, params, px, book, self.hedges, tradable, self._weights)
+                self._drift_key, self._drift_weights = key, self._weights
+            m["hedge_allocation_drift"] = self._drift
+        else:
+            m["hedge_allocation_drift"] = 0.0
         m["stale_venues"] = float(stale)
         # cross-venue balance, per hedge target: its CEX accounts' share of equity against its
         # allocation; the plain name is the worst (largest |imbalance|, signed, first on ties)
         imb = 0.0
-        for t, name, venues in self.imbalance_of:
+        bal = book.bal
+        for n, (t, name, venues) in enumerate(self.imbalance_of):
             x = 0.0
-            if equity > 0 and any(book.qty(leg.instrument) for leg in t.legs):
-                cex = sum(sim.perp_account(book, v)[0] for v in venues) / px.share_usd()
-                x = cex / equity - self.s.target_value(t.allocation, params)
+            if equity > 0 and self._holds_any(bal, t.legs):
+                cex = 0  # sum() written out: from the int 0, in venue order
+                for v in venues:
+                    eq = balance.get(v)
+                    cex += eq if eq is not None else sim.perp_account(book, v)[0]
+                x = cex / px.share_usd() / equity - self._allocations[n]
             m[name] = x
             if abs(x) > abs(imb):
                 imb = x
@@ -178,7 +206,12 @@ class Monitors:
             if agg is None or (agg[0] == agg[1] and want != have):
                 agg = (want, have)
         m["signal_side"], m["position_side"] = agg if agg is not None else (0.0, 0.0)
-        dust = sum(px.value(k, book.qty(k)) for k in self.dust_keys if book.qty(k) > 0)
+        # sum() written out: from the int 0, in dust_keys order, the same floats
+        dust = 0
+        for k in self.dust_keys:
+            q = bal.get(k, 0.0)
+            if q > 0:
+                dust += px.value(k, q)
         m["dust_fraction"] = dust / equity if equity > 0 else 0.0
         f = self.flows
         m["pending_deposit"] = f.pending_deposit if f else 0.0
@@ -195,6 +228,41 @@ class Monitors:
         return m
 
     _verified = False  # set on the instance once the first run's names matched the registry
+    _pos_version = -1  # the book.version self._pos was compiled for (-1: never)
+    _weights_for: dict | None = None  # the params self._weights / self._allocations were evaluated for
+    _drift_key: tuple | None = None  # (book.version, tradable flags) self._drift was computed for
+    _drift_weights: list | None = None  # ... and the self._weights it used
+
+    def _positions(self, book: Book) -> None:
+        """Compile the held positions for ``book.version`` into ``self._pos``: per non-zero key, in
+        the book's order, ``(key, qty, entry, value or None, delta kind, delta or None)``.
+
+        Valid until the book changes (every Book.apply / restore bumps ``version``): a value or
+        delta given here is of a key whose per-unit figures never move (Pricing.value_is_static,
+        Pricing.delta_is_static), so it is the very float Pricing.value / Pricing.delta would
+        return at any tick; None means "ask Pricing at the tick"."""
+        px, kinds, entry = self.px, self._kind, book.entry
+        pos = []
+        for k, q in book.bal.items():
+            if not q:
+                continue
+            e = entry.get(k, 0.0)
+            kind = kinds.get(k)
+            if kind is None:
+                kind = kinds[k] = self._delta_kind(k)
+            v = px.value(k, q, e) if px.value_is_static(k) else None
+            d = px.delta(k, q)[1] if kind == _ONCHAIN and px.delta_is_static(k) else None
+            pos.append((k, q, e, v, kind, d))
+        self._pos = pos
+        self._pos_version = book.version
+
+    @staticmethod
+    def _holds_any(bal: dict[str, float], legs) -> bool:
+        """``any(book.qty(leg.instrument) for leg in legs)``, without a generator per tick."""
+        for leg in legs:
+            if bal.get(leg.instrument, 0.0):
+                return True
+        return False
 
     def _delta_kind(self, key: str) -> int:
         """How ``key`` counts in the strategy asset's delta: _PERP, _ONCHAIN, or _OTHER (another

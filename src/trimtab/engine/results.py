@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 
@@ -26,26 +25,3 @@ def performance(equity: pd.Series) -> dict[str, float]:
     r = daily.pct_change().dropna()
     sharpe = float(r.mean() / r.std() * math.sqrt(365)) if len(r) > 2 and r.std() > 0 else 0.0
     return {"apy": apy, "apr": apr, "max_drawdown": mdd, "sharpe": sharpe, "days": days}
-
-
-def write_equity_csv(path, epochs, equity, nav) -> None:
-    """Write ``equity.csv`` (``time,equity,nav``, one row per tick) byte for byte as
-    ``pd.DataFrame({"equity": ..., "nav": ...}, index=<UTC DatetimeIndex>).to_csv(path, index_label="time")``
-    writes it, a tenth of the time: numpy formats the floats the same way pandas asks it to
-    (shortest round-trip repr; NaN as an empty field) and the hourly UTC times as
-    ``YYYY-MM-DD HH:MM:SS+00:00``.
-
-    Args:
-        epochs: tick times, int epoch seconds (UTC), shape (n,).
-        equity, nav: floats, shape (n,) each.
-    """
-    times = np.datetime_as_string(np.asarray(epochs, dtype=np.int64).astype("datetime64[s]"), unit="s")
-    cols = []
-    for v in (equity, nav):
-        s = np.asarray(v, dtype=np.float64).astype(str)
-        s[s == "nan"] = ""
-        cols.append(s.tolist())
-    lines = [f"{t[:10]} {t[11:]}+00:00,{e},{n}\n" for t, e, n in zip(times.tolist(), *cols)]
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write("time,equity,nav\n")
-        f.writelines(lines)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,10 +43,11 @@ import pandas as pd
 from ..data.accrual import ACCRUAL
 from ..data.catalog import BY_NAME, CATALOG
 from ..data.feed import MarketData, Series
-from ..data.quality import Bands
+from ..data.quality import Bands, assess
 from ..errors import TrimtabError
 from ..secrets import redact
 from .adapters.registry import market_data_clients
+from .checks import RollingChecks, Rows, _series
 from .sources import AaveOracle, AaveReserve, Funding, Gas, LiveSources, Ohlcv, RateCall, UniV3
 
 HOUR = 3600
@@ -89,6 +91,10 @@ class LiveStore:
     Every catalog series exists here (with no rows when it has no live source, so it reads
     NaN with an infinite age, like a series before its first observation); ``absent`` lists
     those. ``static`` is the bundle's static.json (risk parameters, gas units, rewards).
+
+    Three ways to read it, all giving what :meth:`_build` gives from the rows known by a tick:
+    :meth:`tick` for the live loop's newest hour (cost independent of the rows stored),
+    :meth:`replay` for a resumed run's past ticks in stretches, :meth:`market` for any clock.
     """
 
     def __init__(self, static: dict, sourced: set[str]):
@@ -97,6 +103,9 @@ class LiveStore:
             s.name: ([], [], [], {c: [] for c in s.columns}) for s in CATALOG}
         self.absent = sorted(set(self.rows) - set(sourced))
         self._added = 0        # rows accepted so far: the version the span below was built at
+        self._cols = {s.name: Rows(s.columns) for s in CATALOG}    # the same rows as numpy columns
+        self._known = None     # the latest tick any row was known at
+        self._checks: dict[Bands, RollingChecks] = {}              # verdicts kept up to date, per Bands
         # (rows accepted, first tick, last tick, MarketData, late tick intervals, checked copies by Bands)
         self._span: tuple[int, int, int, MarketData, list[tuple[int, int]], dict] | None = None
 
@@ -113,10 +122,55 @@ class LiveStore:
         ts.append(int(obs.ts))
         avail.append(int(obs.avail))
         kn.append(int(known))
+        row = {c: float(obs.values.get(c, math.nan)) for c in vals}
         for c, col in vals.items():
-            col.append(float(obs.values.get(c, math.nan)))
+            col.append(row[c])
+        self._cols[obs.series].append(int(obs.avail), row)
+        self._known = int(known) if self._known is None else max(self._known, int(known))
         self._added += 1
         return True
+
+    def tick(self, t: int, bands=None) -> MarketData:
+        """Tick ``t`` as a one-tick MarketData, exactly :meth:`market` ``(t, t)``: the live loop's
+        newest hour, checked with ``bands`` (default :class:`~trimtab.data.quality.Bands`).
+
+        When no row was known after ``t`` (the live loop's case), its cost does not grow with the
+        rows stored: the data checks are kept up to date by :class:`RollingChecks` (which
+        re-judges only what new rows can change), and the MarketData holds each series' rows
+        from the last good one available at ``t`` on (:meth:`_tail`): every value, age and
+        quarantine flag at ``t`` reads only those. Otherwise it is :meth:`market`."""
+        if self._known is not None and t < self._known:
+            return self.market(t, t).with_checks(bands)
+        b = Bands.of(bands)
+        checks = self._checks.get(b)
+        if checks is None:
+            checks = self._checks[b] = RollingChecks(b, BY_NAME)
+        checks.update(self._cols)
+        series, quality = {}, {}
+        for name, rows in self._cols.items():
+            lo = self._tail(name, rows, checks, t)
+            series[name] = _series(name, rows, BY_NAME[name], lo, copy=True)
+            if name in checks.n:
+                quality[name] = checks.quality(name, lo, rows.n)
+            else:
+                quality[name] = assess({name: series[name]}, b)[name]     # no rows yet: nothing to judge
+        index = pd.date_range(pd.Timestamp(t, unit="s", tz="UTC"), periods=1, freq="h")
+        return _LiveTick(index, series, self.static, list(self.rows), b, quality, store=self, t=t)
+
+    @staticmethod
+    def _tail(name: str, rows: Rows, checks: RollingChecks, t: int) -> int:
+        """The first row tick ``t`` reads: the last good row available at or before ``t``, the
+        latest row at or before ``t`` (its verdict is the quarantine flag) and every row
+        available within the hour before ``t`` (event series: each event of the hour counts),
+        whichever comes first. A column interpolated toward the next sample (never in the live
+        catalog) reads every row."""
+        spec = BY_NAME[name]
+        if rows.n == 0 or any(not (c in ACCRUAL and ACCRUAL[c][0] in spec.columns) for c in spec.geometric):
+            return 0
+        latest = int(np.searchsorted(rows.avail, t, side="right")) - 1
+        hour = int(np.searchsorted(rows.avail, t - HOUR, side="right"))
+        good = checks.last_good(name, latest + 1) if latest >= 0 else -1
+        return min(hour, latest if latest >= 0 else rows.n, good if good >= 0 else rows.n)
 
     def market(self, start: int, end: int, known: int | None = None) -> MarketData:
         """The rows known at or before ``known`` (default ``end``) on the hourly clock
@@ -132,6 +186,32 @@ class LiveStore:
             if hit is not None:
                 return hit
         return self._build(start, end, known)
+
+    def replay(self, start: int, end: int) -> Iterator[MarketData]:
+        """Ticks ``start .. end`` (epoch s) as the live loop saw them, in consecutive MarketData
+        (a resumed run putting its ticks back on its clock): what ``market(t, t)`` gives for each
+        ``t``, with each stretch of ticks that no late row touched as one slice of the span
+        (:meth:`_span_slice` says why a slice is exact; a tick no late row touched reads the same
+        rows in a slice of any length), and each late tick on its own, from the rows known by then."""
+        t = start
+        while t <= end:
+            span = self._span
+            if span is None or span[0] != self._added or not span[1] <= t <= span[2]:
+                span = self._new_span(t)
+            if span is None:
+                yield self.market(t, t)
+                t += HOUR
+                continue
+            late = span[4]
+            k = bisect.bisect_right(late, (t, math.inf)) - 1
+            if k >= 0 and late[k][0] <= t <= late[k][1]:
+                yield self._build(t, t, t)
+                t += HOUR
+                continue
+            nxt = late[k + 1][0] if k + 1 < len(late) else math.inf
+            last = min(end, span[2], nxt - HOUR)
+            yield _SpanTick(span[3], (t - span[1]) // HOUR, span[5], (last - t) // HOUR + 1)
+            t = last + HOUR
 
     def _span_slice(self, t: int) -> MarketData | None:
         """Tick ``t`` of the span ``[t, latest known tick]`` built from every stored row, or None
@@ -198,21 +278,34 @@ class LiveStore:
         return MarketData(index, series, self.static, bundle=list(self.rows))
 
 
+class _LiveTick(MarketData):
+    """A one-tick MarketData of :meth:`LiveStore.tick`: other checks are the store's too."""
+
+    def __init__(self, *args, store: LiveStore, t: int):
+        super().__init__(*args)
+        self._store, self._t = store, t
+
+    def with_checks(self, bands) -> MarketData:
+        b = Bands.of(bands)
+        return self if b == self.bands else self._store.tick(self._t, b)
+
+
 class _SpanTick(MarketData):
     """Tick ``k`` of a span (:meth:`LiveStore._span_slice`) as a one-tick MarketData whose
     fields, ages and quarantine flags are the span's arrays at ``k``: a value at a tick does not
     depend on the clock's other ticks (as-of searches, events mapped to the first tick at or
     after them, accrual from the last sample), so the span computes each array once for all its
     ticks instead of once a tick. ``checked``: per Bands, the span checked with them and its
-    arrays (held here: MarketData keeps an array only while someone holds it)."""
+    arrays (held here: MarketData keeps an array only while someone holds it). ``n``: ticks
+    ``k .. k+n-1`` as one MarketData (:meth:`LiveStore.replay`)."""
 
-    def __init__(self, span: MarketData, k: int, checked: dict):
-        super().__init__(span.index[k:k + 1], span._series, span.static, span._bundle, span.bands, span.quality(),
+    def __init__(self, span: MarketData, k: int, checked: dict, n: int = 1):
+        super().__init__(span.index[k:k + n], span._series, span.static, span._bundle, span.bands, span.quality(),
                          shared=span._shared)
         if span.bands not in checked:
             checked[span.bands] = (span, {})
         self._span, self._arrays = checked[span.bands]
-        self._k, self._checked = k, checked
+        self._k, self._n, self._checked = k, n, checked
 
     def with_checks(self, bands) -> MarketData:
         b = Bands.of(bands)
@@ -220,7 +313,7 @@ class _SpanTick(MarketData):
             return self
         if b not in self._checked:
             self._checked[b] = (self._span.with_checks(b), {})
-        return _SpanTick(self._checked[b][0], self._k, self._checked)
+        return _SpanTick(self._checked[b][0], self._k, self._checked, self._n)
 
     def _array(self, kind: str, name: str):
         a = self._arrays.get((kind, name))
@@ -229,14 +322,14 @@ class _SpanTick(MarketData):
         return a
 
     def field(self, name: str) -> np.ndarray:
-        return self._array("field", name)[self._k:self._k + 1]
+        return self._array("field", name)[self._k:self._k + self._n]
 
     def age_hours(self, series: str) -> np.ndarray:
-        return self._array("age_hours", series)[self._k:self._k + 1]
+        return self._array("age_hours", series)[self._k:self._k + self._n]
 
     def quarantine(self, series: str) -> tuple[np.ndarray, np.ndarray]:
         codes, rows = self._array("quarantine", series)
-        return codes[self._k:self._k + 1], rows[self._k:self._k + 1]
+        return codes[self._k:self._k + self._n], rows[self._k:self._k + self._n]
 
 
 # ---------------------------------------------------------------------------- exchanges

@@ -70,8 +70,15 @@ class _Sizing:
         return Basket(self.strategy, target, self.px, self.sim)
 
 
+def hedge_weights(strategy: Strategy, params: dict[str, float], legs) -> dict[str, float]:
+    """``{leg instrument: target weight}`` of hedge ``legs`` under ``params`` (a function of the
+    parameters alone, so a per-tick caller may keep it while ``params`` are unchanged)."""
+    return {leg.instrument: strategy.target_value(leg.weight, params) for leg in legs}
+
+
 def hedge_allocation_drift(strategy: Strategy, params: dict[str, float], px: Pricing, book: Book,
-                           hedges: list | None = None, tradable: dict[str, bool] | None = None) -> float:
+                           hedges: list | None = None, tradable: dict[str, bool] | None = None,
+                           weights: list[dict[str, float]] | None = None) -> float:
     """Largest |venue share of the short - its target share| over the perp_hedge legs.
 
     Target shares are the configured weights over the legs with fresh data, with legs on stale
@@ -79,20 +86,25 @@ def hedge_allocation_drift(strategy: Strategy, params: dict[str, float], px: Pri
 
     ``hedges`` (optional, for the per-tick caller): ``[(target, its hedge legs)]`` precomputed,
     the targets with hedge legs in config order (the others add nothing); ``tradable``
-    (optional): ``{perp key: px.tradable(key)}`` at the current tick for every leg.
+    (optional): ``{perp key: px.tradable(key)}`` at the current tick for every leg; ``weights``
+    (optional, with ``hedges``): per entry of ``hedges``, ``{leg instrument: target weight}`` as
+    :func:`hedge_weights` gives it for these ``params``.
     """
     if hedges is None:
         hedges = [(t, template_for(t).hedge_legs(t)) for t in strategy.config.targets]
+        weights = None
+    hedge_w = weights
     worst = 0.0
-    for t, legs in hedges:
-        sizes = {leg.instrument: book.qty(leg.instrument) for leg in legs}
+    bal = book.bal
+    for n, (t, legs) in enumerate(hedges):
+        sizes = {leg.instrument: bal.get(leg.instrument, 0.0) for leg in legs}
         # The sums below run in leg order from the int 0, exactly as sum() would.
         total = 0
         for s in sizes.values():
             total += abs(s)
         if total <= 0:
             continue
-        weights = {leg.instrument: strategy.target_value(leg.weight, params) for leg in legs}
+        weights = hedge_weights(strategy, params, legs) if hedge_w is None else hedge_w[n]
         live = tradable if tradable is not None else {k: px.tradable(k) for k in weights}
         frozen = wsum = 0
         for k, w in weights.items():

@@ -112,27 +112,53 @@ def account_emode(strategy) -> dict[str, str | None]:
     return out
 
 
-def health(sim, book: Book, venue: str) -> tuple[float, float, float, float]:
-    """(health factor, LTV, collateral USD, debt USD) of ``venue``'s account, per asset for the
-    account's eMode category (GenericLogic.calculateUserAccountData); HF inf without debt."""
+_OTHER, _COLL, _DEBT = 0, 1, 2
+
+
+def _held(sim, book: Book, venue: str) -> list[tuple[str, float, str, int, float | None]]:
+    """``(key, book units, asset, _COLL / _DEBT / _OTHER, liquidation threshold or None)`` of
+    every non-zero position of ``venue``'s account, in the book's order. A function of the book
+    alone (and the static venue YAML and eMode), so it is kept per (book, ``book.version``):
+    only Book.apply / Book.restore change positions, and both bump the version."""
+    cache = sim.aave_held
+    hit = cache.get(venue)
+    if hit is not None and hit[0] is book and hit[1] == book.version:
+        return hit[2]
     risk = sim.venues[venue].risk
     cat = sim.emode.get(venue)
-    px = sim.px
-    lts = sim.aave_lt   # (venue, asset) -> liquidation threshold, filled here: static per venue YAML and eMode
+    info = sim.px.info
+    lts = sim.aave_lt   # (venue, asset) -> liquidation threshold: static per venue YAML and eMode
     prefix = venue + ":"
-    coll = debt = weighted = 0.0
+    out = []
     for key, q in book.bal.items():
         if q == 0.0 or not key.startswith(prefix):
             continue
-        inf = px.info[key]
-        usd = px.amount(key, q) * px.asset_usd(inf.asset)
+        inf = info[key]
+        kind, lt = _OTHER, None
         if inf.ptype == "aToken":
-            coll += usd
+            kind = _COLL
             lt = lts.get((venue, inf.asset))
             if lt is None:
                 lt = lts[(venue, inf.asset)] = risk.params(inf.asset, cat).liquidation_threshold
-            weighted += usd * lt
         elif inf.ptype == "debtToken":
+            kind = _DEBT
+        out.append((key, q, inf.asset, kind, lt))
+    cache[venue] = (book, book.version, out)
+    return out
+
+
+def health(sim, book: Book, venue: str) -> tuple[float, float, float, float]:
+    """(health factor, LTV, collateral USD, debt USD) of ``venue``'s account, per asset for the
+    account's eMode category (GenericLogic.calculateUserAccountData); HF inf without debt."""
+    px = sim.px
+    amount, asset_usd = px.amount, px.asset_usd
+    coll = debt = weighted = 0.0
+    for key, q, asset, kind, lt in _held(sim, book, venue):
+        usd = amount(key, q) * asset_usd(asset)
+        if kind == _COLL:
+            coll += usd
+            weighted += usd * lt
+        elif kind == _DEBT:
             debt += usd
     return (weighted / debt if debt > 0 else math.inf), (debt / coll if coll > 0 else 0.0), coll, debt
 

@@ -74,26 +74,43 @@ def maintenance_usd(sim: SimVenues, book: Book, venue: str, marks: dict[str, flo
     return total
 
 
+def _static(sim: SimVenues, venue: str) -> tuple[list, list]:
+    """What :func:`account_state` reads of ``venue`` that never changes in a run, resolved once
+    per SimVenues: ``([(margin key, asset, collateral tiers or None, constant USD price or
+    None)], [(perp key, risk-limit table)])`` in ``sim.margin_keys`` / :func:`_keys` order (venue
+    YAML and catalog are static; a constant price is what Pricing.asset_usd returns for it)."""
+    cache = sim.perps_static
+    hit = cache.get(venue)
+    if hit is None:
+        perp = sim.venues[venue].perp
+        collateral = []
+        for key in sim.margin_keys.get(venue, ()):
+            asset = sim.px.info[key].asset
+            spec = sim.px.assets.get(asset)
+            collateral.append((key, asset, perp.collateral.get(asset) if asset != "USDT" else None,
+                               spec.usd if spec is not None else None))
+        # a perp without a table gets None: account_state then raises as before, only once it is held
+        hit = cache[venue] = (collateral, [(key, perp.risk_limits.get(key)) for key in _keys(sim, venue)])
+    return hit
+
+
 def account_state(sim: SimVenues, book: Book, venue: str) -> tuple[float, float, float, dict[str, float | None]]:
     """(margin balance USD, notional USD, maintenance margin USD, liquidation prices ``{perp key:
     USD or None}``) of ``venue``'s account at the current marks: :func:`margin_balance`,
     :func:`maintenance_usd` and :func:`liquidation_prices` in one pass over its positions, with
     the same operations in the same order (so the same floats), each mark read once."""
-    perp = sim.venues[venue].perp
+    collateral, positions = _static(sim, venue)
     px = sim.px
+    bal, entry = book.bal, book.entry
     eq = 0.0
-    for key in sim.margin_keys.get(venue, ()):
-        q = book.qty(key)
+    for key, asset, tiers, usd in collateral:
+        q = bal.get(key, 0.0)
         if q:
-            asset = px.info[key].asset
-            price = px.asset_usd(asset)
-            tiers = perp.collateral.get(asset) if asset != "USDT" else None
+            price = usd if usd is not None else px.asset_usd(asset)
             eq += margin.collateral_value(tiers, q, price) if tiers else q * price
     notional = total = 0.0
-    tables = perp.risk_limits
-    bal, entry = book.bal, book.entry
-    held = []   # (key, size, entry, upnl, maintenance) per open position
-    for key in _keys(sim, venue):
+    held = []   # (key, size, entry, upnl, maintenance, table) per open position
+    for key, table in positions:
         s = bal.get(key, 0.0)
         if s:
             m = px.mark(key)
@@ -101,19 +118,22 @@ def account_state(sim: SimVenues, book: Book, venue: str) -> tuple[float, float,
             u = s * (m - e)
             eq += u
             notional += abs(s) * m
-            mm = margin.maintenance(tables[key], s, m)
+            if table is None:
+                table = sim.venues[venue].perp.risk_limits[key]  # KeyError, as before
+            mm = margin.maintenance(table, s, m)
             total += mm
-            held.append((key, s, e, u, mm))
+            held.append((key, s, e, u, mm, table))
     if not held:
         return eq, notional, total, {}
     if len(held) == 1:
         # One position (the usual hedge leg): the others' sums are empty (int 0) and the
         # wallet's P&L sum is sum([u]) = 0.0 + u, written out.
-        key, s, e, u, _ = held[0]
-        return eq, notional, total, {key: margin.liquidation_price(eq - (0.0 + u), 0, 0, s, e, tables[key])}
+        key, s, e, u, _, table = held[0]
+        return eq, notional, total, {key: margin.liquidation_price(eq - (0.0 + u), 0, 0, s, e, table)}
+    tables = sim.venues[venue].perp.risk_limits
     wallet = eq - sum(h[3] for h in held)
     out = {}
-    for key, s, e, _, _ in held:
+    for key, s, e, _, _, _ in held:
         others_mm = sum(h[4] for h in held if h[0] != key)
         others_upnl = sum(h[3] for h in held if h[0] != key)
         out[key] = margin.liquidation_price(wallet, others_mm, others_upnl, s, e, tables[key])
@@ -149,10 +169,9 @@ def _crossed(sim: SimVenues, book: Book, venue: str, lps: dict[str, float | None
 def liquidations(sim: SimVenues, tick: int, book: Book) -> list[tuple[Fill, float | None]]:
     """Fills of every perp account the venue would liquidate at this tick (see the module)."""
     out: list[tuple[Fill, float | None]] = []
-    for venue in sim.perp_venues:
+    for venue, (eq, notional, _, mm, lps) in zip(sim.perp_venues, sim.perp_risks(book)):
         # At the marks: the figures the monitors computed this tick for this book state (memoised,
         # SimVenues._risk_memo); only a liquidation recomputes, at the crossing price.
-        eq, notional, _, mm, lps = sim.perp_risk(book, venue)
         if notional <= 0:
             continue
         marks: dict[str, float] = {}

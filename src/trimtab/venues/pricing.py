@@ -89,6 +89,8 @@ class Pricing:
             elif not spec.eth_rate_field:
                 self._delta_const[k] = (sign[k], spec.delta_asset, 1.0)
         self.stale_marks: dict[str, list[int]] = {}  # key -> [ticks marked at the reference price, last such tick]
+        self._trade_refs: dict[str, tuple] = {}  # key -> _tradable_refs(key), filled on first use
+        self._mark_refs: dict[str, tuple] = {}  # key -> _mark_refs_of(key), filled on first use
         self.eth_field = self.assets["ETH"].usd_field
         self._forget()
         self.funding_max_age: dict[str, float] = {
@@ -204,31 +206,60 @@ class Pricing:
             hit = memo.get(key)
             if hit is not None:
                 return hit
-        inf = self.info[key]
-        if self.view.fresh(inf.mark_field, inf.stale_after_h, i):
-            v = self.view.get(inf.mark_field, i)
+        refs = self._mark_refs.get(key)
+        if refs is None:
+            refs = self._mark_refs[key] = self._mark_refs_of(key)
+        t = now if i is None else i
+        if refs[0][t]:  # view.fresh(mark field, stale_after_h, i), from its flags
+            v = refs[1][t]  # view.get: a fresh field is a loaded column
             if memo is not None:
                 memo[key] = v
             return v
-        t = now if i is None else i
+        inf = self.info[key]
         seen = self.stale_marks.setdefault(key, [0, -1])  # [hours counted, last tick counted]
         if seen[1] != t:
             seen[0] += 1
             seen[1] = t
         return self.asset_usd(inf.asset, i)
 
-    def mark_is_fresh(self, key: str, i: int | None = None) -> bool:
+    def _mark_refs_of(self, key: str) -> tuple[list[bool], list[float] | None]:
+        """What :meth:`mark` reads of perp ``key``: the view's freshness flags of its mark field
+        and the field's column (None if not loaded: then every flag is False). Both are the
+        view's own lists, kept for its life and grown in place (MarketView.fresh_flags, extend)."""
         inf = self.info[key]
-        return self.view.fresh(inf.mark_field, inf.stale_after_h, i)
+        return self.view.fresh_flags(inf.mark_field, inf.stale_after_h), self.view.cols.get(inf.mark_field)
+
+    def mark_is_fresh(self, key: str, i: int | None = None) -> bool:
+        refs = self._mark_refs.get(key)
+        if refs is None:
+            refs = self._mark_refs[key] = self._mark_refs_of(key)
+        return refs[0][self.view.i if i is None else i]  # view.fresh, from its flags
 
     def tradable(self, key: str, i: int | None = None) -> bool:
         """A perp may be traded only while its mark is fresh and its funding series is current
         (a settlement missing for over two intervals means the venue's data is down)."""
-        inf = self.info[key]
-        view = self.view
-        if not view.fresh(inf.mark_field, inf.stale_after_h, i):  # mark_is_fresh, inlined
+        refs = self._trade_refs.get(key)
+        if refs is None:
+            refs = self._tradable_refs(key)
+            if refs[1] is not None:  # a series not loaded yet may be added to the view later: not kept
+                self._trade_refs[key] = refs
+        flags, ages, max_age = refs
+        j = self.view.i if i is None else i
+        if not flags[j]:  # mark_is_fresh
             return False
-        return not inf.funding_field or view.age(inf.funding_field, i) <= self.funding_max_age[key]
+        # view.age is inf for a series the view does not hold
+        return ages is True or (ages[j] if ages is not None else math.inf) <= max_age
+
+    def _tradable_refs(self, key: str) -> tuple[list[bool], list[float] | None | bool, float | None]:
+        """What :meth:`tradable` reads of ``key``: the view's freshness flags of its mark, the
+        ages of its funding series (True: no funding field, nothing to check; None: a series the
+        view does not hold, age inf) and the largest funding age allowed. The view keeps these
+        lists for its life and grows them in place (MarketView.fresh_flags / ages_of)."""
+        inf = self.info[key]
+        flags = self.view.fresh_flags(inf.mark_field, inf.stale_after_h)
+        if not inf.funding_field:
+            return flags, True, None
+        return flags, self.view.ages_of(inf.funding_field), self.funding_max_age[key]
 
     def index(self, key: str, i: int | None = None) -> float:
         return self.view.require(self.info[key].index_field, i)
@@ -256,6 +287,34 @@ class Pricing:
         # :meth:`amount`, inlined (the monitors value every position several times a tick)
         amount = qty * self.view.require(inf.index_field, i) if inf.index_field else qty
         return sign * amount * self.asset_usd(inf.asset, i) / self.share_usd(i)
+
+    def value_and_delta(self, key: str, qty: float) -> tuple[float, float]:
+        """``(value(key, qty), delta(key, qty)[1])`` at the current tick for a non-perp ``key``
+        whose per-unit value moves (not :meth:`value_is_static`): the same operations as the two
+        calls, the position's asset units (qty x index) read once. Raises DataError as they do."""
+        inf = self.info[key]
+        sign = -1.0 if inf.ptype == "debtToken" else 1.0
+        amount = qty * self.view.require(inf.index_field) if inf.index_field else qty
+        value = sign * amount * self.asset_usd(inf.asset) / self.share_usd()
+        const = self._delta_const.get(key)
+        if const is not None:  # delta(), for a key without index or moving rate
+            units = qty
+            if const[2] is not None:
+                units *= const[2]
+            return value, const[0] * units
+        if self.assets[inf.asset].delta_asset == "ETH":
+            amount *= self.eth_rate(inf.asset)
+        return value, sign * amount
+
+    def value_is_static(self, key: str) -> bool:
+        """True when :meth:`value` of ``key`` is the same float at every tick for a given qty
+        (a fixed key: constant USD price, no index, USDT share class), so callers may keep it."""
+        return key in self._value_const
+
+    def delta_is_static(self, key: str) -> bool:
+        """True when :meth:`delta` of ``key`` is the same at every tick for a given qty (no index,
+        no moving rate), so callers may keep it."""
+        return key in self._delta_const
 
     def delta(self, key: str, qty: float, i: int | None = None) -> tuple[str, float]:
         """(delta asset, exposure in its units): ETH-linked tokens count ETH at their rate."""

@@ -54,11 +54,21 @@ class RewardAccrual:
 
     def __init__(self, static: dict, epoch: list[int]):
         self.epoch = epoch
-        self.drops = [x for x in schedule(static) if epoch[0] <= x.pay <= epoch[-1] + 3600]
+        self._schedule = schedule(static)    # parsed once: :meth:`extend` refilters it
+        self.drops = [x for x in self._schedule if epoch[0] <= x.pay <= epoch[-1] + 3600]
         self.held: list[float] = []  # eETH held at each tick so far
         self.next = 0
         self.paid: dict[str, float] = {}
         self._keys: list[str] | None = None  # instruments holding weETH (set on the first observe)
+        self._held_for, self._held_version, self._held = None, -1, []  # observe's positions, per book version
+
+    def extend(self) -> None:
+        """The drops paying within the clock after it grew at its end (``epoch`` is the clock's
+        own list, extended in place by a live run): the same list a new RewardAccrual over the
+        longer clock selects, from the schedule parsed once instead of every hour. The drops
+        are in pay order, so the paid prefix (``next``) keeps its meaning."""
+        e0, e1 = self.epoch[0], self.epoch[-1] + 3600
+        self.drops = [x for x in self._schedule if e0 <= x.pay <= e1]
 
     def snapshot(self) -> dict:
         """``{"next": index of the next drop to pay, "paid": {token: amount}}``; the eETH held
@@ -77,8 +87,20 @@ class RewardAccrual:
         lending venue (every instrument of asset weETH), x the weETH/ETH rate (0 without any)."""
         if self._keys is None:  # the instruments are fixed for a run: find them once
             self._keys = [k for k, inf in px.info.items() if inf.asset == TOKEN]
-        held = [k for k in self._keys if book.qty(k)]
-        eeth = sum(px.amount(k, book.qty(k)) for k in held) * px.eth_rate(TOKEN) if held else 0.0
+        if self._held_for is not book or self._held_version != book.version:
+            # (key, qty) of the weETH positions held: kept while the book is unchanged (every
+            # Book.apply / restore bumps ``version``)
+            self._held = [(k, book.qty(k)) for k in self._keys if book.qty(k)]
+            self._held_for, self._held_version = book, book.version
+        held = self._held
+        if held:
+            # sum() written out: from the int 0, in key order, the same floats
+            total = 0
+            for k, q in held:
+                total += px.amount(k, q)
+            eeth = total * px.eth_rate(TOKEN)
+        else:
+            eeth = 0.0
         self.record(eeth)
         return eeth
 

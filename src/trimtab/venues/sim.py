@@ -82,6 +82,9 @@ class SimVenues:
                 base = pricing.info[k].mark_field.rsplit(".", 1)[0]
                 self.extreme_fields[k] = (f"{base}.low", f"{base}.high")
         self._risk = _RiskMemo(None, -1, -1)
+        # lending venue -> (book, book.version, its positions): venues.aave._held, kept per book version
+        self.aave_held: dict[str, tuple] = {}
+        self.perps_static: dict[str, tuple] = {}  # perp venue -> venues.perps._static (venue YAML facts)
         self.aave_lt: dict[tuple[str, str], float] = {}  # (lending venue, asset) -> LT in the account's eMode (venues.aave.health)
         self.stops: dict[str, tuple[float, float]] = {}  # perp key -> (take_profit, stop_loss)
         self.funding_proxies: dict[str, int] = {}
@@ -403,6 +406,16 @@ class SimVenues:
             hit = r.perp[venue] = (eq, notional, ratio, mm, lps)
         return hit
 
+    def perp_risks(self, book: Book) -> list[tuple[float, float, float, float, dict[str, float | None]]]:
+        """:meth:`perp_risk` of every venue of ``perp_venues``, in that order, behind one memo
+        lookup (the monitors and the liquidation check read them all every tick). The list and
+        its dicts are shared: do not change them."""
+        r = self._risk_memo(book)
+        out = r.perps
+        if out is None:
+            out = r.perps = [self.perp_risk(book, v) for v in self.perp_venues]
+        return out
+
     # ------------------------------------------------------------------ venue-side events
     def funding(self, tick: int, book: Book) -> list[Fill]:
         """Funding settlements at this tick for every open perp.
@@ -457,10 +470,11 @@ class SimVenues:
 class _RiskMemo:
     """Risk figures of one book at one tick and book version, by venue (SimVenues._risk_memo)."""
 
-    __slots__ = ("book", "tick", "version", "account", "perp", "health")
+    __slots__ = ("book", "tick", "version", "account", "perp", "health", "perps")
 
     def __init__(self, book: Book | None, tick: int, version: int):
         self.book, self.tick, self.version = book, tick, version
+        self.perps: list | None = None  # SimVenues.perp_risks, in perp_venues order
         self.account: dict[str, tuple[float, float, float]] = {}
         self.perp: dict[str, tuple[float, float, float, float, dict[str, float | None]]] = {}
         self.health: dict[str, tuple[float, float, float, float]] = {}
