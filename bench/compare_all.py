@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from proc import timed  # bench/proc.py: one whole process, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIMTAB = Path(sys.executable).with_name("trimtab")
@@ -35,14 +34,11 @@ def timed_compare(out: Path, jobs: int | None) -> tuple[float, float, dict]:
     """
     configs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.yaml"))
     cmd = [str(TRIMTAB), "compare", *configs, "--out", str(out), "--json"] + ([] if jobs is None else ["--jobs", str(jobs)])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        raise RuntimeError(f"trimtab compare failed ({p.returncode}): {p.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), json.loads(p.stdout)
+    try:
+        wall, cpu, text = timed(cmd)
+    except RuntimeError as e:
+        raise RuntimeError(f"trimtab compare failed: {e}") from None
+    return wall, cpu, json.loads(text)
 
 
 def main() -> None:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from proc import timed  # bench/proc.py: one whole process, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "portfolio_drift.yaml"
@@ -58,23 +57,6 @@ def bt_job() -> dict:
                              progress_bar=False))
     return {"final_equity": float(res.backtests["s"].strategy.values.iloc[-1]), "ticks": len(prices),
             "trades": int(len(res.get_transactions()))}
-
-
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall s, child CPU s, stdout) of ``cmd`` run to completion from the repository root.
-
-    Raises:
-        RuntimeError: the command failed (its stderr's tail in the message).
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, p.stdout
 
 
 def bench(repeat: int = 3) -> dict:

@@ -75,7 +75,7 @@ def numpy_stretch(e: Engine, cols: dict[str, np.ndarray], a: int, b: int) -> int
     parts = (q * (idx_c[1:] - idx_c[:-1]) * rate[:-1] * eth[:-1], q * (rate[1:] - rate[:-1]) * idx_c[1:] * eth[:-1],
              q * (eth[1:] - eth[:-1]) * idx_c[1:] * rate[1:])
     fire = (hf < 1.1) | (np.abs(drift) > 0.05) | (mr_min < 0.1)
-    _first = int(np.argmax(fire)) if fire.any() else -1
+    _first = int(np.argmax(fire)) if fire.any() else -1  # noqa: F841  (timed: finding the first firing tick is part of the work)
     rows = list(zip(hf.tolist(), ltv.tolist(), mr_min.tolist(), net.tolist(), drift.tolist(), equity.tolist(),
                     *(r.tolist() for r in ratios), *(p.tolist() for p in parts)))
     return len(rows)

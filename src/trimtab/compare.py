@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .config.load import load_strategy
-from .data.feed import MarketData, load_market_data
+from .data.feed import DataError, MarketData, load_market_data
 from .engine.backtest import run_backtest
 from .engine.window import default_window, new_run_id, resolve_window
 from .errors import TrimtabError
@@ -106,7 +106,8 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
 
     Raises:
         ConfigError: a config does not load (before anything runs); DataError: no common window, or the
-            window is outside some config's data (before anything runs);
+            window is outside every config's data (before anything runs; outside some config's
+            data, that config is in ``failed`` and the others run);
         ValueError: ``data`` with ``jobs`` > 1, or ``jobs`` < 1.
     """
     if data is not None and jobs not in (None, 1):
@@ -122,8 +123,18 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
     a, b = common_window(strategies, data)
     start = utc(start) if start is not None else a
     end = utc(end) if end is not None else b
-    for s in strategies:  # a window outside some config's data is the user's to fix: refuse before running any
-        resolve_window(s, data, start, end)
+    # A window outside a config's data fails that config before anything runs; outside every
+    # config's data, it is the user's to fix: refused as `trimtab run` refuses it.
+    outside: dict[int, str] = {}
+    first_error: DataError | None = None
+    for k, s in enumerate(strategies):
+        try:
+            resolve_window(s, data, start, end)
+        except DataError as e:
+            outside[k] = _failure(e)
+            first_error = first_error or e
+    if strategies and len(outside) == len(strategies):
+        raise first_error
     # Run ids are handed out here, so a config given twice gets two run directories (workers
     # started in the same second would otherwise pick the same id); an existing run is never
     # replaced (trimtab.runs).
@@ -146,8 +157,12 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
         if progress:
             progress(sum(r is not None for r in rows) + len(failed), len(strategies), strategies[k].name, error)
 
-    if jobs == 1 or len(strategies) <= 1:
-        for k, s in enumerate(strategies):
+    for k, why in outside.items():
+        done(k, None, why)
+    runnable = [k for k in range(len(strategies)) if k not in outside]
+    if jobs == 1 or len(runnable) <= 1:
+        for k in runnable:
+            s = strategies[k]
             try:
                 r = run_backtest(s, start=start, end=end, out=out, data=data, run_id=ids[k])
             except Exception as e:  # noqa: BLE001 - reported per config; the others still run
@@ -162,12 +177,12 @@ def compare(configs: list[Path], out: Path, start=None, end=None, progress=None,
         t0, t1 = start.isoformat(), end.isoformat()
         _WORKER_DATA = data
         try:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(strategies)), mp_context=_pool_context(),
+            with ProcessPoolExecutor(max_workers=min(jobs, len(runnable)), mp_context=_pool_context(),
                                      initializer=_init_worker,
                                      initargs=(None if data_dir is None else str(data_dir),)) as pool:
                 # Longest first, so no long run starts last while the other workers idle; a run's
                 # cost grows with its targets (each one a venue model valued every tick).
-                order = sorted(range(len(todo)), key=lambda k: -len(strategies[k].config.targets))
+                order = sorted(runnable, key=lambda k: -len(strategies[k].config.targets))
                 futures = {pool.submit(_run_one, str(todo[k]), t0, t1, str(out), ids[k]): k for k in order}
                 for f in as_completed(futures):
                     try:
