@@ -83,6 +83,9 @@ class StrategySummary(SummaryBase):
                                                   "price, max over plans) with its ``plan_id`` and ``time``, ``max_unhedged_hours`` "
                                                   "(the most hours one plan left |delta_drift| above ``drift_threshold``), "
                                                   "``unhedged_hours`` (their sum), ``plans`` (plans submitted).")
+    overrides: dict[str, Any] = Field(default_factory=dict,
+                                      description="``--set NAME=VALUE`` overrides the run was started with: NAME (a parameter "
+                                                  "or a dotted config path) -> the value as read from YAML; {} without any.")
     costs: dict[str, Any] = Field(description="Trading costs by route (trimtab.venues.costs.costs_block): ``multiplier`` (on "
                                               "spread + slippage), ``routes`` {route: {fee, slippage, price (pool vs valuation price), "
                                               "gas (share class, positive = paid), fills (count)}}, ``total`` {fee, slippage, price, gas}.")

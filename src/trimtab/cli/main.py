@@ -16,7 +16,7 @@ or for ``run`` an audit error finding (the run is refused; ``--allow-audit-error
 ``error: Invalid value for '--flag': ...`` (cli/guard.py, cli/preflight.py).
 
 The commands live in one module each (cli/run.py, cli/live.py, cli/compare.py, cli/check.py,
-cli/inspect.py, cli/metrics.py; portfolio and basket runs in cli/portfolio.py); this module
+cli/inspect.py, cli/metrics.py, cli/params.py; portfolio and basket runs in cli/portfolio.py); this module
 builds the app from them, in the order ``trimtab --help`` lists them.
 
 Everything printed is redacted of loaded ``TRIMTAB_*`` secrets (cli/guard.py).
@@ -51,6 +51,7 @@ from .guard import TrimtabGroup  # noqa: E402
 from .inspect import diagram, explain, schema  # noqa: E402
 from .live import status, stop  # noqa: E402
 from .metrics import metrics_command  # noqa: E402
+from .params import params_command  # noqa: E402
 from .run import run  # noqa: E402
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ app = typer.Typer(
 )
 
 app.command("metrics")(metrics_command)
+app.command("params")(params_command)
 for command in (run, status, stop, compare, validate, audit, diagram, explain, schema):
     app.command()(command)
 app.command("test")(test_rules)

@@ -20,7 +20,7 @@ from rich.text import Text
 RUN_FILES = {
     "journal.sqlite": "decisions, plans, instructions, fills, ledger, per-tick metrics",
     "summary.json": "this summary",
-    "equity.csv": "hourly equity in the share class",
+    "equity.csv": "hourly equity, NAV, health factor, LTV, margin ratios, delta",
     "run.lock": "the run's lock, held while a process runs it (trimtab status)",
     "owner.json": "which process owns (or last owned) the run",
     "checkpoint.json": "tick and digest of the last committed checkpoint (checked on --resume)",

@@ -40,6 +40,7 @@ def run(
     allow_audit_errors: bool = typer.Option(False, "--allow-audit-errors", help="Run even if `trimtab audit` finds errors in CONFIG (research only); the findings go into the summary."),
     costs: Optional[str] = typer.Option(None, "--costs", help="Execution-cost level: low, base or high = 0.5x, 1x, 2x every trade's spread + slippage (not fee tiers, exchange fees or gas); overrides the config's costs.multiplier."),
     journal: str = typer.Option("slim", "--journal", help="Journal mode: slim (default; `trimtab explain` recomputes each tick's rule trace from the stored metrics) or full (the rule trace of every tick stored as JSON)."),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help="Override a parameter (target_ltv=0.8) or a config field by dotted path (targets.hedge.allocation=0.4, capital=50000), repeatable; validated like the YAML, recorded in the summary (`trimtab params CONFIG` lists the parameters)."),
 ) -> None:
     """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live).
 
@@ -59,6 +60,7 @@ def run(
 
     check_run_id_flags(run_id, resume, overwrite, live)
     multiplier = check_costs_flag(costs, config)
+    check_set_flag(set_, config)
     if dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live, run_id=run_id,
                     resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors):
         return
@@ -74,9 +76,9 @@ def run(
 
     err = stderr_console()
     try:
-        strategy = load_strategy(config)
+        strategy = load_strategy(config, overrides=set_)
     except ConfigError as e:
-        print_issues(e, sys.stderr)
+        print_override_issues(e, sys.stderr)
         n = len(e.issues)
         sys.stderr.write(f"{config}: {n} configuration issue{'s' if n != 1 else ''}; nothing was run\n")
         raise typer.Exit(EXIT_CONFIG) from None
@@ -176,6 +178,27 @@ def check_costs_flag(costs: Optional[str], config: Path) -> float | None:
         raise typer.BadParameter("applies to a single strategy config; for a portfolio or basket set "
                                  "costs: {multiplier: x} in each strategy config", param_hint="'--costs'")
     return COST_LEVELS[costs]
+
+
+def check_set_flag(overrides: list[str], config: Path) -> None:
+    """--set applies to a single strategy config (its values are checked when it loads,
+    trimtab.config.overrides). Raises typer.BadParameter for a portfolio or basket config."""
+    if not overrides:
+        return
+    from ..portfolio.config import is_basket_file, is_portfolio_file
+
+    if config.is_file() and (is_portfolio_file(config) or is_basket_file(config)):
+        raise typer.BadParameter("applies to a single strategy config; for a portfolio or basket edit the "
+                                 "strategy configs it names", param_hint="'--set'")
+
+
+def print_override_issues(err: ConfigError, stream) -> None:
+    """Every diagnostic of ``err``, one line each: ``--set NAME=VALUE: path: message`` for one
+    at a flag, ``file:line:col: path: message`` for the others."""
+    from ..config.overrides import format_issue
+
+    for issue in err.issues:
+        stream.write(format_issue(issue) + "\n")
 
 
 def check_run_id_flags(run_id: Optional[str], resume: bool, overwrite: bool, live: bool) -> None:

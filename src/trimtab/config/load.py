@@ -26,6 +26,7 @@ from ..rules.nodes import names as expr_names
 from ..rules.parse import parse as parse_expr
 from ..templates.registry import TargetSpec, template_for
 from .models import MachineSpec, RuleFile, RuleSpec, StrategyConfig, VenueSpec
+from .overrides import apply_overrides
 from . import domains
 from .pydantic_errors import validate
 from .wording import suggest
@@ -60,6 +61,7 @@ class Strategy:
     venues: dict[str, VenueSpec]
     instruments: dict[str, tuple[str, Any]]  # key -> (venue name, InstrumentSpec)
     docs: dict[str, YamlDoc] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # ``--set`` NAME: value, as applied
     _compiled: dict[str, CompiledExpr] = field(default_factory=dict, repr=False)
 
     @property
@@ -199,15 +201,21 @@ def metric_members(config: StrategyConfig, venues: dict[str, VenueSpec]) -> dict
     return members
 
 
-def load_strategy(path: str | Path) -> Strategy:
+def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strategy:
     """Load and cross-check a strategy config and the machine, rules and venues it names.
 
+    ``overrides``: ``--set NAME=VALUE`` strings (:func:`trimtab.config.overrides.apply_overrides`),
+    written into the config's data before it is validated; recorded as ``Strategy.overrides``.
+
     Raises:
-        ConfigError: every problem found in any of the files, each at ``file:line:col``.
+        ConfigError: every problem found in any of the files, each at ``file:line:col`` (at its
+            ``--set`` flag for a problem with an overridden value).
     """
     path = Path(path)
     chk = _Checker()
     doc = load_yaml(path)
+    if overrides:
+        doc = apply_overrides(doc, overrides, find_root(path))
     if isinstance(doc.data, dict) and "sleeves" in doc.data:
         raise ConfigError([doc.issue(("sleeves",), "this is a portfolio of strategies (it has `sleeves:`), not a strategy: "
                                                    "`trimtab run` and `trimtab audit` take it (trimtab.portfolio.config.load_portfolio "
@@ -479,6 +487,7 @@ def load_strategy(path: str | Path) -> Strategy:
         venues=venues,
         instruments=instruments,
         docs=docs,
+        overrides=dict(getattr(doc, "overrides", {})),
     )
 
 

@@ -39,7 +39,7 @@ from .journal import Journal, jsonable
 from .legrisk import LegRisk
 from .machine import Decision, StrategyMachine
 from .monitors import Monitors
-from .results import performance
+from .results import performance, write_equity_csv
 from .window import series_notes
 
 @dataclass
@@ -122,6 +122,7 @@ class Engine:
         journal.meta("strategy", {"name": s.name, "config": s.config_file, "machine": s.machine_file})
         journal.meta("window", {"start": iso[0], "end": iso[-1], "capital": self.capital, "share_class": s.config.share_class})
         journal.meta("parameters", self.params)
+        journal.meta("overrides", s.overrides)  # `--set NAME=VALUE` flags, already folded into params and config
         journal.meta("config", s.config.model_dump())
         # The machine and rules as run, so `trimtab explain` never depends on files edited since.
         journal.meta("machine", s.machine.model_dump())
@@ -420,12 +421,14 @@ class Engine:
             "quarantined": view.quarantine_summary(last),
             "costs": self._costs(),
             "hedge_gap": self._hedge_gap(),
+            "overrides": dict(strategy.overrides),
             "run_dir": str(run_dir),
         }
         self.journal.meta("summary", summary)
         self.journal.close()
         (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-        pd.DataFrame({"equity": equity, "nav": nav}).to_csv(run_dir / "equity.csv", index_label="time")
+        # The risk columns come from the journal, closed (flushed) above: the tick loop is unchanged.
+        write_equity_csv(run_dir / "equity.csv", equity, nav, run_dir / "journal.sqlite", sim.perp_venues)
         return RunResult(summary, run_dir, equity, self.decision_ns)
 
 

@@ -1,0 +1,160 @@
+"""``trimtab params CONFIG``: every parameter a strategy config can set, as a table or JSON.
+
+One row per parameter, sorted by name: ``name``; ``value`` (the rules file's default, then the
+config's ``parameters:``, then ``--set``); ``default`` (the rules file's, null for a parameter
+only the config declares); ``unit`` (read from the name, as the audit's parameter domains do:
+``_h`` hours, ``_usd`` USD, an LTV or allocation a fraction; empty when the name says none);
+``description`` (the rules file's); ``source`` (the rules file declaring it, or ``config``);
+and who reads it: ``rules`` (rules whose ``when`` names it), ``targets`` (target ids with an
+expression naming it) and ``machine`` (states and transitions whose action settings name it).
+A parameter the planner or executor reads by name (e.g. ``max_transfer_usd``) has none of these.
+
+``--json`` prints one JSON object ``{"config", "name", "overrides": {NAME: value},
+"parameters": [{name, value, default, unit, description, source, rules, targets, machine}]}``.
+Exit codes as ``trimtab run``: 2 for a config error (every issue printed, ``--set`` ones at
+their flag).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import ConfigError
+from .common import EXIT_CONFIG
+
+#: Units by parameter name (first match wins); the same naming conventions the audit's
+#: parameter domains read (trimtab.config.domains.PARAMETER_DOMAINS).
+_UNITS: tuple[tuple[str, str], ...] = (
+    (r"_h$", "hours"), (r"_days$", "days"), (r"_min$", "minutes"), (r"_usd$", "USD"), (r"_eth$", "ETH"),
+    (r"_bps$", "bps"), (r"(^|_)ltv$", "fraction"), (r"(^|_)(allocation|weight)(_|$)", "fraction"),
+    (r"drawdown|tolerance|divergence|fraction|drift|deviation|imbalance", "fraction"),
+    (r"^hf_", "health factor"), (r"^margin_", "margin ratio"), (r"_multiple$", "multiple"),
+)
+
+
+def unit_of(name: str) -> str:
+    """The unit a parameter's name declares (``rebalance_cooldown_h`` -> ``"hours"``), or ``""``."""
+    return next((u for pattern, u in _UNITS if re.search(pattern, name)), "")
+
+
+def _names_in(value: Any) -> set[str]:
+    """Every name an expression anywhere in ``value`` uses (nested lists and mappings walked);
+    strings that do not parse as expressions (instrument keys, file names) count for nothing."""
+    from ..rules.nodes import ExprError, names
+    from ..rules.parse import parse
+
+    if isinstance(value, str):
+        try:
+            return set(names(parse(value)))
+        except ExprError:
+            return set()
+    if isinstance(value, dict):
+        return set().union(set(), *(_names_in(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(set(), *(_names_in(v) for v in value))
+    return set()
+
+
+def _strings(value: Any) -> set[str]:
+    """Every string value (not mapping key) anywhere in ``value``."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(set(), *(_strings(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(set(), *(_strings(v) for v in value))
+    return set()
+
+
+def parameter_rows(strategy) -> list[dict[str, Any]]:
+    """One JSON-ready dict per parameter of a loaded :class:`trimtab.config.load.Strategy`, by name
+    (the keys of the module docstring; value and default as floats, or null)."""
+    from ..rules.nodes import names
+    from ..rules.parse import parse
+
+    defaults: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for key, doc in strategy.docs.items():
+        if key.startswith("rules:") and isinstance(doc.data, dict) and isinstance(doc.data.get("parameters"), dict):
+            for n, spec in doc.data["parameters"].items():
+                if n not in defaults and isinstance(spec, dict) and isinstance(spec.get("default"), (int, float)):
+                    defaults[n] = float(spec["default"])  # validated by load_strategy: a finite number
+                    sources[n] = doc.file
+    readers: dict[str, dict[str, list[str]]] = {n: {"rules": [], "targets": [], "machine": []} for n in strategy.params}
+    for rname, rule in strategy.rules.items():
+        for n in sorted(set(names(parse(rule.spec.when))) & set(readers)):
+            readers[n]["rules"].append(rname)
+    raw_targets = strategy.docs["config"].data.get("targets") or []
+    for t in raw_targets:
+        if isinstance(t, dict):
+            for n in sorted(_names_in({k: v for k, v in t.items() if k not in ("id", "template")}) & set(readers)):
+                readers[n]["targets"].append(str(t.get("id")))
+    machine = strategy.machine
+    parts = [(f"state {s}", st.model_dump()) for s, st in machine.states.items()]
+    parts += [(f"transition {t.trigger}", {"overrides": t.overrides}) for t in machine.transitions]
+    for where, dump in parts:
+        for n in sorted(_strings(dump) & set(readers)):
+            readers[n]["machine"].append(where)
+    rows = []
+    for n in sorted(strategy.params):
+        rows.append({
+            "name": n, "value": strategy.params[n], "default": defaults.get(n), "unit": unit_of(n),
+            "description": strategy.param_docs.get(n, ""), "source": sources.get(n, "config"), **readers[n],
+        })
+    return rows
+
+
+def _fmt(x: Any) -> str:
+    return "" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def print_table(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
+    """The rows as one rich table; a value that differs from its default is bold."""
+    t = Table(title=f"{strategy.name}: parameters", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for col, wrap in (("name", False), ("value", False), ("default", False), ("unit", False), ("read by", True),
+                      ("description", True)):
+        t.add_column(col, no_wrap=not wrap, overflow="fold")
+    for r in rows:
+        changed = r["default"] is not None and r["value"] != r["default"]
+        who = [*(f"rule {x}" for x in r["rules"]), *(f"target {x}" for x in r["targets"]), *r["machine"]]
+        t.add_row(r["name"], f"[bold]{_fmt(r['value'])}[/]" if changed else _fmt(r["value"]), _fmt(r["default"]), r["unit"],
+                  ", ".join(who) or "[dim]no rule, target or state[/]", r["description"])
+    console.print(t)
+    if strategy.overrides:
+        console.print("overrides: " + ", ".join(f"{k}={v}" for k, v in strategy.overrides.items()), markup=False)
+
+
+def params_command(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config, e.g. configs/<strategy>.yaml"),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help="Override as `trimtab run --set` (repeatable): the values shown are after it."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Every parameter CONFIG can set: value, default, unit, description, and the rules, targets and machine states reading it."""
+    from ..config.load import load_strategy
+    from ..config.overrides import format_issue
+
+    try:
+        strategy = load_strategy(config, overrides=set_)
+    except ConfigError as e:
+        for issue in e.issues:
+            sys.stderr.write(format_issue(issue) + "\n")
+        n = len(e.issues)
+        sys.stderr.write(f"{config}: {n} configuration issue{'s' if n != 1 else ''}\n")
+        raise typer.Exit(EXIT_CONFIG) from None
+    rows = parameter_rows(strategy)
+    if as_json:
+        out = {"config": strategy.config_file, "name": strategy.name, "overrides": strategy.overrides, "parameters": rows}
+        sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
+        return
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    print_table(console, strategy, rows)

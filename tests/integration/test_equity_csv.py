@@ -1,0 +1,85 @@
+"""equity.csv (issue 15): time, equity, nav as the run computed them, then the per-tick health
+factor, LTV, margin ratios and delta exactly as the journal's metrics hold them."""
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from trimtab.engine.journal import MetricsRow, read_metrics
+from trimtab.engine.results import equity_columns, equity_table
+
+START, END = "2024-06-01", "2024-07-15"
+
+
+def same(a: float, b: float) -> bool:
+    """Exactly equal, NaN equal to NaN."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@pytest.fixture(scope="module")
+def short_run(flagship, market, tmp_path_factory):
+    from trimtab.engine.backtest import run_backtest
+
+    out = tmp_path_factory.mktemp("equity_csv")
+    return run_backtest(flagship, start=START, end=END, out=out, run_id="short", data=market)
+
+
+def test_columns_equal_the_journal_tick_by_tick(short_run):
+    csv = pd.read_csv(short_run.run_dir / "equity.csv", index_col=0)
+    venues = ["binance", "bybit", "okx"]  # the flagship's perp venues, in config order
+    assert list(csv.columns) == ["equity", "nav", *equity_columns(venues)]
+    assert list(csv.columns[2:]) == ["health_factor", "ltv", "margin_ratio_min", "margin_ratio.binance",
+                                     "margin_ratio.bybit", "margin_ratio.okx", "net_delta", "delta_drift"]
+    # time and equity are the run's own series; nav is the journal's series (what resume reads).
+    assert list(pd.DatetimeIndex(csv.index)) == list(short_run.equity.index)
+    assert csv["equity"].tolist() == short_run.equity.tolist()
+    db = sqlite3.connect(short_run.run_dir / "journal.sqlite")
+    try:
+        nav = [r[0] for r in db.execute("SELECT nav FROM series ORDER BY tick")]
+        rows = read_metrics(db)
+    finally:
+        db.close()
+    assert csv["nav"].tolist() == nav
+    assert [r.tick for r in rows] == list(range(len(csv)))
+    for name in csv.columns[2:]:
+        got = csv[name].tolist()
+        want = [r.metrics[name] for r in rows]
+        bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want)) if not same(g, w)]
+        assert not bad, (name, bad[:3])
+
+
+def test_inf_where_there_is_no_debt_or_position(short_run):
+    text = (short_run.run_dir / "equity.csv").read_text().splitlines()
+    head = text[0].split(",")
+    first = dict(zip(head, text[1].split(",")))
+    # Tick 0: nothing borrowed, no perp open yet -- written as "inf", read back as inf.
+    assert first["health_factor"] == "inf" and first["margin_ratio_min"] == "inf"
+    csv = pd.read_csv(short_run.run_dir / "equity.csv", index_col=0)
+    hf, ltv = csv["health_factor"], csv["ltv"]
+    assert math.isinf(hf.iloc[0]) and hf.iloc[0] > 0
+    assert (ltv > 0).any() and (ltv == 0).any()  # the window has ticks with and without debt
+    assert (hf.apply(math.isinf) == (ltv == 0)).all()  # inf exactly where there is no debt
+    assert csv["margin_ratio.okx"].apply(math.isinf).all()  # okx holds no hedge in this window
+    assert not csv[["equity", "nav", "net_delta", "delta_drift"]].isna().any().any()
+
+
+def test_missing_metric_or_tick_is_an_empty_field(tmp_path):
+    idx = pd.DatetimeIndex(["2024-06-01T00:00Z", "2024-06-01T01:00Z", "2024-06-01T02:00Z"])
+    equity = pd.Series([100.0, 101.5, 99.25], index=idx)
+    nav = pd.Series([1.0, 1.015, 0.9925], index=idx)
+    full = {k: 0.5 for k in equity_columns(["okx"])}
+    rows = [MetricsRow(0, "2024-06-01T00:00Z", "s", {**full, "health_factor": math.inf}),
+            MetricsRow(2, "2024-06-01T02:00Z", "s", {k: v for k, v in full.items() if k != "ltv"}),
+            MetricsRow(7, "2024-06-01T07:00Z", "s", full)]  # beyond the series: ignored
+    path = tmp_path / "equity.csv"
+    equity_table(equity, nav, rows, ["okx"]).to_csv(path, index_label="time")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "time,equity,nav,health_factor,ltv,margin_ratio_min,margin_ratio.okx,net_delta,delta_drift"
+    assert lines[1].split(",")[3:5] == ["inf", "0.5"]
+    assert lines[2].split(",")[3:] == [""] * 6  # tick 1 has no journal row
+    assert lines[3].split(",")[3:5] == ["0.5", ""]  # tick 2 lacks ltv
+    back = pd.read_csv(path, index_col=0)
+    assert back["health_factor"].iloc[0] == math.inf and math.isnan(back["ltv"].iloc[2])
