@@ -2,8 +2,9 @@
 
 One row per parameter, sorted by name: ``name``; ``value`` (the rules file's default, then the
 config's ``parameters:``, then ``--set``); ``default`` (the rules file's, null for a parameter
-only the config declares); ``unit`` (read from the name, as the audit's parameter domains do:
-``_h`` hours, ``_usd`` USD, an LTV or allocation a fraction; empty when the name says none);
+only the config declares); ``unit`` (the rules file's ``unit:``; for a parameter without one,
+in a user's file or only in the config, a guess from the name as the audit's parameter domains
+read it: ``_h`` hours, ``_usd`` USD, an LTV a fraction; empty when the name says none);
 ``description`` (the rules file's); ``source`` (the rules file declaring it, or ``config``);
 and who reads it: ``rules`` (rules whose ``when`` names it), ``targets`` (target ids with an
 expression naming it) and ``machine`` (states and transitions whose action settings name it).
@@ -30,8 +31,9 @@ from rich.table import Table
 from ..errors import ConfigError
 from .common import EXIT_CONFIG
 
-#: Units by parameter name (first match wins); the same naming conventions the audit's
-#: parameter domains read (trimtab.config.domains.PARAMETER_DOMAINS).
+#: FALLBACK ONLY, for a parameter whose rules file declares no ``unit:`` (user files; every shipped
+#: one declares it): units by parameter name (first match wins), the naming conventions the
+#: audit's parameter domains read (trimtab.config.domains.PARAMETER_DOMAINS).
 _UNITS: tuple[tuple[str, str], ...] = (
     (r"_h$", "hours"), (r"_days$", "days"), (r"_min$", "minutes"), (r"_usd$", "USD"), (r"_eth$", "ETH"),
     (r"_bps$", "bps"), (r"(^|_)ltv$", "fraction"), (r"(^|_)(allocation|weight)(_|$)", "fraction"),
@@ -41,7 +43,8 @@ _UNITS: tuple[tuple[str, str], ...] = (
 
 
 def unit_of(name: str) -> str:
-    """The unit a parameter's name declares (``rebalance_cooldown_h`` -> ``"hours"``), or ``""``."""
+    """The unit guessed from a parameter's name (``rebalance_cooldown_h`` -> ``"hours"``), or ``""``;
+    the fallback for a parameter without a declared ``unit:``."""
     return next((u for pattern, u in _UNITS if re.search(pattern, name)), "")
 
 
@@ -82,12 +85,15 @@ def parameter_rows(strategy) -> list[dict[str, Any]]:
 
     defaults: dict[str, float] = {}
     sources: dict[str, str] = {}
+    units: dict[str, str] = {}
     for key, doc in strategy.docs.items():
         if key.startswith("rules:") and isinstance(doc.data, dict) and isinstance(doc.data.get("parameters"), dict):
             for n, spec in doc.data["parameters"].items():
                 if n not in defaults and isinstance(spec, dict) and isinstance(spec.get("default"), (int, float)):
                     defaults[n] = float(spec["default"])  # validated by load_strategy: a finite number
                     sources[n] = doc.file
+                    if isinstance(spec.get("unit"), str) and spec["unit"]:
+                        units[n] = spec["unit"]  # declared by the rules file (ParameterSpec.unit)
     readers: dict[str, dict[str, list[str]]] = {n: {"rules": [], "targets": [], "machine": []} for n in strategy.params}
     for rname, rule in strategy.rules.items():
         for n in sorted(set(names(parse(rule.spec.when))) & set(readers)):
@@ -106,7 +112,7 @@ def parameter_rows(strategy) -> list[dict[str, Any]]:
     rows = []
     for n in sorted(strategy.params):
         rows.append({
-            "name": n, "value": strategy.params[n], "default": defaults.get(n), "unit": unit_of(n),
+            "name": n, "value": strategy.params[n], "default": defaults.get(n), "unit": units.get(n) or unit_of(n),
             "description": strategy.param_docs.get(n, ""), "source": sources.get(n, "config"), **readers[n],
         })
     return rows

@@ -297,8 +297,19 @@ class VenueSpec(Strict):
 
 # --------------------------------------------------------------------------- rules
 class ParameterSpec(Strict):
+    """One entry of a rules file's ``parameters:``: ``default`` (a finite number, in ``unit``),
+    ``description`` (what it governs) and ``unit``, in the words the metrics use
+    (:mod:`trimtab.metrics`) so a threshold reads in the unit of the metric it is compared with:
+    ``fraction`` (a ratio as a fraction, 0.05 = 5%: LTVs, drifts, drawdowns, margin ratios),
+    ``ratio`` (an Aave health factor), ``hours``, ``minutes``, ``days``, ``USD``,
+    ``asset units``, ``count``, ``flag`` (0 or 1) and ``multiple`` (x times a baseline).
+    ``unit`` is optional for user files (``trimtab params`` then guesses from the name's suffix);
+    every shipped rules file declares it (tests/unit/test_rules_parameters.py)."""
+
     default: float
     description: str = ""
+    unit: str = Field("", description="Unit of the default, as the metrics name units: fraction (0.05 = 5%), ratio "
+                                      "(health factor), hours, minutes, days, USD, asset units, count, flag (0/1), multiple.")
 
 
 class RuleSpec(Strict):

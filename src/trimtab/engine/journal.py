@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Iterable
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -490,27 +491,31 @@ def _legacy(data: str) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(data).items()}
 
 
-def read_metrics(db: sqlite3.Connection, first: int = 0, last: int | None = None) -> list[MetricsRow]:
+def read_metrics(db: sqlite3.Connection, first: int = 0, last: int | None = None,
+                 names: Iterable[str] | None = None) -> list[MetricsRow]:
     """The ``metrics`` rows of ticks ``first..last`` (default: all), by tick, each value a float
     exactly as the engine computed it: REAL columns round-trip doubles, inf stays inf, NULL
     (SQLite's NaN) reads back as nan, and a metric the tick did not have (:data:`ABSENT`) is
     left out. One caveat of SQLite: -0.0 is stored as 0.0 (equal in every comparison).
     Reads journals of either layout (metric columns, or the older JSON ``data`` column, whose
-    rows a resumed live run continued with columns)."""
+    rows a resumed live run continued with columns). ``names``: only these metrics (the others
+    are not read; a name the journal lacks is left out)."""
     cur = db.cursor()
     cur.row_factory = None  # callers may set sqlite3.Row on the connection
     legacy = "data" in {r[1] for r in db.execute("PRAGMA table_info(metrics)")}
-    names = metric_names(db)
+    wanted = None if names is None else set(names)
+    names = [n for n in metric_names(db) if wanted is None or n in wanted]
     hi = (1 << 62) if last is None else last
     sel = ", ".join(quote(c) for c in ("tick", "time", "state", *(("data",) if legacy else ()), *names))
     row = cur.execute("SELECT value FROM meta WHERE key='metrics_zero'").fetchone()
-    zeros = [k for k in json.loads(row[0]) if k not in names] if row else []  # a run still writing: 0.0 so far
+    zeros = [k for k in json.loads(row[0]) if k not in names and (wanted is None or k in wanted)] if row else []  # a run still writing: 0.0 so far
     nan = math.nan
     skip = 4 if legacy else 3
     out = []
     for r in cur.execute(f"SELECT {sel} FROM metrics WHERE tick >= ? AND tick <= ? ORDER BY tick", (first, hi)):
         if legacy and r[3] is not None:
-            out.append(MetricsRow(r[0], r[1], r[2], _legacy(r[3])))
+            m = _legacy(r[3])
+            out.append(MetricsRow(r[0], r[1], r[2], m if wanted is None else {k: v for k, v in m.items() if k in wanted}))
             continue
         m = {k: nan if v is None else float(v) for k, v in zip(names, r[skip:]) if v != ABSENT}
         for k in zeros:

@@ -78,7 +78,7 @@ def write_equity_csv(path: Path, equity: pd.Series, nav: pd.Series, journal: Pat
         sqlite3.Error: the journal cannot be read."""
     db = sqlite3.connect(journal)
     try:
-        rows = read_metrics(db, 0, len(equity) - 1)
+        rows = read_metrics(db, 0, len(equity) - 1, names=equity_columns(perp_venues))
     finally:
         db.close()
     equity_table(equity, nav, rows, perp_venues).to_csv(path, index_label="time")
