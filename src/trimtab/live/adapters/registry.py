@@ -87,26 +87,28 @@ def live_block(venue: str, root: str | Path | None = None) -> LiveExchangeSpec |
     return spec.live
 
 
+def _block_of_kind(venue: str, root: str | Path | None, cls: type, what: str):
+    """The ``live:`` block of ``venue`` (:func:`live_block`) when it is a ``cls``; else
+    AdapterError saying trimtab has no ``what`` adapter for the venue."""
+    facts = live_block(venue, root)
+    if not isinstance(facts, cls):
+        raise AdapterError(venue, "init", f"{_venue_file(venue, Path(root) if root is not None else None)}: the 'live:' block "
+                                          f"is of kind {facts.kind!r}, so trimtab has no {what} adapter for {venue!r}")
+    return facts
+
+
 def live_facts(venue: str, root: str | Path | None = None) -> LiveExchangeSpec:
     """The exchange ``live:`` block of ``<root>/venues/<venue>.yaml`` (see :func:`live_block`).
 
     Raises AdapterError as :func:`live_block`, and when the block is not ``kind: exchange``."""
-    facts = live_block(venue, root)
-    if not isinstance(facts, LiveExchangeSpec):
-        raise AdapterError(venue, "init", f"{_venue_file(venue, Path(root) if root is not None else None)}: the 'live:' block "
-                                          f"is of kind {facts.kind!r}, so trimtab has no exchange adapter for {venue!r}")
-    return facts
+    return _block_of_kind(venue, root, LiveExchangeSpec, "exchange")
 
 
 def chain_facts(venue: str, root: str | Path | None = None) -> LiveChainSpec:
     """The chain ``live:`` block of ``<root>/venues/<venue>.yaml`` (see :func:`live_block`).
 
     Raises AdapterError as :func:`live_block`, and when the block is not ``kind: chain``."""
-    facts = live_block(venue, root)
-    if not isinstance(facts, LiveChainSpec):
-        raise AdapterError(venue, "init", f"{_venue_file(venue, Path(root) if root is not None else None)}: the 'live:' block "
-                                          f"is of kind {facts.kind!r}, so trimtab has no chain adapter for {venue!r}")
-    return facts
+    return _block_of_kind(venue, root, LiveChainSpec, "chain")
 
 
 def live_venues(root: str | Path | None = None, kind: str | None = "exchange") -> list[str]:
