@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test data bench clean
+.PHONY: run test data bench clean sysdeps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/trimtab run configs/usdt_eth_staking_hedged_leveraged.yaml
 
-test: $(STAMP)
+# The browser tests (HTML report, console) drive Debian's Chromium headless, and the state
+# diagrams are laid out by Graphviz `dot`: both come from the system packages. scripts/sysdeps.sh
+# installs them when missing (as root, with apt-get) or says exactly why it cannot; the tests
+# that need them then say so too.
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q
 
 # Rebuild the bundled data/ from the raw files in ../shared/data (needs ../shared).

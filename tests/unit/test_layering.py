@@ -45,6 +45,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("portfolio",),                             # portfolios of strategies, drift baskets
     ("audit",),                                 # static findings (audits portfolios too)
     ("summary", "compare", "explain", "diagram", "ruletest", "schema"),  # reports
+    ("research",),                              # sweeps and walk-forward over many backtests
+    ("reports",),                               # charts and HTML reports of runs and sweeps
     ("cli",),                                   # the command line (and every __main__)
 ]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}
