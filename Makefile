@@ -30,12 +30,14 @@ test: $(STAMP) sysdeps
 data: $(STAMP)
 	$(BIN)/python scripts/build_data.py --raw ../shared/data --out data
 
-# Figures only (issue 14), each with its ratio: the flagship's budgets, the engine against the
-# hand loop, the drift basket against bt, `trimtab compare` on all cores (and on one), and a
-# live run resumed after 1,000 and 10,000 ticks, and a live tick's cost as a run grows to 5,000 ticks.
+# Figures only (issue 14), each with its ratio: the flagship's budgets, its engine loop with and
+# without quiet stretches (numpy), the engine against the hand loop, the drift basket against
+# bt, `trimtab compare` on all cores (and on one), a live run resumed after 1,000 and 10,000
+# ticks, and a live tick's cost as a run grows to 5,000 ticks.
 # About 6 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/quiet_stretches.py --runs 3
 	$(BIN)/python bench/compare_hand.py --no-backtest
 	$(BIN)/python bench/drift_vs_bt.py
 	$(BIN)/python bench/compare_all.py --sequential

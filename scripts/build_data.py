@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Build the bundled market data: ``python scripts/build_data.py --raw ../shared/data --out data``.
 
-Thin wrapper around :func:`trimtab.data.build.main` (see that module for what is built).
+Thin wrapper around :func:`trimtab.data.build.main`, the same build as
+``trimtab data build --raw DIR --out DIR`` (see that module for what is built); ``make data``
+uses it.
 """
 
 import sys

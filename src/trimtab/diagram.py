@@ -3,17 +3,20 @@
 :func:`mermaid` writes a ``stateDiagram-v2`` with every transition as the engine runs it
 (``source: "*"`` expanded to one edge per state), labelled with its trigger and guard rules, or
 with the guard expressions with the config's parameters folded in (``expressions=True``).
-:func:`draw` renders the same machine with matplotlib: states on a circle (the initial state at
-the top, ``emergency`` at the bottom), one arrow per (from, to) pair labelled with its triggers
-and guards in priority order, action states shaded, ``"*"`` transitions dashed and labelled once.
+:func:`draw` renders the same machine as SVG or PNG, laid out by Graphviz ``dot`` (through the
+``graphviz`` binding; dot places edge labels as nodes of the layout, so no two labels overlap):
+one arrow per (from, to) pair labelled with its triggers and guards in priority order, action
+states shaded, ``emergency`` red, ``"*"`` transitions dashed and labelled once, the guards with
+their parameters folded in as a legend. :func:`graph` is the ``graphviz.Digraph`` it renders.
 """
 from __future__ import annotations
 
-import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config.load import Strategy
+from .errors import TrimtabError
 from .rules.nodes import Node
 from .rules.parse import parse
 from .rules.printer import to_text
@@ -98,106 +101,128 @@ def mermaid(strategy: Strategy, expressions: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _layout(strategy: Strategy) -> dict[str, tuple[float, float]]:
+class DiagramError(TrimtabError):
+    """The image cannot be made: Graphviz's ``dot`` is missing or failed."""
+
+
+#: How to get ``dot`` (Graphviz), named in the error when it is missing.
+INSTALL_DOT = ("install Graphviz, which provides `dot`: `sudo apt-get install graphviz` (Debian/Ubuntu; "
+               "scripts/sysdeps.sh does it), `brew install graphviz` (macOS), or see https://graphviz.org/download/; "
+               "`trimtab diagram CONFIG --no-image` prints the Mermaid text without it")
+
+_FONT = "Helvetica"
+
+
+def _esc(text: str) -> str:
+    """Text for a Graphviz double-quoted label: backslashes doubled (the binding quotes the rest)."""
+    return text.replace("\\", "\\\\")
+
+
+def _lines(lines: list[str], just: str = "c") -> str:
+    """Lines of one Graphviz label: ``\\n`` centred, ``\\l`` left-justified (dot escapes)."""
+    end = "\\l" if just == "l" else "\\n"
+    return "".join(_esc(x) + end for x in lines)
+
+
+def graph(strategy: Strategy, expressions: bool = False):
+    """The machine as a ``graphviz.Digraph`` laid out by ``dot``, top to bottom from the initial
+    state: a node per state (action states shaded with their action, ``emergency`` red), one
+    edge per (from, to) pair labelled ``priority. trigger [guards]`` (every transition between
+    the two, in priority order), ``"*"`` transitions dashed and labelled on one edge only, and
+    the title and a legend of the guards with their parameters folded in (unless
+    ``expressions``, where the labels carry them) as the graph's label, below the drawing."""
+    import graphviz
+
     m = strategy.machine
-    names = list(m.states)
-    ring = [m.initial] + [s for s in names if s not in (m.initial, "emergency")]
-    pos = {}
-    n = len(names)
-    if "emergency" in m.states and m.initial != "emergency":
-        # initial at the top, emergency at the bottom, the others down both sides
-        others = ring[1:]
-        left, right = others[::2], others[1::2]
-        pos[m.initial] = (0.0, 1.15)
-        pos["emergency"] = (0.0, -1.15)
-        for side, group in ((-1, left), (1, right)):
-            k = len(group)
-            for j, s in enumerate(group):
-                a = math.pi / 2 + side * math.pi * (j + 1) / (k + 1)
-                pos[s] = (math.cos(a) * 1.9, math.sin(a) * 1.15)
-    else:
-        for j, s in enumerate(ring):
-            a = math.pi / 2 - 2 * math.pi * j / n
-            pos[s] = (math.cos(a) * 1.9, math.sin(a) * 1.15)
-    return pos
+    g = graphviz.Digraph(m.name, engine="dot")
+    g.attr(rankdir="TB", splines="true", nodesep="0.5", ranksep="0.7", fontname=_FONT, forcelabels="true")
+    g.attr("node", fontname=_FONT, fontsize="12", shape="box", style="rounded,filled", margin="0.2,0.1")
+    g.attr("edge", fontname=_FONT, fontsize="9", arrowsize="0.7")
+    g.node("__start", label="", shape="point", width="0.15", style="filled", fillcolor="black")
+    for name, st in m.states.items():
+        sub = []
+        if st.action:
+            ov = ", ".join(f"{k}={v}" for k, v in st.action.overrides.items())
+            sub = [f"{st.action.kind}" + (f" ({ov})" if ov else "")]
+        fill = "#fde2e2" if name == "emergency" else "#e8f0fb" if st.action else "#f4f4f4"
+        color = "#c0392b" if name == "emergency" else "#2c3e50"
+        g.node(name, label=_lines([name] + sub), fillcolor=fill, color=color, penwidth="2" if name == m.initial else "1")
+    g.edge("__start", m.initial)
+    groups: dict[tuple[str, str], list[Edge]] = {}
+    for e in edges(strategy):
+        groups.setdefault((e.source, e.dest), []).append(e)
+    star_labelled: set[int] = set()
+    for (a, b), es in groups.items():
+        labels = []
+        for e in es:
+            if e.star:
+                if e.order in star_labelled:
+                    continue
+                star_labelled.add(e.order)
+                labels.append(f"{e.order + 1}. {e.trigger} [{guard_label(strategy, e.rules, expressions)}] (from every state)")
+            else:
+                labels.append(f"{e.order + 1}. {e.trigger} [{guard_label(strategy, e.rules, expressions)}]")
+        star = all(e.star for e in es)
+        color = "#c0392b" if b == "emergency" else "#34495e"
+        attrs = {"color": color, "fontcolor": color}
+        if star:
+            attrs |= {"style": "dashed"}
+        if labels:
+            attrs["label"] = _lines(labels, "l")
+        g.edge(a, b, **attrs)
+    # Title and legend are the graph's own label, laid out below the drawing (never over it).
+    legend = [f"{m.name} — {strategy.name}", ""]
+    if not expressions:
+        used = sorted({r for t in m.transitions for r in t.when if r in strategy.rules})
+        legend += ["guards (parameters folded in):"] + [f"  {r}: {folded(strategy.rules[r].spec.when, strategy.params)}" for r in used]
+    legend.append("numbers: priority (transitions are tried in this order; the first whose guards hold fires)")
+    g.attr(label=_lines(legend, "l"), labelloc="b", labeljust="l", fontsize="11")
+    return g
+
+
+def dot_path() -> str | None:
+    """Where Graphviz's ``dot`` is, or None when it is not installed."""
+    return shutil.which("dot")
 
 
 def draw(strategy: Strategy, out: str | Path, expressions: bool = False) -> Path:
-    """Render the machine to ``out`` (.svg or .png, by suffix) with matplotlib; returns the path.
+    """Render the machine (:func:`graph`) to ``out`` (.svg or .png, by suffix) with Graphviz
+    ``dot``; returns the path.
 
-    Raises ValueError for another suffix."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch
+    Raises:
+        ValueError: another suffix.
+        DiagramError: ``dot`` is not installed (the message says how to install it) or failed.
+        OSError: ``out`` cannot be written.
+    """
+    import graphviz
 
     out = Path(out)
-    if out.suffix.lower() not in (".svg", ".png"):
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png"):
         raise ValueError(f"diagram image must be .svg or .png, not {out.suffix or 'no suffix'}")
-    m = strategy.machine
-    pos = _layout(strategy)
-    fig, ax = plt.subplots(figsize=(16, 11))
-    ax.set_xlim(-2.7, 2.7)
-    ax.set_ylim(-2.25, 1.5)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(f"{m.name} — {strategy.name}", fontsize=13, loc="left")
-
-    for s, (x, y) in pos.items():
-        st = m.states[s]
-        face = "#fde2e2" if s == "emergency" else "#e8f0fb" if st.action else "#f4f4f4"
-        edge = "#c0392b" if s == "emergency" else "#2c3e50"
-        sub = f"\n{st.action.kind}" + (f" ({', '.join(f'{k}={v}' for k, v in st.action.overrides.items())})" if st.action.overrides else "") if st.action else ""
-        ax.text(x, y, f"{s}{sub}", ha="center", va="center", fontsize=10, fontweight="bold", zorder=5,
-                bbox=dict(boxstyle="round,pad=0.5", fc=face, ec=edge, lw=2 if s == m.initial else 1.2))
-    ix, iy = pos[m.initial]
-    ax.annotate("", xy=(ix - 0.18, iy + 0.06), xytext=(ix - 0.55, iy + 0.22),
-                arrowprops=dict(arrowstyle="-|>", color="black", lw=1.2))
-    ax.plot([ix - 0.55], [iy + 0.22], "ko", ms=6)
-
-    groups: dict[tuple[str, str], list[Edge]] = {}
-    stars: dict[int, list[Edge]] = {}
-    for e in edges(strategy):
-        if e.star:
-            stars.setdefault(e.order, []).append(e)
-        groups.setdefault((e.source, e.dest), []).append(e)
-    for (a, b), es in groups.items():
-        labels = [f"{e.order + 1}. {e.trigger} [{guard_label(strategy, e.rules, expressions)}]" for e in es if not e.star]
-        star = all(e.star for e in es)
-        color = "#c0392b" if b == "emergency" else "#34495e"
-        if a == b:
-            x, y = pos[a]
-            loop = FancyArrowPatch((x + 0.12, y - 0.1), (x - 0.12, y - 0.1), connectionstyle="arc3,rad=-2.2",
-                                   arrowstyle="-|>", mutation_scale=12, color=color, lw=1.1, zorder=3)
-            ax.add_patch(loop)
-            ax.text(x, y - 0.42, "\n".join(labels), ha="center", va="top", fontsize=7, color=color, zorder=6,
-                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-            continue
-        (x1, y1), (x2, y2) = pos[a], pos[b]
-        rad = 0.3 if (b, a) in groups else 0.08
-        arrow = FancyArrowPatch((x1, y1), (x2, y2), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=13,
-                                shrinkA=26, shrinkB=26, color=color, lw=1.1, ls="--" if star else "-", alpha=0.6 if star else 1, zorder=2)
-        ax.add_patch(arrow)
-        if labels:
-            dx, dy = x2 - x1, y2 - y1
-            lx, ly = (x1 + x2) / 2 + rad * dy / 2, (y1 + y2) / 2 - rad * dx / 2
-            ax.text(lx, ly, "\n".join(labels), ha="center", va="center", fontsize=7, color=color, zorder=6,
-                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-    for order, es in stars.items():
-        e = es[0]
-        x, y = pos[e.dest]
-        ax.text(x, y + 0.2, f"{order + 1}. {e.trigger} [{guard_label(strategy, e.rules, expressions)}]\nfrom every other state (dashed)",
-                ha="center", va="bottom", fontsize=7.5, color="#c0392b", zorder=6,
-                bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="#c0392b", alpha=0.9))
-    if not expressions:
-        used = sorted({r for t in m.transitions for r in t.when if r in strategy.rules})
-        legend = "\n".join(f"{r}: {folded(strategy.rules[r].spec.when, strategy.params)}" for r in used)
-        ax.text(-2.68, -1.6, "guards (parameters folded in)\n" + legend, ha="left", va="top", fontsize=6.5, family="monospace",
-                color="#333333", bbox=dict(boxstyle="round,pad=0.4", fc="#fbfbfb", ec="#cccccc"))
-    ax.text(2.68, -1.6, "numbers: priority (transitions are tried in this order; the first whose guards hold fires)",
-            ha="right", va="top", fontsize=7, color="#555555")
+    if dot_path() is None:
+        raise DiagramError(f"Graphviz's `dot` is not installed, so no {out.name} was drawn: {INSTALL_DOT}")
+    g = graph(strategy, expressions=expressions)
+    try:
+        image = g.pipe(format=fmt, **({"renderer": "cairo"} if fmt == "png" else {}))
+    except graphviz.ExecutableNotFound:
+        raise DiagramError(f"Graphviz's `dot` is not installed, so no {out.name} was drawn: {INSTALL_DOT}") from None
+    except graphviz.CalledProcessError as e:
+        why = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise DiagramError(f"Graphviz's `dot` failed drawing {out.name}: {why[-1] if why else e}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, bbox_inches="tight", dpi=150 if out.suffix.lower() == ".png" else 100)
-    plt.close(fig)
+    out.write_bytes(image)
     return out
+
+
+def layout(strategy: Strategy, expressions: bool = False) -> dict:
+    """The laid-out graph as ``dot -Tjson`` gives it (node and edge positions, and their
+    drawing operations, text included, in points). Raises DiagramError without ``dot``."""
+    import json
+
+    import graphviz
+
+    try:
+        return json.loads(graph(strategy, expressions=expressions).pipe(format="json"))
+    except graphviz.ExecutableNotFound:
+        raise DiagramError(f"Graphviz's `dot` is not installed: {INSTALL_DOT}") from None

@@ -7,6 +7,13 @@
 * :func:`list_transitions` -- every transition of the run with the comparisons of the rules that
   fired it and the plan it submitted.
 
+Every run kind: a strategy, basket or live run (``journal.sqlite``), a portfolio run
+(``portfolio.sqlite``: its machine's decisions, the reallocation in force and its sleeves' run
+directories, :func:`portfolio_explain_at`), a portfolio's sleeve (``<run>/sleeves/<id>``, a
+strategy journal). :func:`find_journal` finds the journal of any of them.
+
+The metrics shown are one set, the ones the rules saw (:func:`rules_saw`).
+
 A "full" journal stores each tick's rule trace; a "slim" one (the default) does not, and
 :func:`tick_trace` recomputes it exactly: the run's rules and parameters (journal meta, compiled
 as :func:`trimtab.config.load.load_strategy` does) traced by
@@ -25,14 +32,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .engine.journal import metrics_at, rule_inputs_at
+from .engine.journal import rule_inputs_at
 from .errors import TrimtabError
 from .metrics import REGISTRY, Family, Scope
 
 
-def shown_metrics(m: dict[str, Any]) -> list[str]:
+def shown_metrics(m: dict[str, Any], compared: list[str] | tuple[str, ...] = ()) -> list[str]:
     """The names of ``m`` (a tick's metrics) that explain prints, in registry order: the strategy
-    metrics declared with ``explain=True``, a family's members sorted (``margin_ratio.<venue>``)."""
+    metrics declared with ``explain=True``, a family's members sorted (``margin_ratio.<venue>``),
+    then the names of ``compared`` (metrics the rules compared, e.g. a basket's ``max_drift``)
+    not listed yet, in their order."""
     keys: list[str] = []
     for d in REGISTRY:
         if d.scope is not Scope.STRATEGY or not d.explain:
@@ -41,6 +50,9 @@ def shown_metrics(m: dict[str, Any]) -> list[str]:
             keys += sorted(k for k in m if d.member_of(k) is not None)
         elif d.name in m:
             keys.append(d.name)
+    for k in compared:
+        if k in m and k not in keys:
+            keys.append(k)
     return keys
 
 
@@ -48,17 +60,46 @@ class RunError(TrimtabError):
     """A run or a time that cannot be explained (not found, outside the run)."""
 
 
-def find_journal(run: str | Path, runs_dir: str | Path = "runs") -> Path:
-    """The journal of ``run``: a journal.sqlite path, a run directory, or a run id under ``runs_dir``.
+#: The journal of each run kind's directory: a strategy or basket run's, a portfolio run's.
+JOURNAL, PORTFOLIO_DB = "journal.sqlite", "portfolio.sqlite"
 
-    Raises RunError when none exists."""
+
+def find_journal(run: str | Path, runs_dir: str | Path = "runs", noun: str = "run journal") -> Path:
+    """The journal of ``run``, any run kind: a ``journal.sqlite`` or ``portfolio.sqlite`` path, a
+    run directory holding one (a strategy or basket run, a portfolio run, a portfolio's sleeve
+    ``<run>/sleeves/<id>``), or a run id under ``runs_dir``. A ``run`` already under
+    ``runs_dir`` (``runs/<id>``) is not joined to it twice.
+
+    Raises RunError when none exists, listing the latest runs under ``runs_dir``."""
     p = Path(run)
-    for cand in (p, p / "journal.sqlite", Path(runs_dir) / str(run) / "journal.sqlite"):
+    for cand in (p, p / JOURNAL, p / PORTFOLIO_DB, Path(runs_dir) / str(run) / JOURNAL, Path(runs_dir) / str(run) / PORTFOLIO_DB):
         if cand.is_file() and cand.suffix == ".sqlite":
             return cand
-    known = sorted(d.name for d in Path(runs_dir).glob("*") if (d / "journal.sqlite").is_file()) if Path(runs_dir).is_dir() else []
+    inside = _runs_in(p)
+    if inside:  # a folder of runs (a compare's): name them
+        raise RunError(f"{run} holds runs, it is not one (a compare folder?): give one of {', '.join(str(p / d) for d in inside[:8])}")
+    known = _runs_in(Path(runs_dir))
     hint = f"; runs in {runs_dir}/: {', '.join(known[-5:])}" if known else ""
-    raise RunError(f"no run journal at {run!r} (give a run directory, its journal.sqlite, or a run id under {runs_dir}/){hint}")
+    raise RunError(f"no {noun} at {run!r} (give a run directory, its journal.sqlite or portfolio.sqlite, or a run id "
+                   f"under {runs_dir}/){hint}")
+
+
+def _runs_in(folder: Path) -> list[str]:
+    """Names of the run directories directly inside ``folder`` (sorted; none if not a folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted(d.name for d in folder.iterdir() if (d / JOURNAL).is_file() or (d / PORTFOLIO_DB).is_file())
+
+
+def run_dir_of(run: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """The directory of ``run`` (as :func:`find_journal` finds it). Raises RunError
+    (``no run at 'X' ...``)."""
+    return find_journal(run, runs_dir, noun="run").parent
+
+
+def is_portfolio(journal: str | Path) -> bool:
+    """True for a portfolio run's journal (``portfolio.sqlite``)."""
+    return Path(journal).name == PORTFOLIO_DB
 
 
 def _db(path: Path) -> sqlite3.Connection:
@@ -185,38 +226,53 @@ def run_traces(journal: str | Path) -> dict[int, list[dict]]:
         db.close()
 
 
+def rules_saw(db, tick: int, trace: list[dict]) -> dict[str, float]:
+    """The one set of metrics explain shows for ``tick``: the ones its rules were evaluated on.
+
+    The journaled row holds the metrics after the tick; on a tick whose plan started (or a
+    liquidation, a compensation) they differ from what the rules saw. A slim journal keeps the
+    difference (``seen``, :func:`trimtab.engine.journal.rule_inputs_at`); a full journal keeps
+    the trace instead, whose observed values of bare metric names are laid over the row."""
+    m = dict(rule_inputs_at(db, tick) or {})
+    for r in trace:
+        for c in r.get("comparisons") or []:
+            if isinstance(c[0], str) and c[0] in m:
+                m[c[0]] = _num(c[1])
+    return m
+
+
 def _comparisons(rule: dict) -> list[dict]:
     return [{"left": c[0], "observed": c[1], "op": c[2], "threshold": c[3], "result": c[4]} for c in rule.get("comparisons") or []]
 
 
+def _decision_row(db: sqlite3.Connection, path: Path, at) -> sqlite3.Row:
+    """The journal's decision row in force at ``at``: the last tick at or before it. Raises
+    RunError when ``at`` is outside the run's window."""
+    t = iso(at)
+    _window_check(db, t, path)
+    return db.execute("SELECT * FROM decisions WHERE time <= ? ORDER BY tick DESC LIMIT 1", (t,)).fetchone()
+
+
 def explain_at(journal: str | Path, at) -> dict:
-    """The decision in force at ``at`` (the last tick at or before it). Raises RunError."""
+    """The decision in force at ``at`` (the last tick at or before it), of any run kind (a
+    portfolio run: :func:`portfolio_explain_at`). Raises RunError."""
     path = Path(journal)
+    if is_portfolio(path):
+        return portfolio_explain_at(path, at)
     db = _db(path)
     try:
-        meta = _meta(db)
-        t = iso(at)
-        first = db.execute("SELECT MIN(time), MAX(time) FROM decisions").fetchone()
-        if first[0] is None:
-            raise RunError(f"{path}: the journal has no decisions")
-        if t < first[0]:
-            raise RunError(f"{t} is before the run starts ({first[0]} -> {first[1]})")
-        import pandas as pd
-
-        if pd.Timestamp(t) > pd.Timestamp(first[1]) + pd.Timedelta(hours=1):
-            raise RunError(f"{t} is after the run ends ({first[0]} -> {first[1]})")
-        d = db.execute("SELECT * FROM decisions WHERE time <= ? ORDER BY tick DESC LIMIT 1", (t,)).fetchone()
+        meta, d = _meta(db), _decision_row(db, path, at)
         tick = d["tick"]
         rules = _Traces(db, meta)(tick, d["rules"])
         machine, info = _machine_info(meta)
         since = db.execute("SELECT tick, time, source, dest, trigger, plan_id FROM decisions WHERE tick <= ? AND trigger IS NOT NULL "
                            "ORDER BY tick DESC LIMIT 1", (tick,)).fetchone()
-        metrics = {k: _shown(v) for k, v in (metrics_at(db, tick) or {}).items()}
+        metrics = {k: _shown(v) for k, v in rules_saw(db, tick, rules).items()}
         out: dict[str, Any] = {
             "run": str(path.parent),
             "strategy": (meta.get("strategy") or {}).get("name"),
             "share_class": (meta.get("window") or {}).get("share_class"),
-            "requested": t,
+            "requested": iso(at),
             "time": d["time"],
             "tick": tick,
             "state": d["dest"],
@@ -227,14 +283,7 @@ def explain_at(journal: str | Path, at) -> dict:
             "rules": [{"rule": r["rule"], "result": r["result"], **info.get(r["rule"], {}), "comparisons": _comparisons(r)} for r in rules],
         }
         if machine is not None:
-            ok = {r["rule"]: r["result"] for r in rules}
-            tried = []
-            for tr in machine.transitions:
-                srcs = [s for s in machine.states if s != tr.dest] if tr.source == "*" else ([tr.source] if isinstance(tr.source, str) else tr.source)
-                if d["source"] in srcs:
-                    tried.append({"trigger": tr.trigger, "dest": tr.dest, "rules": {r: ok.get(r) for r in tr.when},
-                                  "holds": all(ok.get(r) for r in tr.when), "fired": tr.trigger == d["trigger"]})
-            out["transitions_tried"] = tried
+            out["transitions_tried"] = _tried(machine, d["source"], d["trigger"], {r["rule"]: r["result"] for r in rules})
         out["plan"] = _plan_at(db, tick)
         return out
     finally:
@@ -273,8 +322,11 @@ def _plan_at(db, tick: int) -> dict | None:
 
 def list_transitions(journal: str | Path) -> dict:
     """Every transition of the run: time, from, to, trigger, the rules that fired it (with their
-    comparisons) and the plan it submitted (id, expected cost, steps)."""
+    comparisons) and the plan it submitted (id, expected cost, steps); a portfolio run's
+    transitions come with their reallocation instead (``plan_id`` is then its id)."""
     path = Path(journal)
+    if is_portfolio(path):
+        return portfolio_transitions(path)
     db = _db(path)
     try:
         meta = _meta(db)
@@ -293,6 +345,122 @@ def list_transitions(journal: str | Path) -> dict:
                          "plan_id": d["plan_id"], "plan_cost": cost, "plan_steps": nsteps})
         return {"run": str(path.parent), "strategy": (meta.get("strategy") or {}).get("name"),
                 "share_class": (meta.get("window") or {}).get("share_class"), "transitions": rows}
+    finally:
+        db.close()
+
+
+# --------------------------------------------------------------------------- portfolio runs
+def _window_check(db, t: str, path: Path) -> None:
+    """Raise RunError unless time ``t`` is within the run's decisions (up to an hour after the last)."""
+    first = db.execute("SELECT MIN(time), MAX(time) FROM decisions").fetchone()
+    if first[0] is None:
+        raise RunError(f"{path}: the journal has no decisions")
+    if t < first[0]:
+        raise RunError(f"{t} is before the run starts ({first[0]} -> {first[1]})")
+    import pandas as pd
+
+    if pd.Timestamp(t) > pd.Timestamp(first[1]) + pd.Timedelta(hours=1):
+        raise RunError(f"{t} is after the run ends ({first[0]} -> {first[1]})")
+
+
+def _json(text: Any, what: str) -> Any:
+    """A JSON column read back (possibly damaged): the value, or RunError naming ``what``."""
+    try:
+        return json.loads(text) if text is not None else None
+    except (TypeError, ValueError, RecursionError) as e:
+        raise RunError(f"{what} is not readable JSON ({e})") from None
+
+
+def _sleeve_dirs(path: Path) -> dict[str, str]:
+    """Sleeve id -> its run directory (``<run>/sleeves/<id>``, the strategy journals)."""
+    root = path.parent / "sleeves"
+    return {d.name: str(d) for d in sorted(root.iterdir()) if (d / JOURNAL).is_file()} if root.is_dir() else {}
+
+
+def _realloc_at(db, tick: int) -> dict | None:
+    """The reallocation in force at ``tick``: the last one started at or before it, with its
+    status then (``in flight`` until its end tick)."""
+    r = db.execute("SELECT realloc_id, start_tick, start_time, end_tick, end_time, trigger, status, record FROM reallocations "
+                   "WHERE start_tick <= ? ORDER BY start_tick DESC, realloc_id DESC LIMIT 1", (tick,)).fetchone()
+    if r is None:
+        return None
+    rec = _json(r["record"], f"reallocation {r['realloc_id']}") or {}
+    ended = r["end_tick"] is not None and r["end_tick"] <= tick
+    return {"id": r["realloc_id"], "start_time": r["start_time"], "trigger": r["trigger"],
+            "status": r["status"] if ended else "in flight", "end_time": r["end_time"] if ended else None,
+            "targets": rec.get("targets") or {}, "paid": rec.get("paid") or {}, "deposited": rec.get("deposited") or {},
+            "moved": rec.get("moved"), "costs": rec.get("costs"), "notes": rec.get("notes") or []}
+
+
+def portfolio_explain_at(journal: str | Path, at) -> dict:
+    """:func:`explain_at` for a portfolio run (``portfolio.sqlite``): the portfolio machine's
+    state, its rules with their comparisons (stored with every decision), the transitions tried,
+    the portfolio metrics the rules saw, the reallocation in force, and each sleeve's run
+    directory (its strategy decisions: ``trimtab explain <run>/sleeves/<id> --at ...``).
+    Raises RunError."""
+    path = Path(journal)
+    db = _db(path)
+    try:
+        meta, d = _meta(db), _decision_row(db, path, at)
+        tick = d["tick"]
+        rules = _json(d["rules"], f"{path}: the rule trace of tick {tick}") or []
+        metrics = _json(d["metrics"], f"{path}: the metrics of tick {tick}") or {}
+        machine, info = _machine_info(meta)
+        since = db.execute("SELECT tick, time, source, dest, trigger FROM decisions WHERE tick <= ? AND trigger IS NOT NULL "
+                           "ORDER BY tick DESC LIMIT 1", (tick,)).fetchone()
+        pf = meta.get("portfolio") or {}
+        out: dict[str, Any] = {
+            "kind": "portfolio", "run": str(path.parent), "strategy": pf.get("name"),
+            "share_class": (meta.get("window") or {}).get("share_class"), "requested": iso(at), "time": d["time"], "tick": tick,
+            "state": d["dest"], "from": d["source"], "trigger": d["trigger"], "since": dict(since) if since else None,
+            "metrics": {k: _shown(_num(v)) for k, v in metrics.items()},
+            "rules": [{"rule": r["rule"], "result": r["result"], **info.get(r["rule"], {}), "comparisons": _comparisons(r)} for r in rules],
+        }
+        if machine is not None:
+            ok = {r["rule"]: r["result"] for r in rules}
+            out["transitions_tried"] = _tried(machine, d["source"], d["trigger"], ok)
+        out["plan"] = None
+        out["reallocation"] = _realloc_at(db, tick)
+        out["sleeves"] = _sleeve_dirs(path)
+        return out
+    finally:
+        db.close()
+
+
+def _tried(machine, source: str, trigger: str | None, ok: dict) -> list[dict]:
+    """The transitions the machine tried from ``source``, in priority order, with each rule's
+    result (``ok``: rule -> result; None for a rule the run's journal lacks) and which fired."""
+    tried = []
+    for tr in machine.transitions:
+        srcs = [s for s in machine.states if s != tr.dest] if tr.source == "*" else ([tr.source] if isinstance(tr.source, str) else tr.source)
+        if source in srcs:
+            tried.append({"trigger": tr.trigger, "dest": tr.dest, "rules": {r: ok.get(r) for r in tr.when},
+                          "holds": all(ok.get(r) for r in tr.when), "fired": tr.trigger == trigger})
+    return tried
+
+
+def portfolio_transitions(journal: str | Path) -> dict:
+    """:func:`list_transitions` for a portfolio run: every transition of the portfolio machine
+    with the comparisons that fired it and the reallocation it started (``plan_id``: its id)."""
+    path = Path(journal)
+    db = _db(path)
+    try:
+        meta = _meta(db)
+        machine, _ = _machine_info(meta)
+        when = {t.trigger: list(t.when) for t in machine.transitions} if machine else {}
+        starts = {r["start_tick"]: r["realloc_id"] for r in db.execute("SELECT realloc_id, start_tick FROM reallocations")}
+        rows = []
+        for d in db.execute("SELECT tick, time, source, dest, trigger, rules FROM decisions WHERE trigger IS NOT NULL ORDER BY tick"):
+            rules = _json(d["rules"], f"{path}: the rule trace of tick {d['tick']}") or []
+            names = when.get(d["trigger"])
+            fired = [r for r in rules if (r["rule"] in names if names else r["result"])]
+            rid = starts.get(d["tick"])
+            rows.append({"tick": d["tick"], "time": d["time"], "from": d["source"], "to": d["dest"], "trigger": d["trigger"],
+                         "rules": [{"rule": r["rule"], "result": r["result"], "comparisons": _comparisons(r)} for r in fired],
+                         "plan_id": None if rid is None else f"reallocation {rid}", "plan_cost": None, "plan_steps": None})
+        return {"kind": "portfolio", "run": str(path.parent), "strategy": (meta.get("portfolio") or {}).get("name"),
+                "share_class": (meta.get("window") or {}).get("share_class"), "transitions": rows,
+                "sleeves": _sleeve_dirs(path)}
     finally:
         db.close()
 
@@ -340,7 +508,9 @@ def print_explain(e: dict, console) -> None:
     m = e.get("metrics") or {}
     if m:
         mt = Text("metrics the rules saw: ", style="bold")
-        mt.append("  ".join(f"{k} {_fmt(m[k])}" for k in shown_metrics(m)))
+        compared = [c["left"] for r in e["rules"] for c in r["comparisons"]]
+        names = list(m) if e.get("kind") == "portfolio" else shown_metrics(m, compared)
+        mt.append("  ".join(f"{k} {_fmt(m[k])}" for k in names))
         console.print(mt, soft_wrap=True)
 
     t = Table(title=f"rules at {e['time']} (every rule, evaluated before the transition)", box=box.SIMPLE_HEAD, title_justify="left")
@@ -381,6 +551,9 @@ def print_explain(e: dict, console) -> None:
             console.print(Text("?: rule not in this run's journal (the machine or rule files changed since the run; "
                                "transitions are listed from the current files)", style="yellow"), soft_wrap=True)
 
+    if e.get("kind") == "portfolio":
+        _print_portfolio_tail(e, console)
+        return
     p = e.get("plan")
     if not p:
         console.print(Text("plan in force: none (no plan submitted yet)", style="dim"))
@@ -402,6 +575,37 @@ def print_explain(e: dict, console) -> None:
         console.print(Text(f"note: {n}", style="yellow"), soft_wrap=True)
 
 
+def _print_portfolio_tail(e: dict, console) -> None:
+    """The reallocation in force and the sleeves' run directories of a portfolio's explain."""
+    from rich.text import Text
+
+    r = e.get("reallocation")
+    if not r:
+        console.print(Text("reallocation in force: none (none started yet)", style="dim"))
+    else:
+        t = Text("reallocation in force: ", style="bold")
+        t.append(f"#{r['id']} ({r['trigger']}) started {r['start_time']}; ")
+        t.append(f"{r['status']}{' at ' + r['end_time'] if r.get('end_time') else ''}",
+                 style="green" if r["status"] == "done" else "yellow")
+        t.append("\n  targets " + " ".join(f"{k} {_num(v):.0%}" for k, v in r["targets"].items()))
+        if r["paid"]:
+            t.append("\n  withdrawn " + ", ".join(f"{k} {_num(v):,.2f}" for k, v in r["paid"].items()))
+        if r["deposited"]:
+            t.append("\n  deposited " + ", ".join(f"{k} {_num(v):,.2f}" for k, v in r["deposited"].items()))
+        console.print(t, soft_wrap=True)
+    _print_sleeves(e, console)
+
+
+def _print_sleeves(e: dict, console) -> None:
+    from rich.text import Text
+
+    if e.get("sleeves"):
+        t = Text("sleeves (each a strategy run; explain one with `trimtab explain DIR --at TIME`):", style="bold")
+        for k, d in e["sleeves"].items():
+            t.append(f"\n  {k:<12} {d}")
+        console.print(t, soft_wrap=True)
+
+
 def print_transitions(data: dict, console) -> None:
     """Readable table of :func:`list_transitions`'s result."""
     from rich import box
@@ -419,3 +623,5 @@ def print_transitions(data: dict, console) -> None:
         t.add_row(r["time"], r["from"], r["to"], Text(r["trigger"], style="bold"), because, r["plan_id"] or "",
                   f"{_fmt(r['plan_cost'])} {sc}" if r["plan_cost"] is not None else "")
     console.print(t)
+    if data.get("kind") == "portfolio":
+        _print_sleeves(data, console)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from trimtab.compare import benchmark_apy, common_window
@@ -32,6 +33,22 @@ def test_compare_two_modes_side_by_side(tmp_path):
     assert human.returncode == 0, human.stderr
     assert "side by side" in human.stdout and "pure_lending_usdt" in human.stdout and "Ethena sUSDe" in human.stdout
     assert "P&L attribution" in human.stdout
+
+
+def test_window_partly_before_the_common_window_is_clamped_to_it(tmp_path, market):
+    s = [load_strategy(ROOT / "configs" / f"{m}.yaml") for m in ("pure_lending_usdt", "eth_staking_only")]
+    a, _ = common_window(s, market)
+    end = a + pd.Timedelta(days=10)
+    # Inside pure lending's data but before weETH's: both rows still cover the same hours.
+    p = cli("compare", "configs/pure_lending_usdt.yaml", "configs/eth_staking_only.yaml", "--start", "2024-02-01",
+            "--end", f"{end:%Y-%m-%d %H:%M}", "--out", str(tmp_path), "--json")
+    assert p.returncode == 0, p.stderr
+    assert "only partly overlaps what the configs' common data covers" in p.stderr
+    r = json.loads(p.stdout)
+    assert r["window"]["start"] == f"{a:%Y-%m-%dT%H:%MZ}" and not r["failed"]
+    for x in r["rows"]:
+        summary = json.loads(Path(x["run_dir"], "summary.json").read_text())
+        assert (summary["start"], summary["end"]) == (r["window"]["start"], r["window"]["end"]), x["mode"]
 
 
 def test_common_window_is_the_intersection(market):

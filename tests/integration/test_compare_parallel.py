@@ -26,7 +26,8 @@ def test_parallel_rows_equal_sequential_rows(tmp_path):
     assert sorted(k for k, *_ in seen) == [1, 2, 3] and {x[1] for x in seen} == {3}
     assert sorted(x[2] for x in seen) == sorted(r["mode"] for r in seq["rows"]) and all(x[3] is None for x in seen)
     for r in par["rows"]:   # every worker wrote its own run
-        assert Path(r["run_dir"], "journal.sqlite").exists() and Path(r["run_dir"]).parent == tmp_path / "par"
+        assert Path(r["run_dir"], "journal.sqlite").exists() and Path(r["run_dir"]).parent == Path(par["dir"])
+    assert Path(par["dir"]).parent == tmp_path / "par" and Path(par["dir"]).name.startswith("compare-")
 
 
 def test_a_failed_config_is_reported_and_the_others_kept(tmp_path):

@@ -92,6 +92,19 @@ def test_an_unknown_name_lists_close_names():
         in p.stderr, p.stderr
 
 
+def test_set_reaches_into_a_block_the_yaml_leaves_to_defaults():
+    basket = str(ROOT / "configs" / "portfolio_drift.yaml")
+    p = _trimtab("params", basket, "--set", "targets.basket.alerts.high_drift=0.3", "--json")
+    assert p.returncode == 0, p.stderr
+    fields = {f["name"]: f for f in json.loads(p.stdout)["fields"]}
+    assert fields["targets.basket.alerts.high_drift"]["value"] == 0.3
+    # A misspelt block the flag would create is the flag's error, not a line of the file.
+    bad = _trimtab("params", basket, "--set", "targets.basket.alrets.high_drift=0.3")
+    assert bad.returncode == 2
+    assert "--set targets.basket.alrets.high_drift=0.3: targets[0].alrets: unknown field 'alrets'; did you mean 'alerts'?" \
+        in bad.stderr, bad.stderr
+
+
 def test_params_lists_every_parameter_with_its_readers():
     from trimtab.config.load import load_strategy
     from trimtab.rules.nodes import names

@@ -45,7 +45,7 @@ def _project(tmp_path, config_text=None, rules_text=None):
 
 
 def test_unknown_parameter_and_field(tmp_path):
-    cfg = _project(tmp_path, lambda t: t.replace("  stake_allocation: 0.5", "  stake_alocation: 0.5").replace("share_class: USDT", "share_class: USDT\nshare_clas: ETH"))
+    cfg = _project(tmp_path, lambda t: t.replace("  stake_allocation:", "  stake_alocation:").replace("share_class: USDT", "share_class: USDT\nshare_clas: ETH"))
     got = issues(cfg)
     assert any(":12:1: share_clas: unknown field 'share_clas'; did you mean 'share_class'?" in g for g in got), got
     assert any("parameters.stake_alocation: unknown parameter 'stake_alocation'" in g for g in got), got

@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("summary", "compare", "explain", "diagram", "ruletest", "schema"),  # reports
     ("research",),                              # sweeps and walk-forward over many backtests
     ("reports",),                               # charts and HTML reports of runs and sweeps
+    ("console",),                               # the operator console: REST API and pages over run dirs
     ("cli",),                                   # the command line (and every __main__)
 ]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}

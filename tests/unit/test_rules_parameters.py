@@ -87,3 +87,85 @@ def test_params_guesses_the_unit_only_when_none_is_declared(tmp_path):
     assert rows["emergency_protocol"]["unit"] == ""             # no suffix, nothing declared
     assert rows["rebalance_cooldown_h"]["unit"] == "hours"      # declared in lifecycle.yaml
     assert rows["dust_threshold"]["unit"] == "fraction"         # declared; the name alone says nothing
+
+
+#: Every shipped strategy config (portfolio_drift is a strategy: a token_weights basket).
+STRATEGIES = sorted(p for p in (ROOT / "configs").glob("*.yaml") if "sleeves" not in (load_yaml(p).data or {}))
+
+
+@pytest.mark.parametrize("path", STRATEGIES, ids=lambda p: p.name)
+def test_every_parameter_a_config_can_set_says_what_it_is(path):
+    """`trimtab params` over every shipped strategy: each parameter, from a rules file or only
+    the config's ``parameters:``, has a description, a declared unit and a default; a parameter
+    only the config declares says its unit and description in its ``{value, unit, description}``
+    entry (never guessed from its name)."""
+    strategy = load_strategy(path)
+    rows = parameter_rows(strategy)
+    assert rows
+    missing = [f"{r['name']}: " + ", ".join(k for k in ("description", "unit", "default") if r[k] in ("", None))
+               for r in rows if not r["description"] or r["unit"] not in UNITS | {"ETH"} or r["default"] is None]
+    assert not missing, missing
+    for r in rows:
+        if r["source"] == "config":
+            assert strategy.param_units.get(r["name"]) == r["unit"], r   # declared, not guessed
+            assert r["default"] == load_yaml(path).data["parameters"][r["name"]]["value"]
+
+
+def test_a_config_parameter_written_as_a_mapping_is_its_value(tmp_path):
+    """``{value, unit, description}`` loads as the plain number would (the same params), shows
+    in `trimtab params` (a real process), and a mapping without ``value`` or with another key
+    is refused at its line."""
+    import json
+    import subprocess
+    import sys
+
+    for d in ("machines", "venues", "rules"):
+        (tmp_path / d).symlink_to(ROOT / d)
+    (tmp_path / "configs").mkdir()
+    text = (ROOT / "configs" / "pure_lending_usdt.yaml").read_text()
+    entry = re.search(r"^  gas_reserve_eth: .*$", text, re.M)[0]
+    plain = tmp_path / "configs" / "plain.yaml"
+    plain.write_text(text.replace(entry, "  gas_reserve_eth: 0.01"))
+    mapped = tmp_path / "configs" / "mapped.yaml"
+    mapped.write_text(text.replace(entry, '  gas_reserve_eth: {value: 0.01, unit: ETH, description: "gas money"}'))
+    assert load_strategy(plain).params == load_strategy(mapped).params
+    exe = Path(sys.executable).with_name("trimtab")
+    out = subprocess.run([str(exe), "params", str(mapped), "--json", "--set", "gas_reserve_eth=0.02"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    row = next(r for r in json.loads(out.stdout)["parameters"] if r["name"] == "gas_reserve_eth")
+    assert (row["value"], row["default"], row["unit"], row["description"]) == (0.02, 0.01, "ETH", "gas money")
+    bad = tmp_path / "configs" / "bad.yaml"
+    for wrong, says in (('{unit: ETH, description: "gas money"}', "needs `value`"), ("{value: 0.01, units: ETH}", "unknown key 'units'")):
+        bad.write_text(text.replace(entry, f"  gas_reserve_eth: {wrong}"))
+        out = subprocess.run([str(exe), "validate", str(bad)], capture_output=True, text=True, timeout=120)
+        line = next(i + 1 for i, t in enumerate(bad.read_text().splitlines()) if t.startswith("  gas_reserve_eth:"))
+        assert out.returncode == 1 and f"bad.yaml:{line}:" in out.stdout and says in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("path", STRATEGIES, ids=lambda p: p.name)
+def test_every_target_field_says_what_it_is_and_is_reachable_by_set(path):
+    """`trimtab params` lists each field of each target (nested blocks and list items too) with
+    a description and a unit (``-`` for names and choices), under the dotted name `--set`
+    takes: writing the row's own value back through that name lands on the same YAML value."""
+    import json
+
+    from trimtab.cli.params import field_rows
+    from trimtab.config.load import find_root
+    from trimtab.config.overrides import apply_overrides
+    from trimtab.templates.base import FIELD_UNITS
+
+    strategy = load_strategy(path)
+    rows = field_rows(strategy)
+    assert len(rows) >= len(strategy.config.targets)
+    bad = [r["name"] for r in rows if not r["description"].strip() or r["unit"] not in FIELD_UNITS]
+    assert not bad, bad
+    doc = load_yaml(path)
+    flags = [f"{r['name']}={json.dumps(r['value'])}" for r in rows]
+    written = apply_overrides(doc, flags, find_root(path))
+    assert list(written.overrides) == [r["name"] for r in rows]
+    for r in rows:
+        target = next(t for t in written.data["targets"] if t["id"] == r["target"])
+        node = target
+        for seg in r["name"].split(".")[2:]:
+            node = node[int(seg)] if isinstance(node, list) else node[seg]
+        assert node == r["value"], r["name"]

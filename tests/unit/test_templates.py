@@ -60,3 +60,93 @@ def test_an_unregistered_target_is_refused():
 
     with pytest.raises(KeyError, match="no template registered for Stray"):
         template_for(Stray(id="x", template="stray"))
+
+
+# --------------------------------------------------------------------------- every field says what it is
+def _fields(model, prefix=""):
+    """(dotted name, FieldInfo) of every field of ``model`` and of the blocks it nests (a
+    Strict model, or a list of them), walked through the annotations."""
+    from pydantic import BaseModel
+
+    for name, info in model.model_fields.items():
+        yield prefix + name, info
+        for arg in (info.annotation, *typing.get_args(info.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                yield from _fields(arg, f"{prefix}{name}.")
+
+
+#: A unit a field's name already says (tests/unit/test_rules_parameters.py reads parameters the same way).
+NAMED_UNITS = {r"_bps$": "bps", r"_usd$": "USD", r"_h$": "hours", r"_min$": "minutes", r"(^|_)ltv$": "fraction",
+               r"(^|_)(allocation|weight)$": "fraction", r"_sd$": "multiple"}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_template_field_has_a_description_and_a_unit(name):
+    """Every field of every template model, nested blocks included, declares a non-empty
+    description and a unit of the shared vocabulary (``-`` for a name, an id, a choice or a
+    block), and the unit agrees with what the field's name says (``fee_bps`` is in bps)."""
+    fields = list(_fields(TEMPLATES[name].model))
+    assert len(fields) >= 3
+    missing = [f"{path}: description" for path, info in fields if not (info.description or "").strip()]
+    missing += [f"{path}: unit {base.field_unit(info)!r}" for path, info in fields if base.field_unit(info) not in base.FIELD_UNITS]
+    assert not missing, f"{name}: " + "; ".join(missing)
+    for path, info in fields:
+        for pattern, unit in NAMED_UNITS.items():
+            if re.search(pattern, path.rsplit(".", 1)[-1]):
+                assert base.field_unit(info) == unit, f"{name}.{path}: unit {base.field_unit(info)!r}, its name says {unit!r}"
+
+
+def test_spec_refuses_a_unit_outside_the_vocabulary():
+    with pytest.raises(ValueError, match="unit 'percent'"):
+        base.spec("a fee", "percent")
+
+
+def test_the_config_schema_carries_every_template_fields_description_and_unit():
+    """schema/config.schema.json (what editors read) gives each template field its description,
+    ending with its unit, and the unit as its own key."""
+    import json
+
+    defs = json.loads((ROOT / "schema" / "config.schema.json").read_text())["$defs"]
+    checked = 0
+    for tpl in TEMPLATES.values():
+        props = defs[tpl.model.__name__]["properties"]
+        for fname, info in tpl.model.model_fields.items():
+            unit = base.field_unit(info)
+            assert props[fname]["unit"] == unit and props[fname]["description"].startswith(info.description), (tpl.name, fname)
+            if unit != "-":
+                assert props[fname]["description"].endswith(f"Unit: {unit}."), (tpl.name, fname)
+            checked += 1
+    assert defs["SpotTarget"]["properties"]["fee_bps"]["unit"] == "bps"
+    assert checked >= 40
+
+
+def test_params_shows_every_target_field_reachable_by_set(tmp_path):
+    """`trimtab params --json` (a real process) lists each target field by the name `--set`
+    takes, with value, default, unit and description; the override shows in the value and is
+    the value a run would use."""
+    import json
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("trimtab")
+    cfg = ROOT / "configs" / "eth_basis.yaml"
+    out = subprocess.run([str(exe), "params", str(cfg), "--json", "--set", "targets.spot.fee_bps=12",
+                          "--set", "targets.hedge.hedge_ratio=0.9"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)["fields"]}
+    fee = rows["targets.spot.fee_bps"]
+    assert (fee["value"], fee["default"], fee["unit"], fee["target"], fee["template"]) == (12, 10.0, "bps", "spot", "spot")
+    assert fee["description"]
+    ratio = rows["targets.hedge.hedge_ratio"]
+    assert (ratio["value"], ratio["default"], ratio["unit"]) == (0.9, 1.0, "multiple")
+    leg = rows["targets.hedge.legs.0.weight"]   # a list item by index, as --set names it
+    assert (leg["value"], leg["evaluated"], leg["unit"]) == ("hedge_allocation_binance", pytest.approx(0.4), "fraction")
+    alloc = rows["targets.hedge.allocation"]
+    assert alloc["value"] == "1 - spot_allocation" and alloc["evaluated"] == pytest.approx(0.5) and alloc["unit"] == "fraction"
+    # every field of every target is a row, each with a unit and a description
+    s = load_strategy(cfg)
+    want = {f"targets.{t.id}.{f}" for t in s.config.targets for f in type(t).model_fields if f not in ("id", "template", "legs")}
+    assert want <= set(rows), want - set(rows)
+    assert all(r["unit"] and r["description"] for r in rows.values())
+    table = subprocess.run([str(exe), "params", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "targets.spot.fee_bps" in table.stdout and "target fields" in table.stdout

@@ -55,6 +55,28 @@ CATEGORIES = (
 )
 
 
+def perp_move(qty, entry, m0, r0, n0, m1, r1, n1):
+    """``(price_delta, basis)`` of a perp of size ``qty`` and entry price ``entry`` from old to
+    new ``(mark, reference price of the asset, 1 / share class price)``: the reference price's
+    move (and the share class's on the old P&L), then mark minus reference. Floats or numpy
+    float64 arrays (:mod:`trimtab.engine.stretch`): the same doubles element by element."""
+    return (qty * (r1 - r0) * n1 + qty * (m0 - entry) * (n1 - n0),
+            qty * ((m1 - m0) - (r1 - r0)) * n1)
+
+
+def factor_part(sign, qty, old, new, k: int):
+    """Part ``k`` of the telescoped change of ``sign x qty x product(factors)``: factor k moves
+    from ``old[k]`` to ``new[k]``, the factors before it at their new values, after it at their
+    old ones (so the parts sum to the change). ``old``/``new``: the factor values in order,
+    floats or numpy float64 arrays (the same doubles element by element)."""
+    part = sign * qty * (new[k] - old[k])
+    for j in range(k):
+        part = part * new[j]
+    for j in range(k + 1, len(old)):
+        part = part * old[j]
+    return part
+
+
 class Attribution:
     """Accumulates attribution by category, per tick and in total (share class units)."""
 
@@ -91,62 +113,42 @@ class Attribution:
         held = self._held
         if held is None or held[0] is not book or held[1] != book.version or held[2] is not pricing:
             held = self._held = (book, book.version, pricing, self._moving(book, pricing))
-        for key, qty, perp, e in held[3]:
-            if perp:
-                m0, r0, n0 = perp_parts(key, i0)
-                m1, r1, n1 = perp_parts(key, i1)
-                amount = qty * (r1 - r0) * n1 + qty * (m0 - e) * (n1 - n0)
-                if amount:
-                    tick["price_delta"] = tick.get("price_delta", 0.0) + amount
-                    total["price_delta"] = total.get("price_delta", 0.0) + amount
-                amount = qty * ((m1 - m0) - (r1 - r0)) * n1
-                if amount:
-                    tick["basis"] = tick.get("basis", 0.0) + amount
-                    total["basis"] = total.get("basis", 0.0) + amount
-                continue
-            sign, f0 = factors(key, i0)
-            _, f1 = factors(key, i1)
-            n = len(f0)
-            if n <= 3:
-                # The loop below unrolled for the usual one to three factors: the same products
-                # in the same order (factor k moves; before it the new values, after it the old).
-                a0, b0 = f0[0][1], f1[0][1]
-                if n == 1:
-                    if b0 != a0:
-                        part = sign * qty * (b0 - a0)
-                        if part:
-                            cat = f0[0][0]
-                            tick[cat] = tick.get(cat, 0.0) + part
-                            total[cat] = total.get(cat, 0.0) + part
-                    continue
-                a1, b1 = f0[1][1], f1[1][1]
-                if n == 2:
-                    moved = ((b0 != a0 and (sign * qty * (b0 - a0)) * a1, f0[0][0]),
-                             (b1 != a1 and (sign * qty * (b1 - a1)) * b0, f0[1][0]))
-                else:
-                    a2, b2 = f0[2][1], f1[2][1]
-                    moved = ((b0 != a0 and (sign * qty * (b0 - a0)) * a1 * a2, f0[0][0]),
-                             (b1 != a1 and (sign * qty * (b1 - a1)) * b0 * a2, f0[1][0]),
-                             (b2 != a2 and (sign * qty * (b2 - a2)) * b0 * b1, f0[2][0]))
-                for part, cat in moved:
+        mover = self.mover
+        if mover is not None:
+            got = mover(held[3], i0, i1)
+            if got is not None:  # the same parts, computed for a quiet stretch as arrays
+                for cat, part in zip(*got):
                     if part:
                         tick[cat] = tick.get(cat, 0.0) + part
                         total[cat] = total.get(cat, 0.0) + part
+                return
+        for key, qty, perp, e in held[3]:
+            if perp:
+                price, basis = perp_move(qty, e, *perp_parts(key, i0), *perp_parts(key, i1))
+                if price:
+                    tick["price_delta"] = tick.get("price_delta", 0.0) + price
+                    total["price_delta"] = total.get("price_delta", 0.0) + price
+                if basis:
+                    tick["basis"] = tick.get("basis", 0.0) + basis
+                    total["basis"] = total.get("basis", 0.0) + basis
                 continue
-            for k in range(n):
-                if f1[k][1] == f0[k][1]:
+            sign, f0 = factors(key, i0)
+            _, f1 = factors(key, i1)
+            old, new = [v for _, v in f0], [v for _, v in f1]
+            for k in range(len(old)):
+                if new[k] == old[k]:
                     continue
-                part = sign * qty * (f1[k][1] - f0[k][1])
-                for j in range(k):
-                    part *= f1[j][1]
-                for j in range(k + 1, n):
-                    part *= f0[j][1]
+                part = factor_part(sign, qty, old, new, k)
                 if part:
                     cat = f0[k][0]
                     tick[cat] = tick.get(cat, 0.0) + part
                     total[cat] = total.get(cat, 0.0) + part
 
     _held = None  # (book, its version, price source, _moving(...)) for market_move
+    #: ``mover(moving, i0, i1) -> (categories, amounts) or None``: the market move's parts in
+    #: the order this method adds them (zero where it adds nothing), precomputed over a quiet stretch
+    #: (:meth:`trimtab.engine.stretch.Stretches.attr_row`, set by the kernel); None computes per tick.
+    mover = None
 
     @staticmethod
     def _moving(book: Book, pricing: PriceSource) -> list[tuple[str, float, bool, float]]:

@@ -8,9 +8,11 @@ severity (``error`` or ``warning``), a code from :data:`~trimtab.audit.findings.
 (:mod:`trimtab.cli.audit`: table, JSON, Markdown).
 
 Checks live one area per module: :mod:`.structure`, :mod:`.rules`, :mod:`.thresholds`,
-:mod:`.venues`, :mod:`.data`; the guard reasoning they share is :mod:`.intervals`. The report
-type is :mod:`.report`; :mod:`.strategy` runs the checks on a strategy, :mod:`.portfolio` on a
-portfolio of strategies.
+:mod:`.venues`, :mod:`.data`; the guard reasoning they share is :mod:`.intervals`, over the
+metric ranges the registry declares or, for findings about one tick of this config, the ranges
+the config can produce (:mod:`.scope`). The report type is :mod:`.report`; :mod:`.accept` sets
+apart the warnings a config acknowledges (``audit.accept``); :mod:`.strategy` runs the checks on
+a strategy, :mod:`.portfolio` on a portfolio of strategies.
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ refuses to run without, and the perp series it trades around when stale):
   the required series have no common window at all);
 * ``data-gaps`` (warning): a series has holes longer than twice its native interval inside the
   window (listed), or a perp series starts late / ends early or is not in the bundle at all;
-  the engine does not trade that venue while its data is stale; or rows in the window fail
-  the data checks (trimtab.data.quality) and will be quarantined.
+  the engine does not trade that venue while its data is stale;
+* ``data-faulty-rows`` (warning): rows in the window fail the data checks
+  (trimtab.data.quality, with the config's ``data_checks``) and will be quarantined.
 
 Each finding points at the YAML field that names the series (a venue's ``mark_field``,
 ``reserve``, ``usd_field``, ...).
@@ -133,7 +134,7 @@ def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, 
 
 
 def _check_quality(ctx: Context, data, series: list[str], t0, t1) -> None:
-    """``data-gaps`` warnings for rows the data checks quarantine in the window (trimtab.data.quality,
+    """``data-faulty-rows`` warnings for rows the data checks quarantine in the window (trimtab.data.quality,
     with the config's ``data_checks``): the run will not trade on them."""
     checked = data.with_checks(getattr(ctx.config, "data_checks", None))
     try:
@@ -155,7 +156,7 @@ def _check_quality(ctx: Context, data, series: list[str], t0, t1) -> None:
         for c, r in set(zip(codes[hit].tolist(), rows[hit].tolist())):
             reasons[REASONS[c]] = reasons.get(REASONS[c], 0) + 1
         first = checked.index[hit.argmax()]
-        ctx.add_at("data-gaps", series_loc(ctx, s),
+        ctx.add_at("data-faulty-rows", series_loc(ctx, s),
                    f"series {s!r} has {sum(reasons.values())} faulty rows in the window "
                    f"({', '.join(f'{k} x{v}' for k, v in sorted(reasons.items()))}), first at {_ts(first)}: quarantined for "
                    f"{int(hit.sum())}h, not traded and valued at the last good value")

@@ -5,7 +5,10 @@ from :data:`CODES`, the :class:`~trimtab.diagnostics.Severity` that code has (er
 and the ``file:line:col`` and YAML path it comes from. :class:`Context`
 holds a loaded strategy with the parsed YAML documents of its config, machine, rule files and
 venues (for positions), its rule parse trees, the machine's transitions with ``source: "*"``
-expanded, and an interval :class:`~trimtab.audit.intervals.Solver` over its parameters.
+expanded, and two interval :class:`~trimtab.audit.intervals.Solver` over its parameters: ``solver``
+over the metric ranges the registry declares (what the shared machine and rules can do in any
+config) and ``here`` over the ranges this config can produce (:mod:`trimtab.audit.scope`: no
+debt, no perp, ...), for findings about this config's ticks.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from ..rules.nodes import Node
 from ..rules.parse import parse
 from ..rules.printer import to_text
 from .intervals import Solver, TooComplex
+from .scope import config_domains
 
 #: Every finding the audit reports: code -> (severity, area, what it means).
 CODES: dict[str, tuple[Severity, str, str]] = {
@@ -55,8 +59,12 @@ CODES: dict[str, tuple[Severity, str, str]] = {
     # data
     "data-missing": (Severity.ERROR, "data", "a series the strategy needs is absent or does not cover the window"),
     "data-gaps": (Severity.WARNING, "data", "a series the strategy uses has gaps (or ends early) in the window; the venue is not traded then"),
+    # Its own code, so that acknowledging a known gap (audit.accept) never silences bad prices.
+    "data-faulty-rows": (Severity.WARNING, "data", "a series the strategy uses has rows the data checks quarantine in the window (NaN, zero, a jump or a cross-venue outlier); the run does not trade on them"),
     # loading
     "config": (Severity.ERROR, "config", "the config does not load (see validate)"),
+    # acknowledgements (trimtab.audit.accept)
+    "stale-accept": (Severity.WARNING, "acknowledgements", "an audit.accept entry matches no warning (or matches an error, which cannot be accepted)"),
 }
 
 #: A rule's ``severity`` in the YAML (the priority of its guard, not a diagnostic) -> rank.
@@ -96,6 +104,8 @@ class Context:
                 self.rdocs[r.file] = parsed.get(r.file) or load_yaml(r.file)
         self.vdocs: dict[str, YamlDoc] = {k.split(":", 1)[1]: d for k, d in strategy.docs.items() if k.startswith("venue:")}
         self.solver = Solver(self.params)
+        self.produced = config_domains(getattr(strategy.config, "targets", None) or [])
+        self.here = Solver(self.params, self.produced.domains)
         self.nodes: dict[str, Node] = {name: parse(r.spec.when) for name, r in strategy.rules.items()}
         self.transitions: list[Trans] = []
         for i, t in enumerate(self.machine.transitions):
@@ -178,10 +188,15 @@ class Context:
         """See :meth:`trimtab.audit.intervals.Solver.can_hold`."""
         return self.solver.can_hold(*nodes, negated=negated, env=env)
 
-    def witness(self, *nodes: Node, negated=(), env=None) -> str:
-        """One way the nodes hold together, as ``metric constraints`` text (or '')."""
+    def can_hold_here(self, *nodes: Node, negated=(), env=None) -> bool:
+        """As :meth:`can_hold`, over the metric ranges this config can produce (``self.here``)."""
+        return self.here.can_hold(*nodes, negated=negated, env=env)
+
+    def witness(self, *nodes: Node, negated=(), env=None, here: bool = False) -> str:
+        """One way the nodes hold together, as ``metric constraints`` text (or ''); ``here``:
+        over the ranges this config can produce."""
         try:
-            got = self.solver.satisfiable(*nodes, negated=negated, env=env)
+            got = (self.here if here else self.solver).satisfiable(*nodes, negated=negated, env=env)
         except TooComplex:
             return ""
         if not got:

@@ -199,7 +199,8 @@ class Solver:
 
     Args:
         params: parameter values (names folded to constants).
-        domains: metric ranges overriding the declared ones (:func:`metric_domain`).
+        domains: metric ranges overriding the declared ones (:func:`metric_domain`); a key
+            ending in ``.`` (``margin_ratio.``) covers every member of that family.
     """
 
     def __init__(self, params: Mapping[str, float], domains: Mapping[str, Interval] | None = None):
@@ -211,6 +212,10 @@ class Solver:
         """The range of metric ``name``: an override given to the solver, else :func:`metric_domain`."""
         if name in self.domains:
             return self.domains[name]
+        if "." in name:
+            prefix = name[:name.index(".") + 1]
+            if prefix in self.domains:
+                return self.domains[prefix]
         return metric_domain(name)
 
     def is_const(self, node: Node) -> bool:

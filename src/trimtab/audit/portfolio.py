@@ -7,7 +7,9 @@ Findings, in the same form as a strategy's (:class:`trimtab.diagnostics.Diagnost
 * the portfolio machine's structure and rules (the strategy audit's structure and rule checks
   over machines/portfolio.yaml and rules/portfolio.yaml: unreachable states, states that cannot
   be left, guards that never hold, shadowed transitions, hysteresis, ...);
-* every sleeve's own audit (its findings are reported at its own files);
+* every sleeve's own audit (its findings are reported at its own files; the warnings a sleeve's
+  config acknowledges stay accepted);
+* the portfolio config's own ``audit.accept`` (:mod:`trimtab.audit.accept`), over all of these;
 * ``data-missing`` when the sleeves' data windows have no common window.
 """
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ..errors import TrimtabError
 from ..portfolio.config import load_portfolio
 from ..portfolio.window import portfolio_window
 from .findings import Context
-from .report import AuditReport, load_error_report, sort_findings
+from .accept import apply_accepts
+from .report import AuditReport, load_error_report, sort_accepted, sort_findings
 from .rules import check_rules
 from .strategy import audit_strategy
 from .structure import check_structure
@@ -43,11 +46,14 @@ def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_dat
     # A portfolio has no liquidation to pre-empt: its machine needs no emergency state.
     findings += [f for f in ctx.findings if f.code != "no-emergency-state"]
     window = None
+    accepted = []  # each sleeve's acknowledged warnings (its own audit.accept), then the portfolio's
     if check_data:
         if data is None:
             data = load_market_data()
         for spec, s in p.sleeves:
-            findings += audit_strategy(s, data=data, start=start, end=end, check_data=True).findings
+            r = audit_strategy(s, data=data, start=start, end=end, check_data=True)
+            findings += r.findings
+            accepted += r.accepted
         try:
             w = portfolio_window(p, data, start, end)
             window = (f"{w[0]:%Y-%m-%dT%H:%MZ}", f"{w[1]:%Y-%m-%dT%H:%MZ}")
@@ -57,5 +63,9 @@ def audit_portfolio(path: str | Path, data=None, start=None, end=None, check_dat
             findings.append(Diagnostic(doc.file, line, col, ("sleeves",), " ".join(str(e).split()), "data-missing"))
     else:
         for spec, s in p.sleeves:
-            findings += audit_strategy(s, check_data=False).findings
-    return AuditReport(p.config_file, sort_findings(findings), window)
+            r = audit_strategy(s, check_data=False)
+            findings += r.findings
+            accepted += r.accepted
+    kept, own = apply_accepts(findings, list(p.config.audit.accept), p.docs["config"], p.root,
+                              data_judged=window is not None and start is None and end is None)
+    return AuditReport(p.config_file, sort_findings(kept), window, sort_accepted(accepted + own))

@@ -10,6 +10,10 @@
   only their order in the file decides;
 * ``priority-inversion`` (warning): a critical transition can wait behind an earlier transition
   of lower severity that holds at the same tick;
+
+  both ask about one tick of *this* config, so they reason over the metric ranges the config can
+  produce (:mod:`trimtab.audit.scope`): a config without debt never has a health factor below
+  inf, so a health-factor guard overlaps nothing in it;
 * ``no-hysteresis``: the guard entering a state and the guard leaving it back (a cycle
   X -> S -> X, or a rule and its declared ``hysteresis`` partner) compare a metric against the
   same threshold, or their bands overlap: the machine would flap at the threshold;
@@ -170,7 +174,7 @@ def _overlaps(ctx: Context) -> None:
                     continue
                 if ra < rb and rb < 2:
                     continue
-                if not ctx.can_hold(ctx.guard(a), ctx.guard(b)):
+                if not ctx.can_hold_here(ctx.guard(a), ctx.guard(b)):
                     continue
                 if ra == rb:
                     overlap.setdefault((a.index, b.index), []).append(s)
@@ -178,7 +182,7 @@ def _overlaps(ctx: Context) -> None:
                     inversion.setdefault(b.index, {}).setdefault(a.index, []).append(s)
     for (ia, ib), states in overlap.items():
         a, b = ctx.transitions[ia], ctx.transitions[ib]
-        eg = ctx.witness(ctx.guard(a), ctx.guard(b))
+        eg = ctx.witness(ctx.guard(a), ctx.guard(b), here=True)
         ctx.add_at("guard-overlap", ctx.trans_loc(b),
                    f"transitions {a.trigger!r} -> {a.dest} and {b.trigger!r} -> {b.dest} from {', '.join(map(repr, states))} "
                    f"are both {ctx.severity(a)} and can hold at the same tick{' (e.g. ' + eg + ')' if eg else ''}: "

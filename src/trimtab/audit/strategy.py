@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..config.load import Strategy
 from ..data.feed import load_market_data
+from .accept import apply_accepts
 from .data import bundle_series, check_data as _check_data, needed_series, share_price_usd
 from .findings import Context
-from .report import AuditReport, sort_findings
+from .report import AuditReport, sort_accepted, sort_findings
 from .rules import check_rules
 from .structure import check_structure
 from .thresholds import check_thresholds
@@ -37,4 +38,7 @@ def audit_strategy(strategy: Strategy, data=None, start=None, end=None, check_da
     price = share_price_usd(ctx, data, window[0] if window else None)
     check_venues(ctx, strategy.config.capital * price if price is not None else None)
     w = (f"{window[0]:%Y-%m-%dT%H:%MZ}", f"{window[1]:%Y-%m-%dT%H:%MZ}") if window else None
-    return AuditReport(strategy.config_file, sort_findings(ctx.findings), w)
+    # Acknowledged warnings (audit.accept); a data entry is judged only over the default window.
+    kept, accepted = apply_accepts(ctx.findings, strategy.config.audit.accept, ctx.cdoc, strategy.root,
+                                   data_judged=window is not None and start is None and end is None)
+    return AuditReport(strategy.config_file, sort_findings(kept), w, sort_accepted(accepted))

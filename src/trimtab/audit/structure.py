@@ -8,7 +8,9 @@
 * ``emergency-unreachable``: a state with no transition straight to ``emergency`` (DESIGN.md:
   emergency guards are checked in every state); ``emergency-waits-for-plan``: from an action
   state, that transition cannot fire while a plan is in flight, so it cannot pre-empt it;
-* ``no-emergency-state`` (warning): the machine has no ``emergency`` state at all.
+* ``no-emergency-state`` (warning): the machine has no ``emergency`` state at all, in a config
+  that can be liquidated (it can hold Aave debt or a perp: :mod:`trimtab.audit.scope`); a
+  config that can hold neither has no liquidation for an emergency to pre-empt.
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ def check_structure(ctx: Context) -> None:
 
     # emergency from every state
     if ctx.emergency is None:
+        if not ctx.produced.can_be_liquidated:
+            return
         ctx.add("no-emergency-state", ctx.mdoc, ("states",),
                 "the machine has no 'emergency' state: nothing pre-empts a plan in flight when liquidation nears", key=True)
         return

@@ -86,6 +86,10 @@ def audit(
     overlapping transitions, no hysteresis, no cooldown), thresholds (target LTV vs max LTV and
     the emergency health factor, hedge weights, margin thresholds, allocations), venues
     (unsupported operations, minimum sizes) and data (series missing or with gaps in the window).
+    A warning the config acknowledges (``audit: {accept: ["CODE@FILE:PATH: reason"]}``) is shown
+    as ``accepted`` with its reason and not counted as a warning; an acknowledgement that matches
+    no warning is itself a warning (``stale-accept``). JSON adds ``accepted`` (a count at the top,
+    per config the findings with their ``reason``).
     """
     from ..audit import audit_config
     from .audit import print_table, to_json, to_markdown

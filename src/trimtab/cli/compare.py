@@ -1,4 +1,5 @@
-"""``trimtab compare CONFIG...``: every strategy over one common window, side by side."""
+"""``trimtab compare CONFIG...``: every config (strategy, drift basket, portfolio) over one common
+window, side by side; each compare writes its runs into its own new ``<out>/compare-<time>/``."""
 from __future__ import annotations
 
 import json
@@ -20,12 +21,14 @@ def compare(
     configs: list[Path] = typer.Argument(None, metavar="CONFIG...", help="Configs to compare (default: every configs/*.yaml)."),
     start: Optional[str] = typer.Option(None, "--start", help="Window start (default: the latest start of the configs' data)."),
     end: Optional[str] = typer.Option(None, "--end", help="Window end (default: the earliest end)."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Directory the run folders are written under."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Directory under which each compare writes a new compare-<UTC time>/ folder (its runs and comparison.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                        help="Configs run at once, each in its own process (default: the machine's cores)."),
 ) -> None:
-    """Run every strategy over one common window, side by side with its target and the sUSDe benchmark."""
+    """Run every config (strategies, drift baskets, portfolios) over one common window, side by side with its target and the sUSDe benchmark.
+
+    Money is formatted as `trimtab run` formats it; the runs go into a new folder under --out, printed at the end (an earlier compare is never overwritten)."""
     from ..compare import compare as run_compare
     from ..engine.journal import jsonable
     from .render import print_comparison

@@ -17,19 +17,21 @@ from .common import EXIT_CONFIG, fail, json_default, out_console, parse_time, pr
 
 
 def diagram(
-    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy config whose machine to draw."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Strategy, basket or portfolio config whose machine to draw."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Image file, .svg or .png (default: <config name>.svg here)."),
     expressions: bool = typer.Option(False, "--expressions", "-e", help="Label transitions with guard expressions (parameters folded in) instead of rule names."),
     no_image: bool = typer.Option(False, "--no-image", help="Only print the Mermaid text."),
 ) -> None:
-    """Print CONFIG's state machine as Mermaid text and write it as an SVG/PNG image."""
+    """Print CONFIG's state machine as Mermaid text and write it as an SVG/PNG image (laid out by Graphviz `dot`)."""
     from ..config.load import load_strategy
-    from ..diagram import draw, mermaid
+    from ..diagram import DiagramError, draw, mermaid
+    from ..portfolio.config import is_portfolio_file, load_portfolio
 
     if no_image and out is not None:
         raise typer.BadParameter("names the image file; --no-image writes none", param_hint="'--out'")
     try:
-        s = load_strategy(config)
+        # A portfolio's own machine (machines/portfolio.yaml); its sleeves are strategy configs.
+        s = load_portfolio(config) if config.is_file() and is_portfolio_file(config) else load_strategy(config)
     except ConfigError as e:
         print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -41,13 +43,15 @@ def diagram(
     if not no_image:
         try:
             path = draw(s, target, expressions=expressions)
+        except DiagramError as e:
+            raise fail(str(e)) from None
         except OSError as e:
             raise fail(f"cannot write {target}: {e}") from None
         sys.stderr.write(f"wrote {path}\n")
 
 
 def explain(
-    run: str = typer.Argument(..., metavar="RUN", help="Run directory, its journal.sqlite, or a run id under --runs."),
+    run: str = typer.Argument(..., metavar="RUN", help="Run directory (any run kind; a portfolio's sleeve: RUN/sleeves/ID), its journal.sqlite or portfolio.sqlite, or a run id under --runs."),
     at: Optional[str] = typer.Option(None, "--at", help="Time to explain (UTC), e.g. 2024-08-05T03:00Z: the last tick at or before it."),
     transitions: bool = typer.Option(False, "--transitions", help="List every transition of the run (the default without --at)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Folder holding run directories (for a run id)."),

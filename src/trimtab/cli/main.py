@@ -53,6 +53,10 @@ from .live import status, stop  # noqa: E402
 from .metrics import metrics_command  # noqa: E402
 from .params import params_command  # noqa: E402
 from .run import run  # noqa: E402
+from .serve import serve  # noqa: E402
+from .report import report  # noqa: E402
+from .sweep import sweep  # noqa: E402
+from .data import data_app, global_options  # noqa: E402
 
 app = typer.Typer(
     name="trimtab",
@@ -68,6 +72,11 @@ app.command("params")(params_command)
 for command in (run, status, stop, compare, validate, audit, diagram, explain, schema):
     app.command()(command)
 app.command("test")(test_rules)
+app.command()(serve)
+app.command()(report)
+app.command()(sweep)
+app.add_typer(data_app, name="data")
+app.callback()(global_options)
 
 if __name__ == "__main__":
     app()

@@ -1,17 +1,26 @@
 """``trimtab params CONFIG``: every parameter a strategy config can set, as a table or JSON.
 
 One row per parameter, sorted by name: ``name``; ``value`` (the rules file's default, then the
-config's ``parameters:``, then ``--set``); ``default`` (the rules file's, null for a parameter
-only the config declares); ``unit`` (the rules file's ``unit:``; for a parameter without one,
-in a user's file or only in the config, a guess from the name as the audit's parameter domains
-read it: ``_h`` hours, ``_usd`` USD, an LTV a fraction; empty when the name says none);
-``description`` (the rules file's); ``source`` (the rules file declaring it, or ``config``);
+config's ``parameters:``, then ``--set``); ``default`` (the rules file's; for a parameter only
+the config declares, the config file's value before ``--set``); ``unit`` (the rules file's
+``unit:``, or the config's ``{value, unit, description}`` entry's; for a parameter declaring
+none, a guess from the name as the audit's parameter domains read it: ``_h`` hours, ``_usd``
+USD, an LTV a fraction; empty when the name says none); ``description`` (the rules file's, or
+the config entry's); ``source`` (the rules file declaring it, or ``config``);
 and who reads it: ``rules`` (rules whose ``when`` names it), ``targets`` (target ids with an
 expression naming it) and ``machine`` (states and transitions whose action settings name it).
 A parameter the planner or executor reads by name (e.g. ``max_transfer_usd``) has none of these.
 
+A second table lists every field of every target, by the dotted name ``--set`` takes
+(``targets.<id>.<field>``, nested blocks and list items by index: ``targets.hedge.legs.0.weight``):
+``value`` (as loaded: a number, an expression over parameters, a name), ``evaluated`` (an
+expression's number with the parameters folded in), ``default`` (the template model's; none for
+a required field), ``unit`` and ``description`` (declared with the field in its template module,
+:func:`trimtab.templates.base.spec`; ``-``: no unit).
+
 ``--json`` prints one JSON object ``{"config", "name", "overrides": {NAME: value},
-"parameters": [{name, value, default, unit, description, source, rules, targets, machine}]}``.
+"parameters": [{name, value, default, unit, description, source, rules, targets, machine}],
+"fields": [{name, target, template, value, evaluated, default, unit, description}]}``.
 Exit codes as ``trimtab run``: 2 for a config error (every issue printed, ``--set`` ones at
 their flag).
 """
@@ -26,6 +35,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ConfigError
@@ -111,10 +121,58 @@ def parameter_rows(strategy) -> list[dict[str, Any]]:
             readers[n]["machine"].append(where)
     rows = []
     for n in sorted(strategy.params):
+        declared_units = getattr(strategy, "param_units", {})
+        default = defaults.get(n, getattr(strategy, "config_defaults", {}).get(n))
         rows.append({
-            "name": n, "value": strategy.params[n], "default": defaults.get(n), "unit": units.get(n) or unit_of(n),
+            "name": n, "value": strategy.params[n], "default": default, "unit": units.get(n) or declared_units.get(n) or unit_of(n),
             "description": strategy.param_docs.get(n, ""), "source": sources.get(n, "config"), **readers[n],
         })
+    return rows
+
+
+def _field_rows(model: Any, prefix: str, target: Any, evaluate) -> list[dict[str, Any]]:
+    """Rows of ``model``'s fields under the dotted ``prefix``; nested blocks and list items of
+    blocks are walked (their own fields are the rows)."""
+    from pydantic import BaseModel
+    from pydantic_core import PydanticUndefined
+
+    from ..templates.base import Expr, field_unit
+
+    rows: list[dict[str, Any]] = []
+    for fname, info in type(model).model_fields.items():
+        if fname in ("id", "template") and prefix.count(".") == 1:
+            continue  # what names the target, not a setting (the id is in the row's name)
+        value = getattr(model, fname)
+        name = f"{prefix}.{fname}"
+        if isinstance(value, BaseModel):
+            rows += _field_rows(value, name, target, evaluate)
+            continue
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, BaseModel) for v in value):
+            for j, item in enumerate(value):
+                rows += _field_rows(item, f"{name}.{j}", target, evaluate)
+            continue
+        default = None if info.default is PydanticUndefined else info.default
+        rows.append({
+            "name": name, "target": target.id, "template": target.template,
+            "value": list(value) if isinstance(value, tuple) else value,
+            "evaluated": evaluate(value) if info.annotation == Expr and isinstance(value, str) else None,
+            "default": default, "unit": field_unit(info), "description": info.description or "",
+        })
+    return rows
+
+
+def field_rows(strategy) -> list[dict[str, Any]]:
+    """One JSON-ready dict per field of every target of a loaded strategy, in config order (the
+    ``fields`` keys of the module docstring): what ``--set targets.<id>.<field>`` changes."""
+    def evaluate(expr: str) -> float | None:
+        try:
+            return strategy.target_value(expr)
+        except Exception:  # noqa: BLE001 - a field that only looks like an expression stays unevaluated
+            return None
+
+    rows: list[dict[str, Any]] = []
+    for t in strategy.config.targets:
+        rows += _field_rows(t, f"targets.{t.id}", t, evaluate)
     return rows
 
 
@@ -134,8 +192,25 @@ def print_table(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
         t.add_row(r["name"], f"[bold]{_fmt(r['value'])}[/]" if changed else _fmt(r["value"]), _fmt(r["default"]), r["unit"],
                   ", ".join(who) or "[dim]no rule, target or state[/]", r["description"])
     console.print(t)
+    print_fields(console, strategy, field_rows(strategy))
     if strategy.overrides:
         console.print("overrides: " + ", ".join(f"{k}={v}" for k, v in strategy.overrides.items()), markup=False)
+
+
+def print_fields(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
+    """The target fields as one rich table; a value that differs from its default is bold."""
+    t = Table(title=f"{strategy.name}: target fields (--set targets.<id>.<field>)", box=box.SIMPLE_HEAD, title_justify="left",
+              pad_edge=False)
+    for col, wrap in (("field", False), ("value", True), ("default", False), ("unit", False), ("description", True)):
+        t.add_column(col, no_wrap=not wrap, overflow="fold")
+    for r in rows:
+        value = ", ".join(map(str, r["value"])) if isinstance(r["value"], list) else _fmt(r["value"])
+        if r["evaluated"] is not None:
+            value += f" = {_fmt(r['evaluated'])}"
+        changed = r["default"] is not None and r["value"] != r["default"]
+        value = escape(value)  # descriptions and values are text, not rich markup ("[floor, cap]")
+        t.add_row(r["name"], f"[bold]{value}[/]" if changed else value, escape(_fmt(r["default"])), r["unit"], escape(r["description"]))
+    console.print(t)
 
 
 def params_command(
@@ -157,7 +232,8 @@ def params_command(
         raise typer.Exit(EXIT_CONFIG) from None
     rows = parameter_rows(strategy)
     if as_json:
-        out = {"config": strategy.config_file, "name": strategy.name, "overrides": strategy.overrides, "parameters": rows}
+        out = {"config": strategy.config_file, "name": strategy.name, "overrides": strategy.overrides, "parameters": rows,
+               "fields": field_rows(strategy)}
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return
     console = Console(highlight=False)

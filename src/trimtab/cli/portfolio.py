@@ -37,20 +37,21 @@ def _exit(code: int, message: str | None = None):
 
 def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = Path("runs"), as_json: bool = False,
                  flow: list[str] | None = None, live: bool = False, run_id: str | None = None, resume: bool = False,
-                 overwrite: bool = False, allow_audit_errors: bool = False) -> bool:
-    """Run ``config`` if it is a portfolio or a basket config and print its summary.
+                 overwrite: bool = False, allow_audit_errors: bool = False) -> Path | None:
+    """Run ``config`` if it is a portfolio or a basket config and print its summary (a resumed
+    portfolio says on stderr from which checkpoint tick it continues, at its first tick).
 
     The config is audited first (:func:`trimtab.cli.preflight.audit_gate`): an error finding
     refuses the run unless ``allow_audit_errors``.
 
-    Returns False (nothing done) for any other config. Raises ``typer.Exit`` on errors and
+    Returns the run directory it wrote, or None (nothing done) for any other config. Raises ``typer.Exit`` on errors and
     ``typer.BadParameter`` for a flag the config kind cannot take.
     """
     from ..portfolio.config import is_basket_file, is_portfolio_file
 
     portfolio = is_portfolio_file(config)
     if not portfolio and (live or not is_basket_file(config)):
-        return False
+        return None
     from ..data.feed import load_market_data
     from ..engine.flows import FlowError, parse_flow
     from ..engine.journal import jsonable
@@ -78,6 +79,10 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
             data = load_market_data()
             audit_errors = audit_gate(config, data=data, start=t0, end=t1, allow=allow_audit_errors)
             with tick_progress(err, enabled=show, label="portfolio") as progress:
+                if resume and run_id:
+                    from .live import announce_resume
+
+                    progress = announce_resume(progress, Path(out) / run_id)  # where it continues from
                 result = run_portfolio(p or config, start=t0, end=t1, capital=capital, out=out, run_id=run_id, data=data,
                                        progress=progress, resume=resume)
             summary = result.summary
@@ -118,7 +123,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
     if as_json:
         sys.stdout.write(json.dumps(jsonable(summary), default=str) + "\n")
         sys.stdout.flush()
-        return True
+        return Path(result.run_dir)
     if not show:
         sys.stderr.write(f"{name}: {summary.get('ticks') or len(result.equity):,} ticks in {time.perf_counter() - started:.1f} s\n")
     console = Console(highlight=False)
@@ -129,7 +134,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
     else:
         print_summary(summary, console)
         print_drift(summary, console)
-    return True
+    return Path(result.run_dir)
 
 
 # --------------------------------------------------------------------------- drift basket
@@ -191,7 +196,7 @@ def print_portfolio(s: dict, console: Console) -> None:
         t.add_row(k, v["strategy"], f"{pct(v['final_weight'], 1)} / {pct(v['final_target'], 1)} / {pct(v['target_weight'], 0)}",
                   amount(v["initial_capital"], sc), amount(v["net_flows"], sc, signed=True), amount(v["final_equity"], sc),
                   Text(amount(v["pnl"], sc, signed=True), style="green" if num(v["pnl"]) >= 0 else "red"), pct(v["apy"]),
-                  ratio(v["sharpe"]), pct(v["max_drawdown"]), f"{v['plans']} ({v['failed_plans']})", f"{num(v['reconciliation_error']):.1g}")
+                  ratio(v["sharpe"]), pct(v["max_drawdown"]), f"{v['plans']} ({v['failed_plans']})", amount(v["reconciliation_error"], sc))
     console.print(t)
     for k, v in s["sleeves"].items():
         d = v.get("drift")

@@ -13,16 +13,14 @@
 """
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
 import sys
 from pathlib import Path
 
 import typer
 
-from ..diagnostics import format_line, to_json
-from ..engine.flows import FlowError, check_window, parse_flow, unpaid_withdrawals
+from ..diagnostics import format_line
+from ..engine.flows import FlowError, check_window, parse_flow
 
 EXIT_AUDIT = 1
 
@@ -113,32 +111,11 @@ def audit_gate(config: Path, *, strategy=None, data=None, start=None, end=None, 
 
 
 def amend_summary(summary: dict, run_dir, audit_errors: list) -> None:
-    """Add the allowed audit errors and any unpaid withdrawal to ``summary`` (in place), warn on
-    stderr about an unpaid withdrawal, and rewrite ``summary.json`` and the journal's ``summary``
-    meta when anything was added."""
-    changed = False
-    if audit_errors:
-        summary["audit"] = {"allowed_errors": [to_json(f) for f in audit_errors]}
-        changed = True
-    unpaid = unpaid_withdrawals(summary.get("flows") or [])
+    """:func:`trimtab.summary.amend_after_run`, then a warning on stderr about an unpaid withdrawal."""
+    from ..summary import amend_after_run
+
+    unpaid = amend_after_run(summary, run_dir, audit_errors)
     if unpaid:
-        summary["unpaid_withdrawals"] = unpaid
         sys.stderr.write(f"warning: {unpaid:,.2f} of the withdrawals asked for (--flow or the config's flows) was not paid: "
                          f"a withdrawal is paid out of the equity there is, at most all of it "
                          f"(the summary's flows list every request and payout)\n")
-        changed = True
-    if not changed or not run_dir:
-        return
-    from ..engine.journal import dumps, jsonable
-    from ..secrets import scrubbing
-
-    run_dir = Path(run_dir)
-    (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-    journal = run_dir / "journal.sqlite"
-    if journal.exists():
-        db = scrubbing(sqlite3.connect(journal))
-        try:
-            with db:
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", ("summary", dumps(summary)))
-        finally:
-            db.close()

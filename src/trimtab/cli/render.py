@@ -63,11 +63,20 @@ def _special(v: float) -> str | None:
     return None
 
 
+def _unsigned_zero(v: float, digits: int) -> float:
+    """``v``, or 0.0 when it rounds to zero at ``digits`` decimals: a tiny negative such as
+    -1e-12 would otherwise print as "-0.00"."""
+    return 0.0 if round(v, digits) == 0 else v
+
+
 def pct(x: Any, digits: int = 2, signed: bool = False) -> str:
+    """A fraction as a percentage with ``digits`` decimals and thousands separators
+    (0.0693 -> "6.93%"); ``signed`` adds "+" to positives. NaN/inf read "n/a", "∞"."""
     v = num(x)
     if _special(v):
         return _special(v)
-    return f"{v * 100:{'+' if signed else ''},.{digits}f}%"
+    v = _unsigned_zero(v * 100, digits)
+    return f"{v:{'+' if signed and v != 0 else ''},.{digits}f}%"
 
 
 def decimals(share_class: str) -> int:
@@ -76,9 +85,12 @@ def decimals(share_class: str) -> int:
 
 
 def amount(x: Any, share_class: str, signed: bool = False) -> str:
+    """Money in ``share_class`` in fixed point, never scientific notation: cents for stablecoins,
+    6 decimals for ETH/BTC (:func:`decimals`), thousands separators ("+1,243.69")."""
     v = num(x)
     if _special(v):
         return _special(v)
+    v = _unsigned_zero(v, decimals(share_class))
     return f"{v:{'+' if signed and v != 0 else ''},.{decimals(share_class)}f}"
 
 
@@ -144,25 +156,76 @@ def performance(s: dict) -> Table:
 
 
 def attribution(s: dict) -> Table:
-    """P&L by category, largest first, with the total and the equity change it reconciles with."""
+    """P&L by category, largest first, then the lines that add up to the equity change:
+    total P&L + net capital flows (deposits − withdrawals paid, the summary's ``net_flows``)
+    = final − initial equity, and the difference (rounding only: the engine reconciles each tick)."""
     sc = s.get("share_class", "")
     attr = {k: num(v) for k, v in (s.get("attribution") or {}).items()}
-    total = sum(v for v in attr.values() if not math.isnan(v))
+    total = math.fsum(v for v in attr.values() if not math.isnan(v))
+    flows = num(s.get("net_flows"))
+    flows = 0.0 if math.isnan(flows) else flows
     change = num(s.get("final_equity")) - num(s.get("initial_equity"))
     t = Table(title=f"P&L attribution ({sc})", box=box.SIMPLE_HEAD, title_justify="left",
-              caption="share = amount / total P&L", caption_justify="left", show_footer=False)
+              caption="share = amount / total P&L; total P&L + net flows = equity change", caption_justify="left",
+              show_footer=False)
     t.add_column("category")
     t.add_column("amount", justify="right")
     t.add_column("share", justify="right")
     for k, v in sorted(attr.items(), key=lambda kv: (-abs(kv[1]) if not math.isnan(kv[1]) else 0.0, kv[0])):
-        share = pct(v / total, 1) if abs(total) > 1e-12 else "—"
+        share = pct(v / total, 1) if abs(total) > 1e-12 and v != 0 else "—"
         style = "dim" if v == 0 else None
         t.add_row(CATEGORY_NAMES.get(k, k), Text(amount(v, sc, signed=True), style=style or _signed_style(v)),
                   share, style=style)
     t.add_section()
-    t.add_row(Text("total", style="bold"), Text(amount(total, sc, signed=True), style="bold"), "100.0%" if abs(total) > 1e-12 else "—")
+    t.add_row(Text("total P&L", style="bold"), Text(amount(total, sc, signed=True), style="bold"), "100.0%" if abs(total) > 1e-12 else "—")
+    if flows != 0 or s.get("flows"):
+        t.add_row("net flows", amount(flows, sc, signed=True), "", style="cyan")
     t.add_row("equity change", amount(change, sc, signed=True), "")
-    t.add_row(Text("difference", style="dim"), Text(f"{total - change:+.3g}", style="dim"), "")
+    t.add_row(Text("difference", style="dim"), Text(amount(total + flows - change, sc, signed=True), style="dim"), "")
+    return t
+
+
+def final_aave(s: dict) -> dict[str, dict]:
+    """The summary's ``final_aave`` (Aave positions in underlying units), or, for a summary
+    written without it, the same computed from the run's journal and the data
+    (:func:`trimtab.summary.aave_balances`); {} when neither is available."""
+    if isinstance(s.get("final_aave"), dict):
+        return s["final_aave"]
+    import sqlite3
+
+    from ..summary import aave_balances, is_scaled
+
+    pos, d = s.get("final_positions") or {}, s.get("run_dir")
+    if not d or not any(is_scaled(k) for k in pos):
+        return {}
+
+    try:
+        return aave_balances(pos, Path(d) / "journal.sqlite", s.get("end") or "")
+    except (sqlite3.DatabaseError, OSError):
+        return {}  # an unreadable journal: the positions are shown in book units, labelled so
+
+
+def positions(s: dict) -> RenderableType:
+    """Final positions (the summary's ``final_positions``) in token units: Aave balances in
+    underlying units (scaled x the reserve index at the end), with the scaled balance and index."""
+    pos = s.get("final_positions") or {}
+    if not pos:
+        return Text("")
+    aave = final_aave(s)
+    t = Table(title="final positions (token units; perps signed)", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("position", "amount", "scaled", "index"):
+        t.add_column(col, justify="left" if col == "position" else "right", no_wrap=True)
+    for k, v in pos.items():
+        a = aave.get(k)
+        if a and a.get("underlying") is not None:
+            t.add_row(k, f"{num(a['underlying']):,.6f} {a['asset']}", f"{num(a['scaled']):,.6f}", f"{num(a['index']):.6f}")
+        elif a:  # index unknown: the book figure, marked as scaled
+            t.add_row(k, "n/a", f"{num(v):,.6f}", "n/a")
+        else:
+            t.add_row(k, f"{num(v):,.6f}", "", "")
+    if aave:
+        t.caption = "Aave: amount = scaled x reserve index at the end (the book keeps the scaled balance)"
+        t.caption_justify = "left"
     return t
 
 
@@ -295,7 +358,7 @@ def hedge_gap(s: dict) -> RenderableType:
 
 def summary_renderables(s: dict) -> list[RenderableType]:
     """The summary as rich renderables, top to bottom."""
-    return [header(s), Text(""), performance(s), attribution(s), costs(s), counts(s), hedge_gap(s), Text(""),
+    return [header(s), Text(""), performance(s), attribution(s), costs(s), positions(s), counts(s), hedge_gap(s), Text(""),
             data_notes(s), Text(""), reconciliation(s), Text(""), run_dir(s)]
 
 
@@ -308,27 +371,46 @@ def print_summary(s: dict, console: Console | None = None) -> None:
 
 
 def print_comparison(result: dict, console: Console) -> None:
-    """The side-by-side view of :func:`trimtab.compare.compare`: a table of each strategy's APY,
+    """The side-by-side view of :func:`trimtab.compare.compare`: a table of each run's APY,
     APR, max drawdown and Sharpe beside its stated target and the benchmark's APY over the
-    same window, then the P&L attribution of each strategy by category (in its share class)."""
+    same window, its equity and P&L, then the P&L attribution of each by category (in its share
+    class), all with the number formats of ``trimtab run`` (:func:`pct`, :func:`amount`), and
+    where the runs were written."""
     w = result["window"]
     b = result["benchmark"]
     console.print(f"[bold]side by side[/bold]  ·  {w['start']} → {w['end']}  ·  benchmark {b['name']} APY {pct(b['apy'])}")
     t = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for col in ("strategy", "class", "APY", "target APY", "vs sUSDe", "APR", "max DD", "target DD", "Sharpe"):
-        t.add_column(col, justify="left" if col in ("strategy", "class") else "right", no_wrap=True)
+    for col in ("strategy", "kind", "class", "APY", "target APY", "vs sUSDe", "APR", "max DD", "target DD", "Sharpe",
+                "final equity", "P&L"):
+        t.add_column(col, justify="left" if col in ("strategy", "kind", "class") else "right", no_wrap=True)
     for r in result["rows"]:
-        t.add_row(r["mode"], r["share_class"], pct(r["apy"]), pct(r["target_apy"]) if r["target_apy"] is not None else "-",
-                  pct(num(r["apy"]) - num(b["apy"]), signed=True) if r["share_class"] == "USDT" else "n/a",
+        sc = r["share_class"]
+        pnl = num(r["final_equity"]) - num(r["initial_equity"]) - num(r.get("net_flows") or 0.0)
+        t.add_row(r["mode"], r.get("kind", "strategy").replace("_", " "), sc, pct(r["apy"]),
+                  pct(r["target_apy"]) if r["target_apy"] is not None else "-",
+                  pct(num(r["apy"]) - num(b["apy"]), signed=True) if sc == "USDT" else "n/a",
                   pct(r["apr"]), pct(r["max_drawdown"]),
-                  pct(r["target_max_drawdown"]) if r["target_max_drawdown"] is not None else "-", ratio(r["sharpe"]))
+                  pct(r["target_max_drawdown"]) if r["target_max_drawdown"] is not None else "-", ratio(r["sharpe"]),
+                  amount(r["final_equity"], sc), Text(amount(pnl, sc, signed=True), style=_signed_style(pnl)))
     console.print(t)
     cats = [c for c in CATEGORY_NAMES if any(num(r["attribution"].get(c, 0)) for r in result["rows"])]
+    cats += sorted({c for r in result["rows"] for c in r["attribution"] if c not in CATEGORY_NAMES and num(r["attribution"][c])})
     a = Table(title="P&L attribution (each strategy's share class)", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     a.add_column("strategy", no_wrap=True)
+    a.add_column("class", no_wrap=True)
     for c in cats:
-        a.add_column(CATEGORY_NAMES[c], justify="right", no_wrap=True)
+        a.add_column(CATEGORY_NAMES.get(c, c), justify="right", no_wrap=True)
     for r in result["rows"]:
-        a.add_row(r["mode"], *(f"{num(r['attribution'].get(c, 0)):+,.4g}" if r["attribution"].get(c) else "" for c in cats))
+        a.add_row(r["mode"], r["share_class"],
+                  *(amount(r["attribution"][c], r["share_class"], signed=True) if num(r["attribution"].get(c, 0)) else "" for c in cats))
     console.print(a)
     console.print("targets: seed 001 (each config's performance_target); 'vs sUSDe' only for USDT share classes")
+    if result.get("dir"):
+        runs = Text("runs written to ", style="bold")
+        runs.append(f"{result['dir']}/")
+        runs.append("  (comparison.json: this result, and one run folder each)", style="dim")
+        for r in result["rows"]:
+            runs.append(f"\n  {r['mode']:<32} {r['run_dir']}")
+        console.print(runs, soft_wrap=True)
+    for config, why in (result.get("skipped") or {}).items():
+        console.print(Text(f"skipped {config}: {why}", style="yellow"), soft_wrap=True)

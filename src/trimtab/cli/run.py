@@ -41,6 +41,7 @@ def run(
     costs: Optional[str] = typer.Option(None, "--costs", help="Execution-cost level: low, base or high = 0.5x, 1x, 2x every trade's spread + slippage (not fee tiers, exchange fees or gas); overrides the config's costs.multiplier."),
     journal: str = typer.Option("slim", "--journal", help="Journal mode: slim (default; `trimtab explain` recomputes each tick's rule trace from the stored metrics) or full (the rule trace of every tick stored as JSON)."),
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help="Override a parameter (target_ltv=0.8) or a config field by dotted path (targets.hedge.allocation=0.4, capital=50000), repeatable; validated like the YAML, recorded in the summary (`trimtab params CONFIG` lists the parameters)."),
+    report: bool = typer.Option(False, "--report", help="At the end, also write <run dir>/report.html (as `trimtab report`); its path follows the summary (on stderr with --json)."),
 ) -> None:
     """Backtest CONFIG on the bundled real market data and print a summary (or run it live with --live).
 
@@ -61,8 +62,13 @@ def run(
     check_run_id_flags(run_id, resume, overwrite, live)
     multiplier = check_costs_flag(costs, config)
     check_set_flag(set_, config)
-    if dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live, run_id=run_id,
-                    resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors):
+    dispatched = dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live,
+                              run_id=run_id, resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors)
+    if dispatched is not None:
+        if report:
+            from .report import report_after_run
+
+            report_after_run(dispatched, as_json)
         return
     if resume and not live:
         raise typer.BadParameter("continues a live run; add --live (and --replay for a replayed one)", param_hint="'--resume'")
@@ -101,12 +107,21 @@ def run(
 
             window = resolve_window(strategy, data, t0, t1)  # a window outside the data: one DataError line
             check_flows_window(flows, *window)
+            if not live:
+                # A window partly outside the data was clamped (with a warning): the audit and the
+                # backtest both see the clamped one, or the audit would refuse the uncovered part.
+                t0, t1 = window
         # The audit reuses the loaded data.
         audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, check_data=on_bundle,
                                   allow=allow_audit_errors)
         with tick_progress(err, enabled=show) as progress:
             if live:
                 from ..live.runner import run_live
+
+                if resume and run_id:
+                    from .live import announce_resume
+
+                    progress = announce_resume(progress, out / run_id)  # where it continues from
 
                 if replay:
                     result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, speed=speed or 3600.0, resume=resume,
@@ -137,6 +152,10 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(jsonable(result.summary), default=json_default) + "\n")
         sys.stdout.flush()
+        if report:
+            from .report import report_after_run
+
+            report_after_run(getattr(result, "run_dir", None), as_json)
         return
     from .render import print_summary
 
@@ -145,6 +164,10 @@ def run(
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
 
     print_summary(result.summary, Console(highlight=False))
+    if report:
+        from .report import report_after_run
+
+        report_after_run(getattr(result, "run_dir", None), as_json)
 
 
 def check_journal_flag(journal: str, config: Path) -> None:

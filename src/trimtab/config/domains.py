@@ -16,7 +16,11 @@ needs more than one field or file, each problem at the ``file:line:col`` of the 
 * every data field a venue or target names (``price_field``, ``mark_field``, ``funding_field``,
   ``usd_field``, ``eth_rate_field``, ``rate_field``; ``reserve``) is a series of the catalog
   (:mod:`trimtab.data.catalog`) or of the data bundle's manifest, with a column it has; every
-  ``cost_pair`` a row of the execution-cost table; every asset an asset the wallet prices.
+  ``cost_pair`` a row of the execution-cost table; every asset an asset the wallet prices;
+* what a run reads of a venue is there (:func:`check_venue_complete`), so ``validate`` refuses
+  what a run would fail on: a perp's ``mark_field``, ``funding_field`` and ``cost_pair`` (the
+  simulated venue prices, funds and trades every perp of a configured venue), an Aave v3 position's
+  ``reserve``, a CEX's ``perp:`` block and its ``Margin:USDT`` and ``Transit:USDT`` accounts.
 
 Sources: Aave v3 requires LTV <= liquidation threshold for every reserve and eMode category
 (``ValidationLogic``/``PoolConfigurator``: "INVALID_RESERVE_PARAMS"); an exchange's initial
@@ -177,9 +181,52 @@ def fee_tier_mismatches(v: VenueSpec) -> list[tuple[str, str]]:
     return out
 
 
+#: What a run reads of each instrument, by position type: (field, why the run needs it).
+_REQUIRED_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Perp": (("mark_field", "the data field of its mark price (e.g. perp.<venue>.<SYMBOL>.close)"),
+             ("funding_field", "the data field of its funding rate (e.g. funding.<venue>.<SYMBOL>.rate)"),
+             ("cost_pair", "its spread + slippage by trade size")),
+    "aToken": (("reserve", "the lending reserve series of its index and rates (e.g. aave.USDT)"),),
+    "debtToken": (("reserve", "the lending reserve series of its index and rates (e.g. aave.USDT)"),),
+}
+
+
+def check_venue_complete(v: VenueSpec, vdoc: YamlDoc, add: Add, costs: frozenset[str] | None) -> None:
+    """What the simulated venues read of a configured venue, present: every field of
+    :data:`_REQUIRED_FIELDS` on its instruments (each reported at the instrument, with the fix),
+    and for a ``cex_perp`` venue its ``perp:`` block and the ``<venue>:Margin:USDT`` (account)
+    and ``<venue>:Transit:USDT`` (deposits in flight) instruments. Without these a run stops
+    mid-way ("no execution cost for pair None", a missing key), after ``validate`` said ok."""
+    rows = ", ".join(sorted(costs)) if costs else "the rows of data/static.json execution_costs_bps"
+    for j, inst in enumerate(v.instruments):
+        ptype = inst.key.split(":")[1] if inst.key.count(":") == 2 else ""
+        for fname, what in _REQUIRED_FIELDS.get(ptype, ()):
+            if getattr(inst, fname) or (fname == "reserve" and v.model != "aave_v3"):  # a flash loan's debt has no reserve
+                continue
+            if fname == "cost_pair":
+                fix = (f"add `cost_pair: <one of {rows}>` to it, or add a row for it to data/static.json "
+                       "execution_costs_bps")
+            else:
+                fix = f"add `{fname}: <series>.<column>` to it" if fname != "reserve" else "add `reserve: <series>` to it"
+            add(vdoc, ("instruments", j), f"{ptype} instrument {inst.key!r} has no {fname}: a run needs {what}; {fix}")
+    if v.model != "cex_perp":
+        return
+    if v.perp is None:
+        add(vdoc, ("model",), f"a cex_perp venue needs a `perp:` block (initial_margin, funding_interval_h, funding_hours_utc, "
+                              f"risk_limits): the simulated exchange margins and funds its perps with it")
+    keys = {inst.key for inst in v.instruments}
+    for kind, what in (("Margin", "its USDT margin account"), ("Transit", "USDT deposits in flight")):
+        key = f"{v.name}:{kind}:USDT"
+        if key not in keys:
+            add(vdoc, ("instruments",), f"a cex_perp venue needs the instrument {key!r} ({what}); add "
+                                        f"`- {{key: \"{key}\", asset: USDT}}` to instruments", key=True)
+
+
 def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] | None) -> None:
-    """Risk parameters, data fields, cost pairs and assets of one venue file."""
+    """Risk parameters, data fields, cost pairs and assets of one venue file, and what a run
+    reads of it (:func:`check_venue_complete`)."""
     costs = _cost_pairs(str(_data_dir()))
+    check_venue_complete(v, vdoc, add, costs)
 
     def fld(path: tuple, value: str | None, series_only: bool = False) -> None:
         if value:

@@ -27,7 +27,8 @@ from ..rules.parse import parse as parse_expr
 from ..templates.registry import TargetSpec, template_for
 from .models import MachineSpec, RuleFile, RuleSpec, StrategyConfig, VenueSpec
 from .overrides import apply_overrides
-from . import domains
+from . import domains, enable
+from .acknowledge import parse_accept
 from .pydantic_errors import validate
 from .wording import suggest
 from .yamldoc import YamlDoc, load_yaml
@@ -62,6 +63,11 @@ class Strategy:
     instruments: dict[str, tuple[str, Any]]  # key -> (venue name, InstrumentSpec)
     docs: dict[str, YamlDoc] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # ``--set`` NAME: value, as applied
+    #: Units of the parameters: a rules file's ``unit:``, or for a parameter only the config
+    #: declares, its ``{value, unit, description}`` entry's (missing: no unit declared).
+    param_units: dict[str, str] = field(default_factory=dict)
+    #: Defaults of the parameters only the config declares: the config file's values, before ``--set``.
+    config_defaults: dict[str, float] = field(default_factory=dict)
     _compiled: dict[str, CompiledExpr] = field(default_factory=dict, repr=False)
 
     @property
@@ -109,8 +115,8 @@ class _Checker:
     def __init__(self) -> None:
         self.issues: list[Diagnostic] = []
 
-    def add(self, doc: YamlDoc, path: tuple, message: str, key: bool = False) -> None:
-        self.issues.append(doc.issue(path, message, key=key))
+    def add(self, doc: YamlDoc, path: tuple, message: str, key: bool = False, hint: str | None = None) -> None:
+        self.issues.append(doc.issue(path, message, key=key, hint=hint))
 
     def expr_issue(self, doc: YamlDoc, path: tuple, err: ExprError) -> None:
         line, col = doc.locate(path)
@@ -177,6 +183,7 @@ def _partial_config(data) -> StrategyConfig:
             values[name] = kept
             continue
         if name == "parameters" and isinstance(raw, dict):  # keep the parameters that are valid
+            raw = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in raw.items()}
             values[name] = {k: float(v) for k, v in raw.items() if _finite_number(v)}
             continue
         try:
@@ -214,6 +221,8 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
     path = Path(path)
     chk = _Checker()
     doc = load_yaml(path)
+    # What the file itself says of its own parameters (``{value, unit, description}``), before --set.
+    written = doc.data.get("parameters") if isinstance(doc.data, dict) and isinstance(doc.data.get("parameters"), dict) else {}
     if overrides:
         doc = apply_overrides(doc, overrides, find_root(path))
     if isinstance(doc.data, dict) and "sleeves" in doc.data:
@@ -271,6 +280,19 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
             param_docs[pname] = pspec.description
             param_files[pname] = rdoc
     declared = set(params)
+    param_units = {pname: pspec.unit for rf, _ in rule_files for pname, pspec in rf.parameters.items() if pspec.unit}
+    config_defaults: dict[str, float] = {}
+    for pname, entry in written.items():
+        if pname in declared:
+            continue
+        value = entry.get("value") if isinstance(entry, dict) else entry
+        if _finite_number(value):
+            config_defaults[pname] = float(value)
+        if isinstance(entry, dict):
+            if isinstance(entry.get("description"), str):
+                param_docs[pname] = entry["description"]
+            if isinstance(entry.get("unit"), str) and entry["unit"]:
+                param_units[pname] = entry["unit"]
     params.update(config.parameters)
     n_before = len(chk.issues)
     domains.check_parameters([(n, params[n], d) for n, d in param_files.items()], config, doc, chk.add)
@@ -311,7 +333,13 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
                 continue
             unknown = [n for n in sorted(expr_names(node)) if n not in metric_names and n not in params and not accepts_metric(n, Scope.STRATEGY)]
             for n in unknown:
-                chk.add(rdoc, rpath, f"unknown name {n!r} in rule {rname!r}{suggest(n, sorted(metric_names | set(params)))}: not a metric nor a parameter")
+                # A metric the registry declares but this config does not publish, or a parameter
+                # of a rule file it does not load: name what to enable, not a look-alike.
+                hint = enable.metric_hint(n, metric_members(config, venues)) or enable.rules_hint(root, config.rules, parameter=n)
+                if hint:
+                    chk.add(rdoc, rpath, f"name {n!r} in rule {rname!r} is not available to this config", hint=hint)
+                else:
+                    chk.add(rdoc, rpath, f"unknown name {n!r} in rule {rname!r}{suggest(n, sorted(metric_names | set(params)))}: not a metric nor a parameter")
             if unknown:
                 continue
             consts = {n: params[n] for n in expr_names(node) if n in params}
@@ -340,7 +368,12 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
             for j, r in enumerate(t.when):
                 if r not in rules and not any(r in rf.rules for rf, _ in rule_files):
                     known = sorted({n for rf, _ in rule_files for n in rf.rules})
-                    chk.add(mdoc, ("transitions", i, "when", j), f"unknown rule {r!r}{suggest(r, known)}; rules come from {', '.join(config.rules)}")
+                    hint = enable.rules_hint(root, config.rules, rule=r)
+                    if hint:
+                        chk.add(mdoc, ("transitions", i, "when", j), f"rule {r!r} is in no rule file this config loads "
+                                                                     f"(rules: {', '.join(config.rules)})", hint=hint)
+                    else:
+                        chk.add(mdoc, ("transitions", i, "when", j), f"unknown rule {r!r}{suggest(r, known)}; rules come from {', '.join(config.rules)}")
         for i, t in enumerate(machine.transitions):
             for pname, val in t.overrides.items():
                 if pname not in params:
@@ -384,7 +417,11 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
             return
         for n in sorted(expr_names(node)):
             if n not in params:
-                chk.add(doc, p, f"unknown parameter {n!r}{suggest(n, sorted(params))}")
+                hint = enable.rules_hint(root, config.rules, parameter=n)
+                if hint:
+                    chk.add(doc, p, f"parameter {n!r} is not declared by the rule files this config loads nor by its `parameters:`", hint=hint)
+                else:
+                    chk.add(doc, p, f"unknown parameter {n!r}{suggest(n, sorted(params))}")
 
     def check_inst(p: tuple, k: str, types: tuple[str, ...]) -> None:
         try:
@@ -392,16 +429,29 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
         except InstrumentKeyError as e:
             chk.add(doc, p, str(e))
             return
-        if ik.venue not in venues:
-            chk.add(doc, p, f"instrument {k!r} is on venue {ik.venue!r}, which is not in this config's venues{suggest(ik.venue, list(venues))}")
+        if ik.venue not in venues and ik.venue in config.venues and (root / "venues" / f"{ik.venue}.yaml").is_file():
+            # Listed but its file did not load: its own errors are the fix, not another venue.
+            chk.add(doc, p, f"instrument {k!r} is on venue {ik.venue!r}, whose file did not load; fix the errors of "
+                            f"venues/{ik.venue}.yaml reported with this one")
+        elif ik.venue not in venues:
+            hint = enable.instrument_hint(root, k, venues) or enable.venue_hint(root, ik.venue, venues)
+            chk.add(doc, p, f"instrument {k!r} is on venue {ik.venue!r}, which is not in this config's venues"
+                            f"{'' if hint else suggest(ik.venue, list(venues))}", hint=hint)
         elif k not in instruments:
-            chk.add(doc, p, f"venue {ik.venue!r} has no instrument {k!r}{suggest(k, sorted(instruments))}")
+            hint = enable.instrument_hint(root, k, venues)
+            chk.add(doc, p, f"venue {ik.venue!r} has no instrument {k!r}{'' if hint else suggest(k, sorted(instruments))}", hint=hint)
         if ik.position_type not in types:
             chk.add(doc, p, f"instrument {k!r} must be a {' or '.join(types)} position, not {ik.position_type}")
 
     def check_venue(p: tuple, name: str, models: tuple[str, ...]) -> None:
-        if name not in venues:
-            chk.add(doc, p, f"unknown venue {name!r}{suggest(name, list(venues))}; add it to `venues:` or fix the name")
+        if name not in venues and name in config.venues and (root / "venues" / f"{name}.yaml").is_file():
+            chk.add(doc, p, f"venue {name!r}'s file did not load; fix the errors of venues/{name}.yaml reported with this one")
+        elif name not in venues:
+            hint = enable.venue_hint(root, name, venues)
+            if hint:
+                chk.add(doc, p, f"venue {name!r} is not in this config's venues", hint=hint)
+            else:
+                chk.add(doc, p, f"unknown venue {name!r}{suggest(name, list(venues))}; add it to `venues:` or fix the name")
         elif venues[name].model not in models:
             chk.add(doc, p, f"venue {name!r} is a {venues[name].model} venue; expected {' or '.join(models)}")
 
@@ -411,8 +461,12 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
         found = [n for n, v in venues.items() if v.model == "lst" and v.lst and v.lst.token == token]
         if not found:
             have = sorted(v.lst.token for v in venues.values() if v.model == "lst" and v.lst)
-            chk.add(doc, p, f"no configured staking venue mints {token!r}{suggest(token, have)}; "
-                            f"LSTs available: {', '.join(have) or 'none (add etherfi or lido to venues)'}")
+            hint = enable.lst_hint(root, token, venues)
+            if hint:  # the project has a venue minting it: enabling it is the fix, not a look-alike LST
+                chk.add(doc, p, f"no configured staking venue mints {token!r}", hint=hint)
+            else:
+                chk.add(doc, p, f"no configured staking venue mints {token!r}{suggest(token, have)}; "
+                                f"LSTs available: {', '.join(have) or 'none (add etherfi or lido to venues)'}")
             return None
         return found[0]
 
@@ -459,14 +513,34 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
             used |= {v for v in tr.overrides.values() if isinstance(v, str)}
     for pname in config.parameters:
         if pname not in declared and pname not in used:
-            chk.add(doc, ("parameters", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(declared | used))}: no rule, target or action uses it", key=True)
+            hint = enable.rules_hint(root, config.rules, parameter=pname)
+            if hint:
+                chk.add(doc, ("parameters", pname), f"parameter {pname!r} is declared by no rule file this config loads", key=True, hint=hint)
+            else:
+                chk.add(doc, ("parameters", pname), f"unknown parameter {pname!r}{suggest(pname, sorted(declared | used))}: no rule, target or action uses it", key=True)
 
     if config.capital_at:
         check_inst(("capital_at",), config.capital_at, ("BaseToken", "Margin"))
     if config.flows and not (path.parent / config.flows).exists():
         chk.add(doc, ("flows",), f"flows file {config.flows!r} not found next to the config")
+    elif config.flows:
+        from ..data.flows import FlowError, read_flows  # pandas: only for a config that has a flows file
+
+        try:
+            read_flows(path.parent / config.flows)  # as the run reads it, so a bad row stops validate, not the run
+        except FlowError as e:
+            chk.add(doc, ("flows",), f"flows file {config.flows!r} does not load: {e}")
     if "wallet" not in venues and not any(i.path == ("venues",) for i in chk.issues):
         chk.add(doc, ("venues",), "every strategy needs the 'wallet' venue (it holds capital and pays gas)")
+    elif "wallet" in venues:
+        _check_wallet_keys(config, venues, instruments, vdocs["wallet"], chk)
+    _check_signal_files(resolved, doc, path.parent, chk)
+
+    for i, entry in enumerate(config.audit.accept):
+        try:
+            parse_accept(i, entry)
+        except ValueError as e:
+            chk.add(doc, ("audit", "accept", i), f"bad audit acknowledgement: {e}")
 
     if chk.issues:
         raise ConfigError(chk.issues)
@@ -488,7 +562,45 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
         instruments=instruments,
         docs=docs,
         overrides=dict(getattr(doc, "overrides", {})),
+        param_units=param_units,
+        config_defaults=config_defaults,
     )
+
+
+def _check_wallet_keys(config: StrategyConfig, venues: dict, instruments: dict, wdoc: YamlDoc, chk: _Checker) -> None:
+    """The wallet instruments a run of this config books to, listed in venues/wallet.yaml: ETH
+    (gas), the share class token (the capital starts there unless ``capital_at`` says
+    otherwise), ``Transit:USDT`` when a target holds CEX accounts (a withdrawal in flight) and
+    ``Transit:ETH`` when a venue can ``unstake`` (an LST in the withdrawal queue). Without them a
+    run stops at its first booking with a missing key, after ``validate`` said ok."""
+    need = {"wallet:BaseToken:ETH": ("ETH", "gas is paid in ETH from the wallet")}
+    if not config.capital_at:
+        need[f"wallet:BaseToken:{config.share_class}"] = (config.share_class, f"the capital starts there (share class "
+                                                                              f"{config.share_class}; or set capital_at)")
+    if any(template_for(t).cex for t in config.targets):
+        need["wallet:Transit:USDT"] = ("USDT", "USDT withdrawn from a CEX is in transit there")
+    if any("unstake" in v.operations for v in venues.values()):
+        need["wallet:Transit:ETH"] = ("ETH", "an LST queued for withdrawal is held there as ETH until it is paid")
+    for key, (asset, why) in need.items():
+        if key not in instruments:
+            chk.add(wdoc, ("instruments",), f"the wallet has no instrument {key!r}, which this config needs: {why}; add "
+                                            f"`- {{key: \"{key}\", asset: {asset}}}` to its instruments", key=True)
+
+
+def _check_signal_files(targets: list, doc: YamlDoc, config_dir: Path, chk: _Checker) -> None:
+    """Each target's signal file read as the run reads it (:func:`trimtab.data.signals.read_signals`):
+    a malformed one is refused at the field naming it, not after the run has started."""
+    for i, t in enumerate(targets):
+        name = template_for(t).signal_file(t)
+        if not name or not (config_dir / name).is_file():
+            continue  # none, or missing (reported by the template's check)
+        from ..data.signals import SignalError, read_signals  # pandas: only for a config that has a signal file
+
+        try:
+            read_signals(config_dir / name)
+        except SignalError as e:
+            where = ("targets", i, "signal", "file") if doc.has(("targets", i, "signal", "file")) else ("targets", i)
+            chk.add(doc, where, f"signal file {name!r} does not load: {e}")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from ..data.quality import Bands as _Bands
 from ..templates.base import Expr, Strict
@@ -411,6 +411,56 @@ class CostsSpec(Strict):
     multiplier: float = Field(1.0, gt=0, le=100)
 
 
+#: The keys a config parameter written as a mapping may have (:func:`config_parameter_value`).
+CONFIG_PARAMETER_KEYS = ("value", "unit", "description")
+
+
+def config_parameter_value(v):
+    """A config ``parameters:`` entry as its value: a number as written, or the ``value`` of
+    ``{value: 0.05, unit: ETH, description: "..."}`` (a parameter only the config declares says
+    what it is; ``trimtab params`` shows it). The number is then validated as any setting.
+
+    Raises:
+        ValueError: a mapping without ``value``, with another key, or with a ``unit`` or
+            ``description`` that is not text.
+    """
+    if not isinstance(v, dict):
+        return v
+    extra = [str(k) for k in v if k not in CONFIG_PARAMETER_KEYS]
+    if extra:
+        raise ValueError(f"unknown key {extra[0]!r} in a parameter; write a number, or "
+                         f"{{value: <number>, unit: <unit>, description: <text>}}")
+    if "value" not in v:
+        raise ValueError("a parameter written as a mapping needs `value` (with `unit` and `description`)")
+    for k in ("unit", "description"):
+        if k in v and not isinstance(v[k], str):
+            raise ValueError(f"`{k}` of a parameter must be text")
+    return v["value"]
+
+
+#: A config parameter: a number, or ``{value, unit, description}`` (:func:`config_parameter_value`).
+ConfigParameter = Annotated[float, BeforeValidator(config_parameter_value), WithJsonSchema({
+    "anyOf": [{"type": "number"}, {"type": "object", "additionalProperties": False, "required": ["value"], "properties": {
+        "value": {"type": "number", "description": "The parameter's value (its default; `--set` overrides it)."},
+        "unit": {"type": "string", "description": "Unit of the value, as the metrics name units: fraction (0.05 = 5%), "
+                                                  "ratio, hours, minutes, days, USD, ETH, asset units, count, flag, multiple."},
+        "description": {"type": "string", "description": "What the parameter governs (shown by `trimtab params`)."}}}],
+    "description": "A number, or {value, unit, description} for a parameter only this config declares."})]
+
+
+class AuditSpec(Strict):
+    """What ``trimtab audit`` is told about this config. ``accept``: warnings that are true but
+    intended, each ``"CODE@FILE:PATH: reason"`` -- the finding's code, the file it is reported in
+    (relative to the project root) and its YAML path as the audit prints it, then why it is
+    intended (:mod:`trimtab.config.acknowledge`). The audit shows a matched warning as
+    ``accepted`` with the reason and counts it apart; an entry that matches no finding is itself
+    a warning (``stale-accept``). Errors cannot be accepted."""
+
+    accept: list[str] = Field(default_factory=list, description=(
+        "Acknowledged audit warnings, each 'CODE@FILE:PATH: reason', e.g. "
+        "'data-gaps@venues/okx.yaml:instruments[0].mark_field: OKX is not traded while its data is stale'."))
+
+
 class StrategyConfig(Strict):
     """A strategy: which machine, rules and venues; parameters; target positions.
 
@@ -430,10 +480,11 @@ class StrategyConfig(Strict):
     capital_at: str | None = None
     flows: str | None = None
     performance_target: PerformanceTarget | None = None
-    parameters: dict[str, float] = {}
+    parameters: dict[str, ConfigParameter] = {}
     targets: list[TargetSpec] = Field(min_length=1)
     data_checks: DataChecks = DataChecks()
     costs: CostsSpec = CostsSpec()
+    audit: AuditSpec = AuditSpec()
 
 
 # --------------------------------------------------------------------------- portfolio of strategies
@@ -506,3 +557,4 @@ class PortfolioConfig(Strict):
     sleeves: list[SleeveSpec] = Field(min_length=1)
     allocation: AllocationSpec
     limits: PortfolioLimits = PortfolioLimits()
+    audit: AuditSpec = AuditSpec()

@@ -133,15 +133,28 @@ def _resolve(name: str, data: dict, params: dict[str, str]) -> tuple[Path_ | Non
             path.append(idx)
             absent, cur = False, cur[idx]
         elif isinstance(cur, dict):
-            if seg not in cur and not last:
-                return None, f"{here} has no field {seg!r}{suggest(seg, list(cur))}; fields: {', '.join(map(str, cur))}"
-            path.append(seg)  # a new last field is allowed: validation refuses one the model does not have
+            # A new field, or a block the YAML leaves to its defaults (a basket's alerts:), is
+            # written as given: validation refuses a field the model does not have, at the flag.
+            path.append(seg)
             absent, cur = seg not in cur, cur.get(seg)
         elif cur is None and absent:
             path.append(seg)  # a block the config leaves to its defaults (costs:): written as a new mapping
         else:
             return None, f"{here} is a single value; it has no field {seg!r}"
     return tuple(path), ""
+
+
+def _first_missing(data: dict, path: Path_) -> Path_:
+    """The shortest prefix of ``path`` that ``data`` does not hold yet (``path`` itself when only
+    the last key is new or the value is replaced)."""
+    cur: Any = data
+    for k, p in enumerate(path[:-1]):
+        if not isinstance(cur, dict) and not isinstance(cur, list):
+            break
+        if isinstance(cur, dict) and p not in cur:
+            return tuple(path[:k + 1])
+        cur = cur[p]
+    return tuple(path)
 
 
 def _write(data: dict, path: Path_, value: Any) -> None:
@@ -191,11 +204,16 @@ def apply_overrides(doc: YamlDoc, overrides: list[str], root: Path) -> Overridde
         except ConfigError as e:
             issues.append(_flag_error(flag, "not a YAML value: " + "; ".join(i.message for i in e.issues)))
             continue
+        created = _first_missing(data, path)
         _write(data, path, value)
         out.overrides.pop(name, None)  # the last flag for a name wins, and is listed last
         out.overrides[name] = value
         out.flags = {p: f for p, f in out.flags.items() if p != path}
         out.flags[path] = flag
+        if created != path:
+            # The flag made the block it writes into: an issue with that block (a misspelt
+            # field name) is the flag's too, not the line of the file it hangs from.
+            out.flags[created] = flag
     if issues:
         raise ConfigError(issues)
     return out

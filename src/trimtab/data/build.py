@@ -1,7 +1,8 @@
 """Build the compact data bundle from the raw market data.
 
-``build(raw_dir, out_dir)`` reads the raw CSV/JSON files described in
-``shared/data/README.md`` through :data:`trimtab.data.catalog.CATALOG` and writes::
+``build(raw_dir, out_dir)`` reads the raw CSV/parquet/JSON files described in
+``shared/data/README.md`` through the series catalog (:mod:`trimtab.data.catalog`:
+``src/trimtab/data/catalog.yaml`` plus the output directory's own ``catalog.yaml``) and writes::
 
     out_dir/series/<name>.parquet   ts, avail (timestamp[s, UTC]) + float64 value columns, zstd
     out_dir/manifest.json           per series: source files + sha256, rows kept / dropped by reason,
@@ -9,13 +10,16 @@
     out_dir/static.json             risk parameters, margins, gas units, execution costs, EtherFi rewards
     out_dir/README.md               what is bundled and the conventions (generated)
 
-Cleaning, per series: unparsable rows (time or value) dropped; non-positive prices
-dropped; exact duplicate rows collapsed; rows sharing a timestamp with *different*
-values all dropped (the choice would be a guess, so it becomes a gap); rows sorted;
-for ``daily_samples`` series only midnight rows kept, after checking the others are
-interpolations of them. Every drop is counted by reason in the manifest.
+Cleaning, per series: every file its globs match is read and the files are concatenated in
+catalog order; a timestamp present in a later file replaces the rows of earlier files
+(``replaced_by_later_file``: a newer export corrects an older one). Then unparsable rows (time
+or value) dropped; non-positive prices dropped; exact duplicate rows collapsed; rows sharing a
+timestamp with *different* values all dropped (the choice would be a guess, so it becomes a
+gap); rows sorted; for ``daily_samples`` series only midnight rows kept, after checking the
+others are interpolations of them. Every drop is counted by reason in the manifest.
 
-CLI: ``python scripts/build_data.py --raw ../shared/data --out data``.
+CLI: ``trimtab data build --raw ../shared/data --out data`` (``scripts/build_data.py`` is the
+same build, for ``make data``).
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trimtab.data.catalog import CATALOG, SeriesSpec
+from trimtab.data.catalog import CatalogError, SeriesSpec, catalog_for
 from trimtab.data.clock import HOUR, find_gaps
 from trimtab.errors import TrimtabError
 
-__all__ = ["BuildError", "build", "main"]
+__all__ = ["BuildError", "build", "build_series", "main", "read_raw", "series_files"]
 
 DAY = 24 * HOUR
 INTERP_TOL = 1e-9
@@ -73,6 +77,67 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
     lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
     body = [ln for ln in lines if not ln.startswith("#")]
     return pd.read_csv(io.StringIO("".join(body)), dtype=str), len(lines) - len(body)
+
+
+def read_raw(path: Path) -> tuple[pd.DataFrame, int]:
+    """One raw file as text columns: ``(frame of str, comment lines skipped)``.
+
+    CSV (``#`` comment lines and a BOM skipped) or parquet (``.parquet``/``.pq``: datetime
+    columns become epoch seconds, numbers their exact ``repr``), so both go through the same
+    parsing and checks.
+
+    Raises:
+        BuildError: the file cannot be read or parsed (named, with the reader's reason).
+    """
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+            for c in df.columns:
+                if pd.api.types.is_datetime64_any_dtype(df[c]):
+                    t = df[c].dt.tz_localize("UTC") if df[c].dt.tz is None else df[c].dt.tz_convert("UTC")
+                    # whatever the stored unit (ns, us, ms); NaT stays missing (then unparsable)
+                    df[c] = ((t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("Int64")
+            out = df.astype(object).where(df.notna(), None)
+            return out.apply(lambda col: col.map(lambda v: None if v is None else repr(float(v)) if isinstance(v, float)
+                                                 else str(v))).astype(object), 0
+        return _read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        raise BuildError(f"{path}: not a readable CSV or parquet file ({type(e).__name__}: {str(e)[:200]})") from None
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a damaged parquet file
+        raise BuildError(f"{path}: not a readable CSV or parquet file ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def series_files(spec: SeriesSpec, raw_dir: Path) -> list[Path]:
+    """The files of ``spec``: every match of each glob, in catalog order (a glob's matches
+    sorted by name), each once. Relative globs resolve against ``spec.base`` when the entry
+    comes from a data directory's catalog, else against ``raw_dir``.
+
+    Raises:
+        BuildError: a glob matches no file (naming the glob and the directory searched).
+    """
+    root = Path(spec.base) if spec.base is not None else raw_dir
+    out: list[Path] = []
+    for pattern in spec.files:
+        if Path(pattern).is_absolute():
+            p = Path(pattern)
+            found = sorted(Path(p.anchor).glob(str(p.relative_to(p.anchor))))
+        else:
+            found = sorted(root.glob(pattern))
+        found = [f for f in found if f.is_file()]
+        if not found:
+            raise BuildError(f"{spec.name}: no raw file matches {pattern!r} under {root}; fix `files:` in the "
+                             "catalog or pass the raw data directory with --raw")
+        out += [f for f in found if f not in out]
+    return out
+
+
+def _rel(path: Path, *roots: Path) -> str:
+    for r in roots:
+        try:
+            return path.resolve().relative_to(r.resolve()).as_posix()
+        except ValueError:
+            continue
+    return path.resolve().as_posix()
 
 
 def _parse_time(col: pd.Series) -> np.ndarray:
@@ -111,16 +176,30 @@ def _interp_check(kind: str, ts: np.ndarray, v: np.ndarray, keep: np.ndarray) ->
             "rows_not_checkable": int((~inside).sum())}
 
 
-def _build_series(spec: SeriesSpec, raw_dir: Path, out_dir: Path) -> dict:
-    path = _one_file(raw_dir, spec.glob)
-    df, n_comment = _read_csv(path)
+def build_series(spec: SeriesSpec, raw_dir: Path, out_dir: Path) -> dict:
+    """Build one series into ``out_dir/series/<name>.parquet``; return its manifest entry.
+
+    Raises:
+        BuildError: a glob matches nothing, a file is unreadable or lacks a column, or a
+            sampling/interpolation assumption fails.
+    """
+    paths = series_files(spec, raw_dir)
+    frames, n_comment = [], 0
+    for k, path in enumerate(paths):
+        df, nc = read_raw(path)
+        missing = [c for c in [spec.time_col, *spec.columns.values()] if c not in df.columns]
+        if spec.availability == "block_time" and "block_timestamp" not in df.columns:
+            missing.append("block_timestamp")
+        if missing:
+            raise BuildError(f"{spec.name}: {path.name} lacks columns {missing}; has {list(df.columns)}; "
+                             "map them with the catalog's `columns:` (output: raw)")
+        frames.append(df.assign(_file=k))
+        n_comment += nc
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     n_raw = len(df)
     dropped: Counter = Counter()
     notes: list[str] = []
 
-    missing = [c for c in [spec.time_col, *spec.columns.values()] if c not in df.columns]
-    if missing:
-        raise BuildError(f"{spec.name}: {path.name} lacks columns {missing}; has {list(df.columns)}")
     ts = _parse_time(df[spec.time_col])
     vals = {out: pd.to_numeric(df[raw], errors="coerce").to_numpy(np.float64) for out, raw in spec.columns.items()}
     block = _parse_time(df["block_timestamp"]) if spec.availability == "block_time" else None
@@ -141,6 +220,14 @@ def _build_series(spec: SeriesSpec, raw_dir: Path, out_dir: Path) -> dict:
         pos &= ~(vals[c] <= 0)
     dropped["non_positive_price"] += int((ok & ~pos).sum())
     ok &= pos
+    if len(paths) > 1:
+        # A later file replaces every earlier row of a timestamp it has (a re-export or a
+        # newer download corrects the older one); counted, so the manifest shows the overlap.
+        fidx = df["_file"].to_numpy()
+        last = pd.Series(np.where(ok, fidx, -1)).groupby(np.where(ok, ts, np.nan)).transform("max").to_numpy()
+        replaced = ok & (fidx < last)
+        dropped["replaced_by_later_file"] += int(replaced.sum())
+        ok &= ~replaced
 
     frame = pd.DataFrame({"ts": ts[ok].astype(np.int64), **{c: v[ok] for c, v in vals.items()}})
     if block is not None:
@@ -208,7 +295,9 @@ def _build_series(spec: SeriesSpec, raw_dir: Path, out_dir: Path) -> dict:
         "name": spec.name, "kind": spec.kind, "file": rel.as_posix(), "columns": value_cols,
         "interval_h": spec.interval_h, "fill": spec.fill, "geometric": list(spec.geometric),
         "availability": spec.availability, "sampling": spec.sampling, "note": spec.note,
-        "sources": [{"file": path.relative_to(raw_dir).as_posix(), "sha256": _sha256(path)}],
+        "sources": [{"file": _rel(p, *([Path(spec.base)] if spec.base else []), raw_dir), "sha256": _sha256(p),
+                     **({"rows": int((df["_file"] == k).sum())} if len(paths) > 1 else {})}
+                    for k, p in enumerate(paths)],
         "source_columns": dict(spec.columns), "time_column": spec.time_col,
         "rows_raw": n_raw, "rows_kept": int(len(frame)),
         "rows_dropped": {k: v for k, v in sorted(dropped.items()) if v},
@@ -343,22 +432,39 @@ def _unused(raw_dir: Path, used: set[str]) -> list[dict]:
     return out
 
 
-def build(raw_dir: Path, out_dir: Path) -> dict:
+def build(raw_dir: Path, out_dir: Path, catalog: dict[str, SeriesSpec] | None = None,
+          progress=None) -> dict:
     """Build the bundle from ``raw_dir`` into ``out_dir`` and return the manifest.
 
+    Args:
+        catalog: series to build (default: :func:`trimtab.data.catalog.catalog_for` ``out_dir``:
+            the shipped catalog plus ``out_dir/catalog.yaml``, whose relative globs resolve
+            against ``out_dir``).
+        progress: called with each series name before it is built (or None).
+
     Raises:
-        BuildError: a catalog file is missing or ambiguous, a column is missing, a
-            'constant' lookup is not constant, or an interpolation assumption fails.
+        BuildError: a catalog glob matches no file, a file is unreadable or lacks a column, a
+            'constant' lookup is not constant, an interpolation assumption fails, or the
+            catalog is invalid.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.is_dir():
-        raise BuildError(f"raw data directory not found: {raw_dir}")
+        raise BuildError(f"raw data directory not found: {raw_dir}; pass it with --raw (e.g. ../shared/data)")
+    if catalog is None:
+        try:
+            catalog = catalog_for(out_dir)
+        except CatalogError as e:
+            raise BuildError(str(e)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    series_dir = out_dir / "series"
-    if series_dir.exists():
-        for old in series_dir.glob("*.parquet"):
+    series = {}
+    for s in catalog.values():
+        if progress:
+            progress(s.name)
+        series[s.name] = build_series(s, raw_dir, out_dir)
+    # Stale files go only once every series is rebuilt: a failed build leaves the old bundle.
+    for old in (out_dir / "series").glob("*.parquet"):
+        if old.stem not in series:
             old.unlink()
-    series = {s.name: _build_series(s, raw_dir, out_dir) for s in CATALOG}
     static, static_sources = _build_static(raw_dir)
     used = {src["file"] for e in series.values() for src in e["sources"]} | {s["file"] for s in static_sources}
     manifest = {
@@ -378,8 +484,8 @@ def build(raw_dir: Path, out_dir: Path) -> dict:
 README_HEAD = """\
 # Bundled market data
 
-Generated by `python scripts/build_data.py --raw ../shared/data --out data`
-(`src/trimtab/data/build.py`, catalog in `src/trimtab/data/catalog.py`) from the raw
+Generated by `trimtab data build --raw ../shared/data --out data` (or `make data`;
+`src/trimtab/data/build.py`, catalog in `src/trimtab/data/catalog.yaml`) from the raw
 files of `shared/data` (see its README.md). Do not edit by hand: rebuild.
 Loader: `trimtab.data.feed.load_market_data()`.
 

@@ -1,18 +1,21 @@
-"""The series catalog: every market series trimtab bundles, and how it is read.
+"""The series catalog: every market series trimtab knows, and how its raw files are read.
+
+The catalog is YAML, not code: ``src/trimtab/data/catalog.yaml`` ships with the package (the
+bundled series, documented field by field in its header), and a data directory may carry its
+own ``catalog.yaml`` in the same shape whose series are added to (or replace, by name) the
+shipped ones (:func:`catalog_for`). ``trimtab data import`` writes such entries, so a new venue
+or symbol needs no Python edit.
 
 One :class:`SeriesSpec` per series. The names are the contract with the engine
 (``perp.binance.ETHUSDT``, ``oracle.WETH_USD``, ...); a field is addressed as
-``<series>.<column>`` (``perp.binance.ETHUSDT.close``).
-
-Raw input: the files under ``shared/data`` described in its README.md (public
-exchange / protocol data, Jan 2024 - Sep 2025). ``build.py`` turns them into
+``<series>.<column>`` (``perp.binance.ETHUSDT.close``). ``build.py`` turns the raw files into
 ``data/series/<name>.parquet``; ``feed.py`` puts them on one hourly UTC clock.
 
 Availability rules (when a row may first be used, no look-ahead):
 
 ``bar_close``
     OHLCV bars are stamped with their OPEN time; a bar is known at its close,
-    ``timestamp + interval`` (1 h).
+    ``timestamp + interval``.
 ``at_timestamp``
     Point-in-time samples and events (funding at ``funding_timestamp``, Aave
     daily snapshots at ``targetDate``, oracle samples at their timestamp).
@@ -29,22 +32,54 @@ the hours by linear interpolation (checked by the build), so an hourly row
 carries the NEXT day's value.
 Only the midnight rows are kept as observations; the others are dropped with
 reason ``interpolated_between_daily_samples``.
+
+A catalog file is read as untrusted data: at most 1 MB, no aliases, anchors or tags, no
+duplicate keys, every field checked (pydantic); each problem is reported as
+``file:line:col: path: message`` in one :class:`CatalogError`.
 """
 
 from __future__ import annotations
 
+import io
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
-__all__ = ["SeriesSpec", "CATALOG", "BY_NAME", "spec"]
+import pydantic
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 
-OHLCV = {c: c for c in ("open", "high", "low", "close", "volume")}
-AAVE_RESERVE = {
-    "liquidity_index": "liquidityIndex",
-    "variable_borrow_index": "variableBorrowIndex",
-    "liquidity_rate": "currentLiquidityRate",
-    "variable_borrow_rate": "currentVariableBorrowRate",
-}
-AAVE_INDICES = ("liquidity_index", "variable_borrow_index")
+from ..diagnostics import Diagnostic
+from ..errors import ConfigError
+
+__all__ = ["CATALOG", "BY_NAME", "CATALOG_FILE", "CatalogError", "ExchangeSource", "SeriesSpec",
+           "catalog_for", "load_catalog", "parse_interval", "spec"]
+
+#: The shipped catalog (the bundled series).
+CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
+#: File name of a data directory's own catalog additions.
+USER_CATALOG = "catalog.yaml"
+MAX_BYTES = 1_000_000
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+class CatalogError(ConfigError):
+    """A catalog file that cannot be read or has invalid entries; one ``file:line:col`` line each."""
+
+
+@dataclass(frozen=True)
+class ExchangeSource:
+    """Where ``trimtab data fetch`` downloads a series: a ccxt exchange ``id`` (``binanceusdm``),
+    its unified ``symbol`` (``ETH/USDT:USDT``) and, where the exchange needs it, the ``market``
+    category (``linear``, ``swap``, ``spot``)."""
+
+    id: str
+    symbol: str
+    market: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +88,8 @@ class SeriesSpec:
 
     Attributes:
         name: series name, the engine's key.
-        glob: raw file glob relative to the raw data dir; must match exactly one file.
+        files: raw file globs (relative to the raw data dir, or to ``base`` when set); every
+            match is read; later files win on a shared timestamp.
         kind: ``bar`` (OHLCV), ``point`` (sampled level), ``event`` (funding),
             ``daily`` (daily point samples), ``rate`` (yield/APR level).
         columns: output column -> raw column (values are float64).
@@ -69,10 +105,13 @@ class SeriesSpec:
             the dropped non-midnight rows are interpolations of the kept ones.
         positive: columns that must be > 0 (rows failing it are dropped).
         note: where the data comes from and anything a user must know.
+        exchange: the ccxt source ``trimtab data fetch`` uses, or None.
+        base: directory relative globs of ``files`` resolve against (a data directory's own
+            catalog: that directory); None for the raw data dir given to the build.
     """
 
     name: str
-    glob: str
+    files: tuple[str, ...]
     kind: str
     columns: dict[str, str]
     interval_h: float
@@ -84,108 +123,218 @@ class SeriesSpec:
     interp_check: str | None = None
     positive: tuple[str, ...] = ()
     note: str = ""
+    exchange: ExchangeSource | None = None
+    base: str | None = None
+
+    @property
+    def glob(self) -> str:
+        """The first raw file glob (the catalog had one glob per series before issue 16)."""
+        return self.files[0]
 
 
-def _bar(name: str, glob: str, note: str) -> SeriesSpec:
-    return SeriesSpec(name, glob, "bar", OHLCV, 1.0, availability="bar_close",
-                      positive=("open", "high", "low", "close"), note=note)
+# -- the file's schema ------------------------------------------------------------
+_NAME = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$"
+_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-def _funding(venue: str, sym: str) -> SeriesSpec:
-    return SeriesSpec(
-        f"funding.{venue}.{sym}", f"market_data/derivatives/funding_rates/{venue}_{sym}_funding_rates_*.csv",
-        "event", {"rate": "funding_rate"}, 8.0, time_col="funding_timestamp", fill="event",
-        note=f"{venue} {sym} perpetual funding rate per 8h interval, signed, positive = longs pay shorts; "
-             "settles at 00/08/16 UTC.")
+def parse_interval(text: str) -> float:
+    """Hours in an interval such as ``1h``, ``8h``, ``30m``, ``1d``.
+
+    Raises:
+        ValueError: not a positive ``<number><m|h|d>``.
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"interval {text!r} is not a positive <number><m|h|d>, e.g. 1h, 8h, 1d")
+    return float(m.group(1)) * {"m": 1 / 60, "h": 1.0, "d": 24.0}[m.group(2)]
 
 
-def _oracle(name: str, file_stem: str, raw_col: str, check: str | None, note: str) -> SeriesSpec:
-    return SeriesSpec(
-        f"oracle.{name}", f"protocol_data/aave/oracle/{file_stem}_oracle_*.csv", "daily",
-        {"price": raw_col}, 24.0, sampling="daily_samples", interp_check=check, positive=("price",),
-        note=note)
+class _Exchange(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    id: str = pydantic.Field(pattern=r"^[a-z0-9]+$", description="ccxt exchange id, e.g. binanceusdm")
+    symbol: str = pydantic.Field(min_length=1, description="ccxt unified symbol, e.g. ETH/USDT:USDT")
+    market: str | None = None
 
 
-def _aave(asset: str, hourly: bool) -> SeriesSpec:
-    if hourly:
-        return SeriesSpec(
-            f"aave.{asset}", f"protocol_data/aave/rates/aave_v3_aave-v3-ethereum_{asset}_rates_*_hourly.csv",
-            "daily", AAVE_RESERVE, 24.0, geometric=AAVE_INDICES, sampling="daily_samples",
-            interp_check="linear", positive=AAVE_INDICES,
-            note=f"Aave v3 Ethereum {asset} reserve, from the *_hourly.csv file (source "
-                 "'aave_hourly_interpolated'): the source interpolated daily snapshots linearly, so only its "
-                 "midnight rows are kept (they equal the daily file); the first day (2024-05-12) has no midnight "
-                 "row in the hourly file. Indices geometric between samples, rates as-of.")
-    return SeriesSpec(
-        f"aave.{asset}", f"protocol_data/aave/rates/aave_v3_aave-v3-ethereum_{asset}_rates_2024-01-01_*.csv",
-        "daily", AAVE_RESERVE, 24.0, time_col="targetDate", geometric=AAVE_INDICES, positive=AAVE_INDICES,
-        note=f"Aave v3 Ethereum {asset} reserve, daily snapshot at targetDate 00:00 UTC. Indices are "
-             "ray-free (~1.0 scale); rates are annual, as decimals. Indices geometric between samples, rates as-of.")
+class _Entry(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    files: list[str] = pydantic.Field(min_length=1)
+    kind: Literal["bar", "point", "event", "daily", "rate"]
+    interval: str
+    clock: Literal["bar_close", "at_timestamp", "end_of_day", "block_time"]
+    columns: dict[str, str] = pydantic.Field(min_length=1)
+    time_column: str = "timestamp"
+    fill: Literal["asof", "event"] = "asof"
+    sampling: Literal["all", "daily_samples"] = "all"
+    interpolation_check: Literal["linear", "geometric"] | None = None
+    geometric: list[str] = []
+    positive: list[str] = []
+    exchange: _Exchange | None = None
+    note: str = ""
+
+    @pydantic.field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        parse_interval(v)
+        return v
+
+    @pydantic.field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [c for c in v if not re.match(_COLUMN, c)]
+        if bad:
+            raise ValueError(f"output column names must be identifiers (letters, digits, _): {bad}")
+        return v
+
+    @pydantic.model_validator(mode="after")
+    def _known_columns(self) -> _Entry:
+        for what in ("geometric", "positive"):
+            unknown = [c for c in getattr(self, what) if c not in self.columns]
+            if unknown:
+                raise ValueError(f"{what} names columns that are not in columns: {unknown}; "
+                                 f"columns: {list(self.columns)}")
+        return self
 
 
-_USD_ORACLE_NOTE = ("Aave v3 oracle price in USD. The raw file is hourly but the hours between midnight samples are a "
-                    "straight line to the NEXT midnight (look-ahead); only the midnight samples are kept, as-of.")
-_LST_ORACLE_NOTE = ("LST/ETH exchange rate used for the health factor, derived by the source as asset_usd / eth_usd "
-                    "of the Aave oracle (every raw row equals the ratio of the two USD files, so the hourly rows are "
-                    "ratios of interpolations); only midnight samples are kept, as-of.")
+class _File(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    format: Literal[1] = 1
+    series: dict[pydantic.constr(pattern=_NAME), _Entry] = {}
 
-CATALOG: tuple[SeriesSpec, ...] = (
-    _bar("perp.binance.ETHUSDT", "market_data/derivatives/futures_ohlcv/binance_ETHUSDT_perp_1h_*.csv",
-         "Binance USD-M ETHUSDT perpetual, 1h bars; close used as mark price."),
-    _bar("perp.bybit.ETHUSDT", "market_data/derivatives/futures_ohlcv/bybit_ETHUSDT_perp_1h_*.csv",
-         "Bybit linear ETHUSDT perpetual, 1h bars."),
-    _bar("perp.okx.ETHUSDT", "market_data/derivatives/futures_ohlcv/okx_ETHUSDT_perp_1h_*.csv",
-         "OKX ETH-USDT swap, 1h bars, 2024-08-01 -> 2025-08-31, with two month-long source outages; "
-         "volume in OKX units as given."),
-    _bar("perp.binance.BTCUSDT", "market_data/derivatives/futures_ohlcv/binance_BTCUSDT_perp_1h_*.csv",
-         "Binance USD-M BTCUSDT perpetual, 1h bars."),
-    _bar("perp.bybit.BTCUSDT", "market_data/derivatives/futures_ohlcv/bybit_BTCUSDT_perp_1h_*.csv",
-         "Bybit linear BTCUSDT perpetual, 1h bars."),
-    _bar("spot.binance.BTCUSDT", "market_data/spot_prices/btc_usd/binance_BTCUSDT_1h_*.csv",
-         "Binance BTC/USDT spot, 1h bars."),
-    _bar("spot.bybit.BTCUSDT", "market_data/spot_prices/btc_usd/bybit_BTCUSDT_spot_1h_*.csv",
-         "Bybit BTC/USDT spot, 1h bars."),
-    _bar("spot.bybit.ETHUSDT", "market_data/spot_prices/eth_usd/bybit_ETHUSDT_spot_1h_*.csv",
-         "Bybit ETH/USDT spot, 1h bars."),
-    _bar("dex.uniswapv3.WETHUSDT", "market_data/spot_prices/eth_usd/uniswapv3_WETHUSDT_1h_*.csv",
-         "Uniswap v3 WETH/USDT 0.3% pool (GeckoTerminal), 1h bars, price in USDT; epoch `timestamp` used."),
-    _bar("dex.uniswapv3.EIGENWETH", "market_data/spot_prices/protocol_tokens/uniswapv3_EIGENWETH_1h_*.csv",
-         "Uniswap v3 EIGEN/WETH 0.3% pool (GeckoTerminal), 1h bars, price in WETH per EIGEN."),
-    _bar("dex.uniswapv3.ETHFIWETH", "market_data/spot_prices/protocol_tokens/uniswapv3_ETHFIWETH_1h_*.csv",
-         "Uniswap v3 ETHFI/WETH 0.3% pool (GeckoTerminal), 1h bars, price in WETH per ETHFI."),
-    _funding("binance", "ETHUSDT"), _funding("bybit", "ETHUSDT"), _funding("okx", "ETHUSDT"),
-    _funding("binance", "BTCUSDT"), _funding("bybit", "BTCUSDT"), _funding("okx", "BTCUSDT"),
-    _oracle("WETH_USD", "WETH_USD", "oracle_price_usd", "linear", _USD_ORACLE_NOTE),
-    _oracle("weETH_USD", "weETH_USD", "oracle_price_usd", "linear", _USD_ORACLE_NOTE),
-    _oracle("wstETH_USD", "wstETH_USD", "oracle_price_usd", "linear", _USD_ORACLE_NOTE),
-    SeriesSpec("oracle.USDT_USD", "protocol_data/aave/oracle/USDT_USD_oracle_*.csv", "daily",
-               {"price": "oracle_price_usd"}, 24.0, positive=("price",),
-               note="Aave v3 oracle USDT/USD, daily sample at 00:00 UTC (epoch timestamps), as-of."),
-    _oracle("weETH_ETH", "weETH_ETH", "oracle_price_eth", None, _LST_ORACLE_NOTE),
-    _oracle("wstETH_ETH", "wstETH_ETH", "oracle_price_eth", None, _LST_ORACLE_NOTE),
-    _aave("USDT", hourly=False), _aave("WETH", hourly=False),
-    _aave("weETH", hourly=True), _aave("wstETH", hourly=True),
-    SeriesSpec("gas.ethereum", "blockchain_data/gas_prices/ethereum_gas_prices_*.csv", "point",
-               {"gas_price_gwei": "gas_price_gwei", "base_fee_gwei": "base_fee_gwei"}, 1.0,
-               availability="block_time", positive=("gas_price_gwei",),
-               note="Ethereum gas price and base fee in gwei, hourly via eth_feeHistory (Alchemy RPC); "
-                    "available at max(hour label, block_timestamp)."),
-    SeriesSpec("staking.weETH", "protocol_data/staking/base_yields/weeth_oracle_yields_*.csv", "rate",
-               {"apr": "base_staking_apr"}, 24.0, time_col="date", availability="end_of_day",
-               note="EtherFi weETH base staking APR (decimal) derived by the source from the day's weETH/ETH "
-                    "oracle ratio change; uses the whole UTC day, so available at the next midnight."),
-    SeriesSpec("staking.wstETH", "protocol_data/staking/base_yields/wsteth_oracle_yields_*.csv", "rate",
-               {"apr": "base_staking_apr"}, 24.0, availability="end_of_day",
-               note="Lido wstETH 'base staking APR' as given by the source, hourly rows out of order (sorted here). "
-                    "Each row uses the day's average ETH price and interpolated oracle hours, so it is available "
-                    "only at the next midnight; the APR was computed between rows in FILE order and is noise "
-                    "(range -1..10). Use oracle.wstETH_ETH for staking accrual."),
-    SeriesSpec("benchmark.susde", "protocol_data/staking/benchmark_yields/ethena_susde_apr_benchmark_*.csv", "rate",
-               {"apy": "apy_decimal", "apr": "apr_decimal"}, 24.0, time_col="date", availability="end_of_day",
-               note="Ethena sUSDe APY/APR (decimal), daily from DefiLlama; conservatively available at the "
-                    "end of its UTC day."),
-)
 
+# -- positioned, bounded YAML -----------------------------------------------------------
+def _pos(node: Any, loc: tuple, value: bool = True) -> tuple[int, int]:
+    """1-based (line, col) of the deepest existing element on ``loc`` in a ruamel tree: the
+    value's position when ``value`` (a bad value), else its key's (an unknown key)."""
+    line, col = 0, 0
+    for k, key in enumerate(loc):
+        last = k == len(loc) - 1
+        if isinstance(node, CommentedMap) and key in node:
+            line, col = node.lc.value(key) if last and value and not isinstance(node[key], (dict, list)) \
+                else node.lc.key(key)
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            line, col = node.lc.item(key)
+            node = node[key]
+        else:
+            break
+    return line + 1, col + 1
+
+
+def _read(path: Path) -> tuple[Any, str]:
+    file = str(path)
+
+    def fail(msg: str, line: int = 1, col: int = 1, hint: str | None = None):
+        raise CatalogError(Diagnostic(file, line, col, (), msg, hint=hint))
+
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        fail(f"cannot read the catalog: {e.strerror or e}")
+    if len(raw) > MAX_BYTES:
+        fail(f"catalog file is {len(raw):,} bytes; at most {MAX_BYTES:,} are read")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        fail(f"not UTF-8 at byte {e.start}", line)
+    yaml = YAML(typ="rt")
+    try:
+        # Aliases and tags are refused before composing: a catalog needs neither, and an alias
+        # bomb or a `!!python/object` tag never reaches the composer.
+        for ev in yaml.parse(io.StringIO(text)):
+            mark = getattr(ev, "start_mark", None)
+            where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            if isinstance(ev, AliasEvent) or getattr(ev, "anchor", None):
+                fail("YAML anchors and aliases are not allowed in a catalog", *where, hint="write each entry out")
+            if isinstance(ev, (ScalarEvent, CollectionStartEvent)) and ev.tag:
+                fail(f"YAML tag {ev.tag} is not allowed in a catalog (plain values only)", *where)
+        data = yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        fail(f"YAML: {e.problem or e.context}", line, col)
+    except YAMLError as e:
+        fail(f"YAML: {e}")
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, CommentedMap):
+        fail("a catalog is a mapping with `format: 1` and `series:`")
+    return data, file
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, (int, float)) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def load_catalog(path: str | Path, base: str | Path | None = None) -> dict[str, SeriesSpec]:
+    """The series of one catalog file, name -> :class:`SeriesSpec`, in file order.
+
+    Args:
+        path: a catalog YAML file.
+        base: directory the entries' relative ``files`` globs resolve against (None: the raw
+            data dir of the build).
+
+    Raises:
+        CatalogError: unreadable file, YAML error, alias/tag, unknown or invalid field; every
+            problem as ``file:line:col: path: message``.
+    """
+    tree, file = _read(Path(path))
+    try:
+        parsed = _File.model_validate(_plain(tree))
+    except pydantic.ValidationError as exc:
+        issues = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            line, col = _pos(tree, loc, value=err["type"] != "extra_forbidden")
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown field {loc[-1]!r}"
+            issues.append(Diagnostic(file, line, col, tuple(str(p) if not isinstance(p, int) else p for p in loc),
+                                     msg, hint=_hint(err)))
+        raise CatalogError(issues) from None
+    out: dict[str, SeriesSpec] = {}
+    for name, e in parsed.series.items():
+        ex = e.exchange
+        out[name] = SeriesSpec(
+            name=name, files=tuple(e.files), kind=e.kind, columns=dict(e.columns),
+            interval_h=parse_interval(e.interval), time_col=e.time_column, availability=e.clock,
+            fill=e.fill, geometric=tuple(e.geometric), sampling=e.sampling,
+            interp_check=e.interpolation_check, positive=tuple(e.positive), note=e.note,
+            exchange=ExchangeSource(ex.id, ex.symbol, ex.market) if ex else None,
+            base=str(base) if base is not None else None)
+    return out
+
+
+def _hint(err: dict) -> str | None:
+    if err["type"] == "extra_forbidden":
+        return f"allowed: {', '.join(_Entry.model_fields)}"
+    return None
+
+
+def catalog_for(data_dir: str | Path | None) -> dict[str, SeriesSpec]:
+    """The shipped catalog with ``<data_dir>/catalog.yaml`` (when it exists) merged over it:
+    its series are added, or replace a shipped series of the same name. Its relative globs
+    resolve against ``data_dir``.
+
+    Raises:
+        CatalogError: either file is invalid.
+    """
+    merged = dict(BY_NAME)
+    if data_dir is not None:
+        user = Path(data_dir) / USER_CATALOG
+        if user.is_file() and user.resolve() != CATALOG_FILE.resolve():
+            merged.update(load_catalog(user, base=Path(data_dir)))
+    return merged
+
+
+CATALOG: tuple[SeriesSpec, ...] = tuple(load_catalog(CATALOG_FILE).values())
 BY_NAME: dict[str, SeriesSpec] = {s.name: s for s in CATALOG}
 
 

@@ -53,10 +53,68 @@ from .accrual import ACCRUAL, accrue
 from .clock import HOUR, epoch_s, epochs, find_gaps, geometric, to_ts
 from .quality import Bands, SeriesQuality, assess
 
-__all__ = ["DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "load_market_data"]
+__all__ = ["BUNDLED_DATA_DIR", "DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "data_dir",
+           "load_market_data", "set_data_dir"]
 
-DEFAULT_DATA_DIR: Path = Path(os.environ["TRIMTAB_DATA"]) if os.environ.get("TRIMTAB_DATA") \
-    else Path(__file__).resolve().parents[3] / "data"
+#: The repository's bundled ``data/``.
+BUNDLED_DATA_DIR: Path = Path(__file__).resolve().parents[3] / "data"
+
+
+def data_dir() -> Path:
+    """The data directory in force now: env ``TRIMTAB_DATA`` (set by ``trimtab --data DIR``)
+    or the bundled ``data/``."""
+    env = os.environ.get("TRIMTAB_DATA")
+    return Path(env) if env else BUNDLED_DATA_DIR
+
+
+def set_data_dir(path: str | Path) -> Path:
+    """Make ``path`` the data directory of this process and of every process it starts (it is
+    exported as ``TRIMTAB_DATA``, which ``compare``'s workers and other children inherit).
+
+    Returns the absolute path. Raises:
+        DataError: ``path`` is not a directory.
+    """
+    p = Path(path).expanduser().absolute()
+    if not p.is_dir():
+        raise DataError(f"data directory {path} does not exist or is not a directory; give a directory "
+                        "holding manifest.json and series/ (`trimtab --data DIR data build` makes one)")
+    os.environ["TRIMTAB_DATA"] = str(p)
+    return p
+
+
+class _DataDirNow(os.PathLike):
+    """:func:`data_dir` as a path-like value, read at each use.
+
+    Modules take ``DEFAULT_DATA_DIR`` by ``from ... import`` when they are imported, before
+    ``trimtab --data DIR`` has parsed its option, so a plain ``Path`` would freeze the
+    directory in force at import time.
+    """
+
+    def __fspath__(self) -> str:
+        return str(data_dir())
+
+    def __truediv__(self, other) -> Path:
+        return data_dir() / other
+
+    def __getattr__(self, name):
+        return getattr(data_dir(), name)
+
+    def __eq__(self, other) -> bool:
+        return data_dir() == (Path(other) if isinstance(other, (str, os.PathLike)) else other)
+
+    def __hash__(self) -> int:
+        return hash(data_dir())
+
+    def __str__(self) -> str:
+        return str(data_dir())
+
+    def __repr__(self) -> str:
+        return f"DEFAULT_DATA_DIR({data_dir()!s})"
+
+
+#: The data directory in force (:func:`data_dir`), path-like: ``Path(DEFAULT_DATA_DIR)``,
+#: ``DEFAULT_DATA_DIR / "manifest.json"``.
+DEFAULT_DATA_DIR = _DataDirNow()
 
 
 class DataError(TrimtabError):
@@ -367,7 +425,7 @@ def _clock(start, end) -> pd.DatetimeIndex:
 def _read_series(path: Path, meta: dict) -> Series:
     if not path.exists():
         raise DataError(f"bundle file missing: {path}; rebuild with "
-                        "`python scripts/build_data.py --raw ../shared/data --out data`")
+                        "`trimtab data build --raw ../shared/data --out data`")
     try:   # a data directory given with TRIMTAB_DATA is read as untrusted data
         # One small file: the plain reader, one thread, only the columns used. pq.read_table goes
         # through the dataset layer and a thread pool, which cost ~5x the time and ~15 MB RSS here.
@@ -420,11 +478,11 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
     Raises:
         DataError: bundle or file missing, unknown series name (with close matches).
     """
-    d = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    d = Path(data_dir) if data_dir is not None else Path(DEFAULT_DATA_DIR)
     mpath = d / "manifest.json"
     if not mpath.exists():
         raise DataError(f"no data bundle at {d} (manifest.json missing); build it with "
-                        "`python scripts/build_data.py --raw ../shared/data --out data`")
+                        "`trimtab data build --raw ../shared/data --out DIR`, or point --data at one")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
         catalog = manifest["series"]

@@ -23,7 +23,7 @@ import pandas as pd
 from ..accounting.attribution import Attribution
 from ..accounting.book import Book, Fill, Leg
 from ..config.load import Strategy
-from ..data.feed import MarketData
+from ..data.feed import DataError, MarketData
 from ..data.market import MarketView
 from ..data.signals import SignalBook, align, read_signals
 from ..planner.compile import MIN_TRADE_USD, Planner
@@ -40,6 +40,7 @@ from .legrisk import LegRisk
 from .machine import Decision, StrategyMachine
 from .monitors import Monitors
 from .results import performance, write_equity_csv
+from .stretch import Stretches
 from .window import series_notes
 
 @dataclass
@@ -50,6 +51,8 @@ class RunResult:
     run_dir: Path
     equity: pd.Series = field(repr=False, default=None)
     decision_ns: list[int] = field(repr=False, default_factory=list)
+    #: ticks whose monitors read a quiet stretch ("vector") or were computed one by one ("per_tick")
+    paths: dict = field(repr=False, default_factory=dict)
 
 class Engine:
     """One strategy's pipeline over a window of market data, one tick at a time.
@@ -64,7 +67,8 @@ class Engine:
     """
 
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
-                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, journal_mode: str = "slim"):
+                 flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, journal_mode: str = "slim",
+                 stretches: bool = True):
         self.strategy = strategy
         # Every series is checked with the strategy's data_checks limits (trimtab.data.quality).
         self.window = window = window.with_checks(strategy.config.data_checks)
@@ -114,6 +118,13 @@ class Engine:
         self.on_tick = None
         self.last_plan_empty = False
         self.funding_due = funding_ticks(view, sim, px, 0)
+        # Quiet stretches: the monitors' core figures and attribution's market move of a book
+        # that does not change, as arrays over the ticks ahead (trimtab.engine.stretch); the
+        # same numbers as the per-tick code (``stretches=False``, which tests compare against).
+        self.stretches = Stretches(px, sim, self.book) if stretches else None
+        if self.stretches is not None:
+            self.monitors.stretch = self.stretches
+            self.attr.mover = self.stretches.attr_row
         if not resume:
             self._begin()
 
@@ -171,10 +182,11 @@ class Engine:
             self.on_tick(i)
         t0 = _time.perf_counter_ns() if self.time_decisions else 0
         metrics = monitors.run(i, executor.in_flight, params)
-        if metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance:
+        if (metrics["health_factor"] < 1.0 or metrics["margin_ratio_min"] < sim.max_maintenance) and not monitors.liquidation_free:
             # Only then can a venue liquidate; the venues check exactly, as they would. With perps
             # max_maintenance is inf: a position can cross its liquidation price inside the hour
-            # (trimtab.venues.perps), which the close's margin ratio cannot rule out.
+            # (trimtab.venues.perps), which the close's margin ratio cannot rule out. A quiet
+            # stretch has checked this tick's accounts as arrays (Monitors.liquidation_free).
             hit = sim.liquidations(i, book)
             for f, price in hit:
                 executor.apply(f, price)
@@ -268,6 +280,10 @@ class Engine:
             DataError: the ticks do not continue the clock hour by hour.
         """
         view = self.view
+        if self.stretches is not None:
+            # A live run sees one new hour at a time: no ticks ahead to compute as arrays (a
+            # stretch would be one tick long, and every array rebuilt as the view grows).
+            self.stretches = self.monitors.stretch = self.attr.mover = None
         first = view.extend(ticks)
         self.iso.extend(iso_minutes(view, first))
         self.funding_due.extend(funding_ticks(view, self.sim, self.px, first))
@@ -352,6 +368,25 @@ class Engine:
         self.journal._fill_id = st["fill_id"]
 
     # ------------------------------------------------------------------ the end
+    def _final_aave(self) -> dict[str, dict]:
+        """The Aave positions of the final book in underlying token units, at the last tick:
+        ``{key: {asset, scaled, index, index_field, underlying}}``, underlying = scaled x the
+        reserve's liquidity index (aToken) or variable borrow index (debtToken) (Aave v3
+        ``ScaledBalanceTokenBase.balanceOf``); ``index``/``underlying`` None where the index has
+        no value at that tick."""
+        out: dict[str, dict] = {}
+        for k, scaled in sorted(self.book.bal.items()):
+            inf = self.px.info.get(k)
+            if abs(scaled) <= 1e-12 or inf is None or not inf.index_field:
+                continue
+            try:
+                idx = self.px.index(k)
+            except DataError:
+                idx = None
+            out[k] = {"asset": inf.asset, "scaled": scaled, "index": idx, "index_field": inf.index_field,
+                      "underlying": None if idx is None else scaled * idx}
+        return out
+
     def _costs(self) -> dict:
         """The summary's ``costs`` block, from the journal's fills (so a resumed run counts them all)."""
         self.journal.flush()
@@ -414,6 +449,7 @@ class Engine:
             "liquidations": self.liquidations,
             "final_state": self.machine.state,
             "final_positions": {k: v for k, v in sorted(book.bal.items()) if abs(v) > 1e-12},
+            "final_aave": self._final_aave(),
             "stale_marks_hours": stale,
             "funding_proxies": dict(sim.funding_proxies),
             "funding_missing": dict(sim.funding_missing),
@@ -429,7 +465,7 @@ class Engine:
         (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
         # The risk columns come from the journal, closed (flushed) above: the tick loop is unchanged.
         write_equity_csv(run_dir / "equity.csv", equity, nav, run_dir / "journal.sqlite", sim.perp_venues)
-        return RunResult(summary, run_dir, equity, self.decision_ns)
+        return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {})
 
 
 def iso_minutes(view: MarketView, first: int) -> list[str]:

@@ -167,6 +167,12 @@ class StrategyMachine:
         #: its rules true, transitions cannot take anything, so it is not asked.
         self._candidates: dict[str, tuple[tuple[str, ...], ...]] = {
             st: tuple(tuple(when) for _, sources, _, when in self.order if st in sources) for st in self._leavable}
+        #: state -> (name, guard) of the rules those transitions read, in rule-file order: the only
+        #: results a step from that state uses (the trace is recomputed from the metrics).
+        self._state_guards: dict[str, tuple] = {
+            st: tuple((n, g) for n, g in self._guards if any(n in when for when in whens))
+            for st, whens in self._candidates.items()}
+        self._all_checked = False  # every rule evaluated once (a bad metric name raises at the first step)
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
         self._decide = getattr(self.model, DECIDE)
@@ -222,17 +228,21 @@ class StrategyMachine:
         """Evaluate every rule on ``metrics`` (metric name -> float), take the first transition
         out of the current state whose rules all hold (YAML order), and return the record.
 
-        The rules are evaluated with their fast closures (same results as :func:`trace_rules`);
-        the decision's trace is built only if something reads ``Decision.rules``, from this
-        ``metrics`` dict, which must not be mutated afterwards.
+        The rules are evaluated with their fast closures (same results as :func:`trace_rules`):
+        every rule at the first step, then only those the transitions out of the current state
+        read (no other result can change what fires); the decision's trace is built only if
+        something reads ``Decision.rules``, from this ``metrics`` dict, which must not be mutated
+        afterwards.
 
         Raises:
             ExprError: a rule reads a metric missing from ``metrics``.
         """
         ok = self._ok
         err = None
+        src = self.model.state
+        guards = self._state_guards.get(src, ()) if self._all_checked else self._guards
         try:
-            for name, fn in self._guards:
+            for name, fn in guards:
                 ok[name] = fn(metrics)
         except (KeyError, TypeError) as exc:
             err = exc
@@ -241,8 +251,8 @@ class StrategyMachine:
             # ExprError naming the metric (outside the except block, so without a chained KeyError).
             trace_rules(self._rule_triples, metrics)
             raise err
+        self._all_checked = True
         lazy = (self._rule_triples, metrics)
-        src = self.model.state
         for when in self._candidates.get(src, ()):
             for r in when:
                 if not ok[r]:

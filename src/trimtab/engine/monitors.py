@@ -22,7 +22,7 @@ from ..metrics import Scope, Stage, defaults, expand
 from ..planner.drift import Basket, basket_of
 from ..planner.targets import hedge_allocation_drift, hedge_weights
 from ..templates.registry import template_for
-from ..venues.pricing import Pricing
+from ..venues.pricing import Pricing, perp_value
 from ..venues.sim import SimVenues
 
 
@@ -97,44 +97,63 @@ class Monitors:
         """Every metric at ``tick`` (index into the market view) as ``{name: float}``, the names
         of :meth:`declared`. Raises RuntimeError on the first call if they differ."""
         px, book, sim = self.px, self.book, self.sim
-        # position + exposure monitors (Stage.POSITION, Stage.EXPOSURE): the held positions as
-        # compiled for this book version (_positions), summed in the book's order as before
-        if self._pos_version != book.version:
-            self._positions(book)
-        equity = 0.0
-        onchain_delta = perp_delta = 0.0
-        value, delta, mark, share_usd, both = px.value, px.delta, px.mark, px.share_usd, px.value_and_delta
-        for k, q, e, v, kind, d in self._pos:
-            if v is not None:
-                equity += v
-            elif kind == _PERP:
-                equity += q * (mark(k) - e) / share_usd()  # Pricing.value of a perp, inlined
-            elif kind == _ONCHAIN and d is None:
-                v, d = both(k, q)  # Pricing.value and .delta in one pass (the same floats)
-                equity += v
-            else:
-                equity += value(k, q, e)
-            if kind == _ONCHAIN:
-                onchain_delta += delta(k, q)[1] if d is None else d
-            elif kind == _PERP:
-                perp_delta += q  # Pricing.delta of a perp is its size
-        net = onchain_delta + perp_delta
-        # risk monitor (Stage.RISK); the sim computes each account once per tick and book state
         m: dict[str, float] = {}
-        hf, ltv = math.inf, 0.0
-        for v in sim.lending:
-            h, l, _, _ = sim.aave_health(book, v)
-            hf, ltv = min(hf, h), max(ltv, l)
-        mr_min = math.inf
         balance = {}  # perp venue -> margin balance USD (perp_risk's, the floats perp_account gives)
-        # perp_names follows sim.perp_venues, the order of perp_risks
-        for (v, mr_name, lp_names), (eq, _, mr, _, lps) in zip(self.perp_names, sim.perp_risks(book)):
-            balance[v] = eq
-            m[mr_name] = mr
-            mr_min = min(mr_min, mr)
-            for k, name in lp_names:
-                lp = lps.get(k)
-                m[name] = lp if lp is not None else 0.0
+        # A quiet stretch (trimtab.engine.stretch) holds this tick's core figures for the book as
+        # it stands, computed as arrays with the same operations; while a plan moves the book
+        # every tick, or where no stretch applies, they are computed here, per tick.
+        row = self.stretch.monitor_row(self, tick) if self.stretch is not None and not plan_in_flight else None
+        if tick != self._counted:
+            self._counted = tick
+            if self.stretch is not None:
+                self.stretch.counts["vector" if row is not None else "per_tick"] += 1
+        if row is not None:
+            equity, onchain_delta, perp_delta, hf, ltv, mr_min, accounts, self.liquidation_free = row
+            net = onchain_delta + perp_delta
+            for (v, mr_name, lp_names), (eq, mr, lps) in zip(self.perp_names, accounts):
+                balance[v] = eq
+                m[mr_name] = mr
+                for k, name in lp_names:
+                    lp = lps.get(k)
+                    m[name] = lp if lp is not None else 0.0
+        else:
+            self.liquidation_free = False
+            # position + exposure monitors (Stage.POSITION, Stage.EXPOSURE): the held positions as
+            # compiled for this book version (_positions), summed in the book's order as before
+            if self._pos_version != book.version:
+                self._positions(book)
+            equity = 0.0
+            onchain_delta = perp_delta = 0.0
+            value, delta, mark, share_usd, both = px.value, px.delta, px.mark, px.share_usd, px.value_and_delta
+            for k, q, e, v, kind, d in self._pos:
+                if v is not None:
+                    equity += v
+                elif kind == _PERP:
+                    equity += perp_value(q, mark(k), e, share_usd())  # Pricing.value of a perp
+                elif kind == _ONCHAIN and d is None:
+                    v, d = both(k, q)  # Pricing.value and .delta in one pass (the same floats)
+                    equity += v
+                else:
+                    equity += value(k, q, e)
+                if kind == _ONCHAIN:
+                    onchain_delta += delta(k, q)[1] if d is None else d
+                elif kind == _PERP:
+                    perp_delta += q  # Pricing.delta of a perp is its size
+            net = onchain_delta + perp_delta
+            # risk monitor (Stage.RISK); the sim computes each account once per tick and book state
+            hf, ltv = math.inf, 0.0
+            for v in sim.lending:
+                h, l, _, _ = sim.aave_health(book, v)
+                hf, ltv = min(hf, h), max(ltv, l)
+            mr_min = math.inf
+            # perp_names follows sim.perp_venues, the order of perp_risks
+            for (v, mr_name, lp_names), (eq, _, mr, _, lps) in zip(self.perp_names, sim.perp_risks(book)):
+                balance[v] = eq
+                m[mr_name] = mr
+                mr_min = min(mr_min, mr)
+                for k, name in lp_names:
+                    lp = lps.get(k)
+                    m[name] = lp if lp is not None else 0.0
         if self._tradable_tick != px.view.i:
             # Whether a perp can trade depends on the tick's data alone (mark freshness, funding
             # age): once per tick, however often the monitors run in it.
@@ -228,6 +247,11 @@ class Monitors:
         return m
 
     _verified = False  # set on the instance once the first run's names matched the registry
+    stretch = None  # trimtab.engine.stretch.Stretches, set by the kernel (None: every tick computed here)
+    #: True when the last run's figures came from a stretch that found no venue able to liquidate
+    #: at that tick (then SimVenues.liquidations would return nothing, and the kernel skips it).
+    liquidation_free = False
+    _counted = -1  # the last tick counted in stretch.counts
     _pos_version = -1  # the book.version self._pos was compiled for (-1: never)
     _weights_for: dict | None = None  # the params self._weights / self._allocations were evaluated for
     _drift_key: tuple | None = None  # (book.version, tradable flags) self._drift was computed for

@@ -2,6 +2,7 @@
 requested window checked against it, and run ids (shared by backtest, live and portfolio runs)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -33,15 +34,16 @@ def required_series(strategy: Strategy) -> tuple[set[str], set[str]]:
 def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The longest window the strategy's required series all cover (and one hedge venue)."""
     must, optional = required_series(strategy)
+    have = set(data.series_names())
+    missing = sorted(s for s in must if s not in have)
+    if missing:   # checked first: the coverage of a missing series would only say "unknown series"
+        raise DataError(f"{strategy.name} needs series the data does not have: {', '.join(missing)}; "
+                        "`trimtab data info` lists what it holds, `trimtab data import` adds a series")
     starts, ends = [], []
     for s in must:
         a, b = data.coverage(s)
         starts.append(a)
         ends.append(b)
-    have = set(data.series_names())
-    missing = sorted(s for s in must if s not in have)
-    if missing:
-        raise DataError(f"{strategy.name} needs series the bundled data does not have: {', '.join(missing)}")
     perps = [data.coverage(s) for s in optional if s.startswith("perp.") and s in have]
     if perps:
         starts.append(min(a for a, _ in perps))
@@ -52,18 +54,34 @@ def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, 
     return start, end
 
 
+#: Clamp warnings already printed by this process (a run resolves its window more than once).
+_WARNED: set[str] = set()
+
+
 def clamp_window(what: str, d0: pd.Timestamp, d1: pd.Timestamp, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``start``/``end`` (default ``d0``/``d1``) checked to lie within the covered ``[d0, d1]``.
+    """``start``/``end`` (default ``d0``/``d1``) narrowed to the covered ``[d0, d1]``.
+
+    A window that only partly overlaps the data is clamped to the overlap, with one warning
+    line on stderr per process (``warning: window ... only partly overlaps ...: running ...``);
+    a window wholly outside it, or empty, is refused.
 
     Raises:
         DataError: naming ``what`` ("usdt_eth_...'s data") and the window it covers.
     """
     start = utc(start) if start is not None else d0
     end = utc(end) if end is not None else d1
-    if start < d0 or end > d1 or start >= end:
+    if start >= end or end <= d0 or start >= d1:
         raise DataError(f"window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} is outside what {what} covers: "
                         f"{d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} (UTC)")
-    return start, end
+    a, b = max(start, d0), min(end, d1)
+    if (a, b) != (start, end):
+        msg = (f"warning: window {start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} only partly overlaps what {what} "
+               f"covers ({d0:%Y-%m-%d %H:%M} -> {d1:%Y-%m-%d %H:%M} UTC): running {a:%Y-%m-%d %H:%M} -> "
+               f"{b:%Y-%m-%d %H:%M}")
+        if msg not in _WARNED:
+            _WARNED.add(msg)
+            print(msg, file=sys.stderr, flush=True)
+    return a, b
 
 
 def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:

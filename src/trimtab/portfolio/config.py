@@ -13,7 +13,9 @@ and everything it names, and reports every problem of every file at once as one
   portfolio's share class; no portfolio as a sleeve;
 * the machine's states, transitions and rules; every rule name a portfolio metric
   (scope ``portfolio`` of :data:`trimtab.metrics.REGISTRY`) or a parameter; config parameters
-  declared by a rule file.
+  declared by a rule file;
+* every ``audit.accept`` entry in the ``CODE@FILE:PATH: reason`` format
+  (:func:`trimtab.config.acknowledge.parse_accept`), as a strategy config's.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.acknowledge import parse_accept
 from ..config.load import CompiledRule, Strategy, find_root, load_strategy
 from ..config.domains import parameter_domain_error
 from ..config.models import MachineSpec, PortfolioConfig, RuleFile, SleeveSpec
@@ -226,6 +229,13 @@ def load_portfolio(path: str | Path) -> Portfolio:
         sleeves.append((s, strategy))
     if abs(total - 1.0) > 1e-9:
         add(doc, ("sleeves",), f"sleeve weights sum to {total:.6g}, not 1")
+    # The same format check as a strategy's (trimtab.config.load): a malformed entry is a config
+    # error at its line, not an acknowledgement the audit silently never matches.
+    for i, entry in enumerate(cfg.audit.accept):
+        try:
+            parse_accept(i, entry)
+        except ValueError as e:
+            add(doc, ("audit", "accept", i), f"bad audit acknowledgement: {e}")
     if issues:
         raise ConfigError(issues)
     docs: dict[str, Any] = {"config": doc, "machine": mdoc}

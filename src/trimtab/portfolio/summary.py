@@ -8,8 +8,11 @@ class, rates and drawdowns as fractions, times ISO-8601 UTC.
 """
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 
@@ -106,3 +109,59 @@ def _count(items: Iterable[str]) -> dict[str, int]:
     for x in items:
         out[x] += 1
     return out
+
+
+def portfolio_status(run_dir: str | Path) -> dict:
+    """``trimtab status`` of a portfolio run (``run_dir/portfolio.sqlite``): the portfolio's
+    state, equity and cash at its last tick, its last checkpoint, whether a process owns it
+    (its lock, :func:`trimtab.runs.holder`), the reallocation in flight, and each sleeve's
+    status (:func:`trimtab.live.control.status` of ``run_dir/sleeves/<id>``). Money in the
+    share class, times ISO-8601 UTC.
+
+    Raises:
+        RunError: no portfolio journal there, or one whose records cannot be read;
+        sqlite3.DatabaseError: a damaged file.
+    """
+    from ..live.control import status as sleeve_status
+    from ..runs import RunError, holder
+
+    run_dir = Path(run_dir)
+    path = run_dir / "portfolio.sqlite"
+    if not path.is_file():
+        raise RunError(f"no portfolio run at {run_dir} (no portfolio.sqlite)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        meta = {}
+        for k, v in db.execute("SELECT key, value FROM meta"):
+            try:
+                meta[k] = json.loads(v)
+            except (TypeError, ValueError, RecursionError):
+                raise RunError(f"{path}: its meta record {k!r} is not readable JSON") from None
+        last = db.execute("SELECT tick, time, equity, cash, state FROM series ORDER BY tick DESC LIMIT 1").fetchone()
+        cp = db.execute("SELECT max(tick) FROM checkpoints").fetchone()[0]
+        cp_time = db.execute("SELECT time FROM series WHERE tick = ?", (cp,)).fetchone() if cp is not None else None
+        open_realloc = db.execute("SELECT realloc_id, start_time, trigger FROM reallocations WHERE end_tick IS NULL "
+                                  "ORDER BY realloc_id DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+    owner = holder(run_dir)
+    sleeves = {}
+    root = run_dir / "sleeves"
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if (d / "journal.sqlite").is_file():
+            st = sleeve_status(d)
+            sleeves[d.name] = {k: st[k] for k in ("run_dir", "strategy", "state", "time", "equity", "positions", "open_steps")}
+    w = meta.get("window") if isinstance(meta.get("window"), dict) else {}
+    return {
+        "kind": "portfolio", "run_dir": str(run_dir), "strategy": (meta.get("portfolio") or {}).get("name"),
+        "config": (meta.get("portfolio") or {}).get("config"),
+        "share_class": w.get("share_class"), "running": owner is not None, "pid": owner.get("pid") if owner else None,
+        "since": owner.get("started") if owner else None, "mode": "backtest", "feed": None, "reconciliation": None,
+        "finished": "summary" in meta, "stopped": None,
+        "tick": last[0] if last else None, "time": last[1] if last else None, "equity": last[2] if last else None,
+        "cash": last[3] if last else None, "state": last[4] if last else None,
+        "checkpoint_tick": cp, "checkpoint_time": cp_time[0] if cp_time else None,
+        "reallocation_in_flight": {"id": open_realloc[0], "start_time": open_realloc[1], "trigger": open_realloc[2]}
+        if open_realloc else None,
+        "sleeves": sleeves,
+    }

@@ -17,9 +17,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 Expr = Union[float, str]
+
+#: The units a template field may declare: the metrics' words (:mod:`trimtab.metrics`), the
+#: parameters' (:class:`trimtab.config.models.ParameterSpec`), ``bps`` (basis points, 1e-4) and
+#: ``-`` for a field that has no unit (a name, an id, a choice, a file, a nested block).
+FIELD_UNITS = frozenset({"fraction", "ratio", "multiple", "hours", "minutes", "days", "USD", "asset units", "count",
+                         "flag", "bps", "-"})
+
+
+def spec(description: str, unit: str, default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A template model field that says what it is: ``description`` (what it governs) and ``unit``
+    (one of :data:`FIELD_UNITS`), carried by the JSON schema (``description``, ``unit``; the unit
+    also closes the description, which is what editors show) and by ``trimtab params``.
+    ``default`` omitted: the field is required; ``kwargs`` go to :func:`pydantic.Field`.
+
+    Raises:
+        ValueError: ``unit`` is not one of :data:`FIELD_UNITS` (a typo in a template module).
+    """
+    if unit not in FIELD_UNITS:
+        raise ValueError(f"unit {unit!r} is not one of {sorted(FIELD_UNITS)}")
+    shown = description if unit == "-" else f"{description} Unit: {unit}."
+    return Field(default, description=description, json_schema_extra={"unit": unit, "description": shown}, **kwargs)
+
+
+def field_unit(info: FieldInfo) -> str:
+    """The unit a field declared with :func:`spec`, or ``""`` for one declared without."""
+    extra = info.json_schema_extra
+    return str(extra.get("unit", "")) if isinstance(extra, dict) else ""
 
 
 class Strict(BaseModel):
@@ -32,9 +61,11 @@ class Strict(BaseModel):
 
 class TargetModel(Strict):
     """Base of a template's config model: every target has an ``id`` (unique in its config)
-    and a ``template`` literal, the discriminator of the config's ``targets`` union."""
+    and a ``template`` literal, the discriminator of the config's ``targets`` union. Every field
+    of a template model is declared with :func:`spec` (description and unit; checked by
+    tests/unit/test_templates.py)."""
 
-    id: str
+    id: str = spec("The target's name, unique in the config: `hedges:` lists and `--set targets.<id>.<field>` use it.", "-")
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import BaseTemplate, Expr, TargetModel, held_series
+from .base import BaseTemplate, Expr, TargetModel, held_series, spec
 
 
 class LendTarget(TargetModel):
     """Supply ``allocation`` of equity to a lending venue as ``supply`` (an aToken)."""
 
-    template: Literal["lend"]
-    allocation: Expr
-    supply: str
+    template: Literal["lend"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    allocation: Expr = spec("Fraction of the strategy's equity this target holds (a number or an expression over parameters).", "fraction")
+    supply: str = spec("The supply position, an aToken key `venue:aToken:aSYMBOL` (e.g. aave_v3:aToken:aUSDT).", "-")
 
 
 class Lend(BaseTemplate):

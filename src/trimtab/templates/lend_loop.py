@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import BaseTemplate, Expr, Loop, TargetModel, held_series
+from .base import BaseTemplate, Expr, Loop, TargetModel, held_series, spec
 from .leveraged_stake import check_emode, check_target_ltv, loop_risk
 
 #: Most borrow/re-supply (or withdraw/repay) rounds in one bundle. At L = 0.70 under a max LTV
@@ -41,14 +41,15 @@ class LendLoopTarget(TargetModel):
     under the venue's max LTV, with a margin under the liquidation threshold). Built and
     resized with atomic bundles on ``bundler``."""
 
-    template: Literal["lend_loop"]
-    allocation: Expr
-    collateral: str
-    debt: str
-    target_ltv: Expr
-    bundler: str
+    template: Literal["lend_loop"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    allocation: Expr = spec("Fraction of the strategy's equity this target holds (a number or an expression over parameters).", "fraction")
+    collateral: str = spec("The supplied collateral, an aToken key (e.g. aave_v3:aToken:aUSDT).", "-")
+    debt: str = spec("The borrowed debt, a debtToken key of the collateral's asset on the same venue (e.g. aave_v3:debtToken:debtUSDT).", "-")
+    target_ltv: Expr = spec("Loan-to-value the loop is built to (debt value / collateral value), under the venue's max LTV.", "fraction")
+    bundler: str = spec("Bundler venue whose atomic bundles build and unwind the loop (e.g. instadapp).", "-")
     #: Aave eMode category of the account (as on ``leveraged_stake``; omitted: auto).
-    emode: str | None = None
+    emode: str | None = spec("Aave eMode category of the account (a name under the venue's risk.emode; `none`: no eMode; "
+                             "omitted: the one category holding the collateral and the debt).", "-", None)
 
 
 #: Each borrow stays this fraction under the max LTV: the executor cuts a supply to what the

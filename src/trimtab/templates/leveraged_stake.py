@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import BaseTemplate, Expr, Loop, TargetModel
+from .base import BaseTemplate, Expr, Loop, TargetModel, spec
 
 
 class LeveragedStakeTarget(TargetModel):
@@ -19,20 +19,21 @@ class LeveragedStakeTarget(TargetModel):
     venue (the venue whose ``lst.token`` it is) and the collateral ``<lending>:aToken:a<lst>``
     unless ``lst_venue`` / ``collateral`` are given."""
 
-    template: Literal["leveraged_stake"]
-    allocation: Expr
-    lst: str = "weETH"
-    lending_venue: str = "aave_v3"
-    collateral: str | None = None
-    debt: str
-    lst_venue: str | None = None
-    flash_venue: str
-    bundler: str
-    swap_venue: str
-    target_ltv: Expr
+    template: Literal["leveraged_stake"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    allocation: Expr = spec("Fraction of the strategy's equity this target holds (a number or an expression over parameters).", "fraction")
+    lst: str = spec("The liquid staking token staked into (weETH or wstETH); picks the staking venue minting it.", "-", "weETH")
+    lending_venue: str = spec("Lending venue the LST is looped on (an aave_v3 venue).", "-", "aave_v3")
+    collateral: str | None = spec("The collateral aToken key (omitted: `<lending_venue>:aToken:a<lst>`).", "-", None)
+    debt: str = spec("The borrowed debt, a debtToken key (e.g. aave_v3:debtToken:debtWETH).", "-")
+    lst_venue: str | None = spec("Staking venue minting the LST (omitted: the configured venue whose lst.token is `lst`).", "-", None)
+    flash_venue: str = spec("Flash-loan venue lending the ETH the entry bundle loops with (e.g. morpho).", "-")
+    bundler: str = spec("Bundler venue casting the atomic flash-loan bundle (e.g. instadapp).", "-")
+    swap_venue: str = spec("DEX venue the bundle swaps on (LST back to ETH when deleveraging).", "-")
+    target_ltv: Expr = spec("Loan-to-value the loop is built to (debt value / collateral value), under the venue's max LTV.", "fraction")
     #: Aave eMode category of the lending account (a name under the venue's ``risk.emode``;
     #: ``none``: no eMode; omitted: the one category holding the collateral and the debt).
-    emode: str | None = None
+    emode: str | None = spec("Aave eMode category of the lending account (a name under the venue's risk.emode; `none`: no eMode; "
+                             "omitted: the one category holding the collateral and the debt).", "-", None)
 
 
 def loop_risk(t, venues: dict, instruments: dict):

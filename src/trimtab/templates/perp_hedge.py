@@ -10,25 +10,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
-from .base import BaseTemplate, Expr, Strict, TargetModel, TradeLeg
+from .base import BaseTemplate, Expr, Strict, TargetModel, TradeLeg, spec
 
 
 class HedgeLeg(Strict):
-    instrument: str
-    weight: Expr
+    """One venue of a ``perp_hedge``: a perp ``instrument`` taking ``weight`` of the hedge."""
+
+    instrument: str = spec("The perp shorted on this leg, `venue:Perp:SYMBOL` (e.g. binance:Perp:ETHUSDT).", "-")
+    weight: Expr = spec("Share of the hedge's size and margin on this leg; the legs' weights sum to 1.", "fraction")
 
 
 class PerpHedgeTarget(TargetModel):
     """Short perps against the delta of the ``hedges`` targets, spread over ``legs`` by weight,
     margined with ``allocation`` of equity in the share class."""
 
-    template: Literal["perp_hedge"]
-    allocation: Expr
-    hedges: list[str] = Field(min_length=1)
-    hedge_ratio: Expr = 1.0
-    legs: list[HedgeLeg] = Field(min_length=1)
+    template: Literal["perp_hedge"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    allocation: Expr = spec("Fraction of the strategy's equity held as USDT margin on the hedge's venues.", "fraction")
+    hedges: list[str] = spec("Ids of the targets whose delta this hedge shorts.", "-", min_length=1)
+    hedge_ratio: Expr = spec("Short size as a multiple of the hedged targets' delta (1: fully hedged).", "multiple", 1.0)
+    legs: list[HedgeLeg] = spec("The perps the hedge is spread over, each with its weight.", "-", min_length=1)
 
 
 class PerpHedge(BaseTemplate):

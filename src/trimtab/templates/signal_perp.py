@@ -9,20 +9,20 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from .base import BaseTemplate, Expr, Strict, TargetModel, TradeLeg, held_series
+from .base import BaseTemplate, Expr, Strict, TargetModel, TradeLeg, held_series, spec
 
 
 class SignalSpec(Strict):
     """A signal file (CSV: timestamp, signal long/short/neutral, confidence, sd) and how to
     trade it (seed 001 ``ml_config``)."""
 
-    file: str
-    signal_threshold: Expr = 0.7
-    max_position_size: Expr = 1.0
-    take_profit_sd: Expr = 2.0
-    stop_loss_sd: Expr = 2.0
-    sd_floor_bps: Expr = 10.0
-    sd_cap_bps: Expr = 1000.0
+    file: str = spec("The signal CSV (timestamp, signal, confidence, sd), relative to the config file.", "-")
+    signal_threshold: Expr = spec("Confidence a signal needs to be traded (in [0, 1]); below it the position is flat.", "fraction", 0.7)
+    max_position_size: Expr = spec("Position notional as a multiple of equity when a signal is traded.", "multiple", 1.0)
+    take_profit_sd: Expr = spec("Take-profit distance from entry, in multiples of the signal's sd.", "multiple", 2.0)
+    stop_loss_sd: Expr = spec("Stop-loss distance from entry, in multiples of the signal's sd.", "multiple", 2.0)
+    sd_floor_bps: Expr = spec("Smallest sd the stops use (the signal's sd is clamped to [floor, cap]).", "bps", 10.0)
+    sd_cap_bps: Expr = spec("Largest sd the stops use (the signal's sd is clamped to [floor, cap]).", "bps", 1000.0)
 
 
 class SignalPerpTarget(TargetModel):
@@ -30,9 +30,9 @@ class SignalPerpTarget(TargetModel):
     equity when confidence passes the threshold, flat otherwise, with take-profit and
     stop-loss orders from the signal's sd."""
 
-    template: Literal["signal_perp"]
-    instrument: str
-    signal: SignalSpec
+    template: Literal["signal_perp"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    instrument: str = spec("The perp traded, `venue:Perp:SYMBOL` (e.g. binance:Perp:BTCUSDT).", "-")
+    signal: SignalSpec = spec("The signal file and how to trade it (threshold, size, stops).", "-")
 
 
 def stop_prices(entry: float, side: float, sd: float, tp_k: float, sl_k: float, floor_bps: float, cap_bps: float) -> tuple[float, float]:

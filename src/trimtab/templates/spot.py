@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import BaseTemplate, Expr, TargetModel, TradeLeg, held_series
+from .base import BaseTemplate, Expr, TargetModel, TradeLeg, held_series, spec
 
 #: Hours after which a spot price is stale (not traded on).
 STALE_H = 3.0
@@ -14,12 +14,12 @@ class SpotTarget(TargetModel):
     """Hold ``allocation`` of equity as a spot token on a CEX (``instrument``:
     ``venue:BaseToken:SYMBOL``), bought with that venue's USDT at ``price_field``."""
 
-    template: Literal["spot"]
-    allocation: Expr
-    instrument: str
-    price_field: str
-    fee_bps: Expr = 10.0
-    cost_pair: str
+    template: Literal["spot"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    allocation: Expr = spec("Fraction of the strategy's equity this target holds (a number or an expression over parameters).", "fraction")
+    instrument: str = spec("The spot token held, `venue:BaseToken:SYMBOL` on a cex_perp venue (bought with its USDT margin).", "-")
+    price_field: str = spec("Data field `<series>.<column>` pricing the token in USDT (e.g. spot.binance.BTCUSDT.close).", "-")
+    fee_bps: Expr = spec("Taker fee of a spot trade, on its notional (Binance spot taker: 10).", "bps", 10.0)
+    cost_pair: str = spec("Row of data/static.json execution_costs_bps giving the trade's spread + slippage by size.", "-")
 
 
 class Spot(BaseTemplate):

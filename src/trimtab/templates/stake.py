@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import BaseTemplate, Expr, TargetModel
+from .base import BaseTemplate, Expr, TargetModel, spec
 
 
 class StakeTarget(TargetModel):
     """Hold ``allocation`` of equity staked as an LST in the wallet (unleveraged). Bought by
     staking ETH; sold back to ETH on ``swap_venue`` (the unstake queue is slower)."""
 
-    template: Literal["stake"]
-    allocation: Expr
-    lst: str = "weETH"
-    lst_venue: str | None = None
-    swap_venue: str
+    template: Literal["stake"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    allocation: Expr = spec("Fraction of the strategy's equity this target holds (a number or an expression over parameters).", "fraction")
+    lst: str = spec("The liquid staking token held (weETH or wstETH); picks the staking venue minting it.", "-", "weETH")
+    lst_venue: str | None = spec("Staking venue minting the LST (omitted: the configured venue whose lst.token is `lst`).", "-", None)
+    swap_venue: str = spec("DEX venue the LST is sold back to ETH on (the withdrawal queue is the slower route).", "-")
 
 
 class Stake(BaseTemplate):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
-from .base import BaseTemplate, Expr, Strict, TargetModel
+from .base import BaseTemplate, Expr, Strict, TargetModel, spec
 
 #: Health of a basket token's price (trimtab.planner.drift): only HEALTHY tokens are traded.
 HEALTHY, NO_PRICE, STALE, DIVERGED = "HEALTHY", "NO_PRICE", "STALE", "DIVERGED"
@@ -21,8 +19,8 @@ class TokenWeight(Strict):
     """One token of a ``token_weights`` basket: held as ``wallet:BaseToken:<token>`` with
     ``weight`` (a fraction of the basket's value; the weights of a basket sum to 1)."""
 
-    token: str
-    weight: Expr
+    token: str = spec("The token, held as `wallet:BaseToken:<token>` (a wallet asset with a price).", "-")
+    weight: Expr = spec("Target share of the basket's value; the basket's weights sum to 1.", "fraction")
 
 
 class DriftAlertsSpec(Strict):
@@ -32,12 +30,13 @@ class DriftAlertsSpec(Strict):
     sent (slippage guard); ``unusual_gas`` when a rebalance pays a gas price above
     ``gas_multiple`` x the median gas price of the previous ``gas_baseline_h`` hours."""
 
-    high_drift: Expr = "alert_high_drift"
-    high_drift_cooldown_min: Expr = "alert_high_drift_cooldown_min"
-    failed_cooldown_min: Expr = "alert_failed_cooldown_min"
-    gas_multiple: Expr = "alert_gas_multiple"
-    gas_cooldown_min: Expr = "alert_gas_cooldown_min"
-    gas_baseline_h: Expr = "alert_gas_baseline_h"
+    high_drift: Expr = spec("Largest |drift| (relative to target value) that raises a high_drift alert.", "fraction", "alert_high_drift")
+    high_drift_cooldown_min: Expr = spec("Simulated time between two high_drift alerts.", "minutes", "alert_high_drift_cooldown_min")
+    failed_cooldown_min: Expr = spec("Simulated time between two rebalance_failed alerts.", "minutes", "alert_failed_cooldown_min")
+    gas_multiple: Expr = spec("Gas price, as a multiple of the recent median, that raises an unusual_gas alert.", "multiple",
+                              "alert_gas_multiple")
+    gas_cooldown_min: Expr = spec("Simulated time between two unusual_gas alerts.", "minutes", "alert_gas_cooldown_min")
+    gas_baseline_h: Expr = spec("Window of the median gas price unusual_gas compares with.", "hours", "alert_gas_baseline_h")
 
 
 class TokenWeightsTarget(TargetModel):
@@ -55,18 +54,23 @@ class TokenWeightsTarget(TargetModel):
     ``max_price_divergence`` is unhealthy and not traded. ``calendar`` adds a calendar
     rebalance on the first tick of each UTC day, ISO week or month (metric ``calendar_due``)."""
 
-    template: Literal["token_weights"]
-    tokens: list[TokenWeight] = Field(min_length=2)
-    swap_venue: str
-    quote: str = "USDT"
-    price_source: Literal["ORACLE", "ROUTER"] = "ORACLE"
-    calendar: Literal["none", "daily", "weekly", "monthly"] = "none"
-    min_trade_usd: Expr = "trade_min_usd"
-    max_trade_usd: Expr = "trade_max_usd"
-    slippage_tolerance: Expr = "slippage_tolerance"
-    max_price_age_h: Expr = "price_max_age_h"
-    max_price_divergence: Expr = "price_max_divergence"
-    alerts: DriftAlertsSpec = DriftAlertsSpec()
+    template: Literal["token_weights"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    tokens: list[TokenWeight] = spec("The basket's tokens with their target weights (at least two; ETH and the quote among them).", "-",
+                                     min_length=2)
+    swap_venue: str = spec("DEX venue every rebalance trade swaps on (e.g. uniswap_v3).", "-")
+    quote: str = spec("Token every trade is a swap against (one of the basket's tokens).", "-", "USDT")
+    price_source: Literal["ORACLE", "ROUTER"] = spec("Prices drift is valued at: ORACLE (the wallet's asset prices) or ROUTER "
+                                                     "(each token's pair on swap_venue).", "-", "ORACLE")
+    calendar: Literal["none", "daily", "weekly", "monthly"] = spec("Calendar rebalance on the first tick of each UTC day, ISO week "
+                                                                   "or month (metric calendar_due); none: drift only.", "-", "none")
+    min_trade_usd: Expr = spec("A matched trade under this notional is skipped.", "USD", "trade_min_usd")
+    max_trade_usd: Expr = spec("A matched trade over this notional is cut to it.", "USD", "trade_max_usd")
+    slippage_tolerance: Expr = spec("A trade whose output would be under the quoted price x (1 - this) is not sent.", "fraction",
+                                    "slippage_tolerance")
+    max_price_age_h: Expr = spec("A token whose price is older than this is unhealthy and not traded.", "hours", "price_max_age_h")
+    max_price_divergence: Expr = spec("A token whose router and oracle prices differ by more than this (relative) is not traded.",
+                                      "fraction", "price_max_divergence")
+    alerts: DriftAlertsSpec = spec("Alert thresholds and cooldowns (high_drift, rebalance_failed, unusual_gas).", "-", DriftAlertsSpec())
 
 
 class TokenWeights(BaseTemplate):

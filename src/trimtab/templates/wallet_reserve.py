@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import BaseTemplate, Expr, TargetModel, held_series
+from .base import BaseTemplate, Expr, TargetModel, held_series, spec
 
 
 class WalletReserveTarget(TargetModel):
     """Keep ``amount`` of a token in the wallet (gas money), bought with ``swap_venue``."""
 
-    template: Literal["wallet_reserve"]
-    instrument: str
-    amount: Expr
-    swap_venue: str
+    template: Literal["wallet_reserve"] = spec("The template this target uses (its model and behaviour; docs/templates.md).", "-")
+    instrument: str = spec("The token kept, a wallet key `wallet:BaseToken:SYMBOL` (ETH for gas).", "-")
+    amount: Expr = spec("Units of the token kept in the wallet, set aside before allocations share the equity.", "asset units")
+    swap_venue: str = spec("DEX venue the reserve is bought on.", "-")
 
 
 class WalletReserve(BaseTemplate):

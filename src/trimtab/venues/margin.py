@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 
 def bracket(table, size: float, mark: float):
     """The tier of ``table`` (a RiskLimitTable) that holds a position of ``size`` units at
@@ -51,7 +53,32 @@ def maintenance(table, size: float, mark: float) -> float:
     if not size:
         return 0.0
     t = bracket(table, size, mark)
-    return max(0.0, abs(size) * mark * t.mmr - t.cum)
+    return max(0.0, _maintenance(size, mark, t.mmr, t.cum))
+
+
+def _maintenance(size, mark, mmr, cum):
+    """|size| x mark x MMR - cum, before the floor at 0: the one formula :func:`maintenance`
+    (floats) and :func:`maintenance_array` (numpy arrays, the same operations in the same
+    order, so the same IEEE doubles element by element) share."""
+    return abs(size) * mark * mmr - cum
+
+
+def maintenance_array(table, size: float, marks):
+    """:func:`maintenance` of one position of ``size`` (non-zero) at each mark of ``marks`` (a
+    float64 numpy array): the bracket of each notional found by binary search over the caps
+    (the first cap at or above it, past the last: the last tier, as :func:`bracket`), then the
+    same arithmetic; ``max(0.0, x)`` written as ``where(x > 0, x, 0)``, which keeps max's
+    result for a NaN (0.0) too. Returns None when the caps are not ascending (then only the
+    linear search of :func:`bracket` is right). Used by :mod:`trimtab.engine.stretch`."""
+    caps = np.array([t.cap for t in table.tiers], dtype=np.float64)
+    if caps.size == 0 or (caps.size > 1 and not bool(np.all(caps[1:] >= caps[:-1]))):
+        return None
+    x = abs(size) * marks if table.basis == "notional" else np.full(marks.shape, abs(size))
+    idx = np.minimum(np.searchsorted(caps, x, side="left"), caps.size - 1)
+    mmr = np.array([t.mmr for t in table.tiers], dtype=np.float64)[idx]
+    cum = np.array([t.cum for t in table.tiers], dtype=np.float64)[idx]
+    v = _maintenance(size, marks, mmr, cum)
+    return np.where(v > 0.0, v, 0.0)
 
 
 def derived_cum(tiers: Sequence[tuple[float, float]]) -> list[float]:

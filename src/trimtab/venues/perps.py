@@ -32,6 +32,12 @@ from . import margin
 SimVenues = Any
 
 
+def upnl(size, mark, entry):
+    """Unrealised P&L (USD) of a linear perp: size x (mark - entry); floats or numpy arrays
+    (:mod:`trimtab.engine.stretch`), the same doubles element by element."""
+    return size * (mark - entry)
+
+
 def _keys(sim: SimVenues, venue: str) -> list[str]:
     """``venue``'s perp keys in ``sim.perp_keys`` order (precomputed by SimVenues)."""
     keys = sim.perp_keys_of.get(venue)
@@ -57,7 +63,7 @@ def margin_balance(sim: SimVenues, book: Book, venue: str, marks: dict[str, floa
         s = bal.get(key, 0.0)
         if s:
             m = (marks.get(key) if marks else None) or px.mark(key)
-            eq += s * (m - entry.get(key, 0.0))
+            eq += upnl(s, m, entry.get(key, 0.0))
             notional += abs(s) * m
     return eq, notional
 
@@ -115,7 +121,7 @@ def account_state(sim: SimVenues, book: Book, venue: str) -> tuple[float, float,
         if s:
             m = px.mark(key)
             e = entry.get(key, 0.0)
-            u = s * (m - e)
+            u = upnl(s, m, e)
             eq += u
             notional += abs(s) * m
             if table is None:

@@ -30,6 +30,19 @@ from ..keys import parse_key
 ETH_ASSETS = ("ETH", "WETH")
 
 
+def holding_value(sign, amount, asset_usd, share_usd):
+    """Value in the share class of a non-perp holding: sign x asset units x USD price / share
+    class USD price. Floats or numpy float64 arrays (:mod:`trimtab.engine.stretch`): the same
+    operations in the same order, so the same doubles element by element."""
+    return sign * amount * asset_usd / share_usd
+
+
+def perp_value(qty, mark, entry, share_usd):
+    """Value in the share class of a linear perp: size x (mark - entry) / share class USD price
+    (floats or numpy arrays, as :func:`holding_value`)."""
+    return qty * (mark - entry) / share_usd
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentInfo:
     """Static facts about a held instrument, resolved once from the venue catalog."""
@@ -282,11 +295,11 @@ class Pricing:
             return sign * qty * usd / share
         inf = self.info[key]
         if inf.ptype == "Perp":
-            return qty * (self.mark(key, i) - entry) / self.share_usd(i)
+            return perp_value(qty, self.mark(key, i), entry, self.share_usd(i))
         sign = -1.0 if inf.ptype == "debtToken" else 1.0
         # :meth:`amount`, inlined (the monitors value every position several times a tick)
         amount = qty * self.view.require(inf.index_field, i) if inf.index_field else qty
-        return sign * amount * self.asset_usd(inf.asset, i) / self.share_usd(i)
+        return holding_value(sign, amount, self.asset_usd(inf.asset, i), self.share_usd(i))
 
     def value_and_delta(self, key: str, qty: float) -> tuple[float, float]:
         """``(value(key, qty), delta(key, qty)[1])`` at the current tick for a non-perp ``key``
@@ -295,7 +308,7 @@ class Pricing:
         inf = self.info[key]
         sign = -1.0 if inf.ptype == "debtToken" else 1.0
         amount = qty * self.view.require(inf.index_field) if inf.index_field else qty
-        value = sign * amount * self.asset_usd(inf.asset) / self.share_usd()
+        value = holding_value(sign, amount, self.asset_usd(inf.asset), self.share_usd())
         const = self._delta_const.get(key)
         if const is not None:  # delta(), for a key without index or moving rate
             units = qty
