@@ -229,3 +229,16 @@ def test_bad_flags_name_the_flag(args, flag, words, tmp_path):
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: Invalid value for '{flag}'") and words in line, line
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_parameter_that_changes_nothing_is_named(tmp_path):
+    # Pure lending reads no target_ltv (no loop, no rule on LTV); capital changes every result.
+    r = _trimtab("sweep", "configs/pure_lending_usdt.yaml", "--grid", "target_ltv=0.5,0.6", "--grid", "capital=100000,200000",
+                 "--start", "2025-01-01", "--end", "2025-01-08", "--out", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    df = pd.read_parquet(report["parquet"])
+    assert report["ok"] == 4 and report["inert"] == ["target_ltv"]
+    # the finding is what the rows say: equal equity within each capital, different across capitals
+    assert (df.groupby("param.capital")["final_equity"].nunique() == 1).all() and df["final_equity"].nunique() == 2
+    assert "note: target_ltv changed nothing" in r.stderr and "note: capital" not in r.stderr

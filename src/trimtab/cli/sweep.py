@@ -142,6 +142,9 @@ def sweep(
         _print(report, spec, result, top)
     for vid, why in failures:
         sys.stderr.write(f"failed: {vid}: {' '.join(str(why).split())}\n")
+    for name in report.get("inert", []):
+        sys.stderr.write(f"note: {name} changed nothing: every variant that differs only in it ended with the same equity "
+                         f"(`trimtab params {config}` lists what reads each parameter)\n")
     if report["ok"] == 0:
         raise fail(f"no variant finished ({report['failed']} failed); the errors are listed above", EXIT_RUNTIME)
 
@@ -183,7 +186,7 @@ def _records(df) -> list[dict]:
 
 def _report(result, spec) -> dict:
     """The JSON object of ``--json`` (the table prints the same facts)."""
-    from ..research.rows import DIRECTION, best
+    from ..research.rows import DIRECTION, best, inert_params
 
     df = result.frame
     walk = result.walk_forward is not None
@@ -195,6 +198,7 @@ def _report(result, spec) -> dict:
         "variants": len(spec.variants), "ok": ok, "failed": int(len(df) - ok), "reused": result.reused,
         "best": _records(best(df, spec.metric)) if len(df) and not walk else [],
         "failures": _records(df[df["status"] != "ok"][["variant", "error", "run_dir"]]) if len(df) else [],
+        "inert": inert_params(df) if len(df) and not walk else [],
     }
     wf = result.walk_forward
     if wf is not None:

@@ -165,3 +165,26 @@ def best(df: pd.DataFrame, metric: str, top: int | None = None) -> pd.DataFrame:
     ok = df[(df["status"] == "ok") & df[metric].notna()]
     ranked = ok.sort_values(metric, ascending=DIRECTION[metric] == "min", kind="mergesort")
     return ranked if top is None else ranked.head(top)
+
+
+def inert_params(df: pd.DataFrame) -> list[str]:
+    """The swept parameters (``param.<name>`` columns of a sweep frame) that changed nothing:
+    among the finished variants, every group that differs only in that parameter ended with the
+    same ``final_equity``, over at least two of its values. Such a name is usually one no rule,
+    target or state of the config reads (``trimtab params CONFIG`` lists the readers); a sweep
+    says so rather than let a flat heatmap pass for a robust result. Sorted names; [] when fewer
+    than two variants finished."""
+    ok = df[df["status"] == "ok"]
+    params = [c for c in df.columns if c.startswith("param.")]
+    out = []
+    for p in params:
+        if ok[p].nunique() < 2:
+            continue
+        others = [c for c in params if c != p]
+        groups = ok.groupby(others, dropna=False) if others else [(None, ok)]
+        # a group with two values of p is a controlled comparison; all of them equal: inert
+        pairs = [g["final_equity"].nunique() for _, g in groups if g[p].nunique() >= 2]
+        if pairs and all(n == 1 for n in pairs):
+            out.append(p.removeprefix("param."))
+    return sorted(out)
+
