@@ -136,3 +136,20 @@ def test_live_without_replay_says_why(tmp_path):
     assert "cannot reach" in p.stderr
     p = cli("run", FLAGSHIP, "--live", "--replay", "--resume", "--run-id", "nope", "--out", str(tmp_path))
     assert p.returncode == 1 and "no run at" in p.stderr
+
+
+def test_resume_with_other_parameters_is_refused(tmp_path):
+    args = ["run", FLAGSHIP, "--live", "--replay", "--start", "2024-06-01T00:00", "--end", "2024-06-01T06:00",
+            "--out", str(tmp_path), "--run-id", "p", "--speed", "1e9"]
+    first = cli(*args, "--set", "max_delta_drift=0.03")
+    assert first.returncode == 0, first.stderr
+    before = rows(tmp_path / "p" / "journal.sqlite", "SELECT count(*) FROM metrics")
+    # Another threshold on resume: refused by name, old -> new, with the flags the run started with.
+    p = cli(*args, "--resume", "--set", "max_delta_drift=0.05")
+    assert p.returncode == 1, p.stderr
+    assert "ran with other parameters: max_delta_drift 0.03 -> 0.05" in p.stderr and "--set max_delta_drift=0.03" in p.stderr
+    assert "Traceback" not in p.stderr and "resuming" not in p.stderr
+    assert rows(tmp_path / "p" / "journal.sqlite", "SELECT count(*) FROM metrics") == before  # nothing written
+    # The same flags pass this check (whatever else a resume of a finished run then says).
+    same = cli(*args, "--resume", "--set", "max_delta_drift=0.03")
+    assert "other parameters" not in same.stderr, same.stderr

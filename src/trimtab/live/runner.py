@@ -70,7 +70,30 @@ def _resume_meta(out: Path, run_id: str | None, strategy: Strategy) -> dict:
     if "live" not in meta:
         raise LiveError(f"{run_dir} is a backtest, not a live run: there is nothing to resume (a backtest is run again under "
                         f"a new --run-id, or replaced with --overwrite)")
+    _check_same_parameters(run_dir, meta, strategy)
     return meta
+
+
+def _check_same_parameters(run_dir: Path, meta: dict, strategy: Strategy) -> None:
+    """Refuse a resume whose parameters (config ``parameters:``, rules defaults and ``--set``
+    flags, as folded into ``strategy.params``) differ from those the run started with (journal
+    meta ``parameters``): half a run under other thresholds is neither run, and its journal
+    could not explain its own decisions. A journal without that record is not checked.
+
+    Raises:
+        LiveError: naming each differing parameter, old -> new, and the flags the run started with.
+    """
+    stored = meta.get("parameters")
+    if not isinstance(stored, dict):
+        return
+    changed = sorted(k for k in set(stored) | set(strategy.params) if stored.get(k) != strategy.params.get(k))
+    if not changed:
+        return
+    shown = ", ".join(f"{k} {stored.get(k)!r} -> {strategy.params.get(k)!r}" for k in changed[:6])
+    more = f" (+{len(changed) - 6} more)" if len(changed) > 6 else ""
+    flags = " ".join(f"--set {k}={v}" for k, v in (meta.get("overrides") or {}).items()) or "no --set flags"
+    raise LiveError(f"{run_dir} ran with other parameters: {shown}{more}; resume it with the config and flags it "
+                    f"started with ({flags}), or start a new run under another --run-id")
 
 
 def _stop_request(engine: Engine, i: int, stopped: dict | None) -> dict | None:
