@@ -58,24 +58,6 @@ def unit_of(name: str) -> str:
     return next((u for pattern, u in _UNITS if re.search(pattern, name)), "")
 
 
-def _names_in(value: Any) -> set[str]:
-    """Every name an expression anywhere in ``value`` uses (nested lists and mappings walked);
-    strings that do not parse as expressions (instrument keys, file names) count for nothing."""
-    from ..rules.nodes import ExprError, names
-    from ..rules.parse import parse
-
-    if isinstance(value, str):
-        try:
-            return set(names(parse(value)))
-        except ExprError:
-            return set()
-    if isinstance(value, dict):
-        return set().union(set(), *(_names_in(v) for v in value.values()))
-    if isinstance(value, (list, tuple)):
-        return set().union(set(), *(_names_in(v) for v in value))
-    return set()
-
-
 def _strings(value: Any) -> set[str]:
     """Every string value (not mapping key) anywhere in ``value``."""
     if isinstance(value, str):
@@ -90,6 +72,7 @@ def _strings(value: Any) -> set[str]:
 def parameter_rows(strategy) -> list[dict[str, Any]]:
     """One JSON-ready dict per parameter of a loaded :class:`trimtab.config.load.Strategy`, by name
     (the keys of the module docstring; value and default as floats, or null)."""
+    from ..config.load import expression_names
     from ..rules.nodes import names
     from ..rules.parse import parse
 
@@ -111,7 +94,7 @@ def parameter_rows(strategy) -> list[dict[str, Any]]:
     raw_targets = strategy.docs["config"].data.get("targets") or []
     for t in raw_targets:
         if isinstance(t, dict):
-            for n in sorted(_names_in({k: v for k, v in t.items() if k not in ("id", "template")}) & set(readers)):
+            for n in sorted(expression_names({k: v for k, v in t.items() if k not in ("id", "template")}) & set(readers)):
                 readers[n]["targets"].append(str(t.get("id")))
     machine = strategy.machine
     parts = [(f"state {s}", st.model_dump()) for s, st in machine.states.items()]

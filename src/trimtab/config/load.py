@@ -84,18 +84,19 @@ class Strategy:
         return float(fn(params if params is not None else self.params))
 
 
-def _expression_names(value) -> set[str]:
-    """Every name used by an expression anywhere in a target (nested lists and mappings walked);
-    strings that are not expressions (instrument keys, file names) are skipped."""
+def expression_names(value) -> set[str]:
+    """Every name used by an expression anywhere in ``value`` (a target, raw or dumped; nested
+    lists and mappings walked); strings that are not expressions (instrument keys, file names)
+    count for nothing. Also read by ``trimtab params`` (who reads each parameter)."""
     if isinstance(value, str):
         try:
             return set(expr_names(parse_expr(value)))
         except ExprError:
             return set()
     if isinstance(value, dict):
-        return set().union(*(_expression_names(v) for v in value.values())) if value else set()
+        return set().union(*(expression_names(v) for v in value.values())) if value else set()
     if isinstance(value, (list, tuple)):
-        return set().union(*(_expression_names(v) for v in value)) if value else set()
+        return set().union(*(expression_names(v) for v in value)) if value else set()
     return set()
 
 
@@ -501,8 +502,8 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
     # Config parameters must be declared by a rule file or used by the config/machine.
     used: set[str] = set()
     for t in config.targets:
-        used |= _expression_names(t.model_dump())
-    used |= _expression_names(raw_targets)  # targets with errors still use their parameters
+        used |= expression_names(t.model_dump())
+    used |= expression_names(raw_targets)  # targets with errors still use their parameters
     if machine is not None:
         for st in machine.states.values():
             if st.action:
