@@ -115,7 +115,8 @@ def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
         "run_process_max_rss_mb": process["max_rss_mb"] if process else None,
         "run_process_wall_s": process["wall_s"] if process else None,
         "journal_mb": journal_mb,
-        "paths": dict(result.paths),  # ticks whose monitors read a quiet stretch (vector) / were computed per tick
+        # ticks processed in quiet spans (bulk); ticks whose monitors read a quiet stretch (vector) / were computed per tick
+        "paths": dict(result.paths),
         "transitions": s["transitions"],
         "plans": s["plans"],
         "python": platform.python_version(),
@@ -135,7 +136,9 @@ def print_lines(r: dict) -> None:
     print(f"  ticks per second   {r['ticks_per_s']:,.0f}   ({r['run_wall_s'] / r['ticks'] * 1e6:,.1f} us per tick, "
           f"engine construction and finish included)")
     paths = r["paths"]
-    print(f"  tick paths         {paths.get('vector', 0):,} ticks from quiet stretches (numpy, trimtab.engine.stretch), "
+    print(f"  tick paths         {paths.get('bulk', 0):,} ticks in quiet spans (trimtab.engine.quiet), "
+          f"{r['ticks'] - paths.get('bulk', 0):,} stepped one by one (Engine.step)")
+    print(f"  monitor paths      {paths.get('vector', 0):,} ticks from quiet stretches (numpy, trimtab.engine.stretch), "
           f"{paths.get('per_tick', 0):,} computed per tick")
     print(f"  decision latency   p50 {lat['p50']:,.1f} us   p99 {lat['p99']:,.1f} us   max {lat['max']:,.1f} us   "
           f"(mean {lat['mean']:,.1f} us over {lat['samples']:,} steps; tight loop + machine step, "

@@ -5,7 +5,10 @@ Runs N times (default 3), alternating, each as a fresh subprocess timed by wall 
 
 * ``trimtab run configs/usdt_eth_staking_hedged_leveraged.yaml --json --out <temp dir>``
   (its default window, 2024-05-13 -> 2025-09-26, ~12k hourly ticks), and
-* ``bench/hand_loop.py --json`` (the same core arithmetic as a plain Python loop: the floor).
+* ``bench/hand_loop.py --json`` (the same core arithmetic as a plain Python loop: the floor), and
+* the same ``trimtab run`` over one day (:data:`STARTUP_WINDOW`, 25 ticks): the start-up the
+  engine loop adds to (interpreter, imports, config, audit, data, output), so the split of the
+  whole process shows which side a change has to come from.
 
 Prints each one's min and median wall time and the ratio engine / hand loop (of the mins and of the
 medians; the issue's target is <= 1.5x), the hand loop's own load / loop split, and then runs
@@ -32,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"
 PY = Path(sys.executable)
 TRIMTAB = PY.parent / "trimtab"
+#: The one-day window of the start-up run (--start, --end): inside every shipped config's data.
+STARTUP_WINDOW = ("2025-01-01", "2025-01-02")
 
 
 def _timed(cmd: list[str]) -> tuple[float, str]:
@@ -45,7 +50,7 @@ def _timed(cmd: list[str]) -> tuple[float, str]:
 
 
 def compare(n: int = 3, backtest: bool = True) -> dict:
-    engine, hand, hand_runs, final_equity = [], [], [], None
+    engine, hand, hand_runs, startup, final_equity = [], [], [], [], None
     with tempfile.TemporaryDirectory(prefix="trimtab-compare-") as tmp:
         for i in range(n):
             w, out = _timed([str(TRIMTAB), "run", str(FLAGSHIP), "--json", "--out", str(Path(tmp) / f"e{i}")])
@@ -54,9 +59,14 @@ def compare(n: int = 3, backtest: bool = True) -> dict:
             w, out = _timed([str(PY), str(ROOT / "bench" / "hand_loop.py"), "--json"])
             hand.append(w)
             hand_runs.append(json.loads(out))
+            w, _ = _timed([str(TRIMTAB), "run", str(FLAGSHIP), "--json", "--out", str(Path(tmp) / f"s{i}"),
+                           "--start", STARTUP_WINDOW[0], "--end", STARTUP_WINDOW[1]])
+            startup.append(w)
     r = {"n": n,
          "engine_wall_s": {"min": min(engine), "median": statistics.median(engine), "all": engine},
          "hand_wall_s": {"min": min(hand), "median": statistics.median(hand), "all": hand},
+         "startup_wall_s": {"min": min(startup), "median": statistics.median(startup), "all": startup,
+                            "window": list(STARTUP_WINDOW)},
          "engine_final_equity": final_equity,
          "hand": {k: statistics.median(h[k] for h in hand_runs) for k in ("load_s", "loop_s", "process_s", "loop_us_per_tick")}
                  | {"ticks": hand_runs[-1]["ticks"], "checksum": sorted({h["checksum"] for h in hand_runs})}}
@@ -81,6 +91,9 @@ def print_lines(r: dict) -> None:
           f"loop {r['hand']['loop_s']:.3f} s = {r['hand']['loop_us_per_tick']:.2f} us/tick over {r['hand']['ticks']:,} ticks; "
           f"checksum {', '.join(r['hand']['checksum'])})")
     print(f"  ratio engine / hand   {r['ratio_min']:.2f}x (mins)   {r['ratio_median']:.2f}x (medians)   target <= 1.5x")
+    st = r["startup_wall_s"]
+    print(f"  of which start-up     min {st['min']:.3f}  median {st['median']:.3f}   (trimtab run over one day, "
+          f"{st['window'][0]} -> {st['window'][1]}: {st['median'] / h['median']:.2f}x the hand loop's whole process)")
     b = r.get("backtest")
     if b:
         print(f"bench/backtest.py (in-process run, data loaded before): {b['ticks']:,} ticks in {b['run_wall_s']:.2f} s")

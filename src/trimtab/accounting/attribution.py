@@ -16,7 +16,10 @@ A tick's equity change has two parts, each attributed exactly:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import sub
 from typing import Protocol
+
+import numpy as np
 
 from .book import Book, Fill
 
@@ -110,19 +113,14 @@ class Attribution:
         (:meth:`trimtab.venues.pricing.Pricing.factors`)."""
         tick, total = self.tick, self.total
         perp_parts, factors = pricing.perp_parts, pricing.factors
-        held = self._held
-        if held is None or held[0] is not book or held[1] != book.version or held[2] is not pricing:
-            held = self._held = (book, book.version, pricing, self._moving(book, pricing))
+        moving = self.moving(book, pricing)
         mover = self.mover
         if mover is not None:
-            got = mover(held[3], i0, i1)
+            got = mover(moving, i0, i1)
             if got is not None:  # the same parts, computed for a quiet stretch as arrays
-                for cat, part in zip(*got):
-                    if part:
-                        tick[cat] = tick.get(cat, 0.0) + part
-                        total[cat] = total.get(cat, 0.0) + part
+                self.add_move(*got)
                 return
-        for key, qty, perp, e in held[3]:
+        for key, qty, perp, e in moving:
             if perp:
                 price, basis = perp_move(qty, e, *perp_parts(key, i0), *perp_parts(key, i1))
                 if price:
@@ -144,6 +142,24 @@ class Attribution:
                     tick[cat] = tick.get(cat, 0.0) + part
                     total[cat] = total.get(cat, 0.0) + part
 
+    def moving(self, book: Book, pricing: PriceSource) -> list[tuple[str, float, bool, float]]:
+        """:meth:`_moving` of ``book``, kept while ``book.version`` is unchanged (the same list
+        object, which the quiet stretches compare by identity first)."""
+        held = self._held
+        if held is None or held[0] is not book or held[1] != book.version or held[2] is not pricing:
+            held = self._held = (book, book.version, pricing, self._moving(book, pricing))
+        return held[3]
+
+    def add_move(self, cats: tuple[str, ...], amounts: tuple) -> None:
+        """Add one tick's market move given as its parts (``amounts`` in the order of ``cats``,
+        zero where nothing moved, as ``mover`` or a quiet span gives them), in that order, as
+        :meth:`market_move` adds them."""
+        tick, total = self.tick, self.total
+        for cat, part in zip(cats, amounts):
+            if part:
+                tick[cat] = tick.get(cat, 0.0) + part
+                total[cat] = total.get(cat, 0.0) + part
+
     _held = None  # (book, its version, price source, _moving(...)) for market_move
     #: ``mover(moving, i0, i1) -> (categories, amounts) or None``: the market move's parts in
     #: the order this method adds them (zero where it adds nothing), precomputed over a quiet stretch
@@ -159,6 +175,83 @@ class Attribution:
         info, fixed, entry = pricing.info, pricing.fixed_keys, book.entry
         return [(key, qty, info[key].ptype == "Perp", entry.get(key, 0.0))
                 for key, qty in book.bal.items() if not (qty == 0.0 or key in fixed)]
+
+    def add_span(self, cats: tuple[str, ...], parts, events: dict[int, list[tuple[str, float]]],
+                 changes: list[float]) -> dict[str, list] | None:
+        """Several ticks at once, each as :meth:`start_tick`, :meth:`add_move` of its row of
+        ``parts``, :meth:`add` of its ``events`` and :meth:`check` of its entry of ``changes``
+        would do them, in that order (a quiet span, :mod:`trimtab.engine.quiet`).
+
+        Args:
+            cats: the categories of the columns of ``parts`` (a category may name several).
+            parts: float64 array of shape (k, len(cats)), row j the market move of tick j.
+            events: tick offset j -> ``[(category, amount)]`` added after tick j's market move
+                (the funding fills' impacts), in order.
+            changes: per tick, the change in equity the reconciliation checks (k floats).
+
+        Returns ``{category: k amounts (None where the tick has none)}`` for every category
+        the ticks touch (the ledger rows :meth:`Journal.ledger` would write), leaving
+        :attr:`tick` as the last tick's; None, with nothing changed, when an event's category
+        is also a market move's or a category is not in :attr:`total` yet (the caller then
+        goes tick by tick).
+
+        Exactness: ``np.add.accumulate`` adds sequentially (no pairwise sum), so each running
+        total is the double the per-tick additions give; adding a zero part is a no-op there
+        (a total is never -0.0: it starts at +0.0 and x + (-x) is +0.0), and a tick's sum of
+        several parts of one category is built left to right like :meth:`add_move`. The
+        reconciliation sums go through Python's ``sum`` as :meth:`check`'s do.
+        """
+        total = self.total
+        k = len(changes)
+        groups: dict[str, list[int]] = {}
+        for j, cat in enumerate(cats):
+            groups.setdefault(cat, []).append(j)
+        ev_cats = {c for evs in events.values() for c, _ in evs}
+        if ev_cats & groups.keys() or not (groups.keys() | ev_cats) <= total.keys():
+            return None
+        out: dict[str, list] = {}
+        after: dict[str, list[float]] = {}  # each category's running total after each tick
+        for cat, cols in groups.items():
+            block = parts[:, cols]
+            amount = block[:, 0]
+            for j in range(1, len(cols)):
+                amount = amount + block[:, j]
+            present = (block != 0.0).any(axis=1)  # NaN != 0: a NaN part is added, as `if part` does
+            if not present.any():
+                continue
+            vals = amount.tolist()
+            if not present.all():
+                for j in np.flatnonzero(~present).tolist():
+                    vals[j] = None
+            out[cat] = vals
+            w = len(cols)
+            flat = block.ravel().copy()  # (block's own copy: amount may be a view of it)
+            flat[0] = total[cat] + flat[0]  # the running total starts from the total so far
+            after[cat] = np.add.accumulate(flat)[w - 1::w].tolist()
+        for cat in sorted(ev_cats, key=list(total).index):
+            run, vals, now, j0 = [], [None] * k, total[cat], 0
+            for j in sorted(events):
+                for c, a in events[j]:
+                    if c == cat and a:
+                        vals[j] = (0.0 if vals[j] is None else vals[j]) + a
+                        run += [now] * (j - j0)  # the ticks since the last event: total unchanged
+                        j0 = j
+                        now = now + a
+            run += [now] * (k - j0)
+            after[cat] = run
+            out[cat] = vals
+        # Reconciliation, per tick: the totals in the dict's order, summed by Python's sum;
+        # the largest error as check() keeps it (a NaN error never replaces it)
+        cols = [after[c] if c in after else [v] * k for c, v in total.items()]
+        errs = [x for x in map(abs, map(sub, map(sum, zip(*cols)), changes)) if x == x]
+        if errs:
+            top = max(errs)
+            if top > self.max_error:
+                self.max_error = top
+        for cat, run in after.items():
+            total[cat] = run[-1]
+        self.tick = {c: v[-1] for c, v in out.items() if v[-1] is not None}
+        return out
 
     def book_fill(self, fill: Fill) -> None:
         self.add(fill.category, fill.impact)

@@ -20,9 +20,7 @@ from pathlib import Path
 
 from ..config.load import load_strategy
 from ..errors import TrimtabError
-from ..portfolio.config import is_portfolio_file
 from .findings import CODES
-from .portfolio import audit_portfolio
 from .report import AuditReport, load_error_report, sort_findings
 from .strategy import audit_strategy
 
@@ -33,6 +31,10 @@ def audit_config(path: str | Path, data=None, start=None, end=None, check_data: 
     """Load ``path`` and audit it; a config that does not load gives one ``config`` error per issue.
     A portfolio-of-strategies config (``sleeves:``) is audited by
     :func:`trimtab.audit.portfolio.audit_portfolio`."""
+    # Imported here: a strategy run's audit gate (cli/preflight.py) needs neither.
+    from ..portfolio.config import is_portfolio_file
+    from .portfolio import audit_portfolio
+
     if is_portfolio_file(path):
         return audit_portfolio(path, data=data, start=start, end=end, check_data=check_data)
     try:

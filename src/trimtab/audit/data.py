@@ -17,14 +17,15 @@ Each finding points at the YAML field that names the series (a venue's ``mark_fi
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from ..data.clock import to_ts
 from ..data.feed import DEFAULT_DATA_DIR, DataError
 from ..data.quality import REASONS
 from ..engine.window import default_window, required_series
+from ..timeutil import UtcTime, utc
 from .findings import Context
 
 MAX_LISTED_GAPS = 6
@@ -64,16 +65,12 @@ def series_loc(ctx: Context, series: str):
 
 
 def _ts(x) -> str:
-    return f"{pd.Timestamp(x):%Y-%m-%d %H:%M}"
+    return f"{utc(x):%Y-%m-%d %H:%M}"
 
 
-def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[UtcTime, UtcTime] | None:
     """The window to check: the given one, else the engine's default window for the strategy
     (None, with a ``data-missing`` finding, if the series have no common window)."""
-    def utc(x):
-        t = pd.Timestamp(x)
-        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
     if start is not None and end is not None:
         return utc(start), utc(end)
     try:
@@ -84,7 +81,7 @@ def resolve_window(ctx: Context, data, start=None, end=None) -> tuple[pd.Timesta
     return (utc(start) if start is not None else d0), (utc(end) if end is not None else d1)
 
 
-def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def check_data(ctx: Context, data, start=None, end=None) -> tuple[UtcTime, UtcTime] | None:
     """Append the data findings of ``ctx`` against ``data`` (a MarketData holding at least the
     strategy's series that exist in the bundle). Returns the window checked."""
     must, optional = needed_series(ctx)
@@ -110,7 +107,7 @@ def check_data(ctx: Context, data, start=None, end=None) -> tuple[pd.Timestamp, 
         notes = []
         if a > t0:
             notes.append(f"starts {_ts(a)}")
-        if b < t1 - pd.Timedelta(hours=data.interval_hours(s)):
+        if b < t1 - timedelta(hours=data.interval_hours(s)):
             notes.append(f"ends {_ts(b)}")
         if notes and required:
             ctx.add_at("data-missing", series_loc(ctx, s),
@@ -145,7 +142,7 @@ def _check_quality(ctx: Context, data, series: list[str], t0, t1) -> None:
         checked = checked.slice(t0, t1)
     except DataError:   # a window inside one hour has no tick: the bundle's clock, masked below
         pass
-    e0, e1 = pd.Timestamp(t0).value // 10**9, pd.Timestamp(t1).value // 10**9
+    e0, e1 = utc(t0).epoch, utc(t1).epoch
     inside = (checked.epoch >= e0) & (checked.epoch <= e1)
     for s in series:
         codes, rows = checked.quarantine(s)
@@ -155,7 +152,7 @@ def _check_quality(ctx: Context, data, series: list[str], t0, t1) -> None:
         reasons: dict[str, int] = {}
         for c, r in set(zip(codes[hit].tolist(), rows[hit].tolist())):
             reasons[REASONS[c]] = reasons.get(REASONS[c], 0) + 1
-        first = checked.index[hit.argmax()]
+        first = to_ts(checked.epoch[hit.argmax()])
         ctx.add_at("data-faulty-rows", series_loc(ctx, s),
                    f"series {s!r} has {sum(reasons.values())} faulty rows in the window "
                    f"({', '.join(f'{k} x{v}' for k, v in sorted(reasons.items()))}), first at {_ts(first)}: quarantined for "
@@ -174,7 +171,7 @@ def share_price_usd(ctx: Context, data, at) -> float | None:
     if data is None:
         return None
     try:
-        i = data.position(pd.Timestamp(at).floor("h"))
+        i = data.position(utc(at).floor("h"))
         if a.usd_field:
             return float(data.field(a.usd_field)[i])
         if a.eth_rate_field and "ETH" in assets and assets["ETH"].usd_field:

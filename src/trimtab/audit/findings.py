@@ -165,8 +165,13 @@ class Context:
     # ----------------------------------------------------------------- guards
     def guard(self, t: Trans) -> Node:
         """The conjunction of a transition's rules as one parse tree."""
-        kids = tuple(self.nodes[r] for r in t.when if r in self.nodes)
-        return kids[0] if len(kids) == 1 else Node("and", None, kids, 0, 0)
+        # One tree per transition, so the solver's memos (keyed by node) serve every question
+        # asked about it; parse trees are immutable.
+        guards = self.__dict__.setdefault("_guards", {})
+        if t.index not in guards:
+            kids = tuple(self.nodes[r] for r in t.when if r in self.nodes)
+            guards[t.index] = kids[0] if len(kids) == 1 else Node("and", None, kids, 0, 0)
+        return guards[t.index]
 
     def rank(self, t: Trans) -> int:
         """A transition's priority class: the highest severity of its rules (info 0 .. critical 2),

@@ -206,6 +206,15 @@ class Solver:
     def __init__(self, params: Mapping[str, float], domains: Mapping[str, Interval] | None = None):
         self.params = dict(params)
         self.domains = dict(domains or {})
+        # Memos of dnf() and of feasible() without an env: the audit asks about the same guards
+        # and conjunctions again and again (each transition against every earlier one). Keyed
+        # by id(); every entry holds its key objects, so no id is reused while it is cached.
+        # Parameters and domains are fixed for a solver's life.
+        self._dnf_memo: dict[tuple[int, bool], tuple[Node, list[tuple[Literal, ...]]]] = {}
+        self._feasible_memo: dict[tuple[int, ...], tuple[tuple[Literal, ...], dict[str, Interval] | None]] = {}
+        self._const_memo: dict[int, tuple[Node, bool]] = {}
+        self._value_memo: dict[int, tuple[Node, float]] = {}
+        self._bound_memo: dict[int, tuple[Literal, tuple[str, bool, str, float] | None]] = {}
 
     # ----------------------------------------------------------------- ranges
     def domain(self, name: str) -> Interval:
@@ -220,12 +229,24 @@ class Solver:
 
     def is_const(self, node: Node) -> bool:
         """Whether ``node`` only uses numbers and parameters."""
+        hit = self._const_memo.get(id(node))
+        if hit is None:
+            hit = self._const_memo[id(node)] = (node, self._is_const(node))
+        return hit[1]
+
+    def _is_const(self, node: Node) -> bool:
         if node.kind == "name":
             return node.value in self.params
         return all(self.is_const(c) for c in node.children)
 
     def value(self, node: Node) -> float:
         """The number a constant node folds to (raises ValueError if it is not constant)."""
+        hit = self._value_memo.get(id(node))
+        if hit is None:
+            hit = self._value_memo[id(node)] = (node, self._value(node))
+        return hit[1]
+
+    def _value(self, node: Node) -> float:
         r = self.range(node, {})
         if not r.is_point():
             raise ValueError(f"{to_text(node)} is not constant")
@@ -269,6 +290,14 @@ class Solver:
         """Disjunctive normal form of a boolean node: a list of conjunctions of literals.
 
         ``[]`` is false, ``[()]`` is true. Raises :class:`TooComplex` past MAX_CONJUNCTS."""
+        hit = self._dnf_memo.get((id(node), negate))
+        if hit is not None:
+            return list(hit[1])
+        out = self._dnf(node, negate)
+        self._dnf_memo[(id(node), negate)] = (node, out)
+        return list(out)
+
+    def _dnf(self, node: Node, negate: bool) -> list[tuple[Literal, ...]]:
         k = node.kind
         if k == "bool":
             return [()] if bool(node.value) != negate else []
@@ -314,19 +343,40 @@ class Solver:
 
     def feasible(self, conj: Iterable[Literal], env: Mapping[str, Interval] | None = None) -> dict[str, Interval] | None:
         """Narrowed metric intervals if the conjunction can hold, else None."""
-        env = dict(env or {})
         conj = tuple(conj)
+        if env:
+            return self._feasible(conj, dict(env))
+        key = tuple(map(id, conj))
+        hit = self._feasible_memo.get(key)
+        if hit is None:
+            hit = self._feasible_memo[key] = (conj, self._feasible(conj, {}))
+        return None if hit[1] is None else dict(hit[1])
+
+    def _bound(self, lit: Literal) -> tuple[str, bool, str, float] | None:
+        """(metric, through abs, op, constant) when ``lit`` bounds one metric (or its abs) by a
+        constant, written that way round; None for any other comparison. Memoised per literal:
+        it depends on the literal and the fixed parameters only."""
+        hit = self._bound_memo.get(id(lit))
+        if hit is None:
+            left, op, right = lit.left, lit.op, lit.right
+            s = self._single(left)
+            if s is None or not self.is_const(right):
+                s = self._single(right)
+                if s is None or not self.is_const(left):
+                    s = None
+                else:
+                    left, right, op = right, left, _mirror(op)
+            # value() raises for a constant that does not fold: nothing is memoised then.
+            hit = self._bound_memo[id(lit)] = (lit, None if s is None else (s[0], s[1], op, self.value(right)))
+        return hit[1]
+
+    def _feasible(self, conj: tuple[Literal, ...], env: dict[str, Interval]) -> dict[str, Interval] | None:
         for _ in range(2):
             for lit in conj:
-                left, op, right = lit.left, lit.op, lit.right
-                s = self._single(left)
-                if s is None or not self.is_const(right):
-                    s = self._single(right)
-                    if s is None or not self.is_const(left):
-                        continue
-                    left, right, op = right, left, _mirror(op)
-                name, through_abs = s
-                c = self.value(right)
+                bound = self._bound(lit)
+                if bound is None:
+                    continue
+                name, through_abs, op, c = bound
                 cur = env.get(name) or self.domain(name)
                 nxt = _narrow(cur, op, c, through_abs)
                 if nxt is not None:

@@ -5,15 +5,18 @@ a config error. Errors are written as one line ``error: message`` on stderr.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 
 from ..diagnostics import format_line
 from ..errors import ConfigError
+
+if TYPE_CHECKING:   # rich is imported where something is drawn: a `run --json` in a pipe never is
+    from rich.console import Console
 
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
@@ -21,7 +24,23 @@ EXIT_CONFIG = 2
 
 def stderr_console() -> Console:
     """A rich console on stderr (progress and notices; never the command's result)."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal as rich sees it (``stderr_console().is_terminal``: where a
+    progress bar or spinner is drawn). When it cannot be one -- not a tty, and neither of rich's
+    overrides ``TTY_COMPATIBLE`` and ``FORCE_COLOR`` set -- answered without importing rich
+    (~20 ms of a process's start); otherwise rich decides."""
+    if "TTY_COMPATIBLE" not in os.environ and "FORCE_COLOR" not in os.environ:
+        try:
+            if not sys.stderr.isatty():
+                return False
+        except (AttributeError, ValueError):   # no isatty, or a closed stream: rich's own answer
+            pass
+    return stderr_console().is_terminal
 
 
 def fail(message: str, code: int = EXIT_RUNTIME) -> typer.Exit:
@@ -43,20 +62,20 @@ def json_default(x):
 
 
 def parse_time(value: Optional[str], name: str):
-    """``--name``'s value as a UTC ``pandas.Timestamp`` (a naive time is UTC), or None.
+    """``--name``'s value as a UTC :class:`trimtab.timeutil.UtcTime` (a naive time is UTC), or
+    None; ISO 8601 is read without pandas (:func:`trimtab.timeutil.utc`).
 
     Raises typer.BadParameter naming ``--name`` for a value that is not a date/time."""
     if value is None:
         return None
-    import pandas as pd  # not at import time: `trimtab --help` should not load pandas
+    from ..timeutil import NotATime, utc
 
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
+        return utc(value)
+    except NotATime:
+        raise typer.BadParameter(f"not a date/time: {value!r}", param_hint=f"'--{name}'") from None
+    except (ValueError, TypeError, OverflowError) as e:
         raise typer.BadParameter(f"not a date/time: {value!r} ({e})", param_hint=f"'--{name}'") from None
-    if ts is pd.NaT:
-        raise typer.BadParameter(f"not a date/time: {value!r}", param_hint=f"'--{name}'")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def resolve_run_dir(run: str, runs_dir: Path) -> Path:
@@ -67,6 +86,8 @@ def resolve_run_dir(run: str, runs_dir: Path) -> Path:
 
 def out_console() -> Console:
     """stdout console; wide when not a terminal so tables do not wrap in logs and pipes."""
+    from rich.console import Console
+
     c = Console(highlight=False)
     if not c.is_terminal:
         c = Console(highlight=False, width=160)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from ..errors import ConfigError, TrimtabError
 from .common import EXIT_CONFIG, EXIT_RUNTIME, fail, json_default, parse_time, print_issues, stderr_console
@@ -59,6 +58,8 @@ def compare(
     if as_json:
         sys.stdout.write(json.dumps(jsonable(result), default=json_default) + "\n")
     else:
+        from rich.console import Console
+
         out_console = Console(highlight=False)
         if not out_console.is_terminal:
             out_console = Console(highlight=False, width=200)  # a file or pipe: keep rows on one line

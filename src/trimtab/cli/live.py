@@ -5,12 +5,15 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from ..errors import TrimtabError
 from .common import fail, json_default
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Command modules import the engine inside the command, so `trimtab --help` and a usage error
 # stay fast (no pandas/numpy load); no import here hides a cycle (tests/unit/test_layering.py).
@@ -56,6 +59,8 @@ def status(
     if as_json:
         sys.stdout.write(json.dumps(st, default=json_default) + "\n")
         return
+    from rich.console import Console
+
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # a file or pipe: keep lines whole

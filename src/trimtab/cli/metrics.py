@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from ..metrics import REGISTRY, Family, Metric, Scope
+
+if TYPE_CHECKING:   # rich is imported where a table is drawn (cli/common.py: a `run` never draws one)
+    from rich.console import Console
 
 
 def _num(x: float) -> float | str:
@@ -38,6 +38,9 @@ def record(d: Metric | Family) -> dict[str, Any]:
 
 def print_tables(console: Console, scope: Scope | None = None) -> None:
     """The registry as one rich table per scope (only ``scope`` if given)."""
+    from rich import box
+    from rich.table import Table
+
     for sc in Scope:
         if scope is not None and sc is not scope:
             continue
@@ -62,6 +65,8 @@ def metrics_command(
         rows = [record(d) for d in REGISTRY if scope is None or d.scope is scope]
         sys.stdout.write(json.dumps({"metrics": rows}, indent=1) + "\n")
         return
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)

@@ -30,16 +30,15 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from ..errors import ConfigError
 from .common import EXIT_CONFIG
+
+if TYPE_CHECKING:   # rich is imported where a table is drawn (cli/common.py: a `run` never draws one)
+    from rich.console import Console
 
 #: FALLBACK ONLY, for a parameter whose rules file declares no ``unit:`` (user files; every shipped
 #: one declares it): units by parameter name (first match wins), the naming conventions the
@@ -165,6 +164,9 @@ def _fmt(x: Any) -> str:
 
 def print_table(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
     """The rows as one rich table; a value that differs from its default is bold."""
+    from rich import box
+    from rich.table import Table
+
     t = Table(title=f"{strategy.name}: parameters", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for col, wrap in (("name", False), ("value", False), ("default", False), ("unit", False), ("read by", True),
                       ("description", True)):
@@ -182,6 +184,10 @@ def print_table(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
 
 def print_fields(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
     """The target fields as one rich table; a value that differs from its default is bold."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
     t = Table(title=f"{strategy.name}: target fields (--set targets.<id>.<field>)", box=box.SIMPLE_HEAD, title_justify="left",
               pad_edge=False)
     for col, wrap in (("field", False), ("value", True), ("default", False), ("unit", False), ("description", True)):
@@ -219,6 +225,8 @@ def params_command(
                "fields": field_rows(strategy)}
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)

@@ -13,18 +13,17 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import ConfigError, TrimtabError
-from .common import parse_time
+from .common import parse_time, stderr_console, stderr_is_terminal
 from .preflight import amend_summary, audit_gate, check_flows_window
 from .progress import tick_progress
-from .render import amount, num, pct, print_summary, ratio
+
+if TYPE_CHECKING:   # rich (and cli/render.py, which needs it) only where a summary is drawn
+    from rich.console import Console
 
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 
@@ -57,8 +56,8 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
     from ..engine.journal import jsonable
 
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
-    err = Console(stderr=True, highlight=False)
-    show = err.is_terminal
+    show = stderr_is_terminal()
+    err = stderr_console() if show else None
     started = time.perf_counter()
     name = config.stem
     try:
@@ -125,7 +124,11 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
         sys.stdout.flush()
         return Path(result.run_dir)
     if not show:
-        sys.stderr.write(f"{name}: {summary.get('ticks') or len(result.equity):,} ticks in {time.perf_counter() - started:.1f} s\n")
+        sys.stderr.write(f"{name}: {summary.get('ticks') or result.ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
+    from rich.console import Console
+
+    from .render import print_summary
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)  # a file or pipe: keep table rows whole
@@ -143,6 +146,12 @@ def print_drift(s: dict, console: Console) -> None:
     d = s.get("drift")
     if not d:
         return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from .render import num, pct
+
     console.print(Text(f"drift basket  ·  prices {d['price_source']}  ·  calendar {d['calendar']}", style="bold"))
     t = Table(box=box.SIMPLE_HEAD, title="rebalances", title_justify="left")
     for c in ("rebalances", "by status", "trades sent", "clamped", "skipped", "blocked", "traded USD", "gas USD", "execution USD", "cost USD"):
@@ -174,6 +183,12 @@ def print_drift(s: dict, console: Console) -> None:
 def print_portfolio(s: dict, console: Console) -> None:
     """The readable summary of a portfolio run: totals, per-sleeve results, correlations,
     reallocations, limit events and the reconciliation."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from .render import amount, num, pct, ratio
+
     sc = s["share_class"]
     e0, e1 = num(s["initial_equity"]), num(s["final_equity"])
     h = Text()

@@ -137,9 +137,9 @@ def header(s: dict) -> RenderableType:
 
 def _days(a: Any, b: Any) -> float | None:
     try:
-        import pandas as pd
+        from ..timeutil import utc  # ISO times: read without pandas
 
-        return (pd.Timestamp(b) - pd.Timestamp(a)).total_seconds() / 86400
+        return (utc(b) - utc(a)).total_seconds() / 86400
     except Exception:  # noqa: BLE001 - the header just omits the length
         return None
 

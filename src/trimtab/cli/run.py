@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from ..errors import ConfigError, TrimtabError
-from .common import EXIT_CONFIG, fail, json_default, parse_time, print_issues, stderr_console
+from .common import EXIT_CONFIG, fail, json_default, parse_time, print_issues, stderr_console, stderr_is_terminal
 
 # Command modules import the engine inside the command, so `trimtab --help` and a usage error
 # stay fast (no pandas/numpy load); no import here hides a cycle (tests/unit/test_layering.py).
@@ -80,7 +79,6 @@ def run(
     from ..engine.journal import jsonable
     from .progress import tick_progress
 
-    err = stderr_console()
     try:
         strategy = load_strategy(config, overrides=set_)
     except ConfigError as e:
@@ -92,8 +90,10 @@ def run(
         strategy.config = strategy.config.model_copy(update={"costs": strategy.config.costs.model_copy(update={"multiplier": multiplier})})
 
     # Progress goes to stderr, and only to a terminal (a bar cannot animate in a log file);
-    # without one, the readable mode says how long the run took instead.
-    show = err.is_terminal
+    # without one, the readable mode says how long the run took instead (and rich, which only
+    # draws, is not imported).
+    show = stderr_is_terminal()
+    err = stderr_console() if show else None
     started = time.perf_counter()
     try:
         if show:
@@ -160,8 +160,10 @@ def run(
     from .render import print_summary
 
     if not show:
-        ticks = len(result.equity) if result.equity is not None else 0
+        ticks = result.ticks
         sys.stderr.write(f"{strategy.name}: {ticks:,} ticks in {time.perf_counter() - started:.1f} s\n")
+
+    from rich.console import Console
 
     print_summary(result.summary, Console(highlight=False))
     if report:

@@ -1,7 +1,6 @@
 """``trimtab serve``: the operator console (issue 17; docs/console.md) over a runs folder."""
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -21,6 +20,8 @@ def serve(
 
     Read-only pages and API need no token on 127.0.0.1; actions need the token printed at start
     (or TRIMTAB_CONSOLE_TOKEN) and a confirmation. On another --host every request needs it."""
+    import socket
+
     import uvicorn
 
     from ..console import ConsoleError

@@ -35,7 +35,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.catalog import CATALOG
+from ..data import catalog
+from ..data.location import data_dir   # TRIMTAB_DATA or the bundled data/ (no numpy, no pyarrow)
 from ..templates.leveraged_stake import loop_risk
 from ..templates.registry import template_for
 from .models import StrategyConfig, VenueSpec
@@ -103,9 +104,16 @@ KNOWN_UNBUNDLED: dict[str, list[str]] = {"perp.okx.BTCUSDT": ["open", "high", "l
 def known_series() -> dict[str, list[str]]:
     """Series name -> columns: the catalog's, plus any the data bundle's manifest adds, plus
     :data:`KNOWN_UNBUNDLED`."""
+    return {name: list(columns) for name, columns in _known(str(data_dir())).items()}
+
+
+@lru_cache(maxsize=4)
+def _known(data_dir: str) -> dict[str, list[str]]:
+    # Built once per data directory (the manifest is read once too, by _manifest): a config
+    # checks dozens of fields. Callers must not mutate it; known_series() hands out a copy.
     out = dict(KNOWN_UNBUNDLED)
-    out.update(_manifest(str(_data_dir())))
-    for s in CATALOG:
+    out.update(_manifest(data_dir))
+    for s in catalog.CATALOG:
         out[s.name] = list(s.columns)
     return out
 
@@ -113,7 +121,7 @@ def known_series() -> dict[str, list[str]]:
 def field_error(value: str, series_only: bool = False) -> str | None:
     """Why ``value`` (``<series>.<column>``, or a bare series name with ``series_only``) names no
     known data, with a did-you-mean hint; None when it does."""
-    known = known_series()
+    known = _known(str(data_dir()))
     if series_only:
         if value in known:
             return None
@@ -126,14 +134,6 @@ def field_error(value: str, series_only: bool = False) -> str | None:
                 f"columns: {', '.join(known[series])}")
     fields = [f"{s}.{c}" for s, cols in known.items() for c in cols]
     return f"unknown data field {value!r}{suggest(value, fields)}: not a series of the catalog or the data bundle"
-
-
-def _data_dir() -> Path:
-    # TRIMTAB_DATA or the bundled data/; imported here because data.feed loads pandas and
-    # pyarrow, which checking a config does not otherwise need.
-    from ..data.feed import DEFAULT_DATA_DIR
-
-    return Path(DEFAULT_DATA_DIR)
 
 
 def check_margin_tables(v: VenueSpec, vdoc: YamlDoc, add: Add) -> None:
@@ -225,7 +225,7 @@ def check_venue_complete(v: VenueSpec, vdoc: YamlDoc, add: Add, costs: frozenset
 def check_venue(v: VenueSpec, vdoc: YamlDoc, add: Add, wallet_assets: set[str] | None) -> None:
     """Risk parameters, data fields, cost pairs and assets of one venue file, and what a run
     reads of it (:func:`check_venue_complete`)."""
-    costs = _cost_pairs(str(_data_dir()))
+    costs = _cost_pairs(str(data_dir()))
     check_venue_complete(v, vdoc, add, costs)
 
     def fld(path: tuple, value: str | None, series_only: bool = False) -> None:
@@ -397,7 +397,7 @@ class _Values:
 
     @staticmethod
     def cost_pairs() -> frozenset[str] | None:
-        return _cost_pairs(str(_data_dir()))
+        return _cost_pairs(str(data_dir()))
 
     @staticmethod
     def suggest(name: str, choices: list[str]) -> str:

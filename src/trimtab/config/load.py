@@ -525,7 +525,7 @@ def load_strategy(path: str | Path, overrides: list[str] | None = None) -> Strat
     if config.flows and not (path.parent / config.flows).exists():
         chk.add(doc, ("flows",), f"flows file {config.flows!r} not found next to the config")
     elif config.flows:
-        from ..data.flows import FlowError, read_flows  # pandas: only for a config that has a flows file
+        from ..data.flows import FlowError, read_flows  # only for a config that has a flows file
 
         try:
             read_flows(path.parent / config.flows)  # as the run reads it, so a bad row stops validate, not the run
@@ -595,7 +595,7 @@ def _check_signal_files(targets: list, doc: YamlDoc, config_dir: Path, chk: _Che
         name = template_for(t).signal_file(t)
         if not name or not (config_dir / name).is_file():
             continue  # none, or missing (reported by the template's check)
-        from ..data.signals import SignalError, read_signals  # pandas: only for a config that has a signal file
+        from ..data.signals import SignalError, read_signals  # numpy: only for a config that has a signal file
 
         try:
             read_signals(config_dir / name)

@@ -17,12 +17,12 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from ..data.quality import Bands as _Bands
+from ..data.bands import Bands as _Bands
 from ..templates.base import Expr, Strict
 from ..templates.registry import TargetSpec
 from .lending import EmodeSpec, LendingRisk, ReserveRisk  # noqa: F401 - part of the venue models
 
-_BANDS = _Bands()   # the data checks' defaults live with the checks (trimtab.data.quality)
+_BANDS = _Bands()   # the data checks' defaults live with the checks' limits (trimtab.data.bands; no numpy)
 
 
 # --------------------------------------------------------------------------- venues

@@ -1,10 +1,14 @@
 """Positioned YAML loading: plain data plus the 1-based (line, col) of every key and value.
 
-``load_yaml`` parses a file with ruamel.yaml's round-trip parser, records the position of every
-key and value in a side table keyed by path (:class:`YamlDoc`), and hands back plain Python data
-(dict/list/str/int/float/bool/None, key order kept). Files are possibly hostile: size, nesting
-depth and alias expansion are bounded (:data:`MAX_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_VALUES`)
-before the parser spends time or memory on them. One parse serves the bounds and the node tree.
+``load_yaml`` parses a file into ruamel.yaml's round-trip node tree, records the position of
+every key and value in a side table keyed by path (:class:`YamlDoc`), and hands back plain Python
+data (dict/list/str/int/float/bool/None, key order kept). The tree comes from libyaml's C parser
+when :mod:`trimtab.data.yamlfast` can vouch that it equals ruamel's (a plain file: no tags,
+directives, odd characters or problems), else from ruamel's own parser, which then reports any
+problem; values, positions and messages are ruamel's either way. Files are possibly hostile:
+size, nesting depth and alias expansion are bounded (:data:`MAX_BYTES`, :data:`MAX_DEPTH`,
+:data:`MAX_VALUES`) before the parser spends time or memory on them. One parse serves the bounds
+and the node tree.
 
 Problems that make a file unreadable (missing file, not UTF-8, YAML syntax, duplicate keys,
 unsupported tags, a non-mapping top level) raise :class:`~trimtab.errors.ConfigError` with every
@@ -16,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ from ruamel.yaml.parser import RoundTripParser
 
 from ..diagnostics import Diagnostic, Path as Path_, Severity
 from ..errors import ConfigError
+from ..data import yamlfast
 from .wording import show
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "Path_", "YamlDoc", "load_yaml", "load_yaml_text"]
@@ -350,27 +356,44 @@ class _Bounds:
         self.total = 0
 
     def see(self, ev: Any) -> Diagnostic | None:
-        stack = self.stack
+        """Check one ruamel parser event."""
         if isinstance(ev, CollectionStartEvent):
-            stack.append([ev.anchor, 1])
+            kind = yamlfast.START
+        elif isinstance(ev, CollectionEndEvent):
+            kind = yamlfast.END
+        elif isinstance(ev, ScalarEvent):
+            kind = yamlfast.SCALAR
+        elif isinstance(ev, AliasEvent):
+            kind = yamlfast.ALIAS
+        else:
+            kind = None
+        return self.step(kind, getattr(ev, "anchor", None), ev.start_mark)
+
+    def step(self, kind: str | None, anchor: Any, mark: Any) -> Diagnostic | None:
+        """Check one event given as its kind (:mod:`trimtab.data.yamlfast`'s ``start``,
+        ``end``, ``scalar``, ``alias``; None for a stream or document event), anchor and start
+        mark; shared by the ruamel parser and the libyaml fast path."""
+        stack = self.stack
+        if kind == yamlfast.START:
+            stack.append([anchor, 1])
             self.total += 1
             if len(stack) - 1 > MAX_DEPTH:
-                line, col = _mark_pos(ev.start_mark)
+                line, col = _mark_pos(mark)
                 return Diagnostic(self.file, line, col, (),
                                    f"YAML nested deeper than {MAX_DEPTH} levels", hint="flatten the structure")
-        elif isinstance(ev, CollectionEndEvent):
+        elif kind == yamlfast.END:
             anchor, n = stack.pop()
             if anchor is not None:
                 self.sizes[anchor] = n
             stack[-1][1] += n
-        elif isinstance(ev, (ScalarEvent, AliasEvent)):
-            n = self.sizes.get(ev.anchor, 1) if isinstance(ev, AliasEvent) else 1
-            if isinstance(ev, ScalarEvent) and ev.anchor is not None:
-                self.sizes[ev.anchor] = 1
+        elif kind is not None:
+            n = self.sizes.get(anchor, 1) if kind == yamlfast.ALIAS else 1
+            if kind == yamlfast.SCALAR and anchor is not None:
+                self.sizes[anchor] = 1
             stack[-1][1] += n
             self.total += n
         if self.total > MAX_VALUES:
-            line, col = _mark_pos(ev.start_mark)
+            line, col = _mark_pos(mark)
             return Diagnostic(self.file, line, col, (),
                                f"YAML aliases expand this file to more than {MAX_VALUES:,} values "
                                "(an alias bomb?)", hint="write the values out or use fewer aliases")
@@ -445,26 +468,15 @@ class _DrainingComposer(Composer):
             raise
 
 
-def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
-    """Parse YAML text; raise :class:`ConfigError` listing every load problem.
-
-    Hostile input is refused with a located issue before it costs time or memory: more than
-    :data:`MAX_BYTES` characters, nesting deeper than :data:`MAX_DEPTH`, or aliases expanding
-    to more than :data:`MAX_VALUES` values. ``RecursionError`` never escapes.
-    """
-    if len(text) > MAX_BYTES:
-        raise ConfigError([Diagnostic(file, 1, 1, (),
-                                       f"file is {len(text):,} characters; trimtab reads YAML files up to {MAX_BYTES:,}")])
-    bound = _flow_depth_issue(text, file)
-    if bound is not None:
-        raise ConfigError([bound])
+def _compose_ruamel(text: str, file: str) -> Node | None:
+    """ruamel's node tree of ``text`` (None for an empty stream), bounds checked event by event;
+    raises :class:`ConfigError` with the located problem."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False  # duplicates are reported by _Builder
     yaml.Parser, yaml.Composer = _BoundedParser, _DrainingComposer
-    bounds = _Bounds(file)
     try:
-        yaml.parser.bounds = bounds   # the parser compose() will use (ruamel caches it)
-        root = yaml.compose(text)
+        yaml.parser.bounds = _Bounds(file)   # the parser compose() will use (ruamel caches it)
+        return yaml.compose(text)
     except _OverBound as over:
         raise ConfigError([over.issue]) from None
     except YAMLError as exc:
@@ -473,6 +485,29 @@ def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
         raise ConfigError([Diagnostic(file, 1, 1, (), "YAML nested too deeply to read",
                                       hint="flatten the structure")]) from None
 
+
+def load_yaml_text(text: str, file: str = "<string>", *, fast: bool = True) -> YamlDoc:
+    """Parse YAML text; raise :class:`ConfigError` listing every load problem.
+
+    Hostile input is refused with a located issue before it costs time or memory: more than
+    :data:`MAX_BYTES` characters, nesting deeper than :data:`MAX_DEPTH`, or aliases expanding
+    to more than :data:`MAX_VALUES` values. ``RecursionError`` never escapes. ``fast=False``
+    always parses with ruamel (the reference the libyaml path is tested against).
+    """
+    if len(text) > MAX_BYTES:
+        raise ConfigError([Diagnostic(file, 1, 1, (),
+                                       f"file is {len(text):,} characters; trimtab reads YAML files up to {MAX_BYTES:,}")])
+    bound = _flow_depth_issue(text, file)
+    if bound is not None:
+        raise ConfigError([bound])
+    root = None
+    if fast:
+        # libyaml first (C, ~20x faster); on anything but the plain case it vouches for, ruamel
+        # parses and reports, so every message and position is ruamel's.
+        bounds = _Bounds(file)
+        root = yamlfast.compose(text, lambda kind, anchor, mark: bounds.step(kind, anchor, mark) is not None)
+    if root is None:
+        root = _compose_ruamel(text, file)
     if root is None:
         raise ConfigError([Diagnostic(file, 1, 1, (), "file is empty; expected a mapping of 'key: value' pairs")])
 
@@ -495,10 +530,41 @@ def load_yaml_text(text: str, file: str = "<string>") -> YamlDoc:
     return YamlDoc(file=file, data=data, _values=builder.values, _keys=builder.keys)
 
 
+# A process reads the same file more than once (``trimtab run`` asks whether the config is a
+# portfolio, then a basket, then loads it; a compare or sweep loads every config's machine and
+# rules per run): the parse of a text already read is reused. Keyed by the path as given (it is
+# in every position) and the whole text, so an edited file is parsed anew; each caller gets its
+# own copy of the data, so no caller sees another's changes. Small files only, a few entries.
+_RECENT: dict[tuple[str, str], YamlDoc] = {}
+_RECENT_MAX_FILES = 64
+_RECENT_MAX_CHARS = 64_000
+_RECENT_LOCK = threading.Lock()
+_IMMUTABLE = (str, int, float, bool, type(None), bytes, _dt.date)   # datetime is a date
+
+
+def _copy_plain(value: Any) -> Any:
+    """A copy of loaded plain data (dicts and lists anew, immutable scalars shared); raises
+    TypeError on any other type (not reused, see :data:`_RECENT`)."""
+    t = type(value)
+    if t is dict:
+        return {k: _copy_plain(v) for k, v in value.items()}
+    if t is list:
+        return [_copy_plain(v) for v in value]
+    if isinstance(value, _IMMUTABLE):
+        return value
+    raise TypeError(t.__name__)
+
+
+def _copy_doc(doc: YamlDoc) -> YamlDoc:
+    return YamlDoc(file=doc.file, data=_copy_plain(doc.data), _values=dict(doc._values), _keys=dict(doc._keys))
+
+
 def load_yaml(path: str | Path) -> YamlDoc:
     """Read and parse a YAML file; raise :class:`ConfigError` on any load problem.
 
-    ``YamlDoc.file`` is the path as given, so relative paths stay relative.
+    ``YamlDoc.file`` is the path as given, so relative paths stay relative. A text this process
+    has parsed before (the same path as given, the same content) is not parsed again: the result
+    is a copy of the earlier one, equal to a fresh parse.
     """
     file = str(path)
     p = Path(path)
@@ -522,5 +588,19 @@ def load_yaml(path: str | Path) -> YamlDoc:
         raise ConfigError(
             [Diagnostic(file, line, col, (), "file is not valid UTF-8 text", hint="save it as UTF-8")]
         ) from None
-    return load_yaml_text(text, file)
+    key = (file, text)
+    seen = _RECENT.get(key)
+    if seen is not None:
+        return _copy_doc(seen)
+    doc = load_yaml_text(text, file)   # a file that does not load raises, and is read again next time
+    if len(text) <= _RECENT_MAX_CHARS:
+        try:
+            kept = _copy_doc(doc)
+        except TypeError:   # a value of another type (a YAML set, ...): parsed anew every time
+            return doc
+        with _RECENT_LOCK:   # a library caller may load files from several threads
+            if len(_RECENT) >= _RECENT_MAX_FILES:
+                _RECENT.pop(next(iter(_RECENT)))   # the oldest
+            _RECENT[key] = kept
+    return doc
 

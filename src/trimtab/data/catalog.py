@@ -35,7 +35,10 @@ reason ``interpolated_between_daily_samples``.
 
 A catalog file is read as untrusted data: at most 1 MB, no aliases, anchors or tags, no
 duplicate keys, every field checked (pydantic); each problem is reported as
-``file:line:col: path: message`` in one :class:`CatalogError`.
+``file:line:col: path: message`` in one :class:`CatalogError`. A valid file of plain values is
+read by libyaml (:mod:`trimtab.data.yamlfast`, ~25x faster); anything else, and every error, by
+ruamel's round-trip loader as before. The shipped catalog is read on first use (``CATALOG``,
+``BY_NAME``, :func:`spec`, :func:`catalog_for`), not when this module is imported.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from . import yamlfast
 from ..diagnostics import Diagnostic
 from ..errors import ConfigError
 
@@ -149,15 +154,17 @@ def parse_interval(text: str) -> float:
     return float(m.group(1)) * {"m": 1 / 60, "h": 1.0, "d": 24.0}[m.group(2)]
 
 
+# The three models are built when the catalog is first parsed, as one validator (_File's), not
+# each at import (trimtab.templates.base.Strict says why).
 class _Exchange(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, defer_build=True)
     id: str = pydantic.Field(pattern=r"^[a-z0-9]+$", description="ccxt exchange id, e.g. binanceusdm")
     symbol: str = pydantic.Field(min_length=1, description="ccxt unified symbol, e.g. ETH/USDT:USDT")
     market: str | None = None
 
 
 class _Entry(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, defer_build=True)
     files: list[str] = pydantic.Field(min_length=1)
     kind: Literal["bar", "point", "event", "daily", "rate"]
     interval: str
@@ -197,7 +204,7 @@ class _Entry(pydantic.BaseModel):
 
 
 class _File(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, defer_build=True)
     format: Literal[1] = 1
     series: dict[pydantic.constr(pattern=_NAME), _Entry] = {}
 
@@ -273,19 +280,93 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def load_catalog(path: str | Path, base: str | Path | None = None) -> dict[str, SeriesSpec]:
+_INT = re.compile(r"-?[1-9][0-9]*")  # what ruamel's round-trip loader makes a plain int (not ScalarInt)
+_STR, _NULL, _INT_TAG = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null", "tag:yaml.org,2002:int"
+
+
+class _NotPlain(Exception):
+    """A catalog the fast path leaves to ruamel (see :func:`_parse_fast`)."""
+
+
+def _plain_node(node: Any, depth: int = 0) -> Any:
+    """The value ``_plain(YAML(typ="rt").load(text))`` gives for a libyaml-composed node, for the
+    values a valid catalog holds (string keys; strings, nulls, decimal ints; maps, lists);
+    anything else raises :class:`_NotPlain`."""
+    if depth > 64:
+        raise _NotPlain
+    if isinstance(node, MappingNode):
+        out: dict[str, Any] = {}
+        for k, v in node.value:
+            if not isinstance(k, ScalarNode) or k.tag != _STR or k.value in out:
+                raise _NotPlain  # a merge key, a non-string key or a duplicate: ruamel decides
+            out[k.value] = _plain_node(v, depth + 1)
+        return out
+    if isinstance(node, SequenceNode):
+        return [_plain_node(v, depth + 1) for v in node.value]
+    if node.tag == _STR and node.style != ">":  # ruamel keeps fold marks in a '>' scalar's node
+        return node.value
+    if node.tag == _NULL:
+        return None
+    if node.tag == _INT_TAG and _INT.fullmatch(node.value):
+        return int(node.value)
+    raise _NotPlain
+
+
+def _parse_fast(path: Path) -> _File | None:
+    """The validated catalog when libyaml reads it (:mod:`trimtab.config.yamlfast`) as plain
+    data that passes the schema; None for anything else -- an unreadable file, a YAML problem, an
+    alias, anchor or tag, a value outside :func:`_plain_node`, an invalid entry -- which the
+    ruamel path then reads and reports with its positions."""
+    try:
+        raw = path.read_bytes()
+        if len(raw) > MAX_BYTES:
+            return None
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    root = yamlfast.compose(text, lambda kind, anchor, mark: kind == yamlfast.ALIAS or anchor is not None)
+    if not isinstance(root, MappingNode):
+        return None
+    try:
+        return _File.model_validate(_plain_node(root))
+    except (_NotPlain, pydantic.ValidationError):
+        return None
+
+
+def load_catalog(path: str | Path, base: str | Path | None = None, *, fast: bool = True) -> dict[str, SeriesSpec]:
     """The series of one catalog file, name -> :class:`SeriesSpec`, in file order.
 
     Args:
         path: a catalog YAML file.
         base: directory the entries' relative ``files`` globs resolve against (None: the raw
             data dir of the build).
+        fast: try libyaml first (:func:`_parse_fast`); False reads with ruamel only (the
+            reference the fast path is tested against). Results are the same either way.
 
     Raises:
         CatalogError: unreadable file, YAML error, alias/tag, unknown or invalid field; every
             problem as ``file:line:col: path: message``.
     """
-    tree, file = _read(Path(path))
+    parsed = _parse_fast(Path(path)) if fast else None
+    if parsed is None:
+        parsed = _parse_ruamel(Path(path))
+    out: dict[str, SeriesSpec] = {}
+    for name, e in parsed.series.items():
+        ex = e.exchange
+        out[name] = SeriesSpec(
+            name=name, files=tuple(e.files), kind=e.kind, columns=dict(e.columns),
+            interval_h=parse_interval(e.interval), time_col=e.time_column, availability=e.clock,
+            fill=e.fill, geometric=tuple(e.geometric), sampling=e.sampling,
+            interp_check=e.interpolation_check, positive=tuple(e.positive), note=e.note,
+            exchange=ExchangeSource(ex.id, ex.symbol, ex.market) if ex else None,
+            base=str(base) if base is not None else None)
+    return out
+
+
+def _parse_ruamel(path: Path) -> _File:
+    """The validated catalog read by ruamel's round-trip loader, every problem located
+    (:class:`CatalogError`)."""
+    tree, file = _read(path)
     try:
         parsed = _File.model_validate(_plain(tree))
     except pydantic.ValidationError as exc:
@@ -299,17 +380,7 @@ def load_catalog(path: str | Path, base: str | Path | None = None) -> dict[str, 
             issues.append(Diagnostic(file, line, col, tuple(str(p) if not isinstance(p, int) else p for p in loc),
                                      msg, hint=_hint(err)))
         raise CatalogError(issues) from None
-    out: dict[str, SeriesSpec] = {}
-    for name, e in parsed.series.items():
-        ex = e.exchange
-        out[name] = SeriesSpec(
-            name=name, files=tuple(e.files), kind=e.kind, columns=dict(e.columns),
-            interval_h=parse_interval(e.interval), time_col=e.time_column, availability=e.clock,
-            fill=e.fill, geometric=tuple(e.geometric), sampling=e.sampling,
-            interp_check=e.interpolation_check, positive=tuple(e.positive), note=e.note,
-            exchange=ExchangeSource(ex.id, ex.symbol, ex.market) if ex else None,
-            base=str(base) if base is not None else None)
-    return out
+    return parsed
 
 
 def _hint(err: dict) -> str | None:
@@ -326,7 +397,7 @@ def catalog_for(data_dir: str | Path | None) -> dict[str, SeriesSpec]:
     Raises:
         CatalogError: either file is invalid.
     """
-    merged = dict(BY_NAME)
+    merged = dict(_shipped())
     if data_dir is not None:
         user = Path(data_dir) / USER_CATALOG
         if user.is_file() and user.resolve() != CATALOG_FILE.resolve():
@@ -334,10 +405,31 @@ def catalog_for(data_dir: str | Path | None) -> dict[str, SeriesSpec]:
     return merged
 
 
-CATALOG: tuple[SeriesSpec, ...] = tuple(load_catalog(CATALOG_FILE).values())
-BY_NAME: dict[str, SeriesSpec] = {s.name: s for s in CATALOG}
+_SHIPPED: dict[str, SeriesSpec] | None = None
+
+
+def _shipped() -> dict[str, SeriesSpec]:
+    # The shipped catalog is read on first use, not at import: most commands import this module
+    # (through trimtab.config) without needing every series spec.
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = load_catalog(CATALOG_FILE)
+    return _SHIPPED
+
+
+def __getattr__(name: str) -> Any:
+    """``CATALOG`` (tuple of :class:`SeriesSpec`, file order) and ``BY_NAME`` (name -> spec): the
+    shipped catalog, read on first access (PEP 562) and then kept as module attributes."""
+    if name == "BY_NAME":
+        value: Any = _shipped()
+    elif name == "CATALOG":
+        value = tuple(_shipped().values())
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def spec(name: str) -> SeriesSpec:
     """Catalog entry for ``name``; ``KeyError`` if unknown."""
-    return BY_NAME[name]
+    return _shipped()[name]

@@ -6,9 +6,8 @@ interpolation of accruing indices. Pure functions over numpy arrays, shared by t
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from ..timeutil import utc
+from ..timeutil import UtcTime, utc
 
 #: Seconds in an hour (the clock's tick).
 HOUR = 3600
@@ -16,19 +15,28 @@ HOUR = 3600
 
 def epoch_s(ts) -> int:
     """Epoch seconds of a user time (str or Timestamp; naive means UTC, :func:`trimtab.timeutil.utc`)."""
-    return int(utc(ts).value // 1_000_000_000)     # .value is always nanoseconds
+    return utc(ts).epoch
 
 
-def to_ts(epoch: int) -> pd.Timestamp:
-    """The tz-aware UTC Timestamp of ``epoch`` seconds."""
-    return pd.Timestamp(int(epoch), unit="s", tz="UTC")
+def to_ts(epoch: int) -> UtcTime:
+    """The tz-aware UTC time of ``epoch`` seconds (a datetime; formats as the Timestamp it was)."""
+    return UtcTime.of_epoch(epoch)
 
 
 def epochs(times) -> np.ndarray:
-    """int64 epoch seconds of a sequence of timestamps (or of epoch seconds already)."""
+    """int64 epoch seconds of a sequence of timestamps (or of epoch seconds already).
+
+    Epoch integers and numpy ``datetime64`` arrays (UTC) are converted by numpy, floored to the
+    second; anything else (strings, Timestamps, a DatetimeIndex) by pandas, imported then."""
+    if hasattr(times, "asi8"):  # a DatetimeIndex: its own integers, no parsing
+        return times.as_unit("s").asi8.astype(np.int64)
     arr = np.asarray(times)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
+    if arr.dtype.kind == "M":
+        return arr.astype("datetime64[s]").astype(np.int64)
+    import pandas as pd  # other spellings of a time: not on the run path
+
     idx = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
     return idx.as_unit("s").asi8.astype(np.int64)
 
@@ -39,7 +47,14 @@ def find_gaps(avail_epoch: np.ndarray, interval_h: float, factor: float = 2.0) -
     Returns ``(start, end)`` epoch pairs of consecutive distinct times more than
     ``factor * interval_h`` hours apart. Shared by the loader and the build manifest.
     """
-    t = np.unique(np.asarray(avail_epoch, dtype=np.int64))
+    t = np.asarray(avail_epoch, dtype=np.int64)
+    if t.size < 2:
+        return []
+    # np.unique's sorted distinct values, without np.unique: it hashes, then sorts, and imports
+    # numpy.ma on first use (~15 ms of a run's audit for arrays that arrive sorted).
+    if np.any(t[1:] < t[:-1]):
+        t = np.sort(t)
+    t = t[np.concatenate(([True], t[1:] != t[:-1]))]
     if t.size < 2:
         return []
     d = np.diff(t)

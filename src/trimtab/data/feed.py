@@ -5,7 +5,7 @@ Reads the bundle written by :mod:`trimtab.data.build` (``data/series/*.parquet``
 and exposes every series as float64 arrays aligned to an hourly tick index::
 
     md = load_market_data(start="2024-08-01", end="2024-09-01")
-    close = md.field("perp.binance.ETHUSDT.close")      # shape (len(md.index),)
+    close = md.field("perp.binance.ETHUSDT.close")      # shape (len(md.epoch),)
     age = md.age_hours("perp.binance.ETHUSDT")           # hours since the last bar closed
 
 Clock rules (no look-ahead):
@@ -37,34 +37,23 @@ import difflib
 import json
 import os
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from trimtab.errors import TrimtabError
 
-from ..timeutil import utc as _utc
+from ..timeutil import UtcTime, utc as _utc
 from .accrual import ACCRUAL, accrue
 from .clock import HOUR, epoch_s, epochs, find_gaps, geometric, to_ts
-from .quality import Bands, SeriesQuality, assess
+from .location import BUNDLED_DATA_DIR, DEFAULT_DATA_DIR, data_dir
+from .quality import Bands, Checked, SeriesQuality
 
 __all__ = ["BUNDLED_DATA_DIR", "DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "data_dir",
            "load_market_data", "set_data_dir"]
-
-#: The repository's bundled ``data/``.
-BUNDLED_DATA_DIR: Path = Path(__file__).resolve().parents[3] / "data"
-
-
-def data_dir() -> Path:
-    """The data directory in force now: env ``TRIMTAB_DATA`` (set by ``trimtab --data DIR``)
-    or the bundled ``data/``."""
-    env = os.environ.get("TRIMTAB_DATA")
-    return Path(env) if env else BUNDLED_DATA_DIR
 
 
 def set_data_dir(path: str | Path) -> Path:
@@ -80,41 +69,6 @@ def set_data_dir(path: str | Path) -> Path:
                         "holding manifest.json and series/ (`trimtab --data DIR data build` makes one)")
     os.environ["TRIMTAB_DATA"] = str(p)
     return p
-
-
-class _DataDirNow(os.PathLike):
-    """:func:`data_dir` as a path-like value, read at each use.
-
-    Modules take ``DEFAULT_DATA_DIR`` by ``from ... import`` when they are imported, before
-    ``trimtab --data DIR`` has parsed its option, so a plain ``Path`` would freeze the
-    directory in force at import time.
-    """
-
-    def __fspath__(self) -> str:
-        return str(data_dir())
-
-    def __truediv__(self, other) -> Path:
-        return data_dir() / other
-
-    def __getattr__(self, name):
-        return getattr(data_dir(), name)
-
-    def __eq__(self, other) -> bool:
-        return data_dir() == (Path(other) if isinstance(other, (str, os.PathLike)) else other)
-
-    def __hash__(self) -> int:
-        return hash(data_dir())
-
-    def __str__(self) -> str:
-        return str(data_dir())
-
-    def __repr__(self) -> str:
-        return f"DEFAULT_DATA_DIR({data_dir()!s})"
-
-
-#: The data directory in force (:func:`data_dir`), path-like: ``Path(DEFAULT_DATA_DIR)``,
-#: ``DEFAULT_DATA_DIR / "manifest.json"``.
-DEFAULT_DATA_DIR = _DataDirNow()
 
 
 class DataError(TrimtabError):
@@ -135,8 +89,8 @@ class Gap:
     """
 
     series: str
-    start: pd.Timestamp
-    end: pd.Timestamp
+    start: UtcTime
+    end: UtcTime
     hours: float
 
 
@@ -158,8 +112,9 @@ class MarketData:
     """All loaded series on one hourly UTC clock.
 
     Attributes:
-        index: ``pd.DatetimeIndex`` of hourly ticks, tz UTC, inclusive [start, end].
-        epoch: int64 epoch seconds of each tick, shape ``(len(index),)``.
+        epoch: int64 epoch seconds of each tick (hourly, inclusive [start, end]), shape ``(n,)``.
+        index: the same ticks as a ``pd.DatetimeIndex`` (tz UTC), built on first use (it imports
+            pandas, which a ``trimtab run`` never does: the run path reads ``epoch``).
         static: the parsed ``data/static.json`` (risk parameters, gas units, costs, rewards).
         bands: the data checks' limits (:class:`trimtab.data.quality.Bands`).
 
@@ -170,10 +125,16 @@ class MarketData:
     as long as a caller holds them).
     """
 
-    def __init__(self, index: pd.DatetimeIndex, series: dict[str, Series], static: dict,
-                 bundle: Iterable[str] = (), bands=None, quality: dict | None = None, shared: dict | None = None):
-        self.index = index
-        self.epoch = index.as_unit("s").asi8.astype(np.int64)
+    def __init__(self, index, series: dict[str, Series], static: dict,
+                 bundle: Iterable[str] = (), bands=None, quality: Mapping | None = None, shared: dict | None = None):
+        # ``index``: the clock as int64 epoch seconds (what the loader builds), or a tz-aware
+        # ``pd.DatetimeIndex`` (a live feed's ticks, tests), kept as given.
+        if hasattr(index, "asi8"):
+            self._index = index
+            self.epoch = index.as_unit("s").asi8.astype(np.int64)
+        else:
+            self._index = None
+            self.epoch = np.asarray(index, dtype=np.int64)
         self.static = static
         self._series = series
         self._bundle = sorted(bundle)
@@ -191,8 +152,22 @@ class MarketData:
         self._fields: weakref.WeakValueDictionary[str, np.ndarray] = weakref.WeakValueDictionary()
         self._quar: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._clear: tuple[np.ndarray, np.ndarray] | None = None
-        self._last: dict[str, np.ndarray] = {}
+        # The last series' row-per-tick array only: a view loads a series' fields, age and
+        # quarantine one after another, and one array per series kept for the run's life held
+        # ~2 MB of the flagship's peak.
+        self._last: tuple[str, np.ndarray] | None = None
         self._good: dict[str, Series] = {}
+
+    @property
+    def index(self):
+        """The ticks as a tz-aware UTC ``pd.DatetimeIndex`` (hourly frequency when built from
+        the loader's clock), built on first use: it imports pandas."""
+        if self._index is None:
+            import pandas as pd  # only for callers that want pandas (reports, tests); never a run
+
+            idx = pd.to_datetime(self.epoch, unit="s", utc=True).as_unit("ns")
+            self._index = pd.DatetimeIndex(idx, freq="h") if _hourly(self.epoch) else idx
+        return self._index
 
     # -- lookup -----------------------------------------------------------------
     def series_names(self) -> list[str]:
@@ -215,19 +190,20 @@ class MarketData:
     def _last_index(self, s: Series) -> np.ndarray:
         """Per tick, the row index of the latest observation available at or before it (-1: none)."""
         key = s.name if s is self._series.get(s.name) else "\0good:" + s.name
-        k = self._last.get(key)
-        if k is None:
-            k = np.searchsorted(s.avail, self.epoch, side="right") - 1
-            self._last[key] = k
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        k = np.searchsorted(s.avail, self.epoch, side="right") - 1
+        self._last = (key, k)
         return k
 
     # -- data checks --------------------------------------------------------------
-    def quality(self) -> dict[str, SeriesQuality]:
-        """Per series, the checks of every raw row (:func:`trimtab.data.quality.assess`)."""
+    def quality(self) -> Mapping[str, SeriesQuality]:
+        """Per series, the checks of every raw row (:func:`trimtab.data.quality.assess`), each
+        series judged when first read (:class:`trimtab.data.quality.Checked`: a run reads a few)."""
         if self._quality is None:
             q = self._shared.get(self.bands)
             if q is None:
-                q = self._shared[self.bands] = assess(self._series, self.bands)
+                q = self._shared[self.bands] = Checked(self._series, self.bands)
             self._quality = q
         return self._quality
 
@@ -237,7 +213,8 @@ class MarketData:
         b = Bands.of(bands)
         if b == self.bands:
             return self
-        return MarketData(self.index, self._series, self.static, self._bundle, b, shared=self._shared)
+        return MarketData(self._index if self._index is not None else self.epoch, self._series, self.static, self._bundle, b,
+                          shared=self._shared)
 
     def _clean(self, name: str) -> Series:
         """The series restricted to its good rows (the series itself when every row is good)."""
@@ -295,7 +272,7 @@ class MarketData:
         return hit
 
     def field(self, name: str) -> np.ndarray:
-        """Values of ``"<series>.<column>"`` on the clock, float64, shape ``(len(index),)``.
+        """Values of ``"<series>.<column>"`` on the clock, float64, shape ``(len(epoch),)``.
 
         As-of (latest row available at or before each tick), NaN before the first;
         funding (event series): value only at its settlement tick, NaN elsewhere;
@@ -344,7 +321,7 @@ class MarketData:
     def age_hours(self, series: str) -> np.ndarray:
         """Hours since the latest good observation of ``series`` available at or before each tick.
 
-        float64, shape ``(len(index),)``; ``np.inf`` before the first observation.
+        float64, shape ``(len(epoch),)``; ``np.inf`` before the first observation.
         For daily interpolated indices this is the age of the previous daily sample,
         so a missing day shows. Compare against the native interval to detect staleness.
         """
@@ -365,7 +342,7 @@ class MarketData:
         """Native interval of ``series`` in hours (1 for bars, 8 for funding, 24 for daily)."""
         return self._get(series).interval_h
 
-    def coverage(self, series: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    def coverage(self, series: str) -> tuple[UtcTime, UtcTime]:
         """First and last availability time of ``series`` in the bundle (UTC)."""
         s = self._get(series)
         if s.avail.size == 0:
@@ -401,8 +378,9 @@ class MarketData:
             raise DataError(f"{_utc(ts)} is not on an hourly tick")
         i = (e - int(self.epoch[0])) // HOUR if self.epoch.size else -1
         if not 0 <= i < self.epoch.size:
-            raise DataError(f"{_utc(ts)} is outside the clock [{self.index[0] if len(self.index) else None}, "
-                            f"{self.index[-1] if len(self.index) else None}]")
+            n = self.epoch.size
+            raise DataError(f"{_utc(ts)} is outside the clock [{to_ts(self.epoch[0]) if n else None}, "
+                            f"{to_ts(self.epoch[-1]) if n else None}]")
         return int(i)
 
     def slice(self, start, end) -> MarketData:
@@ -411,15 +389,85 @@ class MarketData:
                           shared=self._shared)
 
     def __repr__(self) -> str:
-        span = f"{self.index[0]} .. {self.index[-1]}" if len(self.index) else "empty"
-        return f"MarketData({len(self._series)} series, {len(self.index)} hourly ticks, {span})"
+        n = self.epoch.size
+        span = f"{to_ts(self.epoch[0])} .. {to_ts(self.epoch[-1])}" if n else "empty"
+        return f"MarketData({len(self._series)} series, {n} hourly ticks, {span})"
 
 
-def _clock(start, end) -> pd.DatetimeIndex:
+def _hourly(epoch: np.ndarray) -> bool:
+    return epoch.size < 2 or bool(np.all(np.diff(epoch) == HOUR))
+
+
+def _clock(start, end) -> np.ndarray:
+    """int64 epoch seconds of every whole hour in [start, end] (start rounded up, end down)."""
     s, e = _utc(start).ceil("h"), _utc(end).floor("h")
     if s > e:
         raise DataError(f"empty clock: start {s} is after end {e}")
-    return pd.date_range(s, e, freq="h")
+    return np.arange(s.epoch, e.epoch + 1, HOUR, dtype=np.int64)
+
+
+def _to_numpy(col: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column as a new numpy array, what ``col.to_numpy()`` gives (nulls NaN; an integer
+    column with nulls as float64), except a timestamp column: int64 epoch seconds (floored;
+    NaT's integer where null). Read from the Arrow buffers: pyarrow's ``to_numpy`` imports
+    pandas (~0.4 s, ~75 MB), which a run never does. A column of any other type (a damaged
+    file: refused later) goes through ``to_numpy``."""
+    t = col.type
+    ts = pa.types.is_timestamp(t)
+    if ts:
+        dt = np.dtype(np.int64)
+    elif pa.types.is_float32(t) or pa.types.is_float64(t):
+        dt = np.dtype(f"f{t.bit_width // 8}")
+    elif pa.types.is_integer(t):
+        dt = np.dtype(f"{'i' if pa.types.is_signed_integer(t) else 'u'}{t.bit_width // 8}")
+    else:
+        return col.to_numpy()
+    parts, valid = [], []
+    for ch in col.chunks:
+        n = len(ch)
+        bufs = ch.buffers()
+        parts.append(np.frombuffer(bufs[1], dtype=dt, count=n, offset=ch.offset * dt.itemsize) if n else np.empty(0, dt))
+        if ch.null_count:   # Arrow's validity bitmap, least significant bit first
+            bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little")
+            valid.append(bits[ch.offset:ch.offset + n].astype(bool))
+        else:
+            valid.append(np.ones(n, dtype=bool))
+    out = np.concatenate(parts) if parts else np.empty(0, dt)
+    ok = np.concatenate(valid) if valid else np.ones(0, dtype=bool)
+    if ts:
+        out = out // {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[t.unit]
+        out[~ok] = np.iinfo(np.int64).min
+        return out
+    if not ok.all():
+        out = out.astype(np.float64)
+        out[~ok] = np.nan
+    return out
+
+
+def _read_parquet(path: Path, keep) -> pa.Table:
+    """The columns ``n`` of the Parquet file at ``path`` with ``keep(n)``, in file order.
+
+    One small file: the plain reader, one thread, only the columns used (``pq.read_table`` goes
+    through the dataset layer and a thread pool: ~5x the time and ~15 MB RSS here). The reader
+    is pyarrow's ``ParquetReader`` itself, which ``pq.ParquetFile`` wraps: importing
+    ``pyarrow.parquet`` also loads pyarrow's remote filesystems (S3, GCS, Azure, HDFS), ~18 MB
+    of a run's RSS for a local file. Falls back to ``pq.ParquetFile`` if that module moves.
+
+    Raises whatever pyarrow raises for a missing or damaged file (the caller words it)."""
+    try:
+        from pyarrow._parquet import ParquetReader
+    except ImportError:   # another pyarrow layout: the public reader, the same table
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as pf:
+            return pf.read(columns=[n for n in pf.schema_arrow.names if keep(n)], use_threads=False)
+    reader = ParquetReader()
+    reader.open(str(path), pre_buffer=True)   # as pq.ParquetFile opens it
+    try:
+        wanted = [reader.column_name_idx(n) for n in reader.schema_arrow.names if keep(n)]
+        return reader.read_all(column_indices=wanted, use_threads=False)
+    finally:
+        reader.close()
 
 
 def _read_series(path: Path, meta: dict) -> Series:
@@ -427,12 +475,8 @@ def _read_series(path: Path, meta: dict) -> Series:
         raise DataError(f"bundle file missing: {path}; rebuild with "
                         "`trimtab data build --raw ../shared/data --out data`")
     try:   # a data directory given with TRIMTAB_DATA is read as untrusted data
-        # One small file: the plain reader, one thread, only the columns used. pq.read_table goes
-        # through the dataset layer and a thread pool, which cost ~5x the time and ~15 MB RSS here.
-        with pq.ParquetFile(path) as pf:
-            wanted = [n for n in pf.schema_arrow.names if n in ("avail", "ts") or n in meta["columns"]]
-            table = pf.read(columns=wanted, use_threads=False)
-        cols = {n: table.column(n).to_numpy() for n in table.column_names}
+        table = _read_parquet(path, lambda n: n in ("avail", "ts") or n in meta["columns"])
+        cols = {n: _to_numpy(table.column(n)) for n in table.column_names}
         if "avail" not in cols:
             raise DataError(f"{path}: no 'avail' column")
         avail = epochs(cols.pop("avail"))
@@ -503,11 +547,17 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
             raise DataError(f"unknown series {n!r} in bundle {d}{hint}")
     loaded: dict[str, Series] = {}
     pool = pa.default_memory_pool()
+    # The file's Arrow buffers and the reader's scratch (decompression, decoded pages) are free
+    # after each file. A pooling allocator (mimalloc, jemalloc) keeps them: hand the pages back
+    # before the next file (the bundle's load peaked ~27 MB higher without it). The system
+    # allocator (what `trimtab` selects, cli/main.py) reuses them itself, and its release is a
+    # malloc_trim over the whole heap (~0.6 ms a file): once at the end, peak +1.5 MB.
+    per_file = pool.backend_name != "system"
     for n in names:
         loaded[n] = _read_series(d / catalog[n]["file"], catalog[n])
-        # The file's Arrow buffers and the reader's scratch (decompression, decoded pages) are
-        # free now; hand the pages back before the next file (the bundle's load peaked ~13 MB
-        # higher, and stayed ~5 MB higher, without it).
+        if per_file:
+            pool.release_unused()
+    if not per_file:
         pool.release_unused()
     spath = d / "static.json"
     try:

@@ -6,13 +6,13 @@ books them) and by config validation (a malformed flows file is refused at the c
 """
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import TrimtabError
+from ..timeutil import UtcTime, utc
 
 
 class FlowError(TrimtabError):
@@ -21,7 +21,7 @@ class FlowError(TrimtabError):
 
 @dataclass(frozen=True)
 class Flow:
-    time: pd.Timestamp
+    time: UtcTime
     amount: float  # share class; math.inf for "withdraw all" (stored negative)
 
     @property
@@ -38,24 +38,30 @@ def parse_flow(text: str, where: str = "--flow") -> Flow:
 
 
 def read_flows(path: Path) -> list[Flow]:
-    """Read a flows CSV (``time,amount``). Raises FlowError naming the row."""
+    """Read a flows CSV (``time,amount``; blank lines skipped, a missing field is empty) with the
+    csv module. Raises FlowError naming the file and row (the header is row 1)."""
     try:
-        df = pd.read_csv(path, dtype=str)
-    except (OSError, pd.errors.ParserError) as e:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [(k, r) for k, r in enumerate(csv.reader(f), 1) if r]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise FlowError(f"{path}: cannot read flows file: {e}") from None
-    if list(df.columns[:2]) != ["time", "amount"]:
-        raise FlowError(f"{path}: expected columns time,amount; got {','.join(df.columns)}")
-    return [Flow(_time(r.time, f"{path}:{i + 2}"), _amount(r.amount, f"{path}:{i + 2}")) for i, r in enumerate(df.itertuples())]
+    header = rows[0][1] if rows else []
+    if header[:2] != ["time", "amount"]:
+        raise FlowError(f"{path}: expected columns time,amount; got {','.join(header)}")
+    out = []
+    for k, r in rows[1:]:
+        r = r + [""] * (2 - len(r))
+        out.append(Flow(_time(r[0], f"{path}:{k}"), _amount(r[1], f"{path}:{k}")))
+    return out
 
 
-def _time(t: str, where: str) -> pd.Timestamp:
+def _time(t: str, where: str) -> UtcTime:
+    # "", "nan", "NaT" read as no time (NotATime, a ValueError): refused, never a flow that
+    # compares false with every tick.
     try:
-        ts = pd.Timestamp(str(t).strip())
+        return utc(str(t).strip())
     except (ValueError, TypeError, OverflowError):
         raise FlowError(f"{where}: unparsable time {t!r}") from None
-    if ts is pd.NaT:  # "", "nan", "NaT" parse to NaT, which compares false with every tick
-        raise FlowError(f"{where}: unparsable time {t!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _amount(a: str, where: str) -> float:

@@ -13,11 +13,108 @@ Bad data (trimtab.data.quality): the columns hold only values that passed the da
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
+from ..timeutil import UtcTime
 from .feed import DataError, MarketData
 from .quality import REASONS
+
+
+def float_list(values: np.ndarray, distinct: bool = False) -> list[float]:
+    """``values.tolist()``: the same Python floats, bit for bit (NaN payloads and -0.0 kept), but
+    one float object shared by each run of equal values (``distinct``: by all equal values).
+
+    A run's view holds ~70 columns of the window's ticks as lists (a list read is the cheapest
+    read in the hot loop); a float object is 24 bytes behind its 8-byte slot, and as-of fields
+    repeat a value for hours (rates, indices between samples, NaN of event series), ages take a
+    few dozen values. Sharing them keeps ~10 MB off the flagship's peak.
+
+    Args:
+        values: float64, shape (n,). distinct: share across the whole column (ages), not only
+            consecutive runs (a sort: only worth it for few distinct values).
+    """
+    a = np.ascontiguousarray(values, dtype=np.float64)
+    if a.size == 0:
+        return []
+    bits = a.view(np.int64)   # equal bits, not ==: 0.0 and -0.0 stay apart, NaN joins NaN
+    if distinct:
+        uniq, which = np.unique(bits, return_inverse=True)
+        objs = uniq.view(np.float64).tolist()
+    else:
+        new = np.empty(a.size, dtype=bool)
+        new[0] = True
+        np.not_equal(bits[1:], bits[:-1], out=new[1:])
+        objs = a[new].tolist()
+        which = np.cumsum(new) - 1
+    return list(map(objs.__getitem__, which.tolist()))
+
+
+class Columns(dict):
+    """name -> list of floats per tick, each list built when first read (``cols[name]``,
+    ``cols.get(name)``) by ``build(name)`` and then kept: the same list object for the view's
+    life. ``name in cols`` is True for every added name, built or not; iterating, ``len`` and
+    ``items()`` see only the built ones (:meth:`build_all` builds the rest).
+
+    Args:
+        build: ``name -> list[float]`` (the view's column or age of that name).
+    """
+
+    def __init__(self, build):
+        super().__init__()
+        self._build = build
+        self._pending: set[str] = set()
+
+    def add(self, name: str) -> None:
+        """Register ``name``, built on its first read."""
+        if not dict.__contains__(self, name):
+            self._pending.add(name)
+
+    def names(self) -> set[str]:
+        """Every added name, built or not."""
+        return set(dict.keys(self)) | self._pending
+
+    def build_all(self) -> None:
+        """Build every name not read yet."""
+        for name in sorted(self._pending):
+            self[name]
+
+    def __missing__(self, name: str) -> list[float]:
+        if name not in self._pending:
+            raise KeyError(name)
+        col = self._build(name)
+        dict.__setitem__(self, name, col)
+        self._pending.discard(name)
+        return col
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in self._pending
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+class TickTimes(Sequence):
+    """A view's tick times, ``times[i]`` the :class:`trimtab.timeutil.UtcTime` of ``epoch[i]``
+    (a slice: a list of them), made when read from the view's ``epoch`` list, so they grow with
+    it (:meth:`MarketView.extend`). A list of every tick's datetime held ~1 MB for a run that
+    reads a few of them (a plan's time, a quarantine note)."""
+
+    def __init__(self, epoch: list[int]):
+        self._epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._epoch)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            of = UtcTime.of_epoch
+            return [of(e) for e in self._epoch[i]]
+        return UtcTime.of_epoch(self._epoch[i])
 
 
 def series_of(field: str) -> str:
@@ -38,11 +135,15 @@ class MarketView:
 
     def __init__(self, data: MarketData, fields: set[str]):
         self.data = data
-        self.times = list(data.index)
-        self.epoch = [int(x) for x in data.epoch]
-        self.n = len(self.times)
-        self.cols: dict[str, list[float]] = {}
-        self.ages: dict[str, list[float]] = {}
+        # Each tick's time as a datetime (trimtab.timeutil.UtcTime), not a Timestamp: pandas
+        # stays out of a run; made when read, from ``epoch`` (TickTimes).
+        self.epoch = data.epoch.tolist()
+        self.times = TickTimes(self.epoch)
+        self.n = len(self.epoch)
+        # Built on first read (Columns): a strategy's venues list fields a run may never read
+        # (half the flagship's), ~5 MB of its peak as lists.
+        self.cols = Columns(lambda f: float_list(self.data.field(f)))
+        self.ages = Columns(lambda s: float_list(self.data.age_hours(s), distinct=True))
         self.absent: set[str] = set()
         self._fresh: dict[tuple[str, float], list[bool]] = {}
         self.quar: dict[str, list[int]] = {}        # series -> reason code per tick (only series with faults)
@@ -55,14 +156,16 @@ class MarketView:
         catalog lists an instrument with no data, e.g. an OKX BTC perp) is remembered as
         absent: reading it raises DataError, it never reads as a value."""
         have = set(self.data.series_names())
-        for f in sorted(set(fields) - set(self.cols) - self.absent):
+        for f in sorted(set(fields) - self.cols.names() - self.absent):
             s = series_of(f)
             if s not in have:
                 self.absent.add(f)
                 continue
-            self.cols[f] = self.data.field(f).tolist()
+            if f.rpartition(".")[2] not in self.data.fields(s):
+                self.data.field(f)   # raises the DataError (close matches) here, not at a first read
+            self.cols.add(f)
             if s not in self.ages:
-                self.ages[s] = self.data.age_hours(s).tolist()
+                self.ages.add(s)
                 self._add_quarantine(s, self.data, 0)
 
     def _add_quarantine(self, s: str, data: MarketData, first: int) -> None:
@@ -79,6 +182,10 @@ class MarketView:
         s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
         q = self.quar.get(s)
         return bool(q and q[self.i if i is None else i])
+
+    def quarantined_ticks(self) -> list[int]:
+        """The ticks of the view at which :meth:`quarantined_at` is not empty, ascending."""
+        return sorted(t for t, rows in self._qrows.items() if rows and 0 <= t < self.n)
 
     def quarantined_at(self, i: int) -> list[tuple[str, str, float, str]]:
         """``(series, field, faulty value, reason)`` of every loaded series quarantined at tick ``i``."""
@@ -108,11 +215,13 @@ class MarketView:
             DataError: the ticks do not continue the clock hour by hour.
         """
         first = self.n
+        # Every column grows from here on: the ones not read yet are built first, on the old clock.
+        self.cols.build_all()
+        self.ages.build_all()
         ticks = ticks.with_checks(self.data.bands)
         new = [int(x) for x in ticks.epoch]
         if new and self.epoch and new[0] != self.epoch[-1] + 3600:
-            raise DataError(f"ticks starting {ticks.index[0]} do not continue the clock after {self.times[-1]}")
-        self.times.extend(ticks.index)
+            raise DataError(f"ticks starting {UtcTime.of_epoch(new[0])} do not continue the clock after {self.times[-1]}")
         self.epoch.extend(new)
         self.n += len(new)
         for f, col in self.cols.items():
@@ -199,9 +308,17 @@ class MarketView:
             return [False] * self.n
         ages = self.ages[series_of(field)]
         q = self.quar.get(series_of(field))
+        vals = self.cols[field]
+        if not isinstance(max_age_h, (int, float)):  # compared per tick as before (and raising there)
+            if q:
+                return [not math.isnan(v) and a <= max_age_h and not c for v, a, c in zip(vals, ages, q)]
+            return [not math.isnan(v) and a <= max_age_h for v, a in zip(vals, ages)]
+        # As arrays: a value, fresh enough, not quarantined (zip's length: the shortest list)
+        n = min(len(vals), len(ages), len(q)) if q else min(len(vals), len(ages))
+        ok = ~np.isnan(np.asarray(vals[:n], dtype=np.float64)) & (np.asarray(ages[:n], dtype=np.float64) <= max_age_h)
         if q:
-            return [not math.isnan(v) and a <= max_age_h and not c for v, a, c in zip(self.cols[field], ages, q)]
-        return [not math.isnan(v) and a <= max_age_h for v, a in zip(self.cols[field], ages)]
+            ok &= np.asarray(q[:n]) == 0
+        return ok.tolist()
 
     def require(self, field: str, i: int | None = None) -> float:
         """Value of ``field``; raises DataError rather than returning NaN."""
@@ -209,7 +326,7 @@ class MarketView:
             v = self.cols[field][self.i if i is None else i]
         except KeyError:
             raise DataError(f"{field}: no such series in the bundled data") from None
-        if v != v:  # NaN (columns hold floats only: MarketData.field(...).tolist())
+        if v != v:  # NaN (columns hold floats only: float_list(MarketData.field(...)))
             j = self.i if i is None else i
             t = self.times[j]
             if self.quarantined(field, j):

@@ -23,14 +23,22 @@ trading costs, so expect a baseline that loses money after fees.)
 """
 from __future__ import annotations
 
+import csv
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..errors import TrimtabError
 from ..templates.registry import template_for
+from ..timeutil import utc
+from .clock import to_ts
+
+if TYPE_CHECKING:   # pandas only for the baseline generator (scripts/make_signals.py), never a run
+    import pandas as pd
 
 SIDES = {"long": 1.0, "short": -1.0, "neutral": 0.0}
 
@@ -39,58 +47,119 @@ class SignalError(TrimtabError):
     """A malformed signal file; the message names the file, row and problem."""
 
 
-def read_signals(path: Path) -> pd.DataFrame:
-    """Read and check a signal file. Returns a frame indexed by UTC timestamp with columns
-    ``side`` (-1/0/1), ``confidence`` and ``sd``.
+@dataclass(frozen=True)
+class Signals:
+    """A checked signal file, rows in time order, each array shape (n,): ``epoch`` (int64 epoch
+    seconds, UTC, strictly increasing), ``side`` (-1/0/1), ``confidence`` (0..1) and ``sd``."""
+
+    epoch: np.ndarray
+    side: np.ndarray
+    confidence: np.ndarray
+    sd: np.ndarray
+
+
+#: The one timestamp spelling numpy parses for a whole column at once (``2024-01-08T01:00:00Z``).
+_PLAIN_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def read_signals(path: Path) -> Signals:
+    """Read and check a signal file with the csv module (blank lines skipped; a short row's
+    missing fields are empty). Floats read as Python's ``float`` (correctly rounded); times as
+    :func:`trimtab.timeutil.utc` (naive = UTC).
 
     Raises:
-        SignalError: missing columns, an unknown signal value, confidence outside [0, 1], a
-            negative or missing sd, unparsable or duplicate timestamps.
+        SignalError: an unreadable file, missing columns, an unknown signal value, confidence
+            outside [0, 1], a negative or missing sd, unparsable or duplicate timestamps; a
+            row is named ``path:line`` counting the header as line 1.
     """
     try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as e:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise SignalError(f"{path}: cannot read signal file: {e}") from None
+    header = rows[0] if rows else []
     need = {"timestamp", "signal", "confidence", "sd"}
-    if not need <= set(df.columns):
-        raise SignalError(f"{path}: missing column(s) {sorted(need - set(df.columns))}; expected {sorted(need)}")
-    ts = pd.to_datetime(df["timestamp"], utc=True, errors="coerce")
-    for i in np.flatnonzero(ts.isna().to_numpy())[:1]:
-        raise SignalError(f"{path}:{i + 2}: unparsable timestamp {df['timestamp'].iloc[i]!r}")
-    bad = ~df["signal"].isin(list(SIDES))
-    for i in np.flatnonzero(bad.to_numpy())[:1]:
-        raise SignalError(f"{path}:{i + 2}: signal {df['signal'].iloc[i]!r} is not one of long, short, neutral")
-    conf = pd.to_numeric(df["confidence"], errors="coerce")
-    for i in np.flatnonzero((conf.isna() | (conf < 0) | (conf > 1)).to_numpy())[:1]:
-        raise SignalError(f"{path}:{i + 2}: confidence {df['confidence'].iloc[i]!r} must be a number in [0, 1]")
-    sd = pd.to_numeric(df["sd"], errors="coerce")
-    for i in np.flatnonzero((sd.isna() | (sd < 0)).to_numpy())[:1]:
-        raise SignalError(f"{path}:{i + 2}: sd {df['sd'].iloc[i]!r} must be a non-negative number")
-    out = pd.DataFrame({"side": df["signal"].map(SIDES).to_numpy(), "confidence": conf.to_numpy(), "sd": sd.to_numpy()},
-                       index=pd.DatetimeIndex(ts))
-    dup = out.index.duplicated()
-    if dup.any():
-        raise SignalError(f"{path}: duplicate timestamp {out.index[dup][0]}")
-    return out.sort_index()
+    if not need <= set(header):
+        raise SignalError(f"{path}: missing column(s) {sorted(need - set(header))}; expected {sorted(need)}")
+    width = len(header)
+    for k, r in enumerate(rows[1:]):
+        if len(r) > width:
+            raise SignalError(f"{path}: cannot read signal file: row {k + 2} has {len(r)} fields, the header {width}")
+    col = {name: header.index(name) for name in need}
+    body = [r + [""] * (width - len(r)) for r in rows[1:]]
+    ts_text = [r[col["timestamp"]] for r in body]
+    epoch = _epochs(ts_text)
+    for i in np.flatnonzero(epoch == _NAT)[:1]:
+        raise SignalError(f"{path}:{i + 2}: unparsable timestamp {ts_text[i]!r}")
+    sig = [r[col["signal"]] for r in body]
+    for i, v in enumerate(sig):
+        if v not in SIDES:
+            raise SignalError(f"{path}:{i + 2}: signal {v!r} is not one of long, short, neutral")
+    conf_text, sd_text = [r[col["confidence"]] for r in body], [r[col["sd"]] for r in body]
+    conf, sd = _floats(conf_text), _floats(sd_text)
+    for i in np.flatnonzero(np.isnan(conf) | (conf < 0) | (conf > 1))[:1]:
+        raise SignalError(f"{path}:{i + 2}: confidence {conf_text[i]!r} must be a number in [0, 1]")
+    for i in np.flatnonzero(np.isnan(sd) | (sd < 0))[:1]:
+        raise SignalError(f"{path}:{i + 2}: sd {sd_text[i]!r} must be a non-negative number")
+    side = np.array([SIDES[v] for v in sig], dtype=np.float64)
+    order = np.argsort(epoch, kind="stable")
+    epoch, side, conf, sd = epoch[order], side[order], conf[order], sd[order]
+    dup = np.flatnonzero(np.diff(epoch) == 0)
+    if dup.size:
+        raise SignalError(f"{path}: duplicate timestamp {to_ts(epoch[dup[0]])}")
+    return Signals(epoch, side, conf, sd)
 
 
-def align(signals: pd.DataFrame, epoch: list[int], max_age_h: float = 1.0) -> tuple[list[float], list[float], list[float]]:
+_NAT = np.iinfo(np.int64).min
+
+
+def _epochs(text: list[str]) -> np.ndarray:
+    """Epoch seconds of each time (``_NAT`` where it does not parse): a column written as the
+    baseline writes it in one numpy call, any other spelling one :func:`utc` at a time."""
+    if all(_PLAIN_UTC.fullmatch(t) for t in text):
+        try:
+            return np.array([t[:-1] for t in text], dtype="datetime64[s]").astype(np.int64)
+        except ValueError:
+            pass  # e.g. month 13: found row by row below
+    out = np.empty(len(text), dtype=np.int64)
+    for i, t in enumerate(text):
+        try:
+            out[i] = utc(t).epoch
+        except (ValueError, TypeError, OverflowError):
+            out[i] = _NAT
+    return out
+
+
+def _floats(text: list[str]) -> np.ndarray:
+    """Each field as a float, NaN where it is not a number (as ``pd.to_numeric(errors="coerce")``)."""
+    out = np.empty(len(text), dtype=np.float64)
+    for i, t in enumerate(text):
+        try:
+            out[i] = float(t)
+        except ValueError:
+            out[i] = math.nan
+    return out
+
+
+def align(signals: Signals, epoch: list[int], max_age_h: float = 1.0) -> tuple[list[float], list[float], list[float]]:
     """(side, confidence, sd) per tick: the latest signal at or before each tick, neutral
     (0, 0, nan) when none is younger than ``max_age_h``."""
-    t = signals.index.as_unit("s").asi8.astype(np.int64)  # pandas may store us or ns: ask for seconds
+    t = signals.epoch
     ticks = np.asarray(epoch, dtype=np.int64)
     pos = np.searchsorted(t, ticks, side="right") - 1
     ok = (pos >= 0) & (ticks - t[np.maximum(pos, 0)] <= max_age_h * 3600)
     p = np.maximum(pos, 0)
-    side = np.where(ok, signals["side"].to_numpy()[p], 0.0)
-    conf = np.where(ok, signals["confidence"].to_numpy()[p], 0.0)
-    sd = np.where(ok, signals["sd"].to_numpy()[p], np.nan)
+    side = np.where(ok, signals.side[p], 0.0)
+    conf = np.where(ok, signals.confidence[p], 0.0)
+    sd = np.where(ok, signals.sd[p], np.nan)
     return side.tolist(), conf.tolist(), sd.tolist()
 
 
 def baseline(close: pd.Series) -> pd.DataFrame:
     """The baseline momentum signal (module docstring) for an hourly close series indexed by
     the time each close became available. Returns the signal-file frame (timestamp column)."""
+    import pandas as pd
+
     lr = np.log(close).diff()
     lookback = 168
     r = np.log(close / close.shift(lookback))

@@ -14,7 +14,8 @@ from .window import new_run_id, resolve_window
 
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                  run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
-                 flows: list[Flow] | None = None, overwrite: bool = False, journal: str = "slim") -> RunResult:
+                 flows: list[Flow] | None = None, overwrite: bool = False, journal: str = "slim",
+                 bulk: bool = True) -> RunResult:
     """Run ``strategy`` over the bundled real data and write ``<out>/<run_id>/``.
 
     The run directory is owned by this call for the run's life (:func:`trimtab.runs.claim`): a
@@ -32,6 +33,8 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             generated, :func:`new_run_id`); ``overwrite``: replace a finished backtest of that id.
         journal: "slim" (no per-tick rule trace: ``trimtab explain`` recomputes it) or "full"
             (the trace as JSON every tick); see :mod:`trimtab.engine.journal`. ValueError otherwise.
+        bulk: process the quiet spans at once (:mod:`trimtab.engine.quiet`; the same results as
+            False, which steps every tick).
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
@@ -43,10 +46,6 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     start, end = resolve_window(strategy, data, start, end)
     with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned:
         engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions,
-                        journal_mode=journal)
-        n = engine.view.n
-        for i in range(n):
-            engine.step(i)
-            if progress and (i % 200 == 0 or i == n - 1):
-                progress(i + 1, n)
+                        journal_mode=journal, bulk=bulk)
+        engine.run_until(engine.view.n, progress)
         return engine.finish()

@@ -96,6 +96,7 @@ class Executor:
         self.last_failure: str | None = None
         self.failed_at: int | None = None
         self.counts = {"plans": 0, "instructions": 0, "failed_plans": 0}
+        self._touched: dict[str, tuple[str, ...]] = {}  # leg key -> the keys apply() values (_touch)
 
     # ------------------------------------------------------------------ plan lifecycle
     @property
@@ -191,16 +192,27 @@ class Executor:
 
     # ------------------------------------------------------------------ applying fills
     def apply(self, fill: Fill, price: float | None = None, record: bool = True) -> Fill:
-        """Apply ``fill`` to the book at this tick's prices; set and book its equity impact."""
-        # Ordered (legs first, then perp margins), not a set: the sums below would otherwise
-        # follow PYTHONHASHSEED and differ in their last digits from one process to the next.
-        keys = dict.fromkeys(leg.key for leg in fill.legs)
-        for leg in fill.legs:
-            if self.px.info[leg.key].ptype == "Perp":
-                keys[f"{self.px.info[leg.key].venue}:Margin:USDT"] = None
-        before = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)
-        self.book.apply(fill, price)
-        after = sum(self.px.value(k, self.book.qty(k), self.book.entry.get(k, 0.0)) for k in keys)
+        """Apply ``fill`` to the book at this tick's prices; set and book its equity impact:
+        the value (share class) of every key it touches after minus before, the touched keys
+        being its legs' and, for a perp leg, its venue's ``Margin:USDT`` (realised P&L lands
+        there). Raises KeyError for a leg on a key the strategy does not hold (px.info)."""
+        legs = fill.legs
+        if len(legs) == 1:  # funding, gas, arrivals: the keys of a one-leg fill, cached
+            keys = self._touched.get(legs[0].key) or self._touch(legs[0].key)
+        else:
+            # Ordered (legs first, then perp margins), not a set: the sums below would otherwise
+            # follow PYTHONHASHSEED and differ in their last digits from one process to the next.
+            keys = dict.fromkeys(leg.key for leg in legs)
+            for leg in legs:
+                touched = self._touched.get(leg.key) or self._touch(leg.key)
+                if len(touched) > 1:
+                    keys[touched[1]] = None
+        book, value = self.book, self.px.value
+        bal, entry = book.bal, book.entry
+        before = sum([value(k, bal.get(k, 0.0), entry.get(k, 0.0)) for k in keys])
+        book.apply(fill, price)
+        bal, entry = book.bal, book.entry
+        after = sum([value(k, bal.get(k, 0.0), entry.get(k, 0.0)) for k in keys])
         fill.impact = after - before
         if record and self._staged is not None:
             self._staged.append((fill, price))  # booked once the gateway has the step
@@ -208,6 +220,15 @@ class Executor:
             self.attr.book_fill(fill)
             self.on_fill(fill)
         return fill
+
+    def _touch(self, key: str) -> tuple[str, ...]:
+        """The keys a one-leg fill on ``key`` touches, in :meth:`apply`'s order: ``(key,)``, or
+        ``(key, venue margin key)`` for a perp; kept per key (instruments and venues are static).
+        Raises KeyError for a key the strategy does not hold."""
+        inf = self.px.info[key]
+        out = (key, f"{inf.venue}:Margin:USDT") if inf.ptype == "Perp" else (key,)
+        self._touched[key] = out
+        return out
 
     def _record(self, fills: list) -> None:
         for f, _ in fills:

@@ -13,13 +13,12 @@ unit and are not distorted by flows.
 """
 from __future__ import annotations
 
-import pandas as pd
-
 from ..data.flows import Flow, FlowError, parse_flow, read_flows  # noqa: F401 (the engine's flow API)
+from ..timeutil import utc
 
 
-def check_window(flows: list[Flow], start: pd.Timestamp, end: pd.Timestamp, where: str = "--flow") -> None:
-    """Refuse a flow outside the run's window ``[start, end]`` (UTC), which would never happen.
+def check_window(flows: list[Flow], start, end, where: str = "--flow") -> None:
+    """Refuse a flow outside the run's window ``[start, end]`` (UTC datetimes), which would never happen.
 
     Raises:
         FlowError: naming the flow's time and the window.
@@ -77,7 +76,7 @@ class CapitalFlows:
         Raises:
             ValueError: a flow time that does not parse, or ``next`` outside the flows.
         """
-        flows = [Flow(pd.Timestamp(f["time"]).tz_convert("UTC"), f["amount"]) for f in snap["flows"]]
+        flows = [Flow(utc(f["time"]), f["amount"]) for f in snap["flows"]]
         if not 0 <= snap["next"] <= len(flows):
             raise ValueError(f"cflows.next {snap['next']} is outside the {len(flows)} flows")
         self.__dict__.update({k: snap[k] for k in ("next", "units", "pending_deposit", "pending_withdrawal", "withdraw_all", "net")})

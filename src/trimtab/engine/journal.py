@@ -27,9 +27,12 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable
+from itertools import compress, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from ..runs import RunError
 from ..secrets import scrubbing
@@ -284,10 +287,21 @@ class Journal:
                                    step.operation or step.instructions[0].operation, int(step.bundle), step.description, detail, text))
 
     def fill(self, f, time: str) -> int:
+        """One fill row (:class:`trimtab.accounting.book.Fill`, applied: ``impact`` set) at ISO
+        ``time``; gives it the journal's next fill id (``f.id``) and returns it."""
         self._fill_id += 1
         f.id = self._fill_id
-        legs = [[l.key, l.delta, l.amount] for l in f.legs]
-        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, _legs_text(legs), f.note))
+        try:
+            enc = self._legs_json
+        except AttributeError:  # the first fill of this journal
+            from .legs_json import legs_json as enc
+            self._legs_json = enc
+        # A backtest journals thousands of funding fills: their legs text is built directly
+        # (the same characters as _legs_text); anything unusual goes through _legs_text.
+        text = enc(f.legs)
+        if text is None:
+            text = _legs_text([[l.key, l.delta, l.amount] for l in f.legs])
+        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, text, f.note))
         return f.id
 
     def ledger(self, tick: int, time: str, amounts: dict[str, float]) -> None:
@@ -306,6 +320,57 @@ class Journal:
         if any(row):
             self._add("ledger", (tick, *row))
 
+    def ledger_covers(self, categories: set[str]) -> bool:
+        """Whether :meth:`ledger_span` can write rows of these categories (each has its column)."""
+        return not self._lnarrow and categories <= self._lset
+
+    def ledger_span(self, first: int, amounts: dict[str, list]) -> bool:
+        """The ledger rows of ticks ``first, first + 1, ...`` given as columns (category -> one
+        amount per tick, None where the tick has none; :meth:`Attribution.add_span`): the rows
+        :meth:`ledger` writes tick by tick. Returns False, writing nothing, when a category
+        has no column yet or the ledger is the old narrow one (the caller goes tick by tick)."""
+        if not self.ledger_covers(amounts.keys()):
+            return False
+        k = len(next(iter(amounts.values()))) if amounts else 0
+        none = [None] * k
+        cols = [amounts.get(c) or none for c in self._lcols]  # lists: each is read twice below
+        rows = self.buf["ledger"]
+        # no row for a tick whose every amount is zero or None, as ledger() does
+        rows.extend(compress(zip(range(first, first + k), *cols), map(any, zip(*cols))))
+        if len(rows) >= self.flush_every:
+            self.flush()
+        return True
+
+    def keep_columns(self, names: list[str], n: int) -> None:
+        """Also keep the metrics ``names`` of ticks ``0 .. n - 1`` as float64 arrays as they
+        are journaled (:meth:`kept_columns`), so the run's ``equity.csv`` need not read the
+        journal back."""
+        self._kept = {k: np.full(n, np.nan) for k in names}
+        self._kept_seen = np.zeros(n, dtype=bool)
+
+    def kept_columns(self, n: int) -> dict[str, np.ndarray] | None:
+        """The kept metrics (:meth:`keep_columns`) of ticks ``0 .. n - 1`` as :func:`read_metrics`
+        would read them back from the closed journal (NaN where the tick lacks the metric;
+        -0.0 as SQLite stores it, 0.0), or None unless every one of those ticks was journaled
+        here exactly as it was computed (a resumed run's ticks were not)."""
+        kept = self._kept
+        if kept is None or n > self._kept_seen.shape[0] or not self._kept_seen[:n].all():
+            return None
+        return {k: v[:n] + 0.0 for k, v in kept.items()}  # -0.0 + 0.0 is 0.0
+
+    def _keep(self, tick: int, m: dict[str, float]) -> None:
+        kept = self._kept
+        if tick >= self._kept_seen.shape[0]:  # a live run grew its window: read the journal
+            self._kept = None
+            return
+        nan = math.nan
+        for k, col in kept.items():
+            v = m.get(k, nan)
+            col[tick] = nan if v is None or v == ABSENT else v
+        self._kept_seen[tick] = True
+
+    _kept: dict[str, np.ndarray] | None = None
+
     def metrics(self, tick: int, time: str, state: str, m: dict[str, float]) -> None:
         """The tick's metrics, one REAL column each (read back with :func:`metrics_at`).
 
@@ -315,6 +380,8 @@ class Journal:
         missing one: :data:`ABSENT`) takes :meth:`_metrics_slow`. SQLite stores NaN as NULL.
         The row also holds the tick's :meth:`decision`."""
         head = (tick, time, state) if self._legacy else (tick, time, state, *self._decision_cols(tick, state, m))
+        if self._kept is not None:
+            self._keep(tick, m)
         get = self._mget
         if get is not None and len(m) == self._mlen:
             try:
@@ -325,6 +392,54 @@ class Journal:
             except KeyError:
                 pass
         self._metrics_slow(head, m)
+
+    @property
+    def spans_ok(self) -> bool:
+        """Whether :meth:`quiet_span` can write here: slim mode, a journal with the decisions view."""
+        return not (self._legacy or self._full)
+
+    def quiet_span(self, first: int, times: list[str], state: str, cols: dict[str, object], series: list[tuple]) -> None:
+        """The rows of a quiet span (:mod:`trimtab.engine.quiet`), ticks ``first, first + 1, ...``
+        (``times``: their ISO times): at each, the machine stayed in ``state`` and took nothing
+        (the decision columns of a :meth:`decision` without a transition whose rules saw the
+        journaled metrics), ``cols`` the metrics (name -> a float64 array over the ticks, or one
+        float for all) and ``series`` the (tick, equity, NAV, eETH) rows. The same rows as
+        :meth:`decision` + :meth:`metrics` + :meth:`series_row` tick by tick: through the row
+        order of the columns the journal has when the names are exactly those, else one
+        :meth:`metrics` row at a time.
+
+        Raises:
+            ValueError: a legacy journal (its own decisions table) or full mode: tick by tick only.
+        """
+        if not self.spans_ok:
+            raise ValueError("a quiet span is journaled in slim mode only")
+        n = len(times)
+        head = (state, None, None, None, None, None)
+        # an array's elements as Python floats (the values a per-tick dict holds)
+        lists = {}
+        for k, v in cols.items():
+            x = v.tolist() if hasattr(v, "tolist") else v
+            lists[k] = x if isinstance(x, list) else [x] * n
+        kept = self._kept
+        if kept is not None:
+            if first + n > self._kept_seen.shape[0]:
+                self._kept = None
+            else:
+                for k, col in kept.items():
+                    col[first:first + n] = cols.get(k, math.nan)
+                self._kept_seen[first:first + n] = True
+        # every metric still without a column is 0.0 at every tick (as arrays: one C loop each)
+        zero = all(k in cols and bool(np.all(np.asarray(cols[k]) == 0.0)) for k in self._zcols)
+        if self._mget is not None and len(lists) == self._mlen and zero and all(k in lists for k in self._mcols):
+            # the rows as tuples straight from zip (in C): tick, time, state, the decision, the metrics
+            self.buf["metrics"].extend(zip(range(first, first + n), times, repeat(state, n),
+                                           *[repeat(x, n) for x in head], *[lists[k] for k in self._mcols]))
+        else:
+            for j, (t, time) in enumerate(zip(range(first, first + n), times)):
+                self._metrics_slow((t, time, state, *head), {k: v[j] for k, v in lists.items()})
+        self.buf["series"].extend(series)
+        if len(self.buf["metrics"]) >= self.flush_every or len(self.buf["series"]) >= self.flush_every:
+            self.flush()
 
     def _metrics_slow(self, head: tuple, m: dict[str, float]) -> None:
         first = self._mget is None

@@ -18,7 +18,7 @@ import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from ..accounting.attribution import Attribution
 from ..accounting.book import Book, Fill, Leg
@@ -39,20 +39,39 @@ from .journal import Journal, jsonable
 from .legrisk import LegRisk
 from .machine import Decision, StrategyMachine
 from .monitors import Monitors
-from .results import performance, write_equity_csv
+from .results import equity_columns, performance_of, utc_texts, write_equity_csv
+from .quiet import QuietSpans
 from .stretch import Stretches
 from .window import series_notes
 
 @dataclass
 class RunResult:
-    """The summary (JSON-ready) and where the run was written."""
+    """The summary (JSON-ready) and where the run was written.
+
+    ``values`` and ``epoch``: equity (share class) and UTC time (epoch seconds) per tick run;
+    :attr:`equity` is the same as a ``pd.Series``, built on first use (a run never imports
+    pandas; ``ticks`` counts them without it)."""
 
     summary: dict
     run_dir: Path
-    equity: pd.Series = field(repr=False, default=None)
+    values: list[float] = field(repr=False, default_factory=list)
     decision_ns: list[int] = field(repr=False, default_factory=list)
     #: ticks whose monitors read a quiet stretch ("vector") or were computed one by one ("per_tick")
     paths: dict = field(repr=False, default_factory=dict)
+    epoch: list[int] = field(repr=False, default_factory=list)
+
+    @property
+    def ticks(self) -> int:
+        """Ticks run."""
+        return len(self.values)
+
+    @property
+    def equity(self):
+        """Equity per tick as a ``pd.Series`` (float64) indexed by the ticks' UTC times (ns)."""
+        import pandas as pd  # for callers that want pandas (tests, benches); never a run
+
+        index = pd.DatetimeIndex(pd.to_datetime(self.epoch, unit="s", utc=True).as_unit("ns"))
+        return pd.Series(self.values, index=index, dtype="float64")
 
 class Engine:
     """One strategy's pipeline over a window of market data, one tick at a time.
@@ -68,7 +87,7 @@ class Engine:
 
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
                  flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, journal_mode: str = "slim",
-                 stretches: bool = True):
+                 stretches: bool = True, bulk: bool = True):
         self.strategy = strategy
         # Every series is checked with the strategy's data_checks limits (trimtab.data.quality).
         self.window = window = window.with_checks(strategy.config.data_checks)
@@ -83,6 +102,8 @@ class Engine:
         self.attr = Attribution()
         self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume, mode=journal_mode)
         self.iso = iso = iso_minutes(view, 0)
+        if not resume:  # equity.csv's risk columns, kept as journaled (a resumed run reads its journal)
+            journal.keep_columns(equity_columns(sim.perp_venues), view.n)
         self.executor = Executor(px, sim, self.book, self.attr,
                                  on_fill=lambda f: journal.fill(f, iso[f.tick]),
                                  on_step=lambda pid, s, st, tick, detail: journal.step(pid, s, st, tick, iso[tick], detail))
@@ -125,6 +146,9 @@ class Engine:
         if self.stretches is not None:
             self.monitors.stretch = self.stretches
             self.attr.mover = self.stretches.attr_row
+        # Quiet spans: the ticks at which only the market moves, processed at once by
+        # run_until (trimtab.engine.quiet); ``bulk=False`` steps every tick (tests compare).
+        self.quiet = QuietSpans(self) if self.stretches is not None and bulk else None
         if not resume:
             self._begin()
 
@@ -270,6 +294,21 @@ class Engine:
         self.next_tick = i + 1
         return metrics
 
+    def run_until(self, n: int, progress=None) -> None:
+        """Process ticks ``next_tick .. n - 1``: each quiet span at once (:mod:`trimtab.engine.quiet`,
+        when on), every other tick through :meth:`step`; the same journal and state as stepping
+        each tick. ``progress(done_ticks, n)`` is called every 200 ticks or so and at the end."""
+        quiet = self.quiet
+        i = self.next_tick
+        while i < n:
+            done = quiet.run(i, n) if quiet is not None else 0
+            if not done:
+                self.step(i)
+                done = 1
+            i += done
+            if progress and ((i - 1) // 200 * 200 >= i - done or i == n):
+                progress(i, n)
+
     def extend(self, ticks: MarketData) -> int:
         """Grow the run by the hourly ticks of ``ticks`` (a live feed delivering the hour that
         just closed): the view (:meth:`MarketView.extend`), the ISO clock, the equity and NAV
@@ -284,6 +323,7 @@ class Engine:
             # A live run sees one new hour at a time: no ticks ahead to compute as arrays (a
             # stretch would be one tick long, and every array rebuilt as the view grows).
             self.stretches = self.monitors.stretch = self.attr.mover = None
+            self.quiet = None
         first = view.extend(ticks)
         self.iso.extend(iso_minutes(view, first))
         self.funding_due.extend(funding_ticks(view, self.sim, self.px, first))
@@ -413,10 +453,9 @@ class Engine:
         view, px, sim, book, strategy, window = self.view, self.px, self.sim, self.book, self.strategy, self.window
         iso, run_dir = self.iso, self.run_dir
         last = max(self.next_tick, 1)
-        equity = pd.Series(self.eq_series[:last], index=pd.DatetimeIndex(view.times[:last]))
-        nav = pd.Series(self.nav_series[:last], index=equity.index)
+        equity, nav, epoch = self.eq_series[:last], self.nav_series[:last], view.epoch[:last]
         # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
-        perf = performance(nav)
+        perf = performance_of(nav, epoch)
         stale = {k: v[0] for k, v in sorted(px.stale_marks.items())}
         data_notes = series_notes(strategy, window, view, last)
         # Shared keys first (trimtab.summary, schema/summary.schema.json); a basket run's caller
@@ -429,12 +468,12 @@ class Engine:
             "start": iso[0],
             "end": iso[last - 1],
             "initial_equity": self.capital,
-            "final_equity": float(equity.iloc[-1]),
+            "final_equity": float(equity[-1]),
             "apy": perf["apy"],
             "apr": perf["apr"],
             "max_drawdown": perf["max_drawdown"],
             "sharpe": perf["sharpe"],
-            "final_nav": float(nav.iloc[-1]),
+            "final_nav": float(nav[-1]),
             "net_flows": self.cflows.net,
             "flows": self.cflows.log,
             "rewards_received": dict(self.rewards.paid),
@@ -463,22 +502,19 @@ class Engine:
         self.journal.meta("summary", summary)
         self.journal.close()
         (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-        # The risk columns come from the journal, closed (flushed) above: the tick loop is unchanged.
-        write_equity_csv(run_dir / "equity.csv", equity, nav, run_dir / "journal.sqlite", sim.perp_venues)
-        return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {})
+        # The risk columns as journaled (kept on the way, or read back from the closed journal).
+        write_equity_csv(run_dir / "equity.csv", epoch, equity, nav, run_dir / "journal.sqlite", sim.perp_venues,
+                         columns=self.journal.kept_columns(last))
+        return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch)
 
 
 def iso_minutes(view: MarketView, first: int) -> list[str]:
     """``YYYY-MM-DDTHH:MMZ`` of the view's ticks from ``first`` on (the journal's time column).
 
-    From the epoch seconds with :func:`time.gmtime` (a tenth of the cost of formatting each
-    pandas Timestamp); the same text as ``f"{t:%Y-%m-%dT%H:%MZ}"`` for a UTC clock, which is
-    the only clock the loader builds (any other falls back to formatting the Timestamps)."""
-    tz = getattr(view.data.index, "tz", None)
-    if tz is None or str(tz) != "UTC":
-        return [f"{t:%Y-%m-%dT%H:%MZ}" for t in view.times[first:]]
-    fmt, gm = _time.strftime, _time.gmtime
-    return [fmt("%Y-%m-%dT%H:%MZ", gm(e)) for e in view.epoch[first:]]
+    From the epoch seconds (UTC by construction: :class:`trimtab.data.feed.MarketData`) with
+    :func:`time.gmtime`, each day and each hour formatted once (:func:`utc_texts`); the same
+    text as ``f"{t:%Y-%m-%dT%H:%MZ}"`` of the tick's UTC time."""
+    return utc_texts(view.epoch[first:], "%Y-%m-%dT", "%H:%MZ")
 
 
 def funding_ticks(view: MarketView, sim: SimVenues, px: Pricing, first: int) -> list[bool]:
@@ -501,6 +537,11 @@ def funding_ticks(view: MarketView, sim: SimVenues, px: Pricing, first: int) -> 
         hours |= set(got)
     if any(f is None or f not in view.cols for f in fields):
         return [True] * n
-    cols = [view.cols[f] for f in fields]
-    return [(t.hour in hours and not t.minute) or any(c[j] == c[j] for c in cols)
-            for j, t in enumerate(view.times[first:], first)]
+    # A tick on the hour ``h`` (UTC) from its epoch second e: e // 3600 % 24 == h, e % 3600 < 60
+    # (numpy's integer // and % floor as Python's do); a field holds a rate where it equals itself.
+    e = np.asarray(view.epoch[first:], dtype=np.int64)
+    due = np.isin(e // 3600 % 24, sorted(hours)) & (e % 3600 < 60)
+    for f in fields:
+        c = np.asarray(view.cols[f][first:], dtype=np.float64)
+        due |= c == c
+    return due.tolist()

@@ -173,9 +173,52 @@ class StrategyMachine:
             st: tuple((n, g) for n, g in self._guards if any(n in when for when in whens))
             for st, whens in self._candidates.items()}
         self._all_checked = False  # every rule evaluated once (a bad metric name raises at the first step)
+        self._vector: dict[str, object] = {}  # rule -> its vectorised guard or None (quiet_until)
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
         self._decide = getattr(self.model, DECIDE)
+
+    @property
+    def quiet_ready(self) -> bool:
+        """Whether :meth:`quiet_until` can answer: the first step, which checks every rule, has run."""
+        return self._all_checked
+
+    def quiet_until(self, env: Mapping[str, object], n: int) -> int | None:
+        """The first of ``n`` ticks at which a transition out of the current state could fire
+        (all its rules true), ``n`` if none: :meth:`step`'s candidates evaluated on the ticks'
+        metrics at once (``env``: metric name -> float64 array of the n ticks, or one float for
+        all), with the vectorised guards of :mod:`trimtab.rules.vector` (the truth of the fast
+        closures, NaN semantics included). None when a rule needs the tick-by-tick closures
+        (a shape without a vector form) or the first step has not run yet (it checks every rule).
+
+        Raises:
+            KeyError: a rule reads a metric missing from ``env``.
+        """
+        import numpy as np  # quiet spans only (a backtest): other users of the machine never load numpy
+
+        if not self._all_checked:
+            return None
+        whens = self._candidates.get(self.model.state, ())
+        if not whens:
+            return n
+        vec = self._vector
+        truth = {}
+        with np.errstate(all="ignore"):  # once for every guard (vector_guard's raw functions)
+            for name, expr, severity in self._rule_triples:
+                if any(name in when for when in whens):
+                    fn = vec.get(name, vec)
+                    if fn is vec:
+                        fn = vec[name] = expr.vector_guard(nan_as_for(severity))
+                    if fn is None:
+                        return None
+                    truth[name] = fn.raw(env)  # a bool array of the n ticks, or one bool for all
+        fires = np.zeros(n, dtype=bool)
+        for when in whens:
+            ok = np.ones(n, dtype=bool)
+            for r in when:
+                ok &= truth[r]  # a bool broadcasts over the ticks
+            fires |= ok
+        return int(np.argmax(fires)) if fires.any() else n
 
     def _guard(self, rule: str):
         return lambda: self._ok[rule]

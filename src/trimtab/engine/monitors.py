@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..accounting.book import Book
 from ..config.load import Strategy, metric_members
+from ..data.feed import DataError
 from ..metrics import Scope, Stage, defaults, expand
 from ..planner.drift import Basket, basket_of
 from ..planner.targets import hedge_allocation_drift, hedge_weights
@@ -155,12 +158,7 @@ class Monitors:
                     lp = lps.get(k)
                     m[name] = lp if lp is not None else 0.0
         if self._tradable_tick != px.view.i:
-            # Whether a perp can trade depends on the tick's data alone (mark freshness, funding
-            # age): once per tick, however often the monitors run in it.
-            self._tradable = {k: px.tradable(k) for k in self.trade_keys}
-            self._live = tuple(self._tradable.values())
-            self._stale = sum(1 for k in self.hedge_keys if not self._tradable[k])
-            self._tradable_tick = px.view.i
+            self._refresh_tradable()
         tradable, stale = self._tradable, self._stale
         # pnl monitor (Stage.PNL)
         if self.last_rebalance_equity is None:
@@ -180,22 +178,7 @@ class Monitors:
                               if equity > 0 else 0.0)
         m["hours_since_rebalance"] = (now - self.last_rebalance_epoch) / 3600 if self.last_rebalance_epoch is not None else math.inf
         m["plan_in_flight"] = 1.0 if plan_in_flight else 0.0
-        if self.hedged and params != self._weights_for:
-            # Target weights and allocations are functions of the parameters alone: evaluated
-            # again only when a parameter changed (live control, a sleeve's overrides).
-            self._weights = [hedge_weights(self.s, params, legs) for _, legs in self.hedges]
-            self._allocations = [self.s.target_value(t.allocation, params) for t, _, _ in self.imbalance_of]
-            self._weights_for = dict(params)
-        if self.hedged:
-            # A function of the legs' sizes (the book version), the weights (kept per params) and
-            # the tradable flags (per tick): computed again only when one of them changed.
-            key = (book.version, self._live)
-            if key != self._drift_key or self._drift_weights is not self._weights:
-                self._drift = hedge_allocation_drift(self.s, params, px, book, self.hedges, tradable, self._weights)
-                self._drift_key, self._drift_weights = key, self._weights
-            m["hedge_allocation_drift"] = self._drift
-        else:
-            m["hedge_allocation_drift"] = 0.0
+        m["hedge_allocation_drift"] = self._hedge_drift(params) if self.hedged else 0.0
         m["stale_venues"] = float(stale)
         # cross-venue balance, per hedge target: its CEX accounts' share of equity against its
         # allocation; the plain name is the worst (largest |imbalance|, signed, first on ties)
@@ -246,6 +229,159 @@ class Monitors:
             self._verify(m)
         return m
 
+    @property
+    def blocks(self) -> bool:
+        """Whether :meth:`run_block` can compute spans for this strategy at all (a quiet stretch,
+        and no basket or signal target, whose metrics are computed per tick only)."""
+        return self.stretch is not None and self.basket is None and not self.side_names
+
+    def run_block(self, lo: int, hi: int, params: dict[str, float], segments: list | None = None) -> tuple[int, dict, dict, list] | None:
+        """Every metric of :meth:`run` for the ticks ``[lo, hi')`` of a quiet span at once (no
+        plan in flight; the book, the flows and the tradable flags constant over it), as
+        ``(hi', {metric name: float64 array over the ticks, or one float for all}, core, stale)``
+        with ``hi'`` <= ``hi``; ``core`` and ``stale`` are :meth:`Stretches.monitor_block`'s (the
+        caller counts the stale marks of the ticks it keeps). None when this cannot be done as
+        arrays (no stretch, a basket or a signal target, a value missing in the data: the
+        per-tick path then runs, and raises where it raises). Each array holds, element by
+        element, the floats :meth:`run` computes per tick, with its operations in its order;
+        nothing of the monitors' state changes but the caches of the tradable flags and the
+        hedge drift (valid at ``lo``, where ``view.i`` must be): :meth:`bulk_done` commits a span.
+        ``segments``: the margin balances funding settlements inside the span will leave, as
+        :meth:`Stretches.monitor_block` takes them (only margin balances may differ: the figures
+        read here from the book besides the stretch's are the same in every segment)."""
+        px, book, st = self.px, self.book, self.stretch
+        if not self.blocks or not self._verified or self.last_rebalance_equity is None:
+            return None
+        if self._tradable_tick != lo:
+            self._refresh_tradable()
+        for k, v in zip(self.trade_keys, self._live):  # a change of the tradable flags ends the span
+            changed = st.tradable(k)[lo:hi] != v
+            if changed.any():
+                hi = lo + int(np.argmax(changed))
+        got = st.monitor_block(self, lo, hi, segments)
+        if got is None:
+            return None
+        hi, core, stale = got
+        n = hi - lo
+        # the prices run() reads besides the stretch's: a NaN there raises per tick, so the span ends before it
+        share = st.share_usd(lo, hi)
+        usd = st.asset_usd(self.asset, lo, hi) if self.hedged else 1.0
+        idle = st.asset_usd(self.s.config.share_class, lo, hi)
+        for x in (share, usd, idle):
+            if isinstance(x, np.ndarray) and np.isnan(x).any():
+                hi = min(hi, lo + int(np.argmax(np.isnan(x))))
+        if hi < lo + n:
+            if hi == lo:
+                return None
+            n = hi - lo
+            core = {k: v[:n] if isinstance(v, np.ndarray) else v for k, v in core.items()}
+            core["accounts"] = [(eq[:n], mr[:n] if isinstance(mr, np.ndarray) else mr, {k: (v[:n], none[:n]) for k, (v, none) in lps.items()})
+                                for eq, mr, lps in core["accounts"]]
+            stale = [(k, [t for t in ticks if t < hi]) for k, ticks in stale]
+        share, usd, idle = (x[:n] if isinstance(x, np.ndarray) else x for x in (share, usd, idle))
+        equity, onchain = core["equity"], core["onchain"]
+        m: dict[str, object] = {}
+        balance = {}
+        for (v, mr_name, lp_names), (eq, mr, lps) in zip(self.perp_names, core["accounts"]):
+            balance[v] = eq
+            m[mr_name] = mr
+            for k, name in lp_names:
+                lp = lps.get(k)
+                m[name] = 0.0 if lp is None else lp[0]  # run(): 0.0 where there is no liquidation price
+        net = onchain + core["perp_delta"]
+        positive = equity > 0
+        with np.errstate(all="ignore"):
+            m["health_factor"] = core["hf"]
+            m["ltv"] = core["ltv"]
+            m["margin_ratio_min"] = core["mr_min"]
+            m["net_delta"] = net
+            m["delta_drift"] = np.where(np.abs(onchain) * usd > DUST_USD, net / onchain, 0.0) if self.hedged else 0.0
+            m["equity"] = equity
+            base = self.last_rebalance_equity
+            m["equity_deviation"] = np.abs(equity - base) / base if base > 0 else 0.0
+            m["idle_fraction"] = np.where(positive, max(book.qty(self.idle_key), 0.0) * idle / share / equity, 0.0)
+            last = self.last_rebalance_epoch
+            m["hours_since_rebalance"] = (np.array(px.view.epoch[lo:hi]) - last) / 3600 if last is not None else math.inf
+            m["plan_in_flight"] = 0.0
+            m["hedge_allocation_drift"] = self._hedge_drift(params) if self.hedged else 0.0
+            m["stale_venues"] = float(self._stale)
+            imb = 0.0
+            for i, (t, name, venues) in enumerate(self.imbalance_of):
+                x = 0.0
+                if self._holds_any(book.bal, t.legs):
+                    if any(v not in balance for v in venues):
+                        return None  # run() values that account on its own: not kept here
+                    cex = 0.0  # run()'s sum from the int 0: the same floats
+                    for v in venues:
+                        cex = cex + balance[v]
+                    x = np.where(positive, cex / share / equity - self._allocations[i], 0.0)
+                m[name] = x
+                imb = np.where(np.abs(x) > np.abs(imb), x, imb)
+            m["venue_imbalance"] = imb
+            m["signal_side"] = m["position_side"] = 0.0
+            dust = 0.0
+            for k in self.dust_keys:
+                q = book.bal.get(k, 0.0)
+                if q > 0:
+                    try:
+                        dust = dust + self._values(k, q, lo, hi)
+                    except DataError:
+                        return None
+            m["dust_fraction"] = np.where(positive, dust / equity, 0.0)
+            f = self.flows
+            m["pending_deposit"] = f.pending_deposit if f else 0.0
+            m["withdrawal_fraction"] = np.where(positive, f.pending_withdrawal / equity, 0.0) if f else 0.0
+            m["withdraw_all"] = 1.0 if f and f.withdraw_all else 0.0
+        m.update(_BASKET_INACTIVE)
+        return hi, m, core, stale
+
+    def _values(self, k: str, q: float, lo: int, hi: int) -> np.ndarray:
+        """``Pricing.value(k, q, 0.0, t)`` of non-perp ``k`` for each tick of ``[lo, hi)``, as the
+        stretch's arrays (the same operations: :meth:`Stretches._value_delta`) where every one
+        is a number, else tick by tick (which raises DataError where a price has no value)."""
+        px = self.px
+        if px.info[k].ptype != "Perp":
+            try:
+                v = self.stretch._value_delta(k, q, lo, hi)[0]
+            except (TypeError, KeyError):  # a field the view does not hold (column() is None)
+                v = None
+            if isinstance(v, np.ndarray) and v.shape == (hi - lo,) and not np.isnan(v).any():
+                return v
+        return np.array([px.value(k, q, 0.0, t) for t in range(lo, hi)])
+
+    def bulk_done(self, last: int, n: int, liquidation_free: bool) -> None:
+        """Commit a quiet span of ``n`` ticks ending at ``last`` (:meth:`run_block`): the state
+        :meth:`run` leaves after its last tick (tick counters, ``liquidation_free``)."""
+        self._counted = last
+        self.stretch.counts["vector"] += n
+        self.liquidation_free = liquidation_free
+
+    def _refresh_tradable(self) -> None:
+        """Whether each traded perp can trade at ``view.i``: a function of the tick's data alone
+        (mark freshness, funding age), so computed once per tick however often the monitors run."""
+        px = self.px
+        self._tradable = {k: px.tradable(k) for k in self.trade_keys}
+        self._live = tuple(self._tradable.values())
+        self._stale = sum(1 for k in self.hedge_keys if not self._tradable[k])
+        self._tradable_tick = px.view.i
+
+    def _hedge_drift(self, params: dict[str, float]) -> float:
+        """``hedge_allocation_drift`` of a hedged strategy for the book and tradable flags as they
+        stand (:meth:`_refresh_tradable`)."""
+        if params != self._weights_for:
+            # Target weights and allocations are functions of the parameters alone: evaluated
+            # again only when a parameter changed (live control, a sleeve's overrides).
+            self._weights = [hedge_weights(self.s, params, legs) for _, legs in self.hedges]
+            self._allocations = [self.s.target_value(t.allocation, params) for t, _, _ in self.imbalance_of]
+            self._weights_for = dict(params)
+        # A function of the legs' sizes (the book version), the weights (kept per params) and
+        # the tradable flags (per tick): computed again only when one of them changed.
+        key = (self.book.version, self._live)
+        if key != self._drift_key or self._drift_weights is not self._weights:
+            self._drift = hedge_allocation_drift(self.s, params, self.px, self.book, self.hedges, self._tradable, self._weights)
+            self._drift_key, self._drift_weights = key, self._weights
+        return self._drift
+
     _verified = False  # set on the instance once the first run's names matched the registry
     stretch = None  # trimtab.engine.stretch.Stretches, set by the kernel (None: every tick computed here)
     #: True when the last run's figures came from a stretch that found no venue able to liquidate
@@ -265,6 +401,12 @@ class Monitors:
         delta given here is of a key whose per-unit figures never move (Pricing.value_is_static,
         Pricing.delta_is_static), so it is the very float Pricing.value / Pricing.delta would
         return at any tick; None means "ask Pricing at the tick"."""
+        self._pos = self.positions_of(book)
+        self._pos_version = book.version
+
+    def positions_of(self, book: Book) -> list[tuple]:
+        """:meth:`_positions`' list for ``book`` (any book over this strategy's instruments: a
+        quiet span values the book a funding settlement will leave), without keeping it."""
         px, kinds, entry = self.px, self._kind, book.entry
         pos = []
         for k, q in book.bal.items():
@@ -277,8 +419,27 @@ class Monitors:
             v = px.value(k, q, e) if px.value_is_static(k) else None
             d = px.delta(k, q)[1] if kind == _ONCHAIN and px.delta_is_static(k) else None
             pos.append((k, q, e, v, kind, d))
-        self._pos = pos
-        self._pos_version = book.version
+        return pos
+
+    def positions_after(self, pos: list[tuple], book: Book, keys: list[str]) -> list[tuple]:
+        """:meth:`positions_of` of ``book`` when ``pos`` is that of the same book before fills
+        that changed only the balances of the non-perp ``keys`` (a funding settlement's margin
+        legs): those entries are computed again, the others kept. Falls back to
+        :meth:`positions_of` when a key was or becomes zero (the list's keys would change)."""
+        at = {p[0]: j for j, p in enumerate(pos)}
+        bal, entry, px, info = book.bal, book.entry, self.px, self.px.info
+        out = list(pos)
+        for k in keys:
+            j = at.get(k)
+            q = bal.get(k, 0.0)
+            if j is None or not q or info[k].ptype == "Perp":
+                return self.positions_of(book)
+            e = entry.get(k, 0.0)
+            kind = out[j][4]
+            v = px.value(k, q, e) if px.value_is_static(k) else None
+            d = px.delta(k, q)[1] if kind == _ONCHAIN and px.delta_is_static(k) else None
+            out[j] = (k, q, e, v, kind, d)
+        return out
 
     @staticmethod
     def _holds_any(bal: dict[str, float], legs) -> bool:

@@ -12,27 +12,59 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from .journal import MetricsRow, read_metrics
 
 
-def performance(equity: pd.Series) -> dict[str, float]:
-    """APY, APR, max drawdown and Sharpe of an equity series indexed by UTC timestamps."""
-    e0, e1 = float(equity.iloc[0]), float(equity.iloc[-1])
-    days = (equity.index[-1] - equity.index[0]).total_seconds() / 86400
+def performance(equity) -> dict[str, float]:
+    """APY, APR, max drawdown and Sharpe of an equity ``pd.Series`` indexed by UTC timestamps
+    (:func:`performance_of` on its values and epoch seconds: the same floats)."""
+    return performance_of(equity.to_numpy(dtype=np.float64), equity.index.as_unit("s").asi8)
+
+
+def performance_of(values, epoch) -> dict[str, float]:
+    """APY, APR, max drawdown and Sharpe (module docstring) of an equity series, without pandas.
+
+    Args:
+        values: equity (or NAV) per tick, float, shape (n,), n >= 1; NaN where unknown.
+        epoch: each tick's UTC time, int epoch seconds, ascending, shape (n,).
+
+    Returns:
+        ``{"apy", "apr", "max_drawdown", "sharpe", "days"}``: fractions, Sharpe annualised
+        by sqrt(365), ``days`` the span in days. The very floats the pandas formulation
+        gives (``cummax``, ``resample("1D").first()``, ``pct_change``, ``mean`` / ``std``, ddof 1;
+        pandas' nanops: sum / count, two-pass variance), which tests compare against.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    t = np.asarray(epoch, dtype=np.int64)
+    e0, e1 = float(v[0]), float(v[-1])
+    days = float(t[-1] - t[0]) / 86400
     growth = e1 / e0 if e0 > 0 else float("nan")
     apr = (growth - 1) * 365 / days if days > 0 else 0.0
     apy = growth ** (365 / days) - 1 if days > 0 and growth > 0 else float("nan")
-    peak = equity.cummax()
-    mdd = float((1 - equity / peak).max())
-    daily = equity.resample("1D").first().dropna()
-    r = daily.pct_change().dropna()
-    sharpe = float(r.mean() / r.std() * math.sqrt(365)) if len(r) > 2 and r.std() > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # pandas' cummax skips NaN: the running max of the values so far (fmax ignores a NaN).
+        draw = 1 - v / np.fmax.accumulate(v)
+        draw = draw[~np.isnan(draw)]
+        mdd = float(draw.max()) if draw.size else float("nan")
+        # The first known value of each UTC day (resample("1D").first().dropna()).
+        ok = ~np.isnan(v)
+        _, first = np.unique(t[ok] // 86400, return_index=True)
+        daily = v[ok][first]
+        r = daily[1:] / daily[:-1] - 1          # pct_change().dropna()
+        r = r[~np.isnan(r)]
+        sharpe = 0.0
+        if r.size > 2:
+            count = np.float64(r.size)
+            mean = r.sum(dtype=np.float64) / count
+            std = np.sqrt(((mean - r) ** 2).sum(dtype=np.float64) / (count - 1.0))
+            if std > 0:
+                sharpe = float(mean / std * math.sqrt(365))
     return {"apy": apy, "apr": apr, "max_drawdown": mdd, "sharpe": sharpe, "days": days}
 
 
@@ -44,41 +76,110 @@ def equity_columns(perp_venues: Sequence[str]) -> list[str]:
             "net_delta", "delta_drift"]
 
 
-def equity_table(equity: pd.Series, nav: pd.Series, rows: Sequence[MetricsRow],
-                 perp_venues: Sequence[str]) -> pd.DataFrame:
-    """The ``equity.csv`` frame: index the ticks' UTC times, columns ``equity`` and ``nav``
-    (share class, NAV per unit) then :func:`equity_columns`, each the float the journal row of
-    that tick holds (tick ``i`` is row ``i`` of ``equity``); NaN where the tick has no row or
-    lacks the metric. ``equity`` and ``nav`` share one index of ``n`` ticks; ``rows`` are
-    :func:`trimtab.engine.journal.read_metrics` rows (ticks outside ``0..n-1`` are ignored)."""
-    n = len(equity)
+def metric_columns(n: int, rows: Sequence[MetricsRow], perp_venues: Sequence[str], first: int = 0) -> dict[str, np.ndarray]:
+    """:func:`equity_columns` as float64 arrays of the ``n`` ticks ``first..first+n-1``: entry
+    ``i`` holds the float of tick ``first + i``'s journal row, NaN where the tick has no row or
+    lacks the metric (rows of other ticks are ignored). ``rows``:
+    :func:`trimtab.engine.journal.read_metrics` rows."""
     names = equity_columns(perp_venues)
-    cols = {k: [math.nan] * n for k in names}
-    for r in rows:
-        if 0 <= r.tick < n:
-            m = r.metrics
-            for k in names:
-                cols[k][r.tick] = m.get(k, math.nan)
+    inside = [r for r in rows if 0 <= r.tick - first < n]
+    at = np.array([r.tick - first for r in inside], dtype=np.intp)
+    cols = {}
+    for k in names:
+        col = cols[k] = np.full(n, math.nan)
+        col[at] = [r.metrics.get(k, math.nan) for r in inside]   # a tick's row is unique (its primary key)
+    return cols
+
+
+def equity_table(equity, nav, rows: Sequence[MetricsRow], perp_venues: Sequence[str]):
+    """The ``equity.csv`` frame (pandas; reports and tests, never a run): index the ticks' UTC
+    times, columns ``equity`` and ``nav`` (share class, NAV per unit; ``pd.Series`` sharing one
+    index of ``n`` ticks) then :func:`metric_columns`."""
+    import pandas as pd  # not on the run path: write_equity_csv writes the file without it
+
     # Built as before the metric columns existed, which are then set by position (no index
     # alignment), so time/equity/nav are written exactly as they always were.
     frame = pd.DataFrame({"equity": equity, "nav": nav})
-    for k in names:
-        frame[k] = np.asarray(cols[k], dtype=np.float64)
+    for k, col in metric_columns(len(equity), rows, perp_venues).items():
+        frame[k] = col
     return frame
 
 
-def write_equity_csv(path: Path, equity: pd.Series, nav: pd.Series, journal: Path,
-                     perp_venues: Sequence[str]) -> None:
-    """Write :func:`equity_table` to ``path`` (CSV, first column ``time``), its metrics read
-    from the closed journal at ``journal`` (the SQLite file). Read at the end of the run so
-    the tick loop does nothing more. pandas writes inf (no debt, no perp position) as ``inf``,
+def utc_texts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> list[str]:
+    """``time.strftime(day_fmt + clock_fmt, time.gmtime(e))`` for each epoch second ``e``, as
+    the date's text (``day_fmt``: date directives only) and the time of day's (``clock_fmt``:
+    ``%H``, ``%M``, ``%S`` and literals), each formatted once per distinct day / second of the
+    day: hourly ticks repeat 24 clocks, and a day 24 times. The same text (UTC has no DST and
+    gmtime no leap seconds)."""
+    fmt, gm = time.strftime, time.gmtime
+    days: dict[int, str] = {}
+    clocks: dict[int, str] = {}
+    out = []
+    for e in epoch:
+        d, s = divmod(e, 86400)
+        day = days.get(d)
+        if day is None:
+            day = days[d] = fmt(day_fmt, gm(d * 86400))
+        clock = clocks.get(s)
+        if clock is None:
+            clock = clocks[s] = fmt(clock_fmt, gm(s))
+        out.append(day + clock)
+    return out
+
+
+def _csv_floats(col: np.ndarray) -> list[str]:
+    # As DataFrame.to_csv writes a float column (numpy's shortest round-trip text, which is
+    # Python's repr: "inf" for inf), an empty field for NaN. repr is ~2x faster than astype(str).
+    text = list(map(repr, col.tolist()))
+    for i in np.flatnonzero(np.isnan(col)).tolist():
+        text[i] = ""
+    return text
+
+
+def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], nav: Sequence[float], journal: Path,
+                     perp_venues: Sequence[str], columns: dict[str, np.ndarray] | None = None) -> None:
+    """Write ``equity.csv`` to ``path``: ``time`` (``YYYY-MM-DD HH:MM:SS+00:00`` of each tick's
+    epoch second), ``equity``, ``nav`` and :func:`metric_columns`, the metrics read from the
+    closed journal at ``journal`` (the SQLite file). Read at the end of the run so the tick loop
+    does nothing more. Byte for byte the file ``equity_table(...).to_csv(path,
+    index_label="time")`` writes, without pandas: inf (no debt, no perp position) as ``inf``,
     which ``pd.read_csv`` reads back as inf, and NaN as an empty field.
 
+    Args:
+        epoch, equity, nav: per tick, int epoch seconds, share class, NAV per unit; one length n.
+        columns: the metric columns already in hand (name -> float64 array of n, as
+            :func:`metric_columns` reads them: NaN where absent, no -0.0), e.g. kept by the
+            journal as it wrote them (:meth:`Journal.kept_columns`); the journal is then not read.
+
     Raises:
-        sqlite3.Error: the journal cannot be read."""
-    db = sqlite3.connect(journal)
+        sqlite3.Error: the journal cannot be read. ValueError: the lengths differ."""
+    n = len(epoch)
+    if len(equity) != n or len(nav) != n:
+        raise ValueError(f"equity.csv columns differ in length: {n} times, {len(equity)} equity, {len(nav)} nav")
+    names = equity_columns(perp_venues)
+    if columns is not None and (set(columns) != set(names) or any(len(columns[k]) != n for k in names)):
+        raise ValueError(f"equity.csv metric columns {sorted(columns)} do not match {names} over {n} ticks")
+    db = sqlite3.connect(journal) if columns is None else None
     try:
-        rows = read_metrics(db, 0, len(equity) - 1, names=equity_columns(perp_venues))
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(",".join(["time", "equity", "nav", *names]) + "\n")
+            # A block of ticks at a time: the journal's rows and their text for the whole run at
+            # once were the largest part of the run's peak memory.
+            for lo in range(0, n, _BLOCK):
+                hi = min(lo + _BLOCK, n)
+                if columns is None:
+                    block = metric_columns(hi - lo, read_metrics(db, lo, hi - 1, names=names), perp_venues, lo)
+                else:
+                    block = {k: columns[k][lo:hi] for k in names}
+                cols = [utc_texts(epoch[lo:hi], "%Y-%m-%d ", "%H:%M:%S+00:00"),
+                        _csv_floats(np.asarray(equity[lo:hi], dtype=np.float64)),
+                        _csv_floats(np.asarray(nav[lo:hi], dtype=np.float64))]
+                cols += [_csv_floats(block[k]) for k in names]
+                f.write("".join(",".join(r) + "\n" for r in zip(*cols)))
     finally:
-        db.close()
-    equity_table(equity, nav, rows, perp_venues).to_csv(path, index_label="time")
+        if db is not None:
+            db.close()
+
+
+#: Ticks per block of equity.csv (a few hundred kB of text at a time).
+_BLOCK = 2048

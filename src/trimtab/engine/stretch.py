@@ -13,7 +13,9 @@ prices and whether a venue could liquidate, which lets the kernel skip the venue
 check. The machine, the planner, fills and the journal still run tick by tick, so a guard that
 fires, a fill or a flow ends a stretch simply by changing the book (``Book.version``) and the
 next tick values the book as it then is. While a plan moves the book every tick the monitors
-compute per tick; a live run, which sees one hour at a time, does not use stretches.
+compute per tick; a live run, which sees one hour at a time, does not use stretches. A backtest
+also reads whole spans of ticks at once (:meth:`Stretches.monitor_block`, :meth:`Stretches.attr_block`),
+for :mod:`trimtab.engine.quiet`, which processes the ticks at which only the market moves in bulk.
 
 Exactness: every array is built with the same element-wise ``+ - * /`` in the same order as the
 per-tick code (:class:`trimtab.venues.pricing.Pricing`, :func:`trimtab.venues.aave.health`,
@@ -146,7 +148,7 @@ class MonitorStretch:
     is stale somewhere in the stretch, in the book's order."""
 
     __slots__ = ("sig", "a", "b", "terms", "onchain", "perp_delta", "hf", "ltv", "aave_free", "venues",
-                 "version", "stale", "prefix", "terms_b", "venues_b")
+                 "version", "stale", "prefix", "terms_b", "venues_b", "arrays")
 
     def __init__(self, sig: tuple, a: int, b: int, terms, onchain, perp_delta, hf, ltv, aave_free, venues, stale):
         self.sig, self.a, self.b, self.stale = sig, a, b, stale
@@ -156,6 +158,15 @@ class MonitorStretch:
         self.prefix = 0.0  # the equity of the leading positions whose value never moves
         self.terms_b: list = []  # the other equity terms: a float or a list per position
         self.venues_b: list = []  # per perp venue: (held, notional list, maintenance list, collateral)
+        self.arrays: dict[int, tuple[list, np.ndarray]] = {}  # id(list) -> (the list, as an array): array()
+
+    def array(self, lst: list, j0: int, j1: int) -> np.ndarray:
+        """Elements ``[j0, j1)`` of one of this stretch's lists as a float64 (or bool) array,
+        converted once per list (a quiet span reads the same lists span after span)."""
+        got = self.arrays.get(id(lst))
+        if got is None or got[0] is not lst:
+            got = self.arrays[id(lst)] = (lst, np.array(lst))
+        return got[1][j0:j1]
 
 
 class AttrStretch:
@@ -226,7 +237,7 @@ class Stretches:
         return col
 
     @staticmethod
-    def _first_at_or_after(bad: np.ndarray) -> list[int]:
+    def first_at_or_after(bad: np.ndarray) -> list[int]:
         """For each tick, the first tick at or after it where ``bad`` holds (len(bad) if none)."""
         n = bad.shape[0]
         idx = np.where(bad, np.arange(n), n)
@@ -239,7 +250,7 @@ class Stretches:
             col = self.column(field)
             if col is None:
                 return None
-            got = self._nan[field] = self._first_at_or_after(np.isnan(col))
+            got = self._nan[field] = self.first_at_or_after(np.isnan(col))
         return got
 
     def memo(self, key: tuple, a: int, b: int, compute):
@@ -324,6 +335,15 @@ class Stretches:
             got = self._flags[key] = np.asarray(self.view.fresh_flags(inf.mark_field, inf.stale_after_h), dtype=bool)
         return got
 
+    def tradable(self, key: str) -> np.ndarray:
+        """``Pricing.tradable(key, t)`` for every tick, as a bool array (from Pricing itself,
+        once per key: the flags are a function of the data alone)."""
+        self._fresh_view()
+        got = self._flags.get(("tradable", key))
+        if got is None:
+            got = self._flags[("tradable", key)] = np.array(self.px.tradable_all(key), dtype=bool)
+        return got
+
     def _perp(self, key: str, s: float, e: float, table, a: int, b: int):
         """(mark, unrealised P&L, notional, maintenance margin) arrays of a perp position over
         ``[a, b)``, by :func:`perps.account_state`'s operations. Raises _Ineligible for a risk
@@ -347,10 +367,14 @@ class Stretches:
         venues' margin balances whose value never moves (a USDT balance in a USDT share class:
         ``_bind`` reads those from the book); a margin balance whose value moves (another share
         class, a BTC collateral) is in its arrays, so its quantity is part of the signature."""
+        return self._signature_of(mon._pos)
+
+    def _signature_of(self, pos: list) -> tuple:
+        """:meth:`_signature` of the positions ``pos`` (``Monitors.positions_of``)."""
         margins = self._margin_keys
         if margins is None:
             margins = self._margin_keys = frozenset(k for keys in self.sim.margin_keys.values() for k in keys)
-        return tuple((k, None if k in margins and v is not None else q, e) for k, q, e, v, _, _ in mon._pos)
+        return tuple((k, None if k in margins and v is not None else q, e) for k, q, e, v, _, _ in pos)
 
     _margin_keys: frozenset | None = None
 
@@ -458,8 +482,14 @@ class Stretches:
         value never moves: its float from ``Monitors._pos``; the leading run of those summed
         from 0.0 here, in order, into ``prefix``) and each perp venue's collateral
         (:func:`perps.account_state`'s first sum; a list when a price moves)."""
-        sim, book = self.sim, self.book
-        terms = [v if lst is None else lst for lst, (_, _, _, v, _, _) in zip(s.terms, mon._pos)]
+        s.prefix, s.terms_b, s.venues_b = self._bound(s, mon._pos, self.book.bal)
+        s.version = self.book.version
+
+    def _bound(self, s: MonitorStretch, pos: list, bal: dict[str, float]) -> tuple[float, list, list]:
+        """(prefix, equity terms, venues) of :meth:`_bind` for the positions ``pos``
+        (``Monitors.positions_of``) and balances ``bal``, without binding ``s``."""
+        sim = self.sim
+        terms = [v if lst is None else lst for lst, (_, _, _, v, _, _) in zip(s.terms, pos)]
         prefix, k = 0.0, 0
         while k < len(terms) and terms[k].__class__ is not list:
             prefix += terms[k]
@@ -469,7 +499,7 @@ class Stretches:
             collateral, _ = perps._static(sim, venue)
             eq = 0.0
             for key, asset, tiers, usd in collateral:
-                q = book.bal.get(key, 0.0)
+                q = bal.get(key, 0.0)
                 if q:
                     if usd is None:
                         price = self.asset_usd(asset, s.a, s.b)
@@ -479,8 +509,7 @@ class Stretches:
                         price = usd
                     eq = eq + (margin.collateral_value(tiers, q, price) if tiers else q * price)
             venues.append((held, notional, total, eq.tolist() if isinstance(eq, np.ndarray) else eq))
-        s.prefix, s.terms_b, s.venues_b = prefix, terms[k:], venues
-        s.version = book.version
+        return prefix, terms[k:], venues
 
     def _build_monitor(self, mon, sig: tuple, a: int) -> MonitorStretch | None:
         px, sim, book = self.px, self.sim, self.book
@@ -725,6 +754,183 @@ class Stretches:
         if px.share_class != "USDT":
             out.append(("price_delta", 1.0 / self.share_usd(lo, hi)))
         return sign, out
+
+
+    # ------------------------------------------------------------------ whole spans (engine.quiet)
+    def monitor_block(self, mon, lo: int, hi: int, segments: list | None = None) -> tuple | None:
+        """:meth:`monitor_row` for every tick of ``[lo, hi')`` at once, ``hi'`` <= ``hi`` the end of
+        the stretch covering ``lo``; None when no stretch applies. Returns ``(hi', core, stale)``:
+        ``core`` = ``{"equity", "onchain", "hf", "ltv", "mr_min": float64 arrays of hi' - lo,
+        "perp_delta": float, "free": bool array, "accounts": [(margin balance array, margin ratio
+        array or inf, {perp key: (liquidation prices, 0.0 where None; where None)}) per perp
+        venue]}``, by
+        monitor_row's operations in its order element by element (``min`` as ``where(b < a, b,
+        a)``); ``stale``: ``(perp key, [ticks])`` monitor_row would count in ``Pricing.stale_marks``
+        (left to the caller, who may keep only a prefix of the span). Nothing is counted here.
+
+        ``segments``: ``[(first tick, positions, balances)]`` in tick order, the first at ``lo``:
+        the book from each first tick on (``Monitors.positions_of`` and its ``bal``), when
+        funding settlements change margin balances inside the span (default: the book as it
+        stands). A segment whose positions differ from the stretch's other than in such a
+        balance ends the span before it."""
+        book = self.book
+        s = self._block_stretch(mon, lo, hi)
+        if s is None:
+            return None
+        hi = min(hi, s.b)
+        bounds = []  # (first tick, prefix, equity terms, venues) per segment
+        for t, pos, bal in segments or [(lo, mon._pos, book.bal)]:
+            if t >= hi:
+                break
+            try:
+                if self._signature_of(pos) != s.sig:
+                    raise _Ineligible(t)
+                bounds.append((t, *self._bound(s, pos, bal)))
+            except _Ineligible:
+                hi = t
+                break
+        if not bounds or hi <= lo:
+            return None
+        j0, j1 = lo - s.a, hi - s.a
+        n = j1 - j0
+        cuts = [j0] + [t - s.a for t, _, _, _ in bounds[1:]] + [j1]
+
+        def piece(get) -> np.ndarray:
+            """Per tick of the span: ``get(segment)`` (a float, or a list over the stretch) of its segment."""
+            values = [get(seg) for seg in bounds]
+            first = values[0]
+            if all(v is first or (v.__class__ is float and v == first and math.copysign(1.0, v) == math.copysign(1.0, first))
+                   for v in values):  # the same in every segment (a moving term's list, an untouched balance)
+                return s.array(first, j0, j1) if first.__class__ is list else np.full(n, first, dtype=np.float64)
+            if all(v.__class__ is float for v in values):  # a balance per segment: each repeated over its ticks
+                return np.repeat(np.array(values, dtype=np.float64), lengths)
+            parts = [s.array(v, js, je) if v.__class__ is list else np.full(je - js, v, dtype=np.float64)
+                     for js, je, v in zip(cuts, cuts[1:], values)]
+            return np.concatenate(parts)
+
+        lengths = np.diff(cuts)
+        stale = [(key, [s.a + j for j in range(j0, j1) if flags[j]]) for key, flags in s.stale]
+        equity = piece(lambda seg: seg[1])
+        for m in range(len(bounds[0][2])):
+            equity = equity + piece(lambda seg, m=m: seg[2][m])
+        free = s.array(s.aave_free, j0, j1).copy()
+        mr_min = _span(math.inf, n)
+        accounts = []
+        memo = self._lp_memo
+        for v, (held, notional_l, total_l, _) in enumerate(bounds[0][3]):
+            eq = piece(lambda seg, v=v: seg[3][v][3])
+            if not held:
+                accounts.append((eq, math.inf, _EMPTY))  # no position: notional 0, ratio inf
+                continue
+            for h in held:
+                eq = eq + s.array(h[3], j0, j1)
+            notional = s.array(notional_l, j0, j1)
+            mr = _ratio(eq, notional, math.inf)
+            mr_min = np.where(mr < mr_min, mr, mr_min)
+            if len(held) == 1:
+                key, size, e, u, _, table, _ = held[0]
+                # the distinct margin balances less unrealised P&L (a few per funding segment)
+                w, where = np.unique(eq - (0.0 + s.array(u, j0, j1)), return_inverse=True)
+                lps = {key: _prices([self._lp_single(key, x, size, e, table) for x in w.tolist()], where)}
+            else:
+                rows = [_liquidation_prices_at(x, held, j, memo) for x, j in zip(eq.tolist(), range(j0, j1))]
+                lps = {h[0]: _prices([r[h[0]] for r in rows], np.arange(n)) for h in held}
+            # monitor_row: with a position open, an account below its maintenance margin or with
+            # a liquidation price inside the hour's bar can be liquidated (NaN never crosses)
+            bad = eq < s.array(total_l, j0, j1)
+            for key, size, _, _, _, _, ext in held:
+                if ext is not None:
+                    value, none = lps[key]
+                    lp = np.where(none, math.nan, value)
+                    x = s.array(ext, j0, j1)
+                    bad |= (x <= lp) if size > 0 else (x >= lp)
+            free &= ~((notional > 0) & bad)
+            accounts.append((eq, mr, lps))
+        core = {"equity": equity, "onchain": s.array(s.onchain, j0, j1), "perp_delta": s.perp_delta,
+                "hf": s.array(s.hf, j0, j1), "ltv": s.array(s.ltv, j0, j1), "mr_min": mr_min, "free": free,
+                "accounts": accounts}
+        return hi, core, stale
+
+    def monitor_reach(self, mon, lo: int, hi: int) -> int:
+        """How far (at most ``hi``) the monitor stretch :meth:`monitor_block` would use from
+        ``lo`` reaches (``lo`` when none applies): a quiet span works out nothing past it."""
+        s = self._block_stretch(mon, lo, hi)
+        return lo if s is None else min(hi, s.b)
+
+    def _block_stretch(self, mon, lo: int, hi: int) -> MonitorStretch | None:
+        """The monitor stretch for the book as it stands from ``lo`` (built, or built again when
+        little of the current one is left before ``hi``), or None."""
+        book = self.book
+        s = self.mon
+        if s is None or s.version != book.version or not s.a <= lo < s.b:
+            if mon._pos_version != book.version:
+                mon._positions(book)
+            s = self._stretch_for(mon, lo)
+            if s is None:
+                return None
+        if s.b < hi and s.b - lo < MAX_TICKS // 2:  # little of it left: a new one from lo
+            self.mon = None
+            s = self._stretch_for(mon, lo)
+        return s
+
+    def _lp_single(self, key: str, w: float, size: float, e: float, table) -> float | None:
+        """monitor_row's liquidation price of an account holding one position (margin balance
+        less its unrealised P&L ``w``), through the same memo."""
+        memo = self._lp_memo
+        k = (key, w)
+        lp = memo.get(k, memo) if w else memo
+        if lp is memo:
+            lp = margin.liquidation_price(w, 0, 0, size, e, table)
+            if w:
+                memo[k] = lp
+        return lp
+
+    def attr_block(self, moving: list, lo: int, hi: int) -> tuple | None:
+        """:meth:`attr_row` for the ticks ``[lo, hi')`` at once (each from tick t - 1 to t),
+        ``hi'`` <= ``hi`` the end of the attribution stretch covering ``lo`` (built here if
+        needed); None when none applies. Returns ``(hi', categories, [amounts per tick], stale)``,
+        ``stale`` as in :meth:`monitor_block` (the ticks attr_row would count, in its order)."""
+        if lo < 1:
+            return None
+        s = self.attr
+        if (s is None or not s.a <= lo < s.b or not (s.moving is moving or s.moving == moving)
+                or (s.b < hi and s.b - lo < MAX_TICKS // 2)):  # none, or little of it left: a new one from lo
+            try:
+                with np.errstate(all="ignore"):
+                    s = self._build_attr(moving, lo)
+            except _Ineligible:
+                s = None
+            if s is None:
+                return None
+            self.attr = s
+            self.builds["attribution"] += 1
+        s.moving = moving
+        hi = min(hi, s.b)
+        stale = []
+        for key, flags in s.stale:
+            ticks = []
+            for t in range(lo, hi):
+                j = t - s.a
+                if flags[j]:
+                    ticks.append(t - 1)
+                if flags[j + 1]:
+                    ticks.append(t)
+            stale.append((key, ticks))
+        return hi, s.cats, s.rows[lo - s.a:hi - s.a], stale
+
+
+def _prices(got: list, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Liquidation prices ``got[where[t]]`` per tick as (values, 0.0 where None; None mask)."""
+    none = np.array([p is None for p in got], dtype=bool)
+    value = np.array([0.0 if p is None else p for p in got], dtype=np.float64)
+    return value[where], none[where]
+
+
+def _span(x, n: int) -> np.ndarray:
+    """``x`` (a list or array of n floats, or one float for every tick) as a float64 array of n."""
+    if isinstance(x, (list, np.ndarray)):
+        return np.array(x, dtype=np.float64)
+    return np.full(n, x, dtype=np.float64)
 
 
 _EMPTY: dict = {}  # the liquidation prices of an account without positions (shared: read-only)

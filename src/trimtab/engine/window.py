@@ -5,14 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from ..config.load import Strategy
+from ..data.clock import to_ts
 from ..data.feed import DataError, MarketData
 from ..data.market import MarketView, series_of
 from ..runs import unique_run_id
 from ..templates.registry import template_for
-from ..timeutil import utc
+from ..timeutil import UtcTime, utc
 from ..venues.sim import GAS_FIELD
 
 
@@ -31,7 +30,7 @@ def required_series(strategy: Strategy) -> tuple[set[str], set[str]]:
     return must, optional
 
 
-def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
+def default_window(strategy: Strategy, data: MarketData) -> tuple[UtcTime, UtcTime]:
     """The longest window the strategy's required series all cover (and one hedge venue)."""
     must, optional = required_series(strategy)
     have = set(data.series_names())
@@ -58,7 +57,7 @@ def default_window(strategy: Strategy, data: MarketData) -> tuple[pd.Timestamp, 
 _WARNED: set[str] = set()
 
 
-def clamp_window(what: str, d0: pd.Timestamp, d1: pd.Timestamp, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def clamp_window(what: str, d0: UtcTime, d1: UtcTime, start=None, end=None) -> tuple[UtcTime, UtcTime]:
     """``start``/``end`` (default ``d0``/``d1``) narrowed to the covered ``[d0, d1]``.
 
     A window that only partly overlaps the data is clamped to the overlap, with one warning
@@ -84,7 +83,7 @@ def clamp_window(what: str, d0: pd.Timestamp, d1: pd.Timestamp, start=None, end=
     return a, b
 
 
-def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def resolve_window(strategy: Strategy, data: MarketData, start=None, end=None) -> tuple[UtcTime, UtcTime]:
     """The requested window, defaulting to (and checked against) the strategy's data window."""
     d0, d1 = default_window(strategy, data)
     return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)
@@ -115,7 +114,7 @@ def series_notes(strategy: Strategy, window: MarketData, view: MarketView, last:
         lo, hi = int(view.epoch[0]), int(view.epoch[last - 1])
         dups = [d for d in quality[s].duplicates if lo - 86400 <= d[0] <= hi]
         if dups:   # the later row is used (trimtab.data.quality)
-            note["duplicates"] = [{"time": f"{pd.Timestamp(t, unit='s', tz='UTC'):%Y-%m-%d %H:%M}", "rows": k,
+            note["duplicates"] = [{"time": f"{to_ts(t):%Y-%m-%d %H:%M}", "rows": k,
                                    "values_differ": differ} for t, k, differ in dups]
         if note:
             data_notes.append({"series": s, **note})

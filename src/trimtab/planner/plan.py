@@ -98,7 +98,8 @@ class Plan:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # dataclass -> its field names, in order (fields() builds them per call)
 
 
 def _plain(x):
@@ -107,14 +108,18 @@ def _plain(x):
     asdict's deep copy of every leaf: leaves are returned as they are (json's ``default`` sees
     the same objects asdict would have copied). Plans hold str, numbers, None and containers
     of them, so the canonical JSON, and with it the id, is the text asdict gave."""
-    if type(x) in _SCALARS:
+    t = type(x)
+    if t in _SCALARS:
         return x
-    if is_dataclass(x) and not isinstance(x, type):
-        return {f.name: _plain(getattr(x, f.name)) for f in fields(x)}
+    names = _FIELD_NAMES.get(t)
+    if names is None and is_dataclass(x) and not isinstance(x, type):
+        names = _FIELD_NAMES[t] = tuple(f.name for f in fields(x))
+    if names is not None:
+        return {n: _plain(getattr(x, n)) for n in names}
     if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple, as asdict rebuilds it
-        return type(x)(*[_plain(v) for v in x])
+        return t(*[_plain(v) for v in x])
     if isinstance(x, (list, tuple)):
-        return type(x)(_plain(v) for v in x)
+        return t(v if type(v) in _SCALARS else _plain(v) for v in x)
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {k: v if type(v) in _SCALARS else _plain(v) for k, v in x.items()}
     return x

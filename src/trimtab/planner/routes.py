@@ -30,7 +30,7 @@ candidate, with its cost and why it was or was not taken, goes into the instruct
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import ExecutionError, TrimtabError
 from ..venues.costs import pair_label
@@ -65,7 +65,13 @@ class RouteQuote:
         return self.amount_usd * (self.fee_bps + self.slippage_bps) / 1e4 + self.gas_usd + self.lost_yield_usd + self.transfer_usd
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()} | {"cost_usd": round(self.cost_usd, 6)}
+        """The fields in order (floats rounded to 6 decimals) plus ``cost_usd``, for the plan JSON.
+        Every field is a scalar, so reading them directly gives what ``asdict`` (a deep copy) gave."""
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in
+                ((k, getattr(self, k)) for k in _QUOTE_FIELDS)} | {"cost_usd": round(self.cost_usd, 6)}
+
+
+_QUOTE_FIELDS = tuple(f.name for f in fields(RouteQuote))
 
 
 def deadline_s(action_kind: str, params: dict[str, float]) -> float:

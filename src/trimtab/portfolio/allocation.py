@@ -6,7 +6,8 @@ and out of a sleeve does not count as its return), sampled at 00:00 UTC like
 
 * daily returns r_t = NAV_t / NAV_{t-1} - 1; volatility = std of daily returns; Sharpe = mean /
   std x sqrt(365), risk-free 0; drawdown = 1 - NAV / running peak; correlation and covariance of
-  daily returns (pandas, pairwise over the common days).
+  daily returns (pairwise over the common days). Computed without pandas by
+  :mod:`trimtab.portfolio.daily`, float for float what the pandas formulation gives.
 
 Target weights by method (``allocation.method``), before limits:
 
@@ -27,40 +28,41 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+
+from . import daily
+from .daily import DailyTable
 
 VOL_FLOOR = 1e-8  # daily-return std below this counts as this (a smooth lending sleeve)
 
 
-def daily_navs(times: list, navs: dict[str, list[float]], upto: int, first: int = 0) -> pd.DataFrame:
-    """Sleeve NAV at 00:00 UTC of each day (the first tick of the day) over ticks
-    ``first..upto`` (inclusive): one column per sleeve."""
-    idx = pd.DatetimeIndex(times[first: upto + 1])
-    df = pd.DataFrame({k: v[first: upto + 1] for k, v in navs.items()}, index=idx)
-    return df.resample("1D").first().dropna(how="all")
+def daily_navs(epoch, navs: dict[str, list[float]], upto: int, first: int = 0) -> DailyTable:
+    """Sleeve NAV at 00:00 UTC of each day (the first known value of the day) over ticks
+    ``first..upto`` (inclusive): one column per sleeve. ``epoch``: int epoch seconds per tick."""
+    return daily.daily_first(epoch, navs, first, upto)
 
 
-def daily_returns(times: list, navs: dict[str, list[float]], upto: int, lookback_days: int | None = None) -> pd.DataFrame:
-    """Daily returns of each sleeve up to tick ``upto`` (hourly ticks), the last
-    ``lookback_days`` of them (all without a lookback)."""
+def daily_returns(epoch, navs: dict[str, list[float]], upto: int, lookback_days: int | None = None) -> DailyTable:
+    """Daily returns of each sleeve up to tick ``upto`` (hourly ticks; ``epoch``: int epoch
+    seconds per tick), the last ``lookback_days`` of them (all without a lookback)."""
     first = 0
     if lookback_days:
         # Only the ticks the lookback needs (whole days from the day before it).
         first = max(0, upto - (lookback_days + 2) * 24)
-        while first > 0 and times[first].hour != 0:
+        while first > 0 and int(epoch[first]) % daily.DAY >= 3600:   # not in the 00:00 UTC hour
             first -= 1
-    r = daily_navs(times, navs, upto, first).pct_change().iloc[1:]
+    r = daily.pct_change(daily_navs(epoch, navs, upto, first))
     return r.tail(lookback_days) if lookback_days else r
 
 
-def sleeve_stats(returns: pd.DataFrame) -> dict[str, dict[str, float]]:
+def sleeve_stats(returns: DailyTable) -> dict[str, dict[str, float]]:
     """Per sleeve: ``vol`` (daily std), ``sharpe`` (annualised, 365), ``mean`` (daily), ``days``."""
     out = {}
-    for k in returns.columns:
-        r = returns[k].dropna()
-        sd = float(r.std()) if len(r) > 1 else 0.0
-        mean = float(r.mean()) if len(r) else 0.0
-        out[k] = {"vol": sd, "mean": mean, "sharpe": mean / sd * math.sqrt(365) if sd > 0 else 0.0, "days": int(len(r))}
+    for k in returns.keys:
+        r = returns.column(k)
+        r = r[~np.isnan(r)]
+        sd = daily.std(r) if len(r) > 1 else 0.0
+        m = daily.mean(r) if len(r) else 0.0
+        out[k] = {"vol": sd, "mean": m, "sharpe": m / sd * math.sqrt(365) if sd > 0 else 0.0, "days": int(len(r))}
     return out
 
 
@@ -82,7 +84,7 @@ def erc_weights(cov: np.ndarray, iters: int = 1000, tol: float = 1e-12) -> np.nd
     return x / x.sum()
 
 
-def method_targets(method: str, base: dict[str, float], returns: pd.DataFrame | None, risk_model: str,
+def method_targets(method: str, base: dict[str, float], returns: DailyTable | None, risk_model: str,
                    min_days: int) -> tuple[dict[str, float], dict]:
     """Raw target weights (summing to 1) by ``method`` and what they were computed from.
 
@@ -104,7 +106,7 @@ def method_targets(method: str, base: dict[str, float], returns: pd.DataFrame | 
         inv = {k: 1.0 / max(stats[k]["vol"], VOL_FLOOR) for k in keys}
         tot = sum(inv.values())
         return {k: inv[k] / tot for k in keys}, {"basis": "1 / volatility", "stats": stats}
-    cov = r[keys].cov().to_numpy()
+    cov = daily.cov(r.select(keys))
     w = erc_weights(cov)
     rc = w * (cov @ w)
     return {k: float(w[i]) for i, k in enumerate(keys)}, {"basis": "equal risk contribution", "stats": stats,
@@ -155,7 +157,8 @@ def constrain(raw: dict[str, float], lo: dict[str, float], hi: dict[str, float],
     return {k: v / s for k, v in w.items()}
 
 
-def correlation(returns: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+def correlation(returns: DailyTable) -> dict[str, dict[str, float | None]]:
     """Correlation matrix of daily returns as nested dicts (None where undefined)."""
-    c = returns.corr()
-    return {a: {b: (None if pd.isna(c.loc[a, b]) else float(c.loc[a, b])) for b in c.columns} for a in c.index}
+    c = daily.corr(returns)
+    keys = returns.keys
+    return {a: {b: (None if math.isnan(c[i, j]) else float(c[i, j])) for j, b in enumerate(keys)} for i, a in enumerate(keys)}

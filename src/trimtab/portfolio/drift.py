@@ -36,7 +36,7 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from ..accounting.book import Fill
 from ..data.feed import MarketData, load_market_data
@@ -88,8 +88,7 @@ class DriftTracker:
                            "unusual_gas": v(a.gas_cooldown_min) * 60}
         # Expected gas price: median of the trailing window, this tick included (no look-ahead).
         hours = max(int(round(v(a.gas_baseline_h))), 1)
-        gas = pd.Series(engine.view.cols[GAS_FIELD], dtype=float)
-        self.gas_baseline = gas.rolling(hours, min_periods=1).median().tolist()
+        self.gas_baseline = trailing_median(engine.view.cols[GAS_FIELD], hours).tolist()
         self.fills: list[Fill] = []
         self.failures: dict[str, str] = {}
         ex = engine.executor
@@ -258,6 +257,39 @@ class DriftTracker:
         out["final"] = {t.token: {"weight": t.value / st.total if st.total else 0.0, "target_weight": t.weight, "drift": t.drift,
                                   "health": t.health} for t in st.tokens}
         return out
+
+
+def trailing_median(values, hours: int) -> np.ndarray:
+    """Per tick ``i``, the median of the non-NaN ``values[max(0, i - hours + 1) : i + 1]`` (NaN
+    where there are none): pandas' ``rolling(hours, min_periods=1).median()`` without pandas,
+    the same floats (the middle value, or ``(a + b) / 2`` of the two middle values).
+
+    Args:
+        values: floats, shape (n,); hours: the window, >= 1 ticks.
+    Returns:
+        float64 array, shape (n,)."""
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    padded = np.concatenate([np.full(hours - 1, np.nan), v])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, hours)      # (n, hours): row i ends at tick i
+    holes = np.isnan(windows).any(axis=1)
+    full = np.nonzero(~holes)[0]
+    mid = hours // 2
+    for lo in range(0, full.size, 1024):   # 1024 sorted rows at a time: ~1 MB per 128 hours of window
+        rows = full[lo:lo + 1024]
+        # Sorted rows, then the middle one or the mean of the middle two, as np.median computes it.
+        srt = np.sort(windows[rows], axis=1)
+        out[rows] = srt[:, mid] if hours % 2 else (srt[:, mid - 1] + srt[:, mid]) / 2
+    for i in np.nonzero(holes)[0].tolist():   # the first hours and data holes: only the values there
+        w = windows[i][~np.isnan(windows[i])]
+        if w.size:
+            w = np.sort(w)
+            m = w.size // 2
+            out[i] = w[m] if w.size % 2 else (w[m - 1] + w[m]) / 2
+    return out
 
 
 def _num(x: float) -> float | None:

@@ -32,8 +32,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from ..data.feed import MarketData, load_market_data
 from ..engine.kernel import Engine
 from ..engine import checkpoint as ckpt
@@ -46,8 +44,10 @@ from ..planner.drift import basket_of, period_key
 from ..runs import check_run_id, claim, claim_dir, unique_run_id
 from ..timeutil import utc
 from .allocation import constrain, daily_returns, method_targets
+from .daily import corr
 from .config import Portfolio, load_portfolio
 from .drift import DriftTracker, write_summary
+from .equity_csv import write_portfolio_csv
 from .realloc import Reallocator
 from .store import FILE, META_ERRORS, PortfolioStore, meta_error, read_meta, rollback_journal
 from .summary import portfolio_summary
@@ -59,11 +59,22 @@ class PortfolioError(TrimtabError):
 
 @dataclass
 class PortfolioResult:
-    """The portfolio summary (JSON-ready), where the run was written, and its hourly equity."""
+    """The portfolio summary (JSON-ready), where the run was written, and its hourly equity:
+    ``values`` (share class) and ``epoch`` (UTC, int epoch seconds) per tick run;
+    :attr:`equity` is the same as a ``pd.Series``, built on first use (a run never imports pandas)."""
 
     summary: dict
     run_dir: Path
-    equity: pd.Series = field(repr=False, default=None)
+    values: list[float] = field(repr=False, default_factory=list)
+    epoch: list[int] = field(repr=False, default_factory=list)
+
+    @property
+    def equity(self):
+        """Portfolio equity per tick as a ``pd.Series`` (float64) indexed by the ticks' UTC times (ns)."""
+        import pandas as pd  # for callers that want pandas (tests, benches); never a run
+
+        index = pd.DatetimeIndex(pd.to_datetime(list(self.epoch), unit="s", utc=True).as_unit("ns"))
+        return pd.Series(self.values, index=index, dtype="float64")
 
 
 class Sleeve:
@@ -131,6 +142,8 @@ class PortfolioRunner:
         self.peak = 1.0
         self.sleeve_peak = {k: 1.0 for k in ids}
         self.cut: list[str] = []  # sleeves cut to min_weight for drawdown
+        self._targets_key: tuple | None = None   # what self._targets were constrained from (see targets)
+        self._targets: dict[str, float] = {}
         self.reallocs = Reallocator(self, self.store)
         self.max_corr = math.nan
         self.transitions = 0
@@ -297,8 +310,16 @@ class PortfolioRunner:
     # ------------------------------------------------------------------ targets and metrics
     def targets(self) -> dict[str, float]:
         """Target weights now: the method's, with drawdown-cut sleeves at their minimum, within
-        each sleeve's [min_weight, max_weight] (:func:`~trimtab.portfolio.allocation.constrain`)."""
-        return constrain(self.method_raw, self.lo, self.hi, {k: self.lo[k] for k in self.cut})
+        each sleeve's [min_weight, max_weight] (:func:`~trimtab.portfolio.allocation.constrain`).
+        A new dict each call (a reallocation keeps the one it started with)."""
+        # constrain's 200-step bisection on every tick was half of a portfolio run's time, yet its
+        # inputs change only monthly or on a drawdown cut (the limits are fixed for the run):
+        # recompute when they change. repr keys the floats exactly (0.0 and -0.0 differ).
+        key = (tuple((k, repr(v)) for k, v in self.method_raw.items()), tuple(self.cut))
+        if key != self._targets_key:
+            self._targets = constrain(self.method_raw, self.lo, self.hi, {k: self.lo[k] for k in self.cut})
+            self._targets_key = key
+        return dict(self._targets)
 
     def _drawdown_cuts(self, i: int) -> None:
         for s in self.sleeves:
@@ -317,9 +338,9 @@ class PortfolioRunner:
 
     def _period_start(self, i: int) -> None:
         a = self.cfg.allocation
-        rets = daily_returns(self.times, self.nav, i, a.lookback_days)
+        rets = daily_returns(self.epoch, self.nav, i, a.lookback_days)
         if len(self.sleeves) > 1 and len(rets) > 2:
-            c = rets.corr().to_numpy()
+            c = corr(rets)
             vals = [c[x][y] for x in range(len(c)) for y in range(x + 1, len(c)) if not math.isnan(c[x][y])]
             self.max_corr = max(vals) if vals else math.nan
             if vals and self.max_corr > self.cfg.limits.max_correlation:
@@ -416,7 +437,6 @@ class PortfolioRunner:
         (:func:`trimtab.portfolio.summary.portfolio_summary`), write ``summary.json``,
         ``equity.csv`` and the portfolio journal."""
         last = max(self.next_tick, 1)
-        idx = pd.DatetimeIndex(self.times[:last])
         final_metrics = self.metrics(last - 1)
         t_final = self.targets()
         finished = []
@@ -429,13 +449,12 @@ class PortfolioRunner:
                 sm["drift"] = drift
                 write_summary(res.run_dir, sm)
             finished.append((s, sm, drift))
-        summary, equity = portfolio_summary(self, last, final_metrics, t_final, finished, self.store.history())
+        summary = portfolio_summary(self, last, final_metrics, t_final, finished, self.store.history())
         self.store.finish(summary)
         (self.run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-        frame = pd.DataFrame({"equity": equity, "cash": None, **{f"sleeve.{k}": self.eq[k][:last] for k in self.eq}}, index=idx)
-        frame["cash"] = equity - frame[[f"sleeve.{k}" for k in self.eq]].sum(axis=1)
-        frame.to_csv(self.run_dir / "equity.csv", index_label="time")
-        return PortfolioResult(summary, self.run_dir, equity)
+        equity, epoch = self.port_eq[:last], [int(e) for e in self.epoch[:last]]
+        write_portfolio_csv(self.run_dir / "equity.csv", epoch, equity, {k: v[:last] for k, v in self.eq.items()})
+        return PortfolioResult(summary, self.run_dir, equity, epoch)
 
 
 def run_portfolio(config: str | Path, start=None, end=None, capital: float | None = None, out: Path | str = "runs",

@@ -14,9 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
-
-from ..engine.results import performance
+from ..engine.results import performance_of
 from .allocation import correlation, daily_returns, sleeve_stats
 
 
@@ -24,16 +22,14 @@ def sleeve_summary(s, sm: dict, drift: dict | None, pf, last: int, t_final: dict
     """One sleeve's block: sleeve ``s`` (a :class:`trimtab.portfolio.runner.Sleeve`) with its
     finished engine's summary ``sm`` and its drift block, at the end of running portfolio ``pf``
     after ``last`` ticks; ``t_final`` are the final targets and ``total`` the final equity."""
-    idx = pd.DatetimeIndex(pf.times[:last])
     pnl = sm["final_equity"] - s.capital - sm["net_flows"]
-    nav = pd.Series(pf.nav[s.id][:last], index=idx)
-    vol = sleeve_stats(daily_returns(pf.times, {s.id: pf.nav[s.id]}, last - 1))[s.id]["vol"]
+    vol = sleeve_stats(daily_returns(pf.epoch, {s.id: pf.nav[s.id]}, last - 1))[s.id]["vol"]
     return {
         "config": s.spec.config, "strategy": s.strategy.name, "target_weight": s.spec.weight, "final_target": t_final[s.id],
         "final_weight": sm["final_equity"] / total if total else 0.0, "limits": {"min_weight": s.spec.min_weight,
         "max_weight": s.spec.max_weight, "max_drawdown": s.spec.max_drawdown}, "cut_for_drawdown": s.id in pf.cut,
         "initial_capital": s.capital, "final_equity": sm["final_equity"], "net_flows": sm["net_flows"], "pnl": pnl,
-        "return_nav": float(nav.iloc[-1]) - 1.0, "apy": sm["apy"], "sharpe": sm["sharpe"], "max_drawdown": sm["max_drawdown"],
+        "return_nav": float(pf.nav[s.id][last - 1]) - 1.0, "apy": sm["apy"], "sharpe": sm["sharpe"], "max_drawdown": sm["max_drawdown"],
         "daily_volatility": vol, "reconciliation_error": sm["reconciliation_error"], "positions_match_fills": sm["positions_match_fills"],
         "plans": sm["plans"], "failed_plans": sm["failed_plans"], "transitions": sm["transitions"], "final_state": sm["final_state"],
         "attribution": sm["attribution"], "run_dir": sm["run_dir"], "drift": drift,
@@ -41,14 +37,13 @@ def sleeve_summary(s, sm: dict, drift: dict | None, pf, last: int, t_final: dict
 
 
 def portfolio_summary(pf, last: int, final_metrics: dict, t_final: dict[str, float], finished: list[tuple],
-                      history: list[dict]) -> tuple[dict, pd.Series]:
+                      history: list[dict]) -> dict:
     """The summary of portfolio run ``pf`` (a :class:`trimtab.portfolio.runner.PortfolioRunner`)
-    after ``last`` ticks, and its hourly equity.
+    after ``last`` ticks (its hourly equity is ``pf.port_eq[:last]``).
 
     ``finished`` holds ``(sleeve, summary, drift)`` per sleeve in order, ``history`` every
     reallocation record by id (:meth:`trimtab.portfolio.store.PortfolioStore.history`).
     """
-    idx = pd.DatetimeIndex(pf.times[:last])
     total = pf.port_eq[last - 1]
     attribution: dict[str, float] = defaultdict(float)
     sleeves_out = {}
@@ -61,18 +56,18 @@ def portfolio_summary(pf, last: int, final_metrics: dict, t_final: dict[str, flo
         for k, v in sm["attribution"].items():
             attribution[k] += v
         sleeves_out[s.id] = entry
-    equity = pd.Series(pf.port_eq[:last], index=idx)
-    perf = performance(equity)
-    port_pnl = float(equity.iloc[-1]) - pf.capital
-    rets = daily_returns(pf.times, pf.nav, last - 1)
+    final = float(total)
+    perf = performance_of(pf.port_eq[:last], pf.epoch[:last])
+    port_pnl = final - pf.capital
+    rets = daily_returns(pf.epoch, pf.nav, last - 1)
     summary = {
         "kind": "portfolio", "name": pf.p.name, "portfolio": pf.p.name, "share_class": pf.cfg.share_class,
         "start": pf.iso[0], "end": pf.iso[last - 1],
-        "ticks": last, "initial_equity": pf.capital, "final_equity": float(equity.iloc[-1]),
+        "ticks": last, "initial_equity": pf.capital, "final_equity": final,
         "net_flows": 0.0,   # the sleeves' payouts and deposits stay inside the portfolio (its cash)
         "pnl": port_pnl,
         "final_cash": pf.cash, "apy": perf["apy"], "apr": perf["apr"], "max_drawdown": perf["max_drawdown"], "sharpe": perf["sharpe"],
-        "final_nav": float(equity.iloc[-1]) / pf.capital if pf.capital else float("nan"),
+        "final_nav": final / pf.capital if pf.capital else float("nan"),
         "allocation": pf.cfg.allocation.model_dump(), "limits": pf.cfg.limits.model_dump(), "parameters": pf.params,
         "final_state": pf.machine.state, "final_metrics": final_metrics,
         "sleeves": sleeves_out,
@@ -101,7 +96,7 @@ def portfolio_summary(pf, last: int, final_metrics: dict, t_final: dict[str, flo
     rec["ok"] = bool(abs(rec["pnl_minus_sleeve_pnl"]) <= 1e-9 * pf.capital
                      and abs(rec["attribution_minus_pnl"]) <= 1e-6 * pf.capital
                      and fills_ok)
-    return summary, equity
+    return summary
 
 
 def _count(items: Iterable[str]) -> dict[str, int]:

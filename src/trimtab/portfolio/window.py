@@ -6,12 +6,11 @@
 """
 from __future__ import annotations
 
-import pandas as pd
-
 from ..data.feed import DataError, MarketData
 from ..engine.window import clamp_window, resolve_window
 from ..data.market import series_of
 from ..planner.drift import basket_of
+from ..timeutil import UtcTime
 
 
 def basket_series(strategy) -> set[str]:
@@ -31,7 +30,7 @@ def basket_series(strategy) -> set[str]:
     return out
 
 
-def strategy_window(strategy, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def strategy_window(strategy, data: MarketData, start=None, end=None) -> tuple[UtcTime, UtcTime]:
     """The engine's window for ``strategy`` (:func:`resolve_window`), narrowed by default to
     what a basket's token series cover, and checked against them when given.
 
@@ -52,7 +51,7 @@ def strategy_window(strategy, data: MarketData, start=None, end=None) -> tuple[p
     return clamp_window(f"{strategy.name}'s data", d0, d1, start, end)
 
 
-def portfolio_window(portfolio, data: MarketData, start=None, end=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def portfolio_window(portfolio, data: MarketData, start=None, end=None) -> tuple[UtcTime, UtcTime]:
     """The common window of every sleeve's data for ``portfolio`` (a loaded
     :class:`trimtab.portfolio.config.Portfolio`), or the given one, checked against each.
 

@@ -107,6 +107,14 @@ class CompiledExpr:
             fn = self._guard_fns[nan_as] = fast_guard(self._ir, nan_as)
         return fn
 
+    def vector_guard(self, nan_as: bool | None = None):
+        """:meth:`guard` over many ticks at once (:func:`trimtab.rules.vector.vector_guard`):
+        ``fn(env)`` with ``env`` mapping names to float64 arrays (or floats) returns the guard's
+        truth per element; None when the expression has no exact vector form."""
+        from .vector import vector_guard  # numpy: imported by the engine only, not by config loading
+
+        return vector_guard(self._ir, nan_as)
+
     def _env_error(self, env: Mapping[str, float], exc: Exception) -> Exception:
         ordered = sorted(self.names, key=lambda n: first_name_offset(self.node, n))
         if isinstance(exc, KeyError):

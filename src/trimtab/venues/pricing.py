@@ -263,6 +263,21 @@ class Pricing:
         # view.age is inf for a series the view does not hold
         return ages is True or (ages[j] if ages is not None else math.inf) <= max_age
 
+    def tradable_all(self, key: str) -> list[bool]:
+        """:meth:`tradable` of ``key`` at every tick of the view, in order (the same flags, from
+        the same lists, compared as arrays)."""
+        import numpy as np  # a backtest's quiet stretches only
+
+        flags, ages, max_age = self._tradable_refs(key)
+        n = self.view.n
+        fresh = np.asarray(flags[:n], dtype=bool)
+        if ages is True:
+            return fresh.tolist()
+        if max_age is None:  # a comparison with None raises in tradable(): let it, tick by tick
+            return [self.tradable(key, j) for j in range(n)]
+        age = np.full(n, math.inf) if ages is None else np.asarray(ages[:n], dtype=np.float64)
+        return (fresh & (age <= max_age)).tolist()
+
     def _tradable_refs(self, key: str) -> tuple[list[bool], list[float] | None | bool, float | None]:
         """What :meth:`tradable` reads of ``key``: the view's freshness flags of its mark, the
         ages of its funding series (True: no funding field, nothing to check; None: a series the

@@ -14,9 +14,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 
 from ..accounting.book import Fill, Leg
+from ..timeutil import utc
 
 #: The LST whose holders receive the drops, and the venue that pays them.
 TOKEN, VENUE = "weETH", "etherfi"
@@ -31,20 +32,25 @@ class Drop:
     pay: int  # epoch seconds at which it is credited
 
 
+def _epoch(day: str) -> int:
+    """Epoch seconds of a record's date (UTC). Raises ValueError for one that is not a date."""
+    return utc(day).epoch
+
+
 def schedule(static: dict) -> list[Drop]:
     """Every drop in the bundled records, in payment order."""
     d = static["etherfi_rewards"]["distributions"]
     day = 86400
     out = []
     for r in d["eigen_distributions_raw"]:
-        s = int(pd.Timestamp(r["staking_period_start"], tz="UTC").timestamp())
-        e = int(pd.Timestamp(r["staking_period_end"], tz="UTC").timestamp()) + day
+        s = _epoch(r["staking_period_start"])
+        e = _epoch(r["staking_period_end"]) + day
         per = r["eigen_earned"] / (r["eth_restaked"] + r["eth_not_restaked"])
         out.append(Drop("EIGEN", per, s, e, e))
     for r in d["ethfi_topups_raw"]:
-        s = int(pd.Timestamp(r["staking_period_start"], tz="UTC").timestamp())
-        e = int(pd.Timestamp(r["staking_period_end"], tz="UTC").timestamp()) + day
-        pay = int(pd.Timestamp(r["top_up_date"], tz="UTC").timestamp()) + day
+        s = _epoch(r["staking_period_start"])
+        e = _epoch(r["staking_period_end"]) + day
+        pay = _epoch(r["top_up_date"]) + day
         out.append(Drop("ETHFI", r["ethfi_per_eeth_distributed"], s, e, pay))
     return sorted(out, key=lambda x: (x.pay, x.token))
 
@@ -82,27 +88,59 @@ class RewardAccrual:
     def record(self, eeth: float) -> None:
         self.held.append(eeth)
 
-    def observe(self, book, px) -> float:
+    def observe(self, book, px, i: int | None = None) -> float:
         """Record and return the eETH the book holds now: weETH in the wallet and supplied to a
-        lending venue (every instrument of asset weETH), x the weETH/ETH rate (0 without any)."""
-        if self._keys is None:  # the instruments are fixed for a run: find them once
-            self._keys = [k for k, inf in px.info.items() if inf.asset == TOKEN]
-        if self._held_for is not book or self._held_version != book.version:
-            # (key, qty) of the weETH positions held: kept while the book is unchanged (every
-            # Book.apply / restore bumps ``version``)
-            self._held = [(k, book.qty(k)) for k in self._keys if book.qty(k)]
-            self._held_for, self._held_version = book, book.version
-        held = self._held
+        lending venue (every instrument of asset weETH), x the weETH/ETH rate (0 without any),
+        at tick ``i`` (default: the view's tick; a quiet span observes its ticks in order).
+        Raises DataError where an index or the rate has no value."""
+        held = self._weeth(book, px)
         if held:
             # sum() written out: from the int 0, in key order, the same floats
             total = 0
             for k, q in held:
-                total += px.amount(k, q)
-            eeth = total * px.eth_rate(TOKEN)
+                total += px.amount(k, q, i)
+            eeth = total * px.eth_rate(TOKEN, i)
         else:
             eeth = 0.0
         self.record(eeth)
         return eeth
+
+    def _weeth(self, book, px) -> list[tuple[str, float]]:
+        """(key, qty) of the weETH positions ``book`` holds, in key order."""
+        if self._keys is None:  # the instruments are fixed for a run: find them once
+            self._keys = [k for k, inf in px.info.items() if inf.asset == TOKEN]
+        if self._held_for is not book or self._held_version != book.version:
+            # kept while the book is unchanged (every Book.apply / restore bumps ``version``)
+            self._held = [(k, book.qty(k)) for k in self._keys if book.qty(k)]
+            self._held_for, self._held_version = book, book.version
+        return self._held
+
+    def observe_span(self, book, px, i: int, k: int, column) -> list[float]:
+        """:meth:`observe` at ticks ``i .. i + k - 1`` in order, the book's weETH positions
+        unchanged throughout: the same floats element by element (the sum from 0 in key order,
+        then times the rate), with ``column(field)`` a field's float64 array over the view
+        (None if the view lacks it). Where a field it reads has no value in the span,
+        :meth:`observe` runs tick by tick instead (and raises where it does)."""
+        held = self._weeth(book, px)
+        if not held:
+            out = [0.0] * k
+        else:
+            rate_field = px.assets[TOKEN].eth_rate_field
+            fields = [f for f in [px.info[key].index_field for key, _ in held] + [rate_field] if f]
+            cols = {f: column(f) for f in fields}
+            if any(c is None for c in cols.values()):
+                return [self.observe(book, px, t) for t in range(i, i + k)]
+            total = np.zeros(k)
+            for key, q in held:
+                f = px.info[key].index_field
+                total = total + (q * cols[f][i:i + k] if f else q)
+            if rate_field:
+                total = total * cols[rate_field][i:i + k]
+            if bool(np.isnan(total).any()):  # a field without a value (observe raises there)
+                return [self.observe(book, px, t) for t in range(i, i + k)]
+            out = total.tolist()
+        self.held.extend(out)
+        return out
 
     def is_due(self, i: int) -> bool:
         """True when a drop is payable at tick ``i`` (else :meth:`fills` returns [] and changes nothing)."""

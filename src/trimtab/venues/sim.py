@@ -90,6 +90,7 @@ class SimVenues:
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
         self.last_rate: dict[str, float] = {}
+        self._funding_facts: list | None = None  # funding()'s per-key catalog facts (_funding_facts_of), built on first use
 
     def snapshot(self) -> dict:
         """What changes tick to tick, as plain data: ``stops`` (perp key -> [take profit, stop
@@ -306,6 +307,8 @@ class SimVenues:
         001: stop-loss, then take-profit, then end of candle). Fills at the stop price less
         the execution cost, plus the taker fee.
         """
+        if not self.stops:  # the usual tick: no resting orders (asked every tick)
+            return []
         out = []
         for key, (tp, sl) in list(self.stops.items()):
             s = book.qty(key)
@@ -417,8 +420,10 @@ class SimVenues:
         return out
 
     # ------------------------------------------------------------------ venue-side events
-    def funding(self, tick: int, book: Book) -> list[Fill]:
-        """Funding settlements at this tick for every open perp.
+    def funding(self, tick: int, book: Book, read: list[str] | None = None) -> list[Fill]:
+        """Funding settlements at this tick for every open perp (``read``, when given, gets the
+        key of each perp whose mark a settlement read, in order: a quiet span replays those
+        reads when it books fills it worked out ahead, trimtab.engine.quiet).
 
         Funding fields hold a rate only at settlement ticks (NaN elsewhere). At a settlement
         hour of the venue (``funding_hours_utc``) whose rate is missing from the data, the
@@ -428,19 +433,23 @@ class SimVenues:
         before any rate was ever seen is left unsettled, counted in ``funding_missing``.
         """
         out = []
-        hour = self.view.time.hour
-        for key in self.perp_keys:
-            s = book.qty(key)
+        view, bal, mark_of = self.view, book.bal, self.px.mark
+        cols, i = view.cols, view.i
+        facts = self._funding_facts
+        if facts is None:
+            facts = self._funding_facts = self._funding_facts_of()
+        for key, venue, field, margin, peers in facts:
+            s = bal.get(key, 0.0)
             if not s:
                 continue
-            inf = self.px.info[key]
-            rate = self.view.get(inf.funding_field)
-            source = inf.funding_field
-            if math.isnan(rate):
-                if hour not in self.venues[inf.venue].perp.funding_hours_utc or self.view.time.minute:
+            col = cols.get(field)
+            rate = col[i] if col is not None else view.get(field)  # view.get raises for an absent series
+            source = field
+            if rate != rate:  # NaN: no settlement in the data at this tick
+                t = view.time
+                if t.hour not in self.venues[venue].perp.funding_hours_utc or t.minute:
                     continue
-                others = [self.view.get(self.px.info[k].funding_field) for k in self.perp_keys
-                          if k != key and self.px.info[k].asset == inf.asset]
+                others = [view.get(f) for f in peers]
                 others = [r for r in others if not math.isnan(r)]
                 if others:
                     rate = sum(others) / len(others)
@@ -454,11 +463,22 @@ class SimVenues:
                 self.funding_proxies[key] = self.funding_proxies.get(key, 0) + 1
             else:
                 self.last_rate[key] = rate
-            mark = self.px.mark(key)
+            mark = mark_of(key)
+            if read is not None:
+                read.append(key)
             pay = -s * mark * rate
-            out.append(Fill(tick, inf.venue, "funding", "funding", [Leg(f"{inf.venue}:Margin:USDT", pay, pay)],
+            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)],
                             price=rate, price_field=source, note=f"-size x mark x rate = {-s:.4f} x {mark:.2f} x {rate:.6g}"))
         return out
+
+    def _funding_facts_of(self) -> list[tuple[str, str, str | None, str, list[str | None]]]:
+        """Per perp key, in ``perp_keys`` order, what :meth:`funding` reads of the static
+        catalog: (key, venue, funding field, the venue's ``Margin:USDT`` key, the funding fields
+        of the other perps of the same asset, in ``perp_keys`` order, for a missing rate's proxy)."""
+        info = self.px.info
+        return [(key, info[key].venue, info[key].funding_field, f"{info[key].venue}:Margin:USDT",
+                 [info[k].funding_field for k in self.perp_keys if k != key and info[k].asset == info[key].asset])
+                for key in self.perp_keys]
 
     def liquidations(self, tick: int, book: Book) -> list[tuple[Fill, float | None]]:
         """Liquidate unsafe Aave and perp accounts, as the venues would."""

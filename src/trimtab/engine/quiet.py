@@ -1,0 +1,350 @@
+"""Quiet spans: the ticks of a backtest at which only the market moves, processed at once.
+
+Issue 14: "skip work that cannot change a decision" and "vectorise what positions make constant
+between events". At most ticks of a backtest nothing can happen but a market move: no plan in
+flight, no funding settlement, reward drop, capital flow, resting stop or quarantined series,
+no venue able to liquidate. Between two such events the book is constant, so every metric the
+kernel journals is a function of the market data (:meth:`trimtab.engine.monitors.Monitors.run_block`,
+over the quiet stretch's arrays of :mod:`trimtab.engine.stretch`), and the machine's candidate
+transitions can be evaluated on all those ticks at once
+(:meth:`trimtab.engine.machine.StrategyMachine.quiet_until`, :mod:`trimtab.rules.vector`). The
+ticks before the first one where a transition could fire are then written in one go:
+attribution and its reconciliation check column-wise with the same sequential float additions
+(:meth:`trimtab.accounting.attribution.Attribution.add_span`), the funding fills the look-ahead
+worked out, the equity and NAV series, the eETH held, the journal's metrics, ledger and series
+rows. The tick where a transition could
+fire, and every tick this module cannot prove quiet, goes through :meth:`Engine.step` as before.
+
+Exactness: every value is the double the per-tick code computes (the same operations in the
+same order, element by element; sums across ticks stay sequential Python additions), so the
+journal and the summary are identical with and without spans (``tests/unit/test_quiet.py``
+compares every table of real backtests, float by float). A live run never uses spans
+(:meth:`Engine.extend` turns them off with the stretches): it sees one hour at a time.
+"""
+from __future__ import annotations
+
+import time as _time
+from bisect import bisect_left
+
+import numpy as np
+
+from ..accounting.book import Book
+from ..data.feed import DataError
+from .executor import PaperGateway
+
+#: The shortest span worth processing at once: one tick costs less per tick than its arrays.
+MIN_TICKS = 2
+
+
+class QuietSpans:
+    """Finds and processes the quiet spans of one backtest :class:`~trimtab.engine.kernel.Engine`
+    (with its quiet stretches on).
+
+    ``counts`` is the stretches' counter dict (``RunResult.paths``), to which ``"bulk"`` (ticks
+    processed in a span) is added; ``why``: per reason, the ticks :meth:`run` left to
+    :meth:`Engine.step` (``"plan in flight"``, ``"transition"``, ``"reward drop"``, ...).
+    """
+
+    def __init__(self, engine):
+        self.e = engine
+        self.counts = engine.stretches.counts
+        self.counts.setdefault("bulk", 0)
+        self.why: dict[str, int] = {}
+        # the first funding tick at or after each tick (funding_due is fixed for a backtest)
+        self._next_funding = engine.stretches.first_at_or_after(np.asarray(engine.funding_due, dtype=bool))
+        view = engine.view
+        # the ticks with journal rows of their own (quarantined_at is [] at every other tick)
+        self._quarantined = view.quarantined_ticks()
+        # (tick, why) the last span ended before for what it computed there (a transition that
+        # fires, a venue that could liquidate): the next call, at that very tick, is stepped
+        # without computing it again (nothing has changed in between)
+        self._next: tuple[int, str | None] = (-1, None)
+
+    def run(self, i: int, n: int) -> int:
+        """Process the quiet span from tick ``i`` (the engine's next tick) on, at most up to
+        ``n``: returns how many ticks were processed, 0 when tick ``i`` must be stepped on its own."""
+        why = self._next[1] if self._next[0] == i else self._blocked(i)
+        if why is None:
+            done, why = self._span(i, n)
+            if done:
+                self.counts["bulk"] += done
+                return done
+        self.why[why] = self.why.get(why, 0) + 1
+        return 0
+
+    def _blocked(self, i: int) -> str | None:
+        """Why tick ``i`` cannot start a quiet span (None: it may)."""
+        e = self.e
+        ex, cf = e.executor, e.cflows
+        if not e.monitors.blocks:
+            return "metrics per tick only (signal or basket)"
+        if i == 0 or not e.machine.quiet_ready:
+            return "first tick"
+        if e.halted or e.on_tick is not None:
+            return "halted or hooked"
+        if ex.plan is not None or ex.transits:
+            return "plan in flight"
+        if e.rewards.is_due(i):
+            return "reward drop"
+        if cf.pending_withdrawal or cf.withdraw_all or (cf.next < len(cf.flows) and cf.flows[cf.next].time.timestamp() <= e.view.epoch[i]):
+            return "capital flow"
+        if e.sim.stops or type(ex.gateway) is not PaperGateway:
+            return "resting stops"
+        if e.view.quarantined_at(i):
+            return "quarantine"
+        if not e.journal.spans_ok:
+            return "journal mode"
+        return None
+
+    def _end(self, i: int, n: int) -> int:
+        """The end of the span from ``i``: the next reward drop, capital flow or quarantined
+        tick, or ``n``."""
+        e = self.e
+        epoch = e.view.epoch
+        hi = n
+        r, cf = e.rewards, e.cflows
+        if r.next < len(r.drops):
+            hi = bisect_left(epoch, r.drops[r.next].pay, i, hi)
+        if cf.next < len(cf.flows):
+            hi = bisect_left(epoch, cf.flows[cf.next].time.timestamp(), i, hi)
+        q = self._quarantined
+        k = bisect_left(q, i + 1)
+        return min(hi, q[k]) if k < len(q) else hi
+
+    def _fundings(self, i: int, hi: int, moving: list) -> tuple[int, dict[int, bool], list]:
+        """The funding settlements of ``[i, hi)``, worked out ahead:
+        ``(hi', {funding tick: settles something}, segments)``, ``segments`` as
+        :meth:`Stretches.monitor_block` takes them (the book each settlement leaves, from the
+        very fills :meth:`SimVenues.funding` gives: a settlement depends on the perp sizes and
+        the data, which the span leaves alone). The prices' state (the stale-mark hours) is
+        restored after; the sim's (the last funding rates, the proxy counts) too when the
+        look-ahead stops early, else it is kept with the fills for :meth:`_commit`
+        (:meth:`_take_ahead`), which either commits every tick looked at or restores it. A
+        settlement on a margin balance whose value moves (attribution then values it per
+        tick), or one that fails, ends the span before it."""
+        e = self.e
+        sim, px, view, book = e.sim, e.px, e.view, e.book
+        nxt, due = self._next_funding, {}
+        segments = [(i, e.monitors.positions_of(book), book.bal)]
+        self._ahead = None
+        t = nxt[i]
+        if t >= hi:
+            return hi, due, segments
+        moves = {key for key, _, _, _ in moving}
+        sim_state, px_state = sim.snapshot(), px.snapshot()
+        scratch = Book(dict(book.bal), dict(book.entry), dict(book.sums))
+        fills_at: dict[int, tuple[list, list[str]]] = {}  # tick -> (its fills, the perp keys whose marks funding read)
+        last = t
+        done = False
+        try:
+            while t < hi:
+                view.i = t
+                last, read = t, []
+                try:
+                    fills = sim.funding(t, book, read)
+                except DataError:
+                    return t, due, segments
+                if fills and any(leg.key in moves for f in fills for leg in f.legs):
+                    return (t if t > i else i), due, segments
+                due[t] = bool(fills)
+                if fills:
+                    fills_at[t] = (fills, read)
+                    keys = []
+                    for f in fills:
+                        scratch.apply(f)
+                        keys += [leg.key for leg in f.legs]
+                    pos = e.monitors.positions_after(segments[-1][1], scratch, keys)
+                    seg = (t, pos, dict(scratch.bal))
+                    segments = [seg] if t == i else segments + [seg]
+                t = nxt[t + 1]
+            done = True
+        finally:
+            if done:
+                self._ahead = (sim_state, last, fills_at)
+            else:
+                sim.restore(sim_state)
+            px.restore(px_state)
+            view.i = i
+        return hi, due, segments
+
+    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, marks read)}): _fundings
+
+    def _take_ahead(self, end: int) -> dict[int, tuple[list, list[str]]] | None:
+        """The look-ahead's fills by tick when it looked at no tick at or after ``end`` (the sim's
+        state is then the one settling ``[i, end)`` leaves); else None, with the sim's state
+        restored for settling them again. Either way the look-ahead is used up."""
+        got, self._ahead = self._ahead, None
+        if got is None:
+            return None
+        state, last, fills_at = got
+        if last < end:
+            return fills_at
+        self.e.sim.restore(state)
+        return None
+
+    def _span(self, i: int, n: int) -> tuple[int, str | None]:
+        """Compute and, if it holds at least one tick, commit the span from ``i``: (ticks, None),
+        or (0, why not)."""
+        e = self.e
+        hi = self._end(i, n)
+        if hi - i < MIN_TICKS:
+            return 0, "event next tick"
+        e.view.i = i  # what step(i) sets before reading prices (the tradable flags, the hedge drift)
+        t0 = _time.perf_counter_ns() if e.time_decisions else 0
+        moving = e.attr.moving(e.book, e.px)
+        got = e.stretches.attr_block(moving, i, hi)
+        if got is None:
+            return 0, "no attribution stretch"
+        hi, cats, rows, stale_attr = got
+        if hi - i < MIN_TICKS:
+            return 0, "attribution stretch ends"
+        hi = e.stretches.monitor_reach(e.monitors, i, hi)
+        if hi - i < MIN_TICKS:
+            return 0, "no monitor stretch"
+        hi, due, segments = self._fundings(i, hi, moving)
+        try:
+            return self._decide(i, hi, t0, cats, rows, stale_attr, due, segments)
+        finally:
+            self._take_ahead(-1)  # not committed: the sim's state back as it was (a no-op once _commit took it)
+
+    def _decide(self, i: int, hi: int, t0: int, cats: tuple, rows: list, stale_attr: list, due: dict[int, bool],
+                segments: list) -> tuple[int, str | None]:
+        """The rest of :meth:`_span` once the funding settlements of ``[i, hi)`` are known: the
+        monitors, where a venue could liquidate, the first transition; commits what is quiet."""
+        e = self.e
+        if hi - i < MIN_TICKS:
+            return 0, "funding on a moving margin balance"
+        got = e.monitors.run_block(i, hi, e.params, segments)
+        if got is None:
+            return 0, "no monitor stretch"
+        hi, cols, core, stale_mon = got
+        k = hi - i
+        # Where a venue could liquidate, step() asks the venues: the span ends before.
+        safe = core["free"] | ~((core["hf"] < 1.0) | (core["mr_min"] < e.sim.max_maintenance))
+        after = None
+        if not safe.all():
+            k = int(np.argmax(~safe))
+            after = "liquidation possible"
+            if k == 0:
+                return 0, after
+        cols = _head(cols, k)
+        f = e.machine.quiet_until(cols, k)
+        if f is None:
+            return 0, "guard without vector form"
+        if f == 0:
+            return 0, "transition"
+        if f < k:
+            k, cols, after = f, _head(cols, f), "transition"
+        if after is not None:
+            self._next = (i + k, after)
+        if e.time_decisions:  # the span's monitors and guards, shared over its ticks
+            e.decision_ns.extend([(_time.perf_counter_ns() - t0) // k] * k)
+        self._commit(i, k, cats, rows, cols, due, stale_attr + stale_mon, bool(core["free"][k - 1]))
+        return k, None
+
+    def _commit(self, i: int, k: int, cats: tuple, rows: list, cols: dict, due: dict[int, bool], stale: list,
+                free: bool) -> None:
+        """Everything :meth:`Engine.step` does at the quiet ticks ``[i, i + k)``: attribution,
+        funding fills, reconciliation and ledger column-wise (:meth:`_commit_columns`) or, where
+        that cannot be (a category seen for the first time), tick by tick in its order; then
+        the eETH held, the series and the journal's rows."""
+        e = self.e
+        attr, journal, iso, view, sim, executor = e.attr, e.journal, e.iso, e.view, e.sim, e.executor
+        last = i + k - 1
+        # Pricing.stale_marks: each tick counted once, in tick order, as step() reads them
+        marks: dict[int, list[str]] = {}
+        for key, ts in stale:
+            for t in ts:
+                if t <= last and key not in marks.setdefault(t, []):
+                    marks[t].append(key)
+        equity = cols["equity"].tolist() if isinstance(cols["equity"], np.ndarray) else [cols["equity"]] * k
+        capital, net = e.capital, e.cflows.net
+        funds = [t for t in range(i, i + k) if due.get(t)]
+        if self._columns_ok(cats, funds):
+            self._commit_columns(i, k, cats, rows, equity, funds, marks, self._take_ahead(i + k))
+        else:
+            self._take_ahead(-1)  # the loop settles them again
+            start, add, check, ledger = attr.start_tick, attr.add_move, attr.check, journal.ledger
+            for j, t in enumerate(range(i, i + k)):
+                if marks:
+                    for u in (t - 1, t):
+                        for key in marks.pop(u, ()):
+                            e.stretches.count_stale(key, u)
+                start()
+                add(cats, rows[j])
+                if due.get(t):
+                    view.i = t
+                    for fill in sim.funding(t, e.book):
+                        executor.apply(fill)
+                check(equity[j] - capital - net)
+                ledger(t, iso[t], attr.tick)
+        book, px = e.book, e.px
+        eeth = e.rewards.observe_span(book, px, i, k, e.stretches.column)
+        nav = [e.cflows.nav(x) for x in equity]
+        e.eq_series[i:i + k] = equity
+        e.nav_series[i:i + k] = nav
+        e.legrisk.overdue(last, cols, False)  # nothing in flight: its unhedged clock stops
+        journal.quiet_span(i, iso[i:i + k], e.machine.state, cols, list(zip(range(i, i + k), equity, nav, eeth)))
+        e.monitors.bulk_done(last, k, free)
+        view.i = last
+        e.next_tick = i + k
+
+    def _columns_ok(self, cats: tuple, funds: list[int]) -> bool:
+        """Whether :meth:`_commit_columns` can commit a span of market-move categories ``cats``
+        settling funding at ``funds``: every category has its ledger column and total already,
+        and funding is not a market move's (its per-tick order with them would matter)."""
+        need = set(cats) | ({"funding"} if funds else set())
+        return "funding" not in cats and need <= self.e.attr.total.keys() and self.e.journal.ledger_covers(need)
+
+    def _commit_columns(self, i: int, k: int, cats: tuple, rows: list, equity: list[float], funds: list[int],
+                        marks: dict[int, list[str]], ahead: dict[int, tuple[list, list[str]]] | None) -> None:
+        """The attribution, funding settlements, reconciliation and ledger rows of ``[i, i + k)``
+        column-wise (:meth:`Attribution.add_span`, :meth:`Journal.ledger_span`; only when
+        :meth:`_columns_ok`): the same fills, totals and rows as the tick-by-tick loop of
+        :meth:`_commit`. The settlements at ``funds`` are applied first (they read only the book
+        and the data, never attribution), each stale mark counted before the settlement of its
+        tick as that loop does; ``ahead``: the look-ahead's fills (:meth:`_take_ahead`), whose
+        marks are read again so the stale hours count as when settling (None: settle here)."""
+        e = self.e
+        attr, journal, view, sim, executor, px = e.attr, e.journal, e.view, e.sim, e.executor, e.px
+        events: dict[int, list[tuple[str, float]]] = {}
+        count, book = e.stretches.count_stale, e.book
+        for t in funds:
+            if marks:
+                for u in sorted(u for u in marks if u <= t):
+                    for key in marks.pop(u):
+                        count(key, u)
+            view.i = t
+            if ahead is None:
+                fills = sim.funding(t, book)
+            else:
+                fills, read = ahead.get(t, ((), ()))
+                for key in read:
+                    px.mark(key)
+            got = []
+            for fill in fills:
+                executor.apply(fill, record=False)  # booked below, in the span's order
+                executor.on_fill(fill)
+                got.append((fill.category, fill.impact))
+            if got:
+                events[t - i] = got
+        for u in sorted(marks):
+            for key in marks[u]:
+                count(key, u)
+        marks.clear()
+        capital, net = e.capital, e.cflows.net
+        parts = np.array(rows[:k], dtype=np.float64).reshape(k, len(cats))
+        amounts = attr.add_span(cats, parts, events, [x - capital - net for x in equity])
+        if amounts is None or not journal.ledger_span(i, amounts):
+            raise AssertionError("quiet span: categories checked by _columns_ok")  # never
+
+
+def _head(cols: dict, k: int) -> dict:
+    """The first ``k`` ticks of each metric: an array sliced, one value for all as a float."""
+    out = {}
+    for name, v in cols.items():
+        if isinstance(v, np.ndarray):
+            out[name] = v[:k] if v.ndim else float(v)
+        else:
+            out[name] = float(v) if isinstance(v, np.generic) else v
+    return out
