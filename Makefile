@@ -31,15 +31,17 @@ data: $(STAMP)
 	$(BIN)/python scripts/build_data.py --raw ../shared/data --out data
 
 # Figures only (issue 14), each with its ratio: the flagship's budgets, its engine loop with and
-# without quiet stretches (numpy), the engine against the hand loop, the drift basket against
-# bt, `trimtab compare` on all cores (and on one), a live run resumed after 1,000 and 10,000
-# ticks, and a live tick's cost as a run grows to 5,000 ticks.
+# without quiet stretches (numpy) and with and without quiet spans (ticks in bulk), the engine
+# against the hand loop, the drift basket against bt, `trimtab compare` on all cores (and on
+# one), a live run resumed after 1,000 and 10,000 ticks, and a live tick's cost as a run grows
+# to 5,000 ticks.
 # About 6 minutes on 2 cores. Everything is byte-compiled first, so the whole-process figures
 # time a user's warm start (cached .pyc), not a first run after an edit compiling every module.
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q src bench
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/quiet_stretches.py --runs 3
+	$(BIN)/python bench/quiet_spans.py --runs 3
 	$(BIN)/python bench/compare_hand.py --no-backtest
 	$(BIN)/python bench/drift_vs_bt.py
 	$(BIN)/python bench/compare_all.py --sequential

@@ -24,7 +24,8 @@ from .quality import REASONS
 
 def float_list(values: np.ndarray, distinct: bool = False) -> list[float]:
     """``values.tolist()``: the same Python floats, bit for bit (NaN payloads and -0.0 kept), but
-    one float object shared by each run of equal values (``distinct``: by all equal values).
+    one float object shared by each run of equal values (``distinct``: by all equal values);
+    without ``distinct``, a column of mostly single-tick runs (over 3/4) is the plain list.
 
     A run's view holds ~70 columns of the window's ticks as lists (a list read is the cheapest
     read in the hot loop); a float object is 24 bytes behind its 8-byte slot, and as-of fields
@@ -46,6 +47,10 @@ def float_list(values: np.ndarray, distinct: bool = False) -> list[float]:
         new = np.empty(a.size, dtype=bool)
         new[0] = True
         np.not_equal(bits[1:], bits[:-1], out=new[1:])
+        if np.count_nonzero(new) * 4 > a.size * 3:
+            # Mostly distinct (an hourly price): sharing would save under a quarter of the
+            # objects, and mapping every tick to its run costs ~3x the plain list.
+            return a.tolist()
         objs = a[new].tolist()
         which = np.cumsum(new) - 1
     return list(map(objs.__getitem__, which.tolist()))

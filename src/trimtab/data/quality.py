@@ -207,15 +207,23 @@ def _asof(avail: np.ndarray, values: np.ndarray, ok: np.ndarray, at: np.ndarray,
     return out
 
 
-def _asof_rows(avail: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _asof_rows(avail: np.ndarray, ok: np.ndarray, at: np.ndarray, max_age_s: float,
+               good: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ticks ``at`` that have such a row, the row of each) for :func:`_asof`: the same for every
-    column of a series, so a peer's four bar columns share one search."""
-    a = avail[ok]
+    column of a series, so a peer's four bar columns share one search. ``good``:
+    :func:`_good_rows` of ``avail, ok``, when already known."""
+    a, rows = good if good is not None else _good_rows(avail, ok)
     if a.size == 0:
         return np.zeros(at.shape, dtype=bool), np.zeros(0, dtype=np.intp)
     k = np.searchsorted(a, at, side="right") - 1
     hit = (k >= 0) & (at - a[np.maximum(k, 0)] <= max_age_s)
-    return hit, np.flatnonzero(ok)[k[hit]]
+    return hit, rows[k[hit]]
+
+
+def _good_rows(avail: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``avail`` of the ``ok`` rows, their row numbers): what :func:`_asof_rows` searches, the
+    same for every series that has this one as a peer."""
+    return avail[ok], np.flatnonzero(ok)
 
 
 def _nanmedian0(stack: np.ndarray) -> np.ndarray:
@@ -232,21 +240,103 @@ def _nanmedian0(stack: np.ndarray) -> np.ndarray:
     k = stack.shape[0]
     cnt = k - np.count_nonzero(nan, axis=0)
     s = np.where(nan, np.inf, stack)
-    s.sort(axis=0)
+    if k <= _NETWORK_MAX:
+        # A sorting network over the rows: a few element-wise min/max of whole rows (a sort
+        # along axis 0 sorts each short column on its own, ~5x slower). Each output row holds
+        # the value of that rank (== the sorted one; only which zero of +-0.0 can differ,
+        # which the +0.0 sums below never show).
+        rows = list(s)
+        for i, j in _network(k):
+            lo = np.minimum(rows[i], rows[j])
+            np.maximum(rows[i], rows[j], out=rows[j])
+            rows[i] = lo
+    else:
+        s.sort(axis=0)
+        rows = list(s)
     # Columns with every value: the middle rows, whole; the few others by their own count.
-    out = s[(k - 1) // 2] + 0.0
-    out += s[k // 2]
+    out = rows[(k - 1) // 2] + 0.0
+    out += rows[k // 2]
     out /= 2.0
     part = np.flatnonzero(cnt != k)
     if part.size:
         c = cnt[part]
         hi = c // 2
-        v = s[np.maximum(hi - 1 + (c & 1), 0), part] + 0.0
-        v += s[np.minimum(hi, k - 1), part]
+        s = np.array([r[part] for r in rows])      # those columns only, ranks as rows
+        cols = np.arange(part.size)
+        v = s[np.maximum(hi - 1 + (c & 1), 0), cols] + 0.0
+        v += s[np.minimum(hi, k - 1), cols]
         v /= 2.0
         v[c == 0] = np.nan
         out[part] = v
     return out
+
+
+#: Largest stack (venues of one asset) sorted by :func:`_network`; taller ones use ``np.sort``.
+_NETWORK_MAX = 8
+
+
+def _network(k: int) -> list[tuple[int, int]]:
+    """Comparators ``(i, j)``, i < j, of Batcher's odd-even merge sort for ``k`` inputs: after
+    applying ``(row i, row j) <- (min, max)`` in order, rows are ascending (Knuth, TAOCP vol. 3,
+    5.3.4, Algorithm M). Built for the next power of two; a comparator touching a row >= k is
+    dropped, which is exact: those rows stand for +inf padding, which every comparator leaves
+    in place (its max), so it never moves a real value."""
+    net = _NETWORKS.get(k)
+    if net is None:
+        size = 1
+        while size < k:
+            size *= 2
+        net = []
+        p = 1
+        while p < size:
+            q = p
+            while q >= 1:
+                for j in range(q % p, size - q, 2 * q):
+                    for i in range(min(q, size - j - q)):
+                        if (i + j) // (2 * p) == (i + j + q) // (2 * p) and i + j + q < k:
+                            net.append((i + j, i + j + q))
+                q //= 2
+            p *= 2
+        _NETWORKS[k] = net
+    return net
+
+
+_NETWORKS: dict[int, list[tuple[int, int]]] = {}
+
+
+def _cross_venue(x: np.ndarray, vals: list[np.ndarray], test: np.ndarray, dev: float) -> tuple[np.ndarray, np.ndarray]:
+    """(bad, median) of the cross-venue check of price ``x`` (shape (n,)) on the rows ``test``:
+    ``bad = test & (|x / m - 1| > dev)``, ``m`` the median of the non-NaN values of ``vals``
+    (k arrays of n: x itself on its good rows, then the peers' as-of values) per row, as
+    ``_nanmedian0`` gives it; ``median`` holds ``m`` on the bad rows (NaN elsewhere: it is
+    only ever read there, as a faulty row's reference).
+
+    The median is sorted out only where it could matter: it lies between the least and the
+    greatest value of its row (``(0.0 + a + b) / 2`` of two of them, which cannot leave that
+    range while ``2 * max`` is finite), and for x > 0 the float ``|x / m - 1|`` is monotone
+    on each side of x in m (division and subtraction round monotonically), so it is largest
+    at one of the two ends. A row whose ends are both within ``dev`` is not bad, exactly as
+    the median would say; every other row (and any row whose ends are not positive and far
+    from overflow) gets the median itself."""
+    n = x.shape[0]
+    med = np.full(n, np.nan)
+    if not test.any():
+        return np.zeros(n, dtype=bool), med
+    with np.errstate(all="ignore"):
+        lo, hi = vals[0].copy(), vals[0].copy()
+        for v in vals[1:]:
+            np.fmin(lo, v, out=lo)
+            np.fmax(hi, v, out=hi)
+        safe = (lo > 0.0) & (hi < 1e300) & (x > 0.0) & (np.abs(x / lo - 1.0) <= dev) & (np.abs(x / hi - 1.0) <= dev)
+    rows = np.flatnonzero(test & ~safe)
+    bad = np.zeros(n, dtype=bool)
+    if rows.size:
+        with np.errstate(all="ignore"):
+            m = _nanmedian0(np.array([v[rows] for v in vals]))
+            hit = np.abs(x[rows] / m - 1.0) > dev
+        bad[rows[hit]] = True
+        med[rows] = m
+    return bad, med
 
 
 def _checked(series: dict) -> tuple[dict[str, SeriesQuality], dict[str, np.ndarray]]:
@@ -303,11 +393,19 @@ def _groups(series: dict) -> dict[str, list[str]]:
 
 
 def _judge(name: str, series: dict, out: dict[str, SeriesQuality], basic: dict[str, np.ndarray], groups: dict[str, list[str]],
-           bands: Bands, judge_from: dict[str, int] | None) -> None:
+           bands: Bands, judge_from: dict[str, int] | None, memo: dict | None = None) -> None:
     """The checks of series ``name`` against the others and its own history (cross-venue,
     funding, jump, index), added to ``out[name]`` in place. Of the other series it reads only
     their values and ``basic`` rows (:func:`_checked`), never their verdicts: series can be
-    judged in any order, or only some of them, with the same verdicts."""
+    judged in any order, or only some of them, with the same verdicts. ``memo``: a dict kept
+    across the judgements of one ``series, basic`` (each peer's :func:`_good_rows`, found once)."""
+    memo = {} if memo is None else memo
+
+    def good(p: str) -> tuple[np.ndarray, np.ndarray]:
+        g = memo.get(p)
+        if g is None:
+            g = memo[p] = _good_rows(series[p].avail, basic[p])
+        return g
     s = series[name]
     q = out[name]
     if s.avail.size == 0 or (judge_from is not None and judge_from.get(name, 0) >= s.avail.size):
@@ -348,15 +446,11 @@ def _judge(name: str, series: dict, out: dict[str, SeriesQuality], basic: dict[s
                 pc = col if col in ps.values else ("price" if "price" in ps.values else "close" if col == "price" else None)
                 if pc in ps.values:
                     if p not in peer_rows:
-                        peer_rows[p] = _asof_rows(ps.avail, basic[p], tick, PEER_MAX_AGE_H * HOUR)
+                        peer_rows[p] = _asof_rows(ps.avail, basic[p], tick, PEER_MAX_AGE_H * HOUR, good(p))
                     vals.append(_asof(ps.avail, ps.values[pc], basic[p], tick, PEER_MAX_AGE_H * HOUR, peer_rows[p]))
-            stack = np.array(vals)
-            cnt = np.sum(~np.isnan(stack), axis=0)
-            with np.errstate(all="ignore"):
-                med = _nanmedian0(np.where(cnt >= 3, stack, 1.0))
+            cnt = sum((v == v).view(np.int8) for v in vals)      # non-NaN values per tick
             confirmed &= cnt >= 3
-            with np.errstate(divide="ignore", invalid="ignore"):
-                bad = ok & (cnt >= 3) & (np.abs(x / med - 1.0) > bands.max_cross_venue_deviation)
+            bad, med = _cross_venue(x, vals, ok & (cnt >= 3), bands.max_cross_venue_deviation)
             _first_fail(q.code, q.column, q.ref, bad, "cross_venue", j, med)
         unconfirmed = ~confirmed
     else:
@@ -397,8 +491,9 @@ def assess(series: dict, bands: Bands | None = None, judge_from: dict[str, int] 
     bands = bands or Bands()
     out, basic = _checked(series)
     groups = _groups(series)
+    memo: dict = {}
     for name in series:
-        _judge(name, series, out, basic, groups, bands, judge_from)
+        _judge(name, series, out, basic, groups, bands, judge_from, memo)
     for q in out.values():
         q.keep &= q.code == 0
     return out
@@ -416,11 +511,12 @@ class Checked(Mapping):
         self._out, self._basic = _checked(series)
         self._groups = _groups(series)
         self._judged: set[str] = set()
+        self._memo: dict = {}
 
     def __getitem__(self, name: str) -> SeriesQuality:
         q = self._out[name]   # KeyError for a series it does not hold, as a dict
         if name not in self._judged:
-            _judge(name, self._series, self._out, self._basic, self._groups, self._bands, None)
+            _judge(name, self._series, self._out, self._basic, self._groups, self._bands, None, self._memo)
             q.keep &= q.code == 0
             self._judged.add(name)
         return q

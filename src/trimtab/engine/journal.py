@@ -166,7 +166,8 @@ class Journal:
         # backtest) this is the bare connection and costs nothing per tick.
         self.db = scrubbing(sqlite3.connect(path))
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        # One transaction: each CREATE on its own was a commit (and a sync) of its own.
+        self.db.executescript("BEGIN;\n" + SCHEMA + "COMMIT;\n")
         self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors", "quarantine", "plan_hedge")}
         self.flush_every = flush_every
         self._fill_id = 0
@@ -572,12 +573,16 @@ class Journal:
         with the next checkpoint (or close), so a crash before that leaves it to be served again."""
         self.db.execute("DELETE FROM control WHERE key=?", (key,))
 
-    def flush(self) -> None:
+    def flush(self, commit: bool = True) -> None:
+        """Write the buffered rows and commit them (``commit=False``: written, not committed, so
+        this connection's queries read them and the next commit or :meth:`close` makes them
+        durable: the end of a run reads its fills before the one final commit)."""
         for table, rows in self.buf.items():
             if rows:
                 self.db.executemany(self._sql[table], rows)
                 rows.clear()
-        self.db.commit()
+        if commit:
+            self.db.commit()
 
     def close(self) -> None:
         self._materialize_zeros()

@@ -429,7 +429,7 @@ class Engine:
 
     def _costs(self) -> dict:
         """The summary's ``costs`` block, from the journal's fills (so a resumed run counts them all)."""
-        self.journal.flush()
+        self.journal.flush(commit=False)   # read here; committed once, by close()
         rows = self.journal.db.execute("SELECT plan_id, step_id, venue, operation, category, impact, price, legs, note FROM fills "
                                        "WHERE category IN ('trading_fees', 'gas') ORDER BY fill_id").fetchall()
         return costs_block(rows, self.strategy.config.costs.multiplier)
@@ -437,7 +437,7 @@ class Engine:
     def _hedge_gap(self) -> dict:
         """The summary's ``hedge_gap``: the plan that left the largest notional unhedged (journal
         table ``plan_hedge``, :class:`trimtab.engine.legrisk.PlanGap`) and the longest gap."""
-        self.journal.flush()
+        self.journal.flush(commit=False)
         db = self.journal.db
         top = db.execute("SELECT plan_id, max_unhedged_usd, max_unhedged_tick, unhedged_hours FROM plan_hedge "
                          "ORDER BY max_unhedged_usd DESC, tick LIMIT 1").fetchone()

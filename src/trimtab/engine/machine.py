@@ -174,6 +174,7 @@ class StrategyMachine:
             for st, whens in self._candidates.items()}
         self._all_checked = False  # every rule evaluated once (a bad metric name raises at the first step)
         self._vector: dict[str, object] = {}  # rule -> its vectorised guard or None (quiet_until)
+        self._constant_rules: dict[str, tuple] = {}  # fires_on
         self.machine = Machine(model=self.model, states=list(spec.states), transitions=trans, initial=spec.initial,
                                auto_transitions=False, ignore_invalid_triggers=False)
         self._decide = getattr(self.model, DECIDE)
@@ -219,6 +220,37 @@ class StrategyMachine:
                 ok &= truth[r]  # a bool broadcasts over the ticks
             fires |= ok
         return int(np.argmax(fires)) if fires.any() else n
+
+    def fires_on(self, env: Mapping[str, float]) -> bool:
+        """Whether a transition out of the current state fires whatever the market does: some
+        candidate transition (as :meth:`quiet_until` takes them) has rules that read only names
+        of ``env`` (metric name -> float: the metrics a quiet span holds constant, such as
+        ``plan_in_flight``) and all hold on it. False when that is not known (a rule reads
+        another metric, or has no vector form) or the first step has not run.
+
+        A hint only: a quiet span does not start where it is True (its first tick would end it,
+        after working out all of it), and :meth:`step` then decides, exactly as always.
+        """
+        if not self._all_checked:
+            return False
+        state = self.model.state
+        rules = self._constant_rules.get(state)
+        if rules is None:  # the candidates decidable on env's names alone, per state, found once
+            exprs = {n: (e, sev) for n, e, sev in self._rule_triples}
+            rules = self._constant_rules[state] = tuple(
+                tuple((r, *exprs[r]) for r in when) for when in self._candidates.get(state, ())
+                if when and all(exprs[r][0].names <= env.keys() for r in when))
+        vec = self._vector
+        for when in rules:
+            for name, expr, severity in when:
+                fn = vec.get(name, vec)
+                if fn is vec:
+                    fn = vec[name] = expr.vector_guard(nan_as_for(severity))
+                if fn is None or not bool(fn(env)):
+                    break
+            else:
+                return True
+        return False
 
     def _guard(self, rule: str):
         return lambda: self._ok[rule]

@@ -252,12 +252,7 @@ class Monitors:
         px, book, st = self.px, self.book, self.stretch
         if not self.blocks or not self._verified or self.last_rebalance_equity is None:
             return None
-        if self._tradable_tick != lo:
-            self._refresh_tradable()
-        for k, v in zip(self.trade_keys, self._live):  # a change of the tradable flags ends the span
-            changed = st.tradable(k)[lo:hi] != v
-            if changed.any():
-                hi = lo + int(np.argmax(changed))
+        hi = self.tradable_reach(lo, hi)
         got = st.monitor_block(self, lo, hi, segments)
         if got is None:
             return None
@@ -334,6 +329,21 @@ class Monitors:
             m["withdraw_all"] = 1.0 if f and f.withdraw_all else 0.0
         m.update(_BASKET_INACTIVE)
         return hi, m, core, stale
+
+    def tradable_reach(self, lo: int, hi: int) -> int:
+        """The first tick of ``[lo, hi)`` at which a traded perp's tradable flag differs from
+        tick ``lo``'s, ``hi`` if none (``view.i`` must be ``lo``; a quiet stretch on): a quiet
+        span ends before it, since :meth:`run_block` holds the flags (``stale_venues``,
+        ``hedge_allocation_drift``) constant. Known before the span's funding look-ahead, which
+        then stops there too."""
+        if self._tradable_tick != lo:
+            self._refresh_tradable()
+        st = self.stretch
+        for k, v in zip(self.trade_keys, self._live):
+            changed = st.tradable(k)[lo:hi] != v
+            if changed.any():
+                hi = lo + int(np.argmax(changed))
+        return hi
 
     def _values(self, k: str, q: float, lo: int, hi: int) -> np.ndarray:
         """``Pricing.value(k, q, 0.0, t)`` of non-perp ``k`` for each tick of ``[lo, hi)``, as the

@@ -50,6 +50,13 @@ class QuietSpans:
         self.counts = engine.stretches.counts
         self.counts.setdefault("bulk", 0)
         self.why: dict[str, int] = {}
+        #: per machine state: spans worked out in full and then dropped, a transition firing at
+        #: their very first tick (the work :meth:`_blocked` spares where it can tell beforehand)
+        self.discarded: dict[str, int] = {}
+        #: funding settlements of committed spans: booked from the look-ahead ("ahead"), settled
+        #: again by the column-wise commit ("again": its look-ahead lost), or by the tick-by-tick
+        #: one ("per_tick", a span with a ledger category seen for the first time)
+        self.settled = {"ahead": 0, "again": 0, "per_tick": 0}
         # the first funding tick at or after each tick (funding_due is fixed for a backtest)
         self._next_funding = engine.stretches.first_at_or_after(np.asarray(engine.funding_due, dtype=bool))
         view = engine.view
@@ -94,6 +101,11 @@ class QuietSpans:
             return "quarantine"
         if not e.journal.spans_ok:
             return "journal mode"
+        # An action state whose plan is done leaves at once (plan_complete): its first tick would
+        # end the span, after all of it was worked out
+        if e.machine.fires_on({"plan_in_flight": 0.0, "pending_deposit": cf.pending_deposit,
+                               "withdraw_all": 1.0 if cf.withdraw_all else 0.0}):
+            return "transition"
         return None
 
     def _end(self, i: int, n: int) -> int:
@@ -118,10 +130,11 @@ class QuietSpans:
         very fills :meth:`SimVenues.funding` gives: a settlement depends on the perp sizes and
         the data, which the span leaves alone). The prices' state (the stale-mark hours) is
         restored after; the sim's (the last funding rates, the proxy counts) too when the
-        look-ahead stops early, else it is kept with the fills for :meth:`_commit`
-        (:meth:`_take_ahead`), which either commits every tick looked at or restores it. A
-        settlement on a margin balance whose value moves (attribution then values it per
-        tick), or one that fails, ends the span before it."""
+        look-ahead stops early, else it is kept; either way the fills and the sim's state after
+        each tick looked at are kept for :meth:`_commit` (:meth:`_take_ahead`), which commits
+        the ticks the span keeps and leaves the sim as settling them left it. A settlement on a
+        margin balance whose value moves (attribution then values it per tick), or one that
+        fails, ends the span before it."""
         e = self.e
         sim, px, view, book = e.sim, e.px, e.view, e.book
         nxt, due = self._next_funding, {}
@@ -134,6 +147,7 @@ class QuietSpans:
         sim_state, px_state = sim.snapshot(), px.snapshot()
         scratch = Book(dict(book.bal), dict(book.entry), dict(book.sums))
         fills_at: dict[int, tuple[list, list[str]]] = {}  # tick -> (its fills, the perp keys whose marks funding read)
+        after: list[tuple[int, dict]] = []  # (tick, the sim's state once it settled) per tick looked at
         last = t
         done = False
         try:
@@ -146,6 +160,7 @@ class QuietSpans:
                     return t, due, segments
                 if fills and any(leg.key in moves for f in fills for leg in f.legs):
                     return (t if t > i else i), due, segments
+                after.append((t, sim.snapshot()))
                 due[t] = bool(fills)
                 if fills:
                     fills_at[t] = (fills, read)
@@ -159,28 +174,31 @@ class QuietSpans:
                 t = nxt[t + 1]
             done = True
         finally:
-            if done:
-                self._ahead = (sim_state, last, fills_at)
-            else:
+            # stopped early, ``last`` is the tick that stopped it (the span ends before it)
+            self._ahead = (sim_state, last, fills_at, after)
+            if not done:
                 sim.restore(sim_state)
             px.restore(px_state)
             view.i = i
         return hi, due, segments
 
-    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, marks read)}): _fundings
+    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, marks read)}, [(tick, sim state after)]): _fundings
 
     def _take_ahead(self, end: int) -> dict[int, tuple[list, list[str]]] | None:
-        """The look-ahead's fills by tick when it looked at no tick at or after ``end`` (the sim's
-        state is then the one settling ``[i, end)`` leaves); else None, with the sim's state
-        restored for settling them again. Either way the look-ahead is used up."""
+        """The look-ahead's fills by tick for the ticks before ``end``, with the sim's state put
+        back to the one settling them leaves (the state before the look-ahead when it looked at
+        none: ``end`` -1 undoes it all); None when there was no look-ahead. A span cut short (a
+        transition, a venue that could liquidate) thus books what was worked out instead of
+        settling it again. Either way the look-ahead is used up."""
         got, self._ahead = self._ahead, None
         if got is None:
             return None
-        state, last, fills_at = got
+        state, last, fills_at, after = got
         if last < end:
             return fills_at
-        self.e.sim.restore(state)
-        return None
+        k = bisect_left(after, end, key=lambda x: x[0])
+        self.e.sim.restore(after[k - 1][1] if k else state)
+        return {t: v for t, v in fills_at.items() if t < end}
 
     def _span(self, i: int, n: int) -> tuple[int, str | None]:
         """Compute and, if it holds at least one tick, commit the span from ``i``: (ticks, None),
@@ -201,6 +219,7 @@ class QuietSpans:
         hi = e.stretches.monitor_reach(e.monitors, i, hi)
         if hi - i < MIN_TICKS:
             return 0, "no monitor stretch"
+        hi = e.monitors.tradable_reach(i, hi)  # where run_block would end it: nothing looked at past it
         hi, due, segments = self._fundings(i, hi, moving)
         try:
             return self._decide(i, hi, t0, cats, rows, stale_attr, due, segments)
@@ -232,6 +251,7 @@ class QuietSpans:
         if f is None:
             return 0, "guard without vector form"
         if f == 0:
+            self.discarded[e.machine.state] = self.discarded.get(e.machine.state, 0) + 1
             return 0, "transition"
         if f < k:
             k, cols, after = f, _head(cols, f), "transition"
@@ -274,6 +294,7 @@ class QuietSpans:
                 add(cats, rows[j])
                 if due.get(t):
                     view.i = t
+                    self.settled["per_tick"] += 1
                     for fill in sim.funding(t, e.book):
                         executor.apply(fill)
                 check(equity[j] - capital - net)
@@ -316,8 +337,10 @@ class QuietSpans:
                         count(key, u)
             view.i = t
             if ahead is None:
+                self.settled["again"] += 1
                 fills = sim.funding(t, book)
             else:
+                self.settled["ahead"] += 1
                 fills, read = ahead.get(t, ((), ()))
                 for key in read:
                     px.mark(key)

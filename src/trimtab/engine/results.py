@@ -11,6 +11,7 @@ risk metrics the engine journaled at that tick.
 from __future__ import annotations
 
 import math
+import operator
 import sqlite3
 import time
 from pathlib import Path
@@ -105,26 +106,30 @@ def equity_table(equity, nav, rows: Sequence[MetricsRow], perp_venues: Sequence[
     return frame
 
 
+def _utc_parts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """(date text, time of day text) per epoch second of ``epoch``, as two object arrays of str
+    (shape (n,)): ``time.strftime(day_fmt, time.gmtime(d * 86400))`` and ``time.strftime(clock_fmt,
+    time.gmtime(s))`` of ``(d, s) = divmod(e, 86400)``, each distinct day and second of the day
+    formatted once and shared (hourly ticks repeat 24 clocks, and a day 24 times)."""
+    fmt, gm = time.strftime, time.gmtime
+    e = np.asarray(epoch, dtype=np.int64)
+    d, s = np.divmod(e, 86400)   # floors as Python's divmod does (times before 1970)
+    out = []
+    for parts, f, scale in ((d, day_fmt, 86400), (s, clock_fmt, 1)):
+        uniq, which = np.unique(parts, return_inverse=True)
+        texts = np.empty(uniq.size, dtype=object)
+        texts[:] = [fmt(f, gm(x * scale)) for x in uniq.tolist()]
+        out.append(texts[which.reshape(-1)])
+    return out[0], out[1]
+
+
 def utc_texts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> list[str]:
     """``time.strftime(day_fmt + clock_fmt, time.gmtime(e))`` for each epoch second ``e``, as
     the date's text (``day_fmt``: date directives only) and the time of day's (``clock_fmt``:
     ``%H``, ``%M``, ``%S`` and literals), each formatted once per distinct day / second of the
-    day: hourly ticks repeat 24 clocks, and a day 24 times. The same text (UTC has no DST and
-    gmtime no leap seconds)."""
-    fmt, gm = time.strftime, time.gmtime
-    days: dict[int, str] = {}
-    clocks: dict[int, str] = {}
-    out = []
-    for e in epoch:
-        d, s = divmod(e, 86400)
-        day = days.get(d)
-        if day is None:
-            day = days[d] = fmt(day_fmt, gm(d * 86400))
-        clock = clocks.get(s)
-        if clock is None:
-            clock = clocks[s] = fmt(clock_fmt, gm(s))
-        out.append(day + clock)
-    return out
+    day (:func:`_utc_parts`). The same text (UTC has no DST and gmtime no leap seconds)."""
+    days, clocks = _utc_parts(epoch, day_fmt, clock_fmt)
+    return list(map(operator.add, days.tolist(), clocks.tolist()))
 
 
 def _csv_floats(col: np.ndarray) -> list[str]:
@@ -175,7 +180,7 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
                         _csv_floats(np.asarray(equity[lo:hi], dtype=np.float64)),
                         _csv_floats(np.asarray(nav[lo:hi], dtype=np.float64))]
                 cols += [_csv_floats(block[k]) for k in names]
-                f.write("".join(",".join(r) + "\n" for r in zip(*cols)))
+                f.write("\n".join(map(",".join, zip(*cols))) + "\n")
     finally:
         if db is not None:
             db.close()

@@ -125,6 +125,11 @@ def _ratio(num, den, zero):
         return np.where(np.asarray(den) > 0, num / np.where(np.asarray(den) > 0, den, 1.0), zero)
 
 
+#: the dtypes ``np.array`` gives a list of Python floats or bools: an array of either converts to
+#: a list (``tolist``) and back unchanged, bit for bit (MonitorStretch.array)
+_KEPT = (np.dtype(np.float64), np.dtype(np.bool_))
+
+
 def _floats(x, n: int) -> list[float]:
     """``x`` (an array of n, or one float for every tick) as n Python floats."""
     if isinstance(x, np.ndarray) and x.ndim == 1:
@@ -598,13 +603,25 @@ class Stretches:
                 if not bool(fresh.all()):
                     stale.append((k, (~fresh).tolist()))
         self._lp_memo.clear()  # its keys hold no size or entry: valid for one set of positions
-        return MonitorStretch(
-            sig, a, b, [None if t is None else _floats(t, n) for t in terms], _floats(onchain, n), perp_delta,
-            _floats(hf, n), _floats(ltv, n), aave_free[:n].tolist(),
-            [([(key, s_, e, _floats(u, n), _floats(mm, n), table, None if ext is None else ext[:n].tolist())
+        arrays: dict[int, tuple[list, np.ndarray]] = {}
+
+        def fl(x) -> list:
+            """_floats(x, n), remembering the array it came from for MonitorStretch.array (a
+            quiet span reads the lists as arrays: the same values without converting them back)."""
+            lst = _floats(x, n)
+            if isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype in _KEPT:  # np.array(lst)'s dtype
+                arrays[id(lst)] = (lst, x[:n])
+            return lst
+
+        out = MonitorStretch(
+            sig, a, b, [None if t is None else fl(t) for t in terms], fl(onchain), perp_delta,
+            fl(hf), fl(ltv), fl(aave_free),
+            [([(key, s_, e, fl(u), fl(mm), table, None if ext is None else fl(ext))
                for key, s_, e, u, mm, table, ext in held],
-              _floats(notional, n) if held else None, _floats(total, n) if held else None)
+              fl(notional) if held else None, fl(total) if held else None)
              for held, notional, total in venues], stale)
+        out.arrays = arrays
+        return out
 
     def count_stale(self, key: str, t: int) -> None:
         """Count tick ``t`` in ``Pricing.stale_marks`` for ``key``, as :meth:`Pricing.mark` does
