@@ -61,12 +61,26 @@ def performance_of(values, epoch) -> dict[str, float]:
         r = r[~np.isnan(r)]
         sharpe = 0.0
         if r.size > 2:
-            count = np.float64(r.size)
-            mean = r.sum(dtype=np.float64) / count
-            std = np.sqrt(((mean - r) ** 2).sum(dtype=np.float64) / (count - 1.0))
+            mean, std = series_mean(r), series_std(r)
             if std > 0:
                 sharpe = float(mean / std * math.sqrt(365))
     return {"apy": apy, "apr": apr, "max_drawdown": mdd, "sharpe": sharpe, "days": days}
+
+
+def series_mean(x: np.ndarray) -> float:
+    """``Series.mean()`` of NaN-free float64 ``x`` (shape (n,), n >= 1): numpy's (pairwise)
+    sum / n, as pandas' nanops compute it."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return float(x.sum(dtype=np.float64) / np.float64(x.size))
+
+
+def series_std(x: np.ndarray) -> float:
+    """``Series.std()`` (ddof 1) of NaN-free float64 ``x`` (shape (n,), n >= 2): pandas'
+    two-pass variance sqrt(sum((mean - x)^2) / (n - 1)), the mean as in :func:`series_mean`."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    count = np.float64(x.size)
+    avg = x.sum(dtype=np.float64) / count
+    return float(np.sqrt(((avg - x) ** 2).sum(dtype=np.float64) / (count - 1.0)))
 
 
 def equity_columns(perp_venues: Sequence[str]) -> list[str]:
@@ -132,9 +146,11 @@ def utc_texts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> list[str]:
     return list(map(operator.add, days.tolist(), clocks.tolist()))
 
 
-def _csv_floats(col: np.ndarray) -> list[str]:
-    # As DataFrame.to_csv writes a float column (numpy's shortest round-trip text, which is
-    # Python's repr: "inf" for inf), an empty field for NaN. repr is ~2x faster than astype(str).
+def csv_floats(col: np.ndarray) -> list[str]:
+    """The text ``DataFrame.to_csv`` writes for float64 column ``col`` (shape (n,)): numpy's
+    shortest round-trip text, which is Python's ``repr`` (``inf``, ``-0.0``), and an empty field
+    for NaN. Used for every equity.csv (strategies here, portfolios in trimtab.portfolio)."""
+    # repr is ~2x faster than astype(str), and the same text
     text = list(map(repr, col.tolist()))
     for i in np.flatnonzero(np.isnan(col)).tolist():
         text[i] = ""
@@ -177,9 +193,9 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
                 else:
                     block = {k: columns[k][lo:hi] for k in names}
                 cols = [utc_texts(epoch[lo:hi], "%Y-%m-%d ", "%H:%M:%S+00:00"),
-                        _csv_floats(np.asarray(equity[lo:hi], dtype=np.float64)),
-                        _csv_floats(np.asarray(nav[lo:hi], dtype=np.float64))]
-                cols += [_csv_floats(block[k]) for k in names]
+                        csv_floats(np.asarray(equity[lo:hi], dtype=np.float64)),
+                        csv_floats(np.asarray(nav[lo:hi], dtype=np.float64))]
+                cols += [csv_floats(block[k]) for k in names]
                 f.write("\n".join(map(",".join, zip(*cols))) + "\n")
     finally:
         if db is not None:

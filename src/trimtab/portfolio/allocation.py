@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from ..engine.results import series_mean, series_std
 from . import daily
 from .daily import DailyTable
 
@@ -60,8 +61,8 @@ def sleeve_stats(returns: DailyTable) -> dict[str, dict[str, float]]:
     for k in returns.keys:
         r = returns.column(k)
         r = r[~np.isnan(r)]
-        sd = daily.std(r) if len(r) > 1 else 0.0
-        m = daily.mean(r) if len(r) else 0.0
+        sd = series_std(r) if len(r) > 1 else 0.0
+        m = series_mean(r) if len(r) else 0.0
         out[k] = {"vol": sd, "mean": m, "sharpe": m / sd * math.sqrt(365) if sd > 0 else 0.0, "days": int(len(r))}
     return out
 

@@ -8,8 +8,8 @@ tests in ``tests/integration/test_portfolio_nopandas.py`` compare them bit for b
 
 * :func:`daily_first`: ``DataFrame.resample("1D").first().dropna(how="all")`` (UTC days);
 * :func:`pct_change`: ``DataFrame.pct_change().iloc[1:]`` (pandas 3: no filling, x_t / x_{t-1} - 1);
-* :func:`mean`, :func:`std`: ``Series.mean()`` / ``Series.std()`` of NaN-free data (pandas'
-  nanops: the numpy sum divided by the count; the two-pass variance sum((mean - x)^2) / (n - 1));
+* ``Series.mean()`` / ``Series.std()`` of NaN-free data: :func:`trimtab.engine.results.series_mean`
+  and :func:`~trimtab.engine.results.series_std`, which a strategy's Sharpe uses too;
 * :func:`cov`: ``DataFrame.cov()`` (``np.cov`` of the columns when nothing is missing, else the
   pairwise form of :func:`pairwise`);
 * :func:`corr`: ``DataFrame.corr()`` (pandas' ``libalgos.nancorr``: Welford's online update per
@@ -106,21 +106,6 @@ def pct_change(table: DailyTable) -> DailyTable:
     with np.errstate(divide="ignore", invalid="ignore"):   # pandas' arithmetic is silent too
         r = v[:, 1:] / v[:, :-1] - 1
     return DailyTable(table.keys, table.day[1:], np.ascontiguousarray(r))
-
-
-def mean(x: np.ndarray) -> float:
-    """``Series.mean()`` of NaN-free float64 ``x`` (n >= 1): numpy's (pairwise) sum / n."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    return float(x.sum(dtype=np.float64) / np.float64(x.size))
-
-
-def std(x: np.ndarray) -> float:
-    """``Series.std()`` (ddof 1) of NaN-free float64 ``x`` (n >= 2): pandas' two-pass
-    variance sqrt(sum((mean - x)^2) / (n - 1)), the mean as in :func:`mean`."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    count = np.float64(x.size)
-    avg = x.sum(dtype=np.float64) / count
-    return float(np.sqrt(((avg - x) ** 2).sum(dtype=np.float64) / (count - 1.0)))
 
 
 def pairwise(table: DailyTable, covariance: bool) -> np.ndarray:

@@ -14,16 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-
-def csv_floats(col: np.ndarray) -> list[str]:
-    """The text ``DataFrame.to_csv`` writes for float64 column ``col`` (shape (n,)): numpy's
-    shortest round-trip text, which is Python's ``repr`` (``inf``, ``-0.0``), and an empty field
-    for NaN. (:mod:`trimtab.engine.results` writes a strategy's file by the same rule; a
-    package may not import another's private helper, hence this public one.)"""
-    text = list(map(repr, col.tolist()))
-    for i in np.flatnonzero(np.isnan(col)).tolist():
-        text[i] = ""
-    return text
+from ..engine.results import csv_floats
 
 
 def sleeves_sum(columns: Sequence[Sequence[float]], n: int) -> np.ndarray:
