@@ -397,14 +397,9 @@ class Stretches:
         operations in its order (``Monitors.run``, :func:`trimtab.venues.perps.account_state`,
         :func:`trimtab.venues.perps.liquidations`): a few dozen float operations, cheaper per
         tick than numpy's call overhead over the few ticks between two funding settlements."""
-        book = self.book
-        s = self.mon
-        if s is None or s.version != book.version or not s.a <= tick < s.b:
-            if mon._pos_version != book.version:
-                mon._positions(book)
-            s = self._stretch_for(mon, tick)
-            if s is None:
-                return None
+        s = self._current(mon, tick)
+        if s is None:
+            return None
         j = tick - s.a
         for key, stale in s.stale:
             if stale[j]:
@@ -874,17 +869,24 @@ class Stretches:
         s = self._block_stretch(mon, lo, hi)
         return lo if s is None else min(hi, s.b)
 
+    def _current(self, mon, tick: int) -> MonitorStretch | None:
+        """The monitor stretch covering ``tick`` for the book as it stands: the current one, or
+        one built from ``tick`` (the monitors' positions compiled first if the book moved);
+        None when no stretch applies."""
+        book = self.book
+        s = self.mon
+        if s is None or s.version != book.version or not s.a <= tick < s.b:
+            if mon._pos_version != book.version:
+                mon._positions(book)
+            s = self._stretch_for(mon, tick)
+        return s
+
     def _block_stretch(self, mon, lo: int, hi: int) -> MonitorStretch | None:
         """The monitor stretch for the book as it stands from ``lo`` (built, or built again when
         little of the current one is left before ``hi``), or None."""
-        book = self.book
-        s = self.mon
-        if s is None or s.version != book.version or not s.a <= lo < s.b:
-            if mon._pos_version != book.version:
-                mon._positions(book)
-            s = self._stretch_for(mon, lo)
-            if s is None:
-                return None
+        s = self._current(mon, lo)
+        if s is None:
+            return None
         if s.b < hi and s.b - lo < MAX_TICKS // 2:  # little of it left: a new one from lo
             self.mon = None
             s = self._stretch_for(mon, lo)
