@@ -5,6 +5,7 @@ readers. Each reference is computed here with pandas (or pyarrow's own conversio
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -159,3 +160,17 @@ def test_signal_file_reads_as_pandas_reads_it(tmp_path):
         p.write_text("timestamp,signal,confidence,sd\n" + body + "\n")
         with pytest.raises(SignalError, match=problem):
             read_signals(p)
+
+
+def test_private_and_public_parquet_readers_give_the_same_tables():
+    # feed._read_parquet uses pyarrow's ParquetReader directly (lighter than pyarrow.parquet) and
+    # falls back to pq.ParquetFile: both must read every bundled file the same, column by column.
+    from trimtab.data import feed
+
+    files = sorted((Path(feed.BUNDLED_DATA_DIR) / "series").glob("*.parquet"))
+    assert files
+    for f in files:
+        keep = lambda n: n != "ts"  # noqa: E731 - a column subset, as the loader asks for one
+        a, b = feed._read_parquet(f, keep), feed._read_parquet_public(f, keep)
+        assert a.column_names == b.column_names and "ts" not in a.column_names, f
+        assert a.equals(b), f

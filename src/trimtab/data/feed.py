@@ -457,17 +457,25 @@ def _read_parquet(path: Path, keep) -> pa.Table:
     try:
         from pyarrow._parquet import ParquetReader
     except ImportError:   # another pyarrow layout: the public reader, the same table
-        import pyarrow.parquet as pq
-
-        with pq.ParquetFile(path) as pf:
-            return pf.read(columns=[n for n in pf.schema_arrow.names if keep(n)], use_threads=False)
-    reader = ParquetReader()
-    reader.open(str(path), pre_buffer=True)   # as pq.ParquetFile opens it
+        return _read_parquet_public(path, keep)
+    try:
+        reader = ParquetReader()
+        reader.open(str(path), pre_buffer=True)   # as pq.ParquetFile opens it
+    except (AttributeError, TypeError):   # the private reader's API changed: the public one
+        return _read_parquet_public(path, keep)
     try:
         wanted = [reader.column_name_idx(n) for n in reader.schema_arrow.names if keep(n)]
         return reader.read_all(column_indices=wanted, use_threads=False)
     finally:
         reader.close()
+
+
+def _read_parquet_public(path: Path, keep) -> pa.Table:
+    """:func:`_read_parquet` through the public ``pq.ParquetFile`` (the same table)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as pf:
+        return pf.read(columns=[n for n in pf.schema_arrow.names if keep(n)], use_threads=False)
 
 
 def _read_series(path: Path, meta: dict) -> Series:
