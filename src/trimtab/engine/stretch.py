@@ -424,14 +424,7 @@ class Stretches:
                 mr_min = mr
             if len(held) == 1:
                 key, size, e, u, _, table, ext = held[0]
-                w = eq - (0.0 + u[j])
-                k = (key, w)
-                lp = memo.get(k, memo) if w else memo
-                if lp is memo:
-                    lp = margin.liquidation_price(w, 0, 0, size, e, table)
-                    if w:
-                        memo[k] = lp
-                lps = {key: lp}
+                lps = {key: self._lp_single(key, eq - (0.0 + u[j]), size, e, table)}
             else:
                 lps = _liquidation_prices_at(eq, held, j, memo)
             if free and notional > 0:
