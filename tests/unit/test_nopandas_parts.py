@@ -5,12 +5,16 @@ readers. Each reference is computed here with pandas (or pyarrow's own conversio
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pandas_reference import pandas_performance  # noqa: E402
 
 from trimtab.data.feed import _to_numpy, load_market_data
 from trimtab.data.flows import FlowError, read_flows
@@ -97,18 +101,6 @@ def test_trailing_median_is_pandas_rolling_median():
     for hours in (1, 2, 5, 24, 48):
         want = pd.Series(v).rolling(hours, min_periods=1).median().to_numpy()
         assert np.array_equal(trailing_median(v, hours), want, equal_nan=True)
-
-
-def pandas_performance(equity: pd.Series) -> dict[str, float]:
-    e0, e1 = float(equity.iloc[0]), float(equity.iloc[-1])
-    days = (equity.index[-1] - equity.index[0]).total_seconds() / 86400
-    growth = e1 / e0 if e0 > 0 else float("nan")
-    apr = (growth - 1) * 365 / days if days > 0 else 0.0
-    apy = growth ** (365 / days) - 1 if days > 0 and growth > 0 else float("nan")
-    mdd = float((1 - equity / equity.cummax()).max())
-    r = equity.resample("1D").first().dropna().pct_change().dropna()
-    sharpe = float(r.mean() / r.std() * math.sqrt(365)) if len(r) > 2 and r.std() > 0 else 0.0
-    return {"apy": apy, "apr": apr, "max_drawdown": mdd, "sharpe": sharpe, "days": days}
 
 
 @pytest.mark.parametrize("seed", range(4))

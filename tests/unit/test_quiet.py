@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from trimtab.config.load import load_strategy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from journal_rows import TABLES, journal_rows  # noqa: E402
+
+from trimtab.config.load import load_strategy  # noqa: E402
 from trimtab.engine.kernel import Engine
 from trimtab.rules.compile import compile_expr
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"metrics": "tick", "ledger": "tick", "fills": "fill_id", "plans": "plan_id", "instructions": "rowid",
-          "series": "tick", "plan_hedge": "plan_id", "analyses": "rowid", "quarantine": "rowid"}
 
 
 def _run(config: str, start: str, end: str, market, out: Path, bulk: bool) -> tuple[dict, dict, Engine]:
@@ -33,17 +34,21 @@ def _run(config: str, start: str, end: str, market, out: Path, bulk: bool) -> tu
     e = Engine(load_strategy(ROOT / "configs" / config), market.slice(start, end), out, bulk=bulk)
     e.run_until(e.view.n)
     res = e.finish()
-    db = sqlite3.connect(out / "journal.sqlite")
-    try:
-        tables = {}
-        for t, key in TABLES.items():
-            cur = db.execute(f"SELECT * FROM {t} ORDER BY {key}")
-            names = [d[0] for d in cur.description]
-            tables[t] = [repr(list(zip(names, r))) for r in cur.fetchall()]  # column order included
-    finally:
-        db.close()
     summary = {k: v for k, v in res.summary.items() if k != "run_dir"}
-    return tables, json.loads(json.dumps(summary, default=repr)), e
+    return journal_rows(out / "journal.sqlite"), json.loads(json.dumps(summary, default=repr)), e
+
+
+def spans_match_ticks(config: str, start: str, end: str, market, out: Path) -> tuple[Engine, Engine]:
+    """Run [start, end] with spans off and on, assert every journal table (row by row, column order
+    included) and the summary are the same; returns (engine stepped tick by tick, engine with spans)."""
+    ref, ref_summary, ref_engine = _run(config, start, end, market, out / "ticks", bulk=False)
+    got, got_summary, engine = _run(config, start, end, market, out / "spans", bulk=True)
+    for table in TABLES:
+        assert len(got[table]) == len(ref[table]), table
+        for a, b in zip(got[table], ref[table]):
+            assert a == b, f"{table}: {a} != {b}"
+    assert got_summary == ref_summary
+    return ref_engine, engine
 
 
 CASES = [
@@ -60,14 +65,8 @@ CASES = [
 
 @pytest.mark.parametrize("config,start,end,share", CASES, ids=[f"{c[0]}:{c[1]}" for c in CASES])
 def test_spans_change_nothing(config, start, end, share, market, tmp_path):
-    ref, ref_summary, ref_engine = _run(config, start, end, market, tmp_path / "ticks", bulk=False)
-    got, got_summary, engine = _run(config, start, end, market, tmp_path / "spans", bulk=True)
+    ref_engine, engine = spans_match_ticks(config, start, end, market, tmp_path)
     assert ref_engine.quiet is None and engine.quiet is not None
-    for table in TABLES:
-        assert len(got[table]) == len(ref[table]), table
-        for a, b in zip(got[table], ref[table]):
-            assert a == b, f"{table}: {a} != {b}"
-    assert got_summary == ref_summary
     n = engine.view.n
     bulk = engine.quiet.counts["bulk"]
     assert bulk >= share * n, (bulk, n, engine.quiet.why)

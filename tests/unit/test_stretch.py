@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from trimtab.config.load import load_strategy
-from trimtab.engine.kernel import Engine
-from trimtab.venues import margin
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from journal_rows import TABLES, journal_rows  # noqa: E402
+
+from trimtab.config.load import load_strategy  # noqa: E402
+from trimtab.engine.kernel import Engine  # noqa: E402
+from trimtab.venues import margin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"metrics": "tick", "ledger": "tick", "fills": "fill_id", "plans": "plan_id", "instructions": "rowid",
-          "series": "tick", "plan_hedge": "plan_id", "analyses": "rowid", "quarantine": "rowid"}
 
 
 def _run(config: str, start: str, end: str, market, out: Path, stretches: bool) -> tuple[dict, dict, dict]:
@@ -37,15 +38,7 @@ def _run(config: str, start: str, end: str, market, out: Path, stretches: bool) 
     for i in range(e.view.n):
         e.step(i)
     res = e.finish()
-    db = sqlite3.connect(out / "journal.sqlite")
-    try:
-        tables = {}
-        for t, key in TABLES.items():
-            cur = db.execute(f"SELECT * FROM {t} ORDER BY {key}")
-            names = [d[0] for d in cur.description]
-            tables[t] = [repr(sorted(zip(names, r), key=lambda x: x[0])) for r in cur.fetchall()]
-    finally:
-        db.close()
+    tables = journal_rows(out / "journal.sqlite", column_order=False)
     summary = {k: v for k, v in res.summary.items() if k != "run_dir"}
     return tables, json.loads(json.dumps(summary, default=repr)), res.paths
 
