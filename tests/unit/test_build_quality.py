@@ -1,21 +1,18 @@
 """The data checks' faster cross-venue judgement (issue 14, engine construction) gives the
 verdicts and references of the direct formulation bit for bit.
 
-* :func:`trimtab.data.quality._network`: the sorting networks behind ``_nanmedian0`` sort every
-  input (the 0-1 principle: a comparator network sorts every input iff it sorts every 0/1 one).
-* ``_nanmedian0`` with more venues than a network serves (``np.sort``) is numpy's nanmedian.
+* ``_nanmedian0``, for 1 to 13 venues, is numpy's nanmedian bit for bit on hostile values.
 * :func:`trimtab.data.quality._cross_venue` (the median only where its row's range allows a
   fault) against ``np.nanmedian`` and the check written out, on hostile stacks.
 """
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import numpy as np
 import pytest
 
-from trimtab.data.quality import _NETWORK_MAX, _cross_venue, _nanmedian0, _network
+from trimtab.data.quality import _cross_venue, _nanmedian0
 
 _SPECIAL = np.array([np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -1.0])
 
@@ -24,22 +21,10 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.view(np.int64) == b.view(np.int64)) | (np.isnan(a) & np.isnan(b))
 
 
-@pytest.mark.parametrize("k", range(1, _NETWORK_MAX + 1))
-def test_each_network_sorts_every_input(k):
-    net = _network(k)
-    assert all(0 <= i < j < k for i, j in net)
-    for bits in itertools.product((0, 1), repeat=k):
-        r = list(bits)
-        for i, j in net:
-            if r[i] > r[j]:
-                r[i], r[j] = r[j], r[i]
-        assert r == sorted(r), (k, bits)
-
-
-def test_nanmedian0_past_the_networks_is_numpy_nanmedian():
+def test_nanmedian0_is_numpy_nanmedian_for_any_number_of_venues():
     rng = np.random.default_rng(11)
-    for _ in range(60):
-        k, n = int(rng.integers(_NETWORK_MAX + 1, 14)), int(rng.integers(1, 120))
+    for _ in range(120):
+        k, n = int(rng.integers(1, 14)), int(rng.integers(1, 120))
         a = np.round(rng.normal(size=(k, n)) * 3.0)
         a[rng.random((k, n)) < 0.3] = np.nan
         special = rng.random((k, n)) < 0.1
