@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from trimtab.engine.journal import MetricsRow, read_metrics
-from trimtab.engine.results import equity_columns, equity_table
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pandas_reference import equity_table  # noqa: E402
+
+from trimtab.engine.journal import MetricsRow, read_metrics  # noqa: E402
+from trimtab.engine.results import equity_columns  # noqa: E402
 
 START, END = "2024-06-01", "2024-07-15"
 

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pandas_reference import pandas_performance  # noqa: E402
+from pandas_reference import equity_table, pandas_performance  # noqa: E402
 
-from trimtab.engine.journal import read_metrics
-from trimtab.engine.results import equity_columns, equity_table
+from trimtab.engine.journal import read_metrics  # noqa: E402
+from trimtab.engine.results import equity_columns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from trimtab.engine.journal import SCHEMA, Journal, MetricsRow
-from trimtab.engine.results import _BLOCK, equity_columns, equity_table, metric_columns, write_equity_csv
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pandas_reference import equity_table  # noqa: E402
+
+from trimtab.engine.journal import SCHEMA, Journal, MetricsRow  # noqa: E402
+from trimtab.engine.results import _BLOCK, equity_columns, metric_columns, write_equity_csv  # noqa: E402
 
 _AWKWARD = [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 2.2250738585072014e-308, 1e300, 1e16, 1e15, 123456789.12345679,
             0.1 + 0.2, 1.0, -1.5e-7, 9.999999999999999e22]

@@ -106,20 +106,6 @@ def metric_columns(n: int, rows: Sequence[MetricsRow], perp_venues: Sequence[str
     return cols
 
 
-def equity_table(equity, nav, rows: Sequence[MetricsRow], perp_venues: Sequence[str]):
-    """The ``equity.csv`` frame (pandas; reports and tests, never a run): index the ticks' UTC
-    times, columns ``equity`` and ``nav`` (share class, NAV per unit; ``pd.Series`` sharing one
-    index of ``n`` ticks) then :func:`metric_columns`."""
-    import pandas as pd  # not on the run path: write_equity_csv writes the file without it
-
-    # Built as before the metric columns existed, which are then set by position (no index
-    # alignment), so time/equity/nav are written exactly as they always were.
-    frame = pd.DataFrame({"equity": equity, "nav": nav})
-    for k, col in metric_columns(len(equity), rows, perp_venues).items():
-        frame[k] = col
-    return frame
-
-
 def _utc_parts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> tuple[np.ndarray, np.ndarray]:
     """(date text, time of day text) per epoch second of ``epoch``, as two object arrays of str
     (shape (n,)): ``time.strftime(day_fmt, time.gmtime(d * 86400))`` and ``time.strftime(clock_fmt,
@@ -162,8 +148,8 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
     """Write ``equity.csv`` to ``path``: ``time`` (``YYYY-MM-DD HH:MM:SS+00:00`` of each tick's
     epoch second), ``equity``, ``nav`` and :func:`metric_columns`, the metrics read from the
     closed journal at ``journal`` (the SQLite file). Read at the end of the run so the tick loop
-    does nothing more. Byte for byte the file ``equity_table(...).to_csv(path,
-    index_label="time")`` writes, without pandas: inf (no debt, no perp position) as ``inf``,
+    does nothing more. Byte for byte the file pandas wrote (``tests/pandas_reference.equity_table(...).to_csv(path,
+    index_label="time")``), without pandas: inf (no debt, no perp position) as ``inf``,
     which ``pd.read_csv`` reads back as inf, and NaN as an empty field.
 
     Args:
