@@ -75,3 +75,50 @@ def test_integer_intervals():
     assert Interval(0.2, 0.8, integer=True).empty()
     assert not Interval(0.0, 1.0, lo_open=True, integer=True).empty()
     assert Interval(0.0, 1.0, lo_open=True, hi_open=True, integer=True).empty()
+
+
+class _FromScratch(Solver):
+    """The solver with every conjunction's feasibility worked out from no intervals."""
+
+    def _feasible_after(self, x, c):
+        return self.feasible(c)
+
+
+def _random_guard(rng) -> str:
+    """A guard over bounded, integer and unbounded metrics: bounds by parameters and numbers
+    (the points an integer metric takes among them), ``!=``, ``abs``, a metric against a metric."""
+    def comparison() -> str:
+        metric = rng.choice(["health_factor", "plan_in_flight", "delta_drift", "abs(delta_drift)", "signal_side", "unknown_x"])
+        const = rng.choice(["enter", "leave", "zero", "0", "1", "-1", "0.5", "2", "0.01"])
+        op = rng.choice(["<", "<=", ">", ">=", "==", "!="])
+        if rng.random() < 0.15:
+            return f"{metric} {op} unknown_x * 2"
+        return f"{metric} {op} {const}" if rng.random() < 0.8 else f"{const} {op} {metric}"
+
+    def expr(depth: int) -> str:
+        if depth == 0 or rng.random() < 0.4:
+            return comparison()
+        parts = [expr(depth - 1) for _ in range(rng.randint(2, 3))]
+        text = f" {rng.choice(['and', 'or'])} ".join(f"({p})" for p in parts)
+        return f"not ({text})" if rng.random() < 0.2 else text
+
+    return expr(2)
+
+
+def test_conjunctions_narrowed_on_from_an_earlier_one_match_a_fresh_look():
+    """And-ing a state's guards one after another narrows each conjunction on from the one
+    before (Solver._narrowed_on): every conjunction's answer and intervals are those worked out
+    from scratch, and so is every question's."""
+    import random
+
+    rng = random.Random(14)
+    for _ in range(300):
+        guards = [parse(_random_guard(rng)) for _ in range(rng.randint(2, 6))]
+        fast, slow = Solver(P), _FromScratch(P)
+        for k in range(1, len(guards)):
+            got, want = (s.satisfiable(guards[k], negated=guards[:k]) for s in (fast, slow))
+            assert (None if got is None else list(got.items())) == (None if want is None else list(want.items()))
+            assert fast.can_hold(*guards[:k + 1]) is slow.can_hold(*guards[:k + 1])
+        for conj, env in fast._feasible_memo.values():
+            fresh = fast._feasible(conj, {})
+            assert (None if env is None else list(env.items())) == (None if fresh is None else list(fresh.items()))

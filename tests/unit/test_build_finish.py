@@ -7,9 +7,12 @@
 * A fresh journal creates its schema in one transaction: every table and the view exist, and
   nothing is left uncommitted; ``flush(commit=False)`` rows are read by the same connection
   and committed by ``close``.
+* A backtest runs with the cyclic collector paused (:func:`trimtab.engine.backtest.collector_paused`),
+  which is left as it was found afterwards, after an error too.
 """
 from __future__ import annotations
 
+import gc
 import math
 import sqlite3
 import sys
@@ -17,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pandas_reference import equity_table  # noqa: E402
 
+from trimtab.engine.backtest import collector_paused  # noqa: E402
 from trimtab.engine.journal import SCHEMA, Journal, MetricsRow  # noqa: E402
 from trimtab.engine.results import _BLOCK, equity_columns, metric_columns, write_equity_csv  # noqa: E402
 
@@ -87,3 +92,19 @@ def test_rows_flushed_uncommitted_are_read_here_and_committed_by_close(tmp_path)
         assert other.execute("SELECT equity FROM series").fetchall() == [(100.0,)]
     finally:
         other.close()
+
+
+def test_the_collector_is_paused_for_a_run_and_left_as_found():
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            with collector_paused():
+                assert not gc.isenabled()
+            assert gc.isenabled() is enabled
+        gc.enable()
+        with pytest.raises(ZeroDivisionError), collector_paused():
+            1 / 0
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -22,6 +22,8 @@ from trimtab.config.load import load_strategy
 from trimtab.engine.backtest import run_backtest
 from trimtab.engine.journal import _legs_text
 from trimtab.engine.legs_json import legs_json
+from trimtab.timeutil import UtcTime
+from trimtab.venues.sim import _on_the_hour
 
 ROOT = Path(__file__).resolve().parents[2]
 HEDGED = ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"
@@ -41,12 +43,19 @@ def _number(rng):
     return float(rng.normal() * 10.0 ** rng.integers(-12, 12))
 
 
+def _leg(rng) -> Leg:
+    """A random leg; a third of them with the very same number object as delta and amount (as
+    a funding or fee leg is built), which legs_json formats once."""
+    delta = _number(rng)
+    return Leg(str(rng.choice(_KEYS)), delta, delta if rng.random() < 1 / 3 else _number(rng))
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_legs_json_is_the_journal_encoder_or_declines(seed):
     rng = np.random.default_rng(seed)
     fast = 0
     for _ in range(400):
-        legs = [Leg(str(rng.choice(_KEYS)), _number(rng), _number(rng)) for _ in range(int(rng.integers(0, 4)))]
+        legs = [_leg(rng) for _ in range(int(rng.integers(0, 4)))]
         want = _legs_text([[l.key, l.delta, l.amount] for l in legs])
         got = legs_json(legs)
         if got is not None:
@@ -128,3 +137,18 @@ def test_proxy_settlements_take_the_other_venues_mean(hedged_run):
         others = own[r[1]]
         assert len(others) == 2                       # Binance and Bybit settled that hour
         assert r[5] == sum(others) / len(others)
+
+
+def test_settlement_hour_check_is_the_datetimes():
+    # sim.funding tells a venue's settlement hour from the epoch second, not a datetime
+    rng = np.random.default_rng(0)
+    epochs = [int(e) for e in rng.integers(-10**9, 4 * 10**9, 3000)]
+    epochs += [h * 3600 + m for h in range(480_000, 480_048) for m in (0, 59, 60, 3599)]
+    hours = frozenset({0, 8, 16})
+    hits = 0
+    for e in epochs:
+        t = UtcTime.of_epoch(e)
+        want = t.hour in hours and not t.minute
+        assert _on_the_hour(e, hours) is want
+        hits += want
+    assert hits >= 12  # the two days' 6 settlement hours, at seconds 0 and 59

@@ -5,7 +5,8 @@
   several parts per category;
 - ``equity.csv`` written from the metric columns the journal kept as it wrote them against the
   file read back from the closed journal, for real short backtests of shipped configs;
-- :func:`trimtab.engine.results.utc_texts` against ``time.strftime``.
+- :func:`trimtab.engine.results.utc_texts` against ``time.strftime``;
+- :func:`trimtab.engine.results.csv_floats` (Arrow's text where it is repr's) against ``repr``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from trimtab.accounting.attribution import Attribution
 from trimtab.config.load import load_strategy
 from trimtab.data.feed import load_market_data
 from trimtab.engine.backtest import run_backtest
-from trimtab.engine.results import utc_texts, write_equity_csv
+from trimtab.engine.results import csv_floats, utc_texts, write_equity_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,6 +131,21 @@ def test_utc_texts_is_strftime():
     epochs = [rng.randint(-2 * 10**9, 4 * 10**9) for _ in range(3000)] + list(range(1_700_000_000, 1_700_000_000 + 3600 * 60, 3600))
     for day, clock in (("%Y-%m-%dT", "%H:%MZ"), ("%Y-%m-%d ", "%H:%M:%S+00:00")):
         assert utc_texts(epochs, day, clock) == [time.strftime(day + clock, time.gmtime(e)) for e in epochs]
+
+
+def test_csv_floats_is_repr_with_nan_empty():
+    rng = np.random.default_rng(5)
+    # Every notation boundary of repr and Arrow, integral values, signed zeros, the non-finite,
+    # short decimals (several shortest candidates) and random bits over the whole range.
+    edges = np.array([1e-4, 1e-5, 1e-6, 1e-7, 1e10, 1e16, 1e22, 123456789012.5, 9999999999.5, 0.5, 1.0, 3.0, 2.0**53,
+                      0.0, -0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308, 0.1, 0.3, 2.0 / 3.0])
+    with np.errstate(over="ignore"):   # past the largest float: inf, which is wanted too
+        edges = np.concatenate([edges, -edges, np.nextafter(edges, math.inf), np.nextafter(edges, -math.inf)])
+    short = np.concatenate([np.round(rng.random(500) * 10.0 ** rng.integers(-5, 12, 500), k) for k in range(10)])
+    bits = rng.integers(0, 2**63 - 2**52, 20000, dtype=np.int64).view(np.float64)   # finite, every exponent
+    ranged = rng.random(20000) * 10.0 ** rng.integers(-5, 11, 20000) * rng.choice([-1.0, 1.0], 20000)
+    for col in (edges, short, bits, ranged):
+        assert csv_floats(col) == ["" if x != x else repr(x) for x in col.tolist()]
 
 
 def test_kept_columns_are_the_metrics_read_back(tmp_path, data):

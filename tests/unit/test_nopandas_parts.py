@@ -87,10 +87,12 @@ def test_view_columns_share_float_objects_but_keep_every_bit():
     v[::7] = np.nan
     v[3] = -0.0
     v[4] = 0.0
-    for distinct in (False, True):
+    runs = 1 + np.count_nonzero(v.view(np.int64)[1:] != v.view(np.int64)[:-1])
+    for distinct, objects in ((False, runs), (True, np.unique(v.view(np.int64)).size)):
         got = float_list(v, distinct)
         assert np.array_equal(np.array(got).view(np.int64), v.view(np.int64))   # -0.0 stays -0.0
-        assert len({id(x) for x in got}) < len(got)
+        assert len({id(x) for x in got}) == objects                             # one per run / value
+    assert float_list(np.arange(5.0), distinct=True) == [0.0, 1.0, 2.0, 3.0, 4.0]     # no run repeats
 
 
 def test_trailing_median_is_pandas_rolling_median():

@@ -129,3 +129,26 @@ def test_vector_guards_edge_values(text):
             continue
         want = [bool(expr.guard(nan_as)({"a": x, "b": y})) for x, y in zip(a.tolist(), b.tolist())]
         assert np.broadcast_to(vec({"a": a, "b": b}), a.shape).tolist() == want, (text, nan_as)
+
+
+def test_flag_metrics_follow_the_tradable_flags(market, tmp_path):
+    """A quiet span runs across the hours where a traded perp's tradable flag flips (stale
+    Binance marks): Monitors._flag_metrics gives at each tick the stale_venues and
+    hedge_allocation_drift that run() computes from that tick's flags, and changes inside it."""
+    e = Engine(load_strategy(ROOT / "configs" / "usdt_eth_staking_hedged_leveraged.yaml"),
+               market.slice("2024-06-08", "2024-06-20"), tmp_path / "r")
+    e.run_until(e.view.n)
+    mon, flags = e.monitors, [e.stretches.tradable(k) for k in e.monitors.trade_keys]
+    flip = min(int(np.flatnonzero(f[1:] != f[:-1])[0]) + 1 for f in flags if (f[1:] != f[:-1]).any())
+    lo, hi = max(flip - 5, 1), min(flip + 40, e.view.n)
+    e.view.i = lo
+    drift, stale = mon._flag_metrics(lo, hi, e.params)
+    want_drift, want_stale = [], []
+    for t in range(lo, hi):
+        e.view.i = t
+        mon._refresh_tradable()
+        want_drift.append(mon._hedge_drift(e.params))
+        want_stale.append(float(mon._stale))
+    assert np.asarray(drift).tolist() == want_drift and np.asarray(stale).tolist() == want_stale
+    assert len(set(want_stale)) > 1  # the flags did change inside the span
+    e.finish()

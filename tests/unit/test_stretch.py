@@ -105,3 +105,22 @@ def test_maintenance_array_is_maintenance(basis):
 def test_maintenance_array_refuses_unsorted_caps():
     table = _Table("notional", [(600_000.0, 0.005, 50.0), (50_000.0, 0.004, 0.0)])
     assert margin.maintenance_array(table, 1.0, np.array([1000.0])) is None
+
+
+@pytest.mark.parametrize("basis", ["notional", "quantity"])
+def test_liquidation_price_array_is_liquidation_price(basis):
+    """margin.liquidation_price_array is margin.liquidation_price(w, 0, 0, ...) at every wallet,
+    bit for bit, None as (0.0, True): short and long, a bracket other than the first, no
+    self-consistent bracket (the first candidate kept), no reachable price, NaN, inf, 0 and -0.0."""
+    tiers = [(50_000.0, 0.004, 0.0), (600_000.0, 0.005, 50.0), (3_000_000.0, 0.0065, 950.0), (1e12, 0.5, 9e5)]
+    table = _Table(basis, tiers)
+    rng = np.random.default_rng(11)
+    wallets = np.concatenate([rng.uniform(-5e5, 5e6, 800), [0.0, -0.0, math.nan, math.inf, -math.inf, 1e12]])
+    for size, entry in ((-7.25, 2930.4), (3.0, 60_000.0), (120.5, 3000.0), (-900.0, 3000.0)):
+        value, none = margin.liquidation_price_array(wallets, size, entry, table)
+        want = [margin.liquidation_price(float(w), 0, 0, size, entry, table) for w in wallets]
+        assert [None if n else repr(v) for v, n in zip(value.tolist(), none.tolist())] == [
+            None if p is None else repr(p) for p in want]
+        assert not (value[none] != 0.0).any()
+    assert margin.liquidation_price_array(wallets, 0.0, 3000.0, table) is None
+    assert margin.liquidation_price_array(wallets, 1.0, 3000.0, _Table(basis, tiers[::-1])) is None

@@ -215,6 +215,7 @@ class Solver:
         self._const_memo: dict[int, tuple[Node, bool]] = {}
         self._value_memo: dict[int, tuple[Node, float]] = {}
         self._bound_memo: dict[int, tuple[Literal, tuple[str, bool, str, float] | None]] = {}
+        self._metrics_memo: dict[int, tuple[Literal, frozenset[str]]] = {}
 
     # ----------------------------------------------------------------- ranges
     def domain(self, name: str) -> Interval:
@@ -326,11 +327,40 @@ class Solver:
         for x in a:
             for y in b:
                 c = x + y
-                if self.feasible(c) is not None:
+                if self._feasible_after(x, c) is not None:
                     out.append(c)
                     if len(out) > MAX_CONJUNCTS:
                         raise TooComplex()
         return out
+
+    def _feasible_after(self, x: tuple[Literal, ...], c: tuple[Literal, ...]) -> dict[str, Interval] | None:
+        """``feasible(c)`` (not a copy) for ``c`` = ``x`` + more literals, narrowed on from ``x``'s
+        intervals when they are known (:meth:`_narrowed_on`): the guards of a state's transitions
+        are and-ed one after another, so each conjunction is an earlier one and a few literals."""
+        key = tuple(map(id, c))
+        hit = self._feasible_memo.get(key)
+        if hit is None:
+            known = self._feasible_memo.get(tuple(map(id, x))) if x else (x, {})
+            if known is None or known[1] is None:
+                env = self._feasible(c, {})
+            else:
+                env = self._narrowed_on(c, len(x), known[1])
+            hit = self._feasible_memo[key] = (c, env)
+        return hit[1]
+
+    def _metrics(self, lit: Literal) -> frozenset[str]:
+        """The names in ``lit`` that are not parameters (memoised per literal)."""
+        hit = self._metrics_memo.get(id(lit))
+        if hit is None:
+            found = set()
+            stack = [lit.left, lit.right]
+            while stack:
+                n = stack.pop()
+                if n.kind == "name" and n.value not in self.params:
+                    found.add(n.value)
+                stack.extend(n.children)
+            hit = self._metrics_memo[id(lit)] = (lit, frozenset(found))
+        return hit[1]
 
     # ----------------------------------------------------------------- feasibility
     def _single(self, node: Node) -> tuple[str, bool] | None:
@@ -373,18 +403,47 @@ class Solver:
     def _feasible(self, conj: tuple[Literal, ...], env: dict[str, Interval]) -> dict[str, Interval] | None:
         for _ in range(2):
             for lit in conj:
-                bound = self._bound(lit)
-                if bound is None:
-                    continue
-                name, through_abs, op, c = bound
-                cur = env.get(name) or self.domain(name)
-                nxt = _narrow(cur, op, c, through_abs)
-                if nxt is not None:
-                    env[name] = nxt
-                    if nxt.empty():
-                        return None
+                if not self._narrow_by(lit, env):
+                    return None
         for lit in conj:
-            if not _possible(self.range(lit.left, env), lit.op, self.range(lit.right, env)):
+            if not self._possible_in(lit, env):
+                return None
+        return env
+
+    def _narrow_by(self, lit: Literal, env: dict[str, Interval]) -> bool:
+        """Narrow ``env`` in place by ``lit`` when it bounds one metric; False when that empties it."""
+        bound = self._bound(lit)
+        if bound is None:
+            return True
+        name, through_abs, op, c = bound
+        nxt = _narrow(env.get(name) or self.domain(name), op, c, through_abs)
+        if nxt is None:
+            return True
+        env[name] = nxt
+        return not nxt.empty()
+
+    def _possible_in(self, lit: Literal, env: Mapping[str, Interval]) -> bool:
+        return _possible(self.range(lit.left, env), lit.op, self.range(lit.right, env))
+
+    def _narrowed_on(self, conj: tuple[Literal, ...], known: int, base: dict[str, Interval]) -> dict[str, Interval] | None:
+        """What ``_feasible(conj, {})`` returns, given the intervals ``base`` it returned for the
+        feasible ``conj[:known]``. Narrowing only intersects intervals (in any order, the same
+        result) except ``!=``, which only rules out an interval that is that one point: so the
+        literals after ``known`` narrow twice (as there), the ``!=`` before are checked again on
+        the result, and a comparison before is checked again only if it names a metric the new
+        literals narrowed (otherwise it sees the intervals it held on)."""
+        env = dict(base)
+        for _ in range(2):
+            for lit in conj[known:]:
+                if not self._narrow_by(lit, env):
+                    return None
+        for lit in conj[:known]:
+            bound = self._bound(lit)
+            if bound is not None and bound[2] == "!=" and not self._narrow_by(lit, env):
+                return None
+        narrowed = {name for name, iv in env.items() if base.get(name) is not iv}
+        for i, lit in enumerate(conj):
+            if (i >= known or not narrowed.isdisjoint(self._metrics(lit))) and not self._possible_in(lit, env):
                 return None
         return env
 

@@ -5,10 +5,11 @@ a config error. Errors are written as one line ``error: message`` on stderr.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -41,6 +42,28 @@ def stderr_is_terminal() -> bool:
         except (AttributeError, ValueError):   # no isatty, or a closed stream: rich's own answer
             pass
     return stderr_console().is_terminal
+
+
+def pause_collection() -> Callable[[], None]:
+    """Pause Python's cyclic garbage collector for a command's start-up; return the call that
+    ends the start-up, where the command's own work begins.
+
+    Start-up (imports, the config, the market data, the audit) makes long-lived objects and next
+    to no garbage, yet collecting walked them for ~20 ms of a `trimtab run`. The returned call
+    freezes what start-up made (``gc.freeze``: later collections skip it) and collects again; it
+    does nothing a second time, nor when collection was off already. The command group
+    (cli/guard.py) unfreezes and turns collection back on after every command, however it ended.
+    """
+    if not gc.isenabled():
+        return lambda: None
+    gc.disable()
+
+    def begin() -> None:
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
+
+    return begin
 
 
 def fail(message: str, code: int = EXIT_RUNTIME) -> typer.Exit:

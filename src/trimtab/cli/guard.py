@@ -12,10 +12,13 @@ command (issue 11 parts 7 and 8):
   ``error: Invalid value for '--speed': ...`` (exit 2), instead of click's multi-line panel;
   an exception no command handles is one line too, ``error: internal error: ...`` (exit 1),
   never a traceback (``TRIMTAB_DEBUG=1`` prints it, redacted).
+
+After the command, a garbage-collector pause of its start-up is undone (:func:`collection_restored`).
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import traceback
@@ -48,11 +51,26 @@ def redacted_streams():
         sys.stdout, sys.stderr = saved
 
 
+@contextlib.contextmanager
+def collection_restored():
+    """Undo, when the block ends however it ends, a command's pause of the cyclic garbage
+    collector (:func:`trimtab.cli.common.pause_collection`): frozen objects are unfrozen and
+    collection is on again if it was, so a caller running commands in-process (CliRunner, tests)
+    collects everything as before."""
+    collecting = gc.isenabled()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if collecting:
+            gc.enable()
+
+
 class TrimtabGroup(TyperGroup):
     """A :class:`typer.core.TyperGroup` whose ``main`` redacts output and prints errors on one line."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
-        with redacted_streams():
+        with collection_restored(), redacted_streams():
             install_process_log_redaction()
             code = self._run(args, prog_name, complete_var, extra)
         if standalone_mode:

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import typer
 
@@ -36,12 +36,14 @@ def _exit(code: int, message: str | None = None):
 
 def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = Path("runs"), as_json: bool = False,
                  flow: list[str] | None = None, live: bool = False, run_id: str | None = None, resume: bool = False,
-                 overwrite: bool = False, allow_audit_errors: bool = False) -> Path | None:
+                 overwrite: bool = False, allow_audit_errors: bool = False,
+                 begin: Callable[[], None] = lambda: None) -> Path | None:
     """Run ``config`` if it is a portfolio or a basket config and print its summary (a resumed
     portfolio says on stderr from which checkpoint tick it continues, at its first tick).
 
     The config is audited first (:func:`trimtab.cli.preflight.audit_gate`): an error finding
-    refuses the run unless ``allow_audit_errors``.
+    refuses the run unless ``allow_audit_errors``. ``begin`` is called once loading and the audit
+    are done, as the run starts (:func:`trimtab.cli.common.pause_collection`).
 
     Returns the run directory it wrote, or None (nothing done) for any other config. Raises ``typer.Exit`` on errors and
     ``typer.BadParameter`` for a flag the config kind cannot take.
@@ -77,6 +79,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
             p = None if resume else load_portfolio(config)
             data = load_market_data()
             audit_errors = audit_gate(config, data=data, start=t0, end=t1, allow=allow_audit_errors)
+            begin()
             with tick_progress(err, enabled=show, label="portfolio") as progress:
                 if resume and run_id:
                     from .live import announce_resume
@@ -102,6 +105,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
 
             check_flows_window(flows, *strategy_window(strategy, data, t0, t1))  # a window outside the data: one line
             audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, allow=allow_audit_errors)
+            begin()
             with tick_progress(err, enabled=show) as progress:
                 result = run_drift(strategy, start=t0, end=t1, capital=capital, out=out, run_id=run_id, progress=progress,
                                    data=data, flows=flows, overwrite=overwrite)

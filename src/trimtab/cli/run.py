@@ -15,7 +15,8 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError, TrimtabError
-from .common import EXIT_CONFIG, fail, json_default, parse_time, print_issues, stderr_console, stderr_is_terminal
+from .common import (EXIT_CONFIG, fail, json_default, parse_time, pause_collection, print_issues, stderr_console,
+                     stderr_is_terminal)
 
 # Command modules import the engine inside the command, so `trimtab --help` and a usage error
 # stay fast (no pandas/numpy load); no import here hides a cycle (tests/unit/test_layering.py).
@@ -47,6 +48,7 @@ def run(
     Every flag is checked before anything is loaded, then CONFIG is audited (as `trimtab audit`):
     an error finding refuses the run unless --allow-audit-errors.
     """
+    begin = pause_collection()   # until the run itself starts
     t0, t1 = parse_time(start, "start"), parse_time(end, "end")
     check_journal_flag(journal, config)
     if t0 is not None and t1 is not None and t0 >= t1:
@@ -62,7 +64,8 @@ def run(
     multiplier = check_costs_flag(costs, config)
     check_set_flag(set_, config)
     dispatched = dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live,
-                              run_id=run_id, resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors)
+                              run_id=run_id, resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors,
+                              begin=begin)
     if dispatched is not None:
         if report:
             from .report import report_after_run
@@ -114,6 +117,7 @@ def run(
         # The audit reuses the loaded data.
         audit_errors = audit_gate(config, strategy=strategy, data=data, start=t0, end=t1, check_data=on_bundle,
                                   allow=allow_audit_errors)
+        begin()
         with tick_progress(err, enabled=show) as progress:
             if live:
                 from ..live.runner import run_live

@@ -42,6 +42,7 @@ __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "Path_", "YamlDoc", "load_yam
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STD_TAG_PREFIX = "tag:yaml.org,2002:"
 
@@ -189,7 +190,7 @@ class _Builder:
         if id(node) in self._active:
             self._issue(pos, path, "recursive alias: this value refers to itself", "remove the alias")
             return None
-        tag = str(node.tag) if node.tag is not None else ""
+        tag = node.tag or ""   # a str, made anew by ruamel's property on every read: read once
         if isinstance(node, MappingNode):
             if tag != _MAP_TAG:
                 self._issue(pos, path, f"unsupported YAML tag '{tag}'",
@@ -211,10 +212,11 @@ class _Builder:
                 return out
             finally:
                 self._active.discard(id(node))
-        return self._scalar(node, path, pos)
+        return self._scalar(node, path, pos, tag)
 
-    def _scalar(self, node: ScalarNode, path: Path_, pos: tuple[int, int]) -> Any:
-        tag = str(node.tag)
+    def _scalar(self, node: ScalarNode, path: Path_, pos: tuple[int, int], tag: str) -> Any:
+        if tag == _STR_TAG:
+            return node.value   # what the safe constructor makes of it (most of a config's scalars)
         if not tag.startswith(_STD_TAG_PREFIX):
             self._issue(pos, path, f"unsupported YAML tag '{tag}'",
                             "remove the tag and write a plain value")
@@ -233,7 +235,7 @@ class _Builder:
         merges: list[MappingNode] = []
         for key_node, value_node in node.value:
             kpos = _mark_pos(key_node.start_mark)
-            if str(key_node.tag) == _MERGE_TAG:
+            if key_node.tag == _MERGE_TAG:
                 merges.extend(self._merge_sources(value_node, path, kpos))
                 continue
             if not isinstance(key_node, ScalarNode):
@@ -281,7 +283,7 @@ class _Builder:
     def _value_pos(value_node: Node, key_node: Node) -> tuple[int, int] | None:
         # An empty value (``key:``) has its mark on the following token, often
         # the next line; point at the key instead.
-        if isinstance(value_node, ScalarNode) and str(value_node.tag) == _NULL_TAG and value_node.value == "":
+        if isinstance(value_node, ScalarNode) and value_node.value == "" and value_node.tag == _NULL_TAG:
             return _mark_pos(key_node.start_mark)
         return None
 

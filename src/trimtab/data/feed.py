@@ -538,9 +538,10 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
         catalog = manifest["series"]
+        inside = d.resolve()
         for n, m in catalog.items():
             f = (d / m["file"]).resolve()
-            if not f.is_relative_to(d.resolve()):
+            if not f.is_relative_to(inside):
                 raise DataError(f"{mpath}: series {n!r} file {m['file']!r} is outside the data directory")
             m["interval_h"], m["fill"], m["columns"], m["name"] = float(m["interval_h"]), str(m["fill"]), list(m["columns"]), str(m.get("name", n))
     except DataError:

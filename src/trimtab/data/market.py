@@ -40,20 +40,31 @@ def float_list(values: np.ndarray, distinct: bool = False) -> list[float]:
     if a.size == 0:
         return []
     bits = a.view(np.int64)   # equal bits, not ==: 0.0 and -0.0 stay apart, NaN joins NaN
+    new = np.empty(a.size, dtype=bool)
+    new[0] = True
+    np.not_equal(bits[1:], bits[:-1], out=new[1:])
+    heads = np.flatnonzero(new)
     if distinct:
-        uniq, which = np.unique(bits, return_inverse=True)
-        objs = uniq.view(np.float64).tolist()
+        # Sorting the runs' first values only: an age column repeats each value for a few ticks.
+        uniq, which = np.unique(bits[heads], return_inverse=True)
+        per_run = _objects(uniq.view(np.float64).tolist())[which.reshape(-1)]
+    elif heads.size * 4 > a.size * 3:
+        # Mostly distinct (an hourly price): sharing would save under a quarter of the
+        # objects, and repeating each run's object costs ~the plain list again.
+        return a.tolist()
     else:
-        new = np.empty(a.size, dtype=bool)
-        new[0] = True
-        np.not_equal(bits[1:], bits[:-1], out=new[1:])
-        if np.count_nonzero(new) * 4 > a.size * 3:
-            # Mostly distinct (an hourly price): sharing would save under a quarter of the
-            # objects, and mapping every tick to its run costs ~3x the plain list.
-            return a.tolist()
-        objs = a[new].tolist()
-        which = np.cumsum(new) - 1
-    return list(map(objs.__getitem__, which.tolist()))
+        per_run = _objects(a[heads].tolist())
+    if heads.size == a.size:
+        return per_run.tolist()
+    return np.repeat(per_run, np.diff(heads, append=a.size)).tolist()
+
+
+def _objects(floats: list[float]) -> np.ndarray:
+    """``floats`` as a numpy object array (shape (n,)) of those very float objects, which numpy
+    repeats and indexes by reference (``np.array`` of a float list would make float64)."""
+    out = np.empty(len(floats), dtype=object)
+    out[:] = floats
+    return out
 
 
 class Columns(dict):

@@ -52,6 +52,38 @@ class _Unsure(Exception):
     """The text is not in the plain case :func:`compose` vouches for."""
 
 
+# The implicit tag of a node is a function of (kind, value, implicit) alone here (YAML 1.2, no
+# path resolvers, no directive), and ruamel's resolve() is slow: tags found are kept for the
+# process, as a config, its machine, rules and venues repeat most keys and values; up to
+# _TAGS_MAX of them (then started afresh). Nothing changes a Tag once made (ruamel shares its
+# default ones too).
+_TAGS: dict[tuple[Any, Any, Any], Any] = {}
+_TAGS_MAX = 4096
+
+
+class _Tags:
+    """The tag resolver of one document: :data:`_TAGS`, else a ruamel ``VersionedResolver`` made
+    for the document at its first new (kind, value, implicit), as ruamel makes one per
+    ``YAML()`` (its resolve() extends its own lists)."""
+
+    def __init__(self) -> None:
+        self._resolver: Any = None
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The tag ruamel gives a node of class ``kind`` with scalar ``value`` (None for a
+        collection) and the event's ``implicit`` flags."""
+        key = (kind, value, implicit)
+        tag = _TAGS.get(key)
+        if tag is None:
+            if self._resolver is None:
+                self._resolver = VersionedResolver().resolve
+            tag = self._resolver(kind, value, implicit)
+            if len(_TAGS) >= _TAGS_MAX:
+                _TAGS.clear()
+            _TAGS[key] = tag
+        return tag
+
+
 def compose(text: str, see: Callable[[str, Any, Any], bool] | None = None) -> Node | None:
     """The ruamel node tree of ``text`` (one document), or ``None`` when this fast path cannot
     vouch that it equals ruamel's (the caller then parses with ruamel).
@@ -85,18 +117,7 @@ def _compose(text: str, parser: Any, see: Callable[[str, Any, Any], bool] | None
     _expect(doc, "DocumentStartEvent")
     if doc.version is not None or doc.tags:
         raise _Unsure  # %YAML / %TAG: ruamel's version handling decides
-    # A resolver per document, as ruamel makes one per YAML(): its resolve() extends its lists.
-    resolver = VersionedResolver().resolve
-    tags: dict[tuple[Any, Any], Any] = {}
-
-    def resolve(kind: Any, value: Any, implicit: Any) -> Any:
-        # The implicit tag is a function of (kind, value, implicit) alone here (YAML 1.2, no
-        # path resolvers); keys and values repeat, and ruamel's resolve() is slow.
-        key = (kind, value, implicit)
-        tag = tags.get(key)
-        if tag is None:
-            tag = tags[key] = resolver(kind, value, implicit)
-        return tag
+    resolve = _Tags().resolve
 
     anchors: dict[str, Node] = {}
     stack: list[list[Any]] = []  # [node, pending key node or None] per open collection

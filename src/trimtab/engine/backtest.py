@@ -2,6 +2,8 @@
 window of the bundled real data at once."""
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config.load import Strategy
@@ -20,7 +22,8 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
 
     The run directory is owned by this call for the run's life (:func:`trimtab.runs.claim`): a
     ``run_id`` that names an existing run is refused unless ``overwrite`` and that run is a
-    finished backtest nobody owns; the old run is never touched otherwise.
+    finished backtest nobody owns; the old run is never touched otherwise. The cyclic garbage
+    collector is paused meanwhile (:func:`collector_paused`).
 
     Args:
         start, end: window (UTC; default: the longest window the strategy's data covers).
@@ -44,8 +47,26 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     if data is None:
         data = load_market_data()
     start, end = resolve_window(strategy, data, start, end)
-    with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned:
+    with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned, \
+            collector_paused():
         engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions,
                         journal_mode=journal, bulk=bulk)
         engine.run_until(engine.view.n, progress)
         return engine.finish()
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off for the block, back as it was after (exceptions too).
+
+    A flagship run's young collections cost ~24 ms of CPU (~50 of them, each walking every item
+    of the young tick-length lists: the view's columns, the series) to free the ~1.7k objects a
+    run leaves in cycles, which the first collection after the run frees instead (~6 ms, once).
+    Refcounting frees everything else as before; results do not depend on it."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

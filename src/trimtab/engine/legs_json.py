@@ -37,5 +37,6 @@ def legs_json(legs) -> str | None:
             k = json.dumps(key)
             if len(_KEY_TEXT) < _KEY_CACHE_MAX:
                 _KEY_TEXT[key] = k
-        parts.append(f"[{k},{d!r},{a!r}]")
+        r = repr(d)  # float repr is most of the cost: a funding or fee leg's amount is its delta
+        parts.append(f"[{k},{r},{r if a is d else repr(a)}]")
     return "[" + ",".join(parts) + "]"

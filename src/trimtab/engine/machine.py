@@ -192,8 +192,10 @@ class StrategyMachine:
         closures, NaN semantics included). None when a rule needs the tick-by-tick closures
         (a shape without a vector form) or the first step has not run yet (it checks every rule).
 
+        A transition's rules are evaluated in order until one leaves it false at every tick.
+
         Raises:
-            KeyError: a rule reads a metric missing from ``env``.
+            KeyError: a rule evaluated reads a metric missing from ``env``.
         """
         import numpy as np  # quiet spans only (a backtest): other users of the machine never load numpy
 
@@ -203,22 +205,27 @@ class StrategyMachine:
         if not whens:
             return n
         vec = self._vector
-        truth = {}
-        with np.errstate(all="ignore"):  # once for every guard (vector_guard's raw functions)
-            for name, expr, severity in self._rule_triples:
-                if any(name in when for when in whens):
-                    fn = vec.get(name, vec)
-                    if fn is vec:
-                        fn = vec[name] = expr.vector_guard(nan_as_for(severity))
-                    if fn is None:
-                        return None
-                    truth[name] = fn.raw(env)  # a bool array of the n ticks, or one bool for all
-        fires = np.zeros(n, dtype=bool)
         for when in whens:
-            ok = np.ones(n, dtype=bool)
             for r in when:
-                ok &= truth[r]  # a bool broadcasts over the ticks
-            fires |= ok
+                fn = vec.get(r, vec)
+                if fn is vec:
+                    fn = vec[r] = next(e.vector_guard(nan_as_for(sev)) for name, e, sev in self._rule_triples if name == r)
+                if fn is None:
+                    return None
+        truth = {}  # rule -> a bool array of the n ticks, or one bool for all
+        fires = np.zeros(n, dtype=bool)
+        with np.errstate(all="ignore"):  # once for every guard (vector_guard's raw functions)
+            for when in whens:
+                ok = True
+                for r in when:
+                    t = truth.get(r)
+                    if t is None:
+                        t = truth[r] = vec[r].raw(env)
+                    ok = t if ok is True else ok & t  # a bool broadcasts over the ticks
+                    if not (ok.any() if ok.__class__ is np.ndarray else ok):
+                        break  # false at every tick: its other rules cannot change that
+                else:
+                    fires |= ok
         return int(np.argmax(fires)) if fires.any() else n
 
     def fires_on(self, env: Mapping[str, float]) -> bool:

@@ -237,7 +237,8 @@ class Monitors:
 
     def run_block(self, lo: int, hi: int, params: dict[str, float], segments: list | None = None) -> tuple[int, dict, dict, list] | None:
         """Every metric of :meth:`run` for the ticks ``[lo, hi')`` of a quiet span at once (no
-        plan in flight; the book, the flows and the tradable flags constant over it), as
+        plan in flight; the book and the flows constant over it; the traded perps' tradable
+        flags may change, :meth:`_flag_metrics`), as
         ``(hi', {metric name: float64 array over the ticks, or one float for all}, core, stale)``
         with ``hi'`` <= ``hi``; ``core`` and ``stale`` are :meth:`Stretches.monitor_block`'s (the
         caller counts the stale marks of the ticks it keeps). None when this cannot be done as
@@ -252,7 +253,6 @@ class Monitors:
         px, book, st = self.px, self.book, self.stretch
         if not self.blocks or not self._verified or self.last_rebalance_equity is None:
             return None
-        hi = self.tradable_reach(lo, hi)
         got = st.monitor_block(self, lo, hi, segments)
         if got is None:
             return None
@@ -298,8 +298,7 @@ class Monitors:
             last = self.last_rebalance_epoch
             m["hours_since_rebalance"] = (np.array(px.view.epoch[lo:hi]) - last) / 3600 if last is not None else math.inf
             m["plan_in_flight"] = 0.0
-            m["hedge_allocation_drift"] = self._hedge_drift(params) if self.hedged else 0.0
-            m["stale_venues"] = float(self._stale)
+            m["hedge_allocation_drift"], m["stale_venues"] = self._flag_metrics(lo, hi, params)
             imb = 0.0
             for i, (t, name, venues) in enumerate(self.imbalance_of):
                 x = 0.0
@@ -330,20 +329,32 @@ class Monitors:
         m.update(_BASKET_INACTIVE)
         return hi, m, core, stale
 
-    def tradable_reach(self, lo: int, hi: int) -> int:
-        """The first tick of ``[lo, hi)`` at which a traded perp's tradable flag differs from
-        tick ``lo``'s, ``hi`` if none (``view.i`` must be ``lo``; a quiet stretch on): a quiet
-        span ends before it, since :meth:`run_block` holds the flags (``stale_venues``,
-        ``hedge_allocation_drift``) constant. Known before the span's funding look-ahead, which
-        then stops there too."""
+    def _flag_metrics(self, lo: int, hi: int, params: dict[str, float]) -> tuple:
+        """``(hedge_allocation_drift, stale_venues)`` of :meth:`run` at each tick of ``[lo, hi)``
+        (``view.i`` must be ``lo``; a quiet stretch on): one float each while no traded perp's
+        tradable flag changes, else float64 arrays, constant between the ticks where one does.
+        Both are functions of the flags, the book and the parameters alone, so each is worked
+        out once per set of flags, as run() does with those flags (the caches stay ``lo``'s)."""
         if self._tradable_tick != lo:
             self._refresh_tradable()
+        drift = self._hedge_drift(params) if self.hedged else 0.0
+        stale = float(self._stale)
         st = self.stretch
-        for k, v in zip(self.trade_keys, self._live):
-            changed = st.tradable(k)[lo:hi] != v
-            if changed.any():
-                hi = lo + int(np.argmax(changed))
-        return hi
+        flips: set[int] = set()  # the ticks whose flags differ from the tick before
+        for k in self.trade_keys:
+            flags = st.tradable(k)
+            flips.update((np.flatnonzero(flags[lo + 1:hi] != flags[lo:hi - 1]) + lo + 1).tolist())
+        if not flips:
+            return drift, stale
+        starts = [lo] + sorted(flips)
+        drifts, stales = [drift], [stale]
+        for t in starts[1:]:
+            live = {k: st.tradable(k).item(t) for k in self.trade_keys}
+            drifts.append(hedge_allocation_drift(self.s, params, self.px, self.book, self.hedges, live, self._weights)
+                          if self.hedged else 0.0)
+            stales.append(float(sum(1 for k in self.hedge_keys if not live[k])))
+        lengths = np.diff(starts + [hi])
+        return np.repeat(np.array(drifts, dtype=np.float64), lengths), np.repeat(np.array(stales, dtype=np.float64), lengths)
 
     def _values(self, k: str, q: float, lo: int, hi: int) -> np.ndarray:
         """``Pricing.value(k, q, 0.0, t)`` of non-perp ``k`` for each tick of ``[lo, hi)``, as the
@@ -369,8 +380,12 @@ class Monitors:
     def _refresh_tradable(self) -> None:
         """Whether each traded perp can trade at ``view.i``: a function of the tick's data alone
         (mark freshness, funding age), so computed once per tick however often the monitors run."""
-        px = self.px
-        self._tradable = {k: px.tradable(k) for k in self.trade_keys}
+        px, st = self.px, self.stretch
+        if st is not None:  # a backtest: the flags of every tick, from Pricing once per key
+            i = px.view.i
+            self._tradable = {k: st.tradable(k).item(i) for k in self.trade_keys}
+        else:
+            self._tradable = {k: px.tradable(k) for k in self.trade_keys}
         self._live = tuple(self._tradable.values())
         self._stale = sum(1 for k in self.hedge_keys if not self._tradable[k])
         self._tradable_tick = px.view.i

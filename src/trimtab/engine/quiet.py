@@ -144,9 +144,11 @@ class QuietSpans:
         if t >= hi:
             return hi, due, segments
         moves = {key for key, _, _, _ in moving}
+        # the usual span: no margin funding lands on moves, so no fill needs looking at
+        moves_funded = not moves.isdisjoint(sim.funding_margins())
         sim_state, px_state = sim.snapshot(), px.snapshot()
         scratch = Book(dict(book.bal), dict(book.entry), dict(book.sums))
-        fills_at: dict[int, tuple[list, list[str]]] = {}  # tick -> (its fills, the perp keys whose marks funding read)
+        fills_at: dict[int, tuple[list, list[str]]] = {}  # tick -> (its fills, the perp keys whose stale marks funding read)
         after: list[tuple[int, dict]] = []  # (tick, the sim's state once it settled) per tick looked at
         last = t
         done = False
@@ -158,16 +160,17 @@ class QuietSpans:
                     fills = sim.funding(t, book, read)
                 except DataError:
                     return t, due, segments
-                if fills and any(leg.key in moves for f in fills for leg in f.legs):
+                if fills and moves_funded and any(leg.key in moves for f in fills for leg in f.legs):
                     return (t if t > i else i), due, segments
                 after.append((t, sim.snapshot()))
                 due[t] = bool(fills)
                 if fills:
-                    fills_at[t] = (fills, read)
-                    keys = []
+                    # reading a fresh mark changes nothing: only a stale one (its hour counted)
+                    # needs reading again when booked
+                    fills_at[t] = (fills, [k for k in read if not px.mark_is_fresh(k, t)])
                     for f in fills:
                         scratch.apply(f)
-                        keys += [leg.key for leg in f.legs]
+                    keys = [leg.key for f in fills for leg in f.legs]
                     pos = e.monitors.positions_after(segments[-1][1], scratch, keys)
                     seg = (t, pos, dict(scratch.bal))
                     segments = [seg] if t == i else segments + [seg]
@@ -182,7 +185,7 @@ class QuietSpans:
             view.i = i
         return hi, due, segments
 
-    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, marks read)}, [(tick, sim state after)]): _fundings
+    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, stale marks read)}, [(tick, sim state after)]): _fundings
 
     def _take_ahead(self, end: int) -> dict[int, tuple[list, list[str]]] | None:
         """The look-ahead's fills by tick for the ticks before ``end``, with the sim's state put
@@ -219,14 +222,13 @@ class QuietSpans:
         hi = e.stretches.monitor_reach(e.monitors, i, hi)
         if hi - i < MIN_TICKS:
             return 0, "no monitor stretch"
-        hi = e.monitors.tradable_reach(i, hi)  # where run_block would end it: nothing looked at past it
         hi, due, segments = self._fundings(i, hi, moving)
         try:
             return self._decide(i, hi, t0, cats, rows, stale_attr, due, segments)
         finally:
             self._take_ahead(-1)  # not committed: the sim's state back as it was (a no-op once _commit took it)
 
-    def _decide(self, i: int, hi: int, t0: int, cats: tuple, rows: list, stale_attr: list, due: dict[int, bool],
+    def _decide(self, i: int, hi: int, t0: int, cats: tuple, rows: np.ndarray, stale_attr: list, due: dict[int, bool],
                 segments: list) -> tuple[int, str | None]:
         """The rest of :meth:`_span` once the funding settlements of ``[i, hi)`` are known: the
         monitors, where a venue could liquidate, the first transition; commits what is quiet."""
@@ -262,7 +264,7 @@ class QuietSpans:
         self._commit(i, k, cats, rows, cols, due, stale_attr + stale_mon, bool(core["free"][k - 1]))
         return k, None
 
-    def _commit(self, i: int, k: int, cats: tuple, rows: list, cols: dict, due: dict[int, bool], stale: list,
+    def _commit(self, i: int, k: int, cats: tuple, rows: np.ndarray, cols: dict, due: dict[int, bool], stale: list,
                 free: bool) -> None:
         """Everything :meth:`Engine.step` does at the quiet ticks ``[i, i + k)``: attribution,
         funding fills, reconciliation and ledger column-wise (:meth:`_commit_columns`) or, where
@@ -285,13 +287,14 @@ class QuietSpans:
         else:
             self._take_ahead(-1)  # the loop settles them again
             start, add, check, ledger = attr.start_tick, attr.add_move, attr.check, journal.ledger
+            amounts = rows[:k].tolist()  # Python floats, as attr_row gives them per tick
             for j, t in enumerate(range(i, i + k)):
                 if marks:
                     for u in (t - 1, t):
                         for key in marks.pop(u, ()):
                             e.stretches.count_stale(key, u)
                 start()
-                add(cats, rows[j])
+                add(cats, amounts[j])
                 if due.get(t):
                     view.i = t
                     self.settled["per_tick"] += 1
@@ -317,7 +320,7 @@ class QuietSpans:
         need = set(cats) | ({"funding"} if funds else set())
         return "funding" not in cats and need <= self.e.attr.total.keys() and self.e.journal.ledger_covers(need)
 
-    def _commit_columns(self, i: int, k: int, cats: tuple, rows: list, equity: list[float], funds: list[int],
+    def _commit_columns(self, i: int, k: int, cats: tuple, rows: np.ndarray, equity: list[float], funds: list[int],
                         marks: dict[int, list[str]], ahead: dict[int, tuple[list, list[str]]] | None) -> None:
         """The attribution, funding settlements, reconciliation and ledger rows of ``[i, i + k)``
         column-wise (:meth:`Attribution.add_span`, :meth:`Journal.ledger_span`; only when
@@ -325,7 +328,7 @@ class QuietSpans:
         :meth:`_commit`. The settlements at ``funds`` are applied first (they read only the book
         and the data, never attribution), each stale mark counted before the settlement of its
         tick as that loop does; ``ahead``: the look-ahead's fills (:meth:`_take_ahead`), whose
-        marks are read again so the stale hours count as when settling (None: settle here)."""
+        stale marks are read again so their hours count as when settling (None: settle here)."""
         e = self.e
         attr, journal, view, sim, executor, px = e.attr, e.journal, e.view, e.sim, e.executor, e.px
         events: dict[int, list[tuple[str, float]]] = {}
@@ -356,8 +359,7 @@ class QuietSpans:
                 count(key, u)
         marks.clear()
         capital, net = e.capital, e.cflows.net
-        parts = np.array(rows[:k], dtype=np.float64).reshape(k, len(cats))
-        amounts = attr.add_span(cats, parts, events, [x - capital - net for x in equity])
+        amounts = attr.add_span(cats, rows[:k], events, [x - capital - net for x in equity])
         if amounts is None or not journal.ledger_span(i, amounts):
             raise AssertionError("quiet span: categories checked by _columns_ok")  # never
 

@@ -49,12 +49,14 @@ from ..venues.pricing import Pricing, holding_value, perp_value
 from ..venues.sim import SimVenues
 
 #: The most ticks one stretch covers: a stretch cut short by a plan wastes what it computed past
-#: it, and its lists cost per tick to build (measured with bench/quiet_stretches.py: 128 against
-#: 64, 256 and 512 on the flagship).
-MAX_TICKS = 128
+#: it, and a longer one spreads a quiet span's fixed cost over more ticks (the flagship's
+#: run_backtest, main thread CPU: 256 against 128, 192 and 384, once the stretches held arrays
+#: rather than lists built per tick).
+MAX_TICKS = 256
 #: How far ahead one position's arrays are computed and kept (:meth:`Stretches.memo`): the next
-#: stretch, after a plan that left the position alone or after MAX_TICKS, slices them.
-HORIZON = 512
+#: stretch, after a plan that left the position alone or after MAX_TICKS, slices them (the
+#: flagship's array computations, CPU: 1024 against 512 and 2048).
+HORIZON = 1024
 _ONCHAIN, _PERP = 1, 2  # Monitors' delta kinds (trimtab.engine.monitors._ONCHAIN / _PERP)
 
 
@@ -120,40 +122,38 @@ def _where_greater(a, b):
 
 
 def _ratio(num, den, zero):
-    """``num / den if den > 0 else zero`` element by element (den may be a float)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(den) > 0, num / np.where(np.asarray(den) > 0, den, 1.0), zero)
+    """``num / den if den > 0 else zero`` element by element (den may be a float). Callers
+    run it inside ``np.errstate(all="ignore")`` (an inf or NaN operand warns nothing)."""
+    positive = np.asarray(den) > 0
+    return np.where(positive, num / np.where(positive, den, 1.0), zero)
 
 
-#: the dtypes ``np.array`` gives a list of Python floats or bools: an array of either converts to
-#: a list (``tolist``) and back unchanged, bit for bit (MonitorStretch.array)
-_KEPT = (np.dtype(np.float64), np.dtype(np.bool_))
-
-
-def _floats(x, n: int) -> list[float]:
-    """``x`` (an array of n, or one float for every tick) as n Python floats."""
+def _ticks(x, n: int) -> np.ndarray:
+    """``x`` (an array of at least n, or one float or bool for every tick) as an array of n.
+    Read per tick with ``.item(j)``: the Python float (or bool) ``tolist`` would give."""
     if isinstance(x, np.ndarray) and x.ndim == 1:
-        return x[:n].tolist()
-    return [float(x)] * n
+        return x[:n]
+    return np.full(n, x)
 
 
 class MonitorStretch:
-    """The monitors' arrays of one set of positions over ticks ``[a, b)`` (as Python lists,
-    element ``t - a`` for tick t), built by :meth:`Stretches._build_monitor`.
+    """The monitors' arrays of one set of positions over ticks ``[a, b)`` (element ``t - a``
+    for tick t), built by :meth:`Stretches._build_monitor`.
 
     ``sig`` is the positions it was built for (:meth:`Stretches._signature`): every held key
     with its quantity and entry price, except the perp venues' margin balances whose value is
     constant (a funding settlement changes those and nothing else), which :meth:`Stretches._bind`
-    reads from the book. ``terms``: per held position in the book's order, its value list, or
+    reads from the book. ``terms``: per held position in the book's order, its value array, or
     None for a position whose value never moves (read from ``Monitors._pos``); ``onchain``,
-    ``hf``, ``ltv``, ``aave_free`` (no Aave account can be liquidated); ``perp_delta`` (a float);
-    ``venues``: per perp venue, ``([(key, size, entry, upnl list, maintenance list, table, bar
-    extreme list (NaN where the mark is stale: perps._crossed skips it) or None)], notional
-    list, maintenance list)``; ``stale``: ``(perp key, [stale at t])`` per held perp whose mark
-    is stale somewhere in the stretch, in the book's order."""
+    ``hf``, ``ltv``, ``aave_free`` (bool: no Aave account can be liquidated); ``perp_delta`` (a
+    float); ``venues``: per perp venue, ``([(key, size, entry, upnl, maintenance, table, bar
+    extreme (NaN where the mark is stale: perps._crossed skips it) or None)], notional,
+    maintenance)``; ``stale``: ``(perp key, [stale at t])`` per held perp whose mark is stale
+    somewhere in the stretch, in the book's order. Arrays, not lists: a quiet span slices them,
+    and :meth:`Stretches.monitor_row` reads the one element of its tick."""
 
     __slots__ = ("sig", "a", "b", "terms", "onchain", "perp_delta", "hf", "ltv", "aave_free", "venues",
-                 "version", "stale", "prefix", "terms_b", "venues_b", "arrays")
+                 "version", "stale", "prefix", "terms_b", "venues_b")
 
     def __init__(self, sig: tuple, a: int, b: int, terms, onchain, perp_delta, hf, ltv, aave_free, venues, stale):
         self.sig, self.a, self.b, self.stale = sig, a, b, stale
@@ -161,30 +161,22 @@ class MonitorStretch:
         self.hf, self.ltv, self.aave_free, self.venues = hf, ltv, aave_free, venues
         self.version = -1  # the book version the bound fields were made for (Stretches._bind):
         self.prefix = 0.0  # the equity of the leading positions whose value never moves
-        self.terms_b: list = []  # the other equity terms: a float or a list per position
-        self.venues_b: list = []  # per perp venue: (held, notional list, maintenance list, collateral)
-        self.arrays: dict[int, tuple[list, np.ndarray]] = {}  # id(list) -> (the list, as an array): array()
-
-    def array(self, lst: list, j0: int, j1: int) -> np.ndarray:
-        """Elements ``[j0, j1)`` of one of this stretch's lists as a float64 (or bool) array,
-        converted once per list (a quiet span reads the same lists span after span)."""
-        got = self.arrays.get(id(lst))
-        if got is None or got[0] is not lst:
-            got = self.arrays[id(lst)] = (lst, np.array(lst))
-        return got[1][j0:j1]
+        self.terms_b: list = []  # the other equity terms: a float or an array per position
+        self.venues_b: list = []  # per perp venue: (held, notional, maintenance, collateral float or array)
 
 
 class AttrStretch:
     """Attribution's market move of one set of moving positions for ticks ``[a, b)`` (each from
-    tick t - 1 to t): ``cats`` names the parts in the per-tick code's order, ``rows[t - a]`` are
-    tick t's amounts (zero where the per-tick code adds nothing); ``stale``: ``(perp key, [stale at
-    tick t - 1 for t in a..b, then at b - 1])`` per perp whose mark is stale somewhere in it
-    (Pricing.perp_parts reads the marks at t - 1 and t and counts a stale one)."""
+    tick t - 1 to t): ``cats`` names the parts in the per-tick code's order, ``parts[t - a]`` are
+    tick t's amounts (a float64 array of shape (b - a, len(cats)), zero where the per-tick code
+    adds nothing); ``stale``: ``(perp key, [stale at tick t - 1 for t in a..b, then at b - 1])``
+    per perp whose mark is stale somewhere in it (Pricing.perp_parts reads the marks at t - 1
+    and t and counts a stale one)."""
 
-    __slots__ = ("moving", "a", "b", "cats", "rows", "stale")
+    __slots__ = ("moving", "a", "b", "cats", "parts", "stale")
 
-    def __init__(self, moving: list, a: int, b: int, cats: tuple[str, ...], rows: list[tuple], stale: list):
-        self.moving, self.a, self.b, self.cats, self.rows, self.stale = moving, a, b, cats, rows, stale
+    def __init__(self, moving: list, a: int, b: int, cats: tuple[str, ...], parts: np.ndarray, stale: list):
+        self.moving, self.a, self.b, self.cats, self.parts, self.stale = moving, a, b, cats, parts, stale
 
 
 class Stretches:
@@ -349,6 +341,17 @@ class Stretches:
             got = self._flags[("tradable", key)] = np.array(self.px.tradable_all(key), dtype=bool)
         return got
 
+    def _extreme(self, key: str, long: bool, a: int, b: int) -> np.ndarray | None:
+        """The hour's adverse extreme of perp ``key`` over ``[a, b)`` (its low for a long, its high
+        for a short), NaN where the mark is stale (perps._crossed skips those hours); None when
+        the view has no such series. Kept per position side (:meth:`memo`)."""
+
+        def compute(lo, hi):
+            col = self.column(self.sim.extreme_fields[key][0 if long else 1])
+            return None if col is None else np.where(self.fresh(key)[lo:hi], col[lo:hi], np.nan)
+
+        return self.memo(("extreme", key, long), a, b, compute)
+
     def _perp(self, key: str, s: float, e: float, table, a: int, b: int):
         """(mark, unrealised P&L, notional, maintenance margin) arrays of a perp position over
         ``[a, b)``, by :func:`perps.account_state`'s operations. Raises _Ineligible for a risk
@@ -383,6 +386,20 @@ class Stretches:
 
     _margin_keys: frozenset | None = None
 
+    def _same_signature(self, before: list, after: list) -> bool:
+        """Whether the positions ``after`` have the :meth:`_signature_of` of ``before`` (computed
+        before, so the margin keys are known), told from their entries alone: each the same
+        object, or the same margin balance of constant value at another quantity (what a
+        funding settlement changes, :meth:`Monitors.positions_after`). False when unsure."""
+        if len(before) != len(after):
+            return False
+        margins = self._margin_keys
+        for x, y in zip(before, after):
+            if x is not y and not (x[0] == y[0] and x[0] in margins and x[3] is not None and y[3] is not None
+                                   and (x[2] is y[2] or x[2] == y[2])):
+                return False
+        return True
+
     def monitor_row(self, mon, tick: int) -> tuple | None:
         """Tick ``tick``'s core figures for the book as it stands, or None when no stretch
         applies (the caller then computes them per tick): ``(equity, on-chain delta, perp delta,
@@ -406,41 +423,41 @@ class Stretches:
                 self.count_stale(key, tick)
         equity = s.prefix
         for x in s.terms_b:
-            equity += x[j] if x.__class__ is list else x
-        free = s.aave_free[j]
+            equity += x.item(j) if x.__class__ is np.ndarray else x
+        free = s.aave_free.item(j)
         mr_min = math.inf
         accounts = []
         memo = self._lp_memo
-        for held, notional_l, total_l, coll in s.venues_b:
-            eq = coll[j] if coll.__class__ is list else coll
+        for held, notional_a, total_a, coll in s.venues_b:
+            eq = coll.item(j) if coll.__class__ is np.ndarray else coll
             if not held:
                 accounts.append((eq, math.inf, _EMPTY))  # no position: notional 0, ratio inf
                 continue
             for h in held:
-                eq += h[3][j]
-            notional = notional_l[j]
+                eq += h[3].item(j)
+            notional = notional_a.item(j)
             mr = eq / notional if notional > 0 else math.inf
             if mr < mr_min:  # min(mr_min, mr)
                 mr_min = mr
             if len(held) == 1:
                 key, size, e, u, _, table, ext = held[0]
-                lps = {key: self._lp_single(key, eq - (0.0 + u[j]), size, e, table)}
+                lps = {key: self._lp_single(key, eq - (0.0 + u.item(j)), size, e, table)}
             else:
                 lps = _liquidation_prices_at(eq, held, j, memo)
             if free and notional > 0:
-                if eq < total_l[j]:
+                if eq < total_a.item(j):
                     free = False
                 else:
                     for key, size, _, _, _, _, ext in held:
                         lp = lps[key]
                         if lp is None or ext is None:
                             continue
-                        x = ext[j]
+                        x = ext.item(j)
                         if x <= lp if size > 0 else x >= lp:  # NaN never crosses (perps._crossed)
                             free = False
                             break
             accounts.append((eq, mr, lps))
-        return (equity, s.onchain[j], s.perp_delta, s.hf[j], s.ltv[j], mr_min, accounts, free)
+        return (equity, s.onchain.item(j), s.perp_delta, s.hf.item(j), s.ltv.item(j), mr_min, accounts, free)
 
     def _stretch_for(self, mon, tick: int) -> MonitorStretch | None:
         """The stretch for the book as it stands at ``tick`` (the current one when only margin
@@ -474,7 +491,7 @@ class Stretches:
         """Bind ``s`` to the book's current margin balances: the equity terms (a position whose
         value never moves: its float from ``Monitors._pos``; the leading run of those summed
         from 0.0 here, in order, into ``prefix``) and each perp venue's collateral
-        (:func:`perps.account_state`'s first sum; a list when a price moves)."""
+        (:func:`perps.account_state`'s first sum; an array over the stretch when a price moves)."""
         s.prefix, s.terms_b, s.venues_b = self._bound(s, mon._pos, self.book.bal)
         s.version = self.book.version
 
@@ -484,7 +501,7 @@ class Stretches:
         sim = self.sim
         terms = [v if lst is None else lst for lst, (_, _, _, v, _, _) in zip(s.terms, pos)]
         prefix, k = 0.0, 0
-        while k < len(terms) and terms[k].__class__ is not list:
+        while k < len(terms) and terms[k].__class__ is not np.ndarray:
             prefix += terms[k]
             k += 1
         venues = []
@@ -501,7 +518,7 @@ class Stretches:
                     else:
                         price = usd
                     eq = eq + (margin.collateral_value(tiers, q, price) if tiers else q * price)
-            venues.append((held, notional, total, eq.tolist() if isinstance(eq, np.ndarray) else eq))
+            venues.append((held, notional, total, eq))
         return prefix, terms[k:], venues
 
     def _build_monitor(self, mon, sig: tuple, a: int) -> MonitorStretch | None:
@@ -575,9 +592,7 @@ class Stretches:
                     _, u, notional_k, mm = self._perp(key, s, e, table, a, b)
                     notional = notional + notional_k
                     total = total + mm
-                    ext = self.column(sim.extreme_fields[key][0 if s > 0 else 1]) if key in sim.extreme_fields else None
-                    if ext is not None:
-                        ext = np.where(self.fresh(key)[a:b], ext[a:b], np.nan)
+                    ext = self._extreme(key, s > 0, a, b) if key in sim.extreme_fields else None
                     held.append((key, s, e, u, mm, table, ext))
             venues.append((held, notional, total))
         n = inp.valid()
@@ -591,25 +606,13 @@ class Stretches:
                 if not bool(fresh.all()):
                     stale.append((k, (~fresh).tolist()))
         self._lp_memo.clear()  # its keys hold no size or entry: valid for one set of positions
-        arrays: dict[int, tuple[list, np.ndarray]] = {}
-
-        def fl(x) -> list:
-            """_floats(x, n), remembering the array it came from for MonitorStretch.array (a
-            quiet span reads the lists as arrays: the same values without converting them back)."""
-            lst = _floats(x, n)
-            if isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype in _KEPT:  # np.array(lst)'s dtype
-                arrays[id(lst)] = (lst, x[:n])
-            return lst
-
-        out = MonitorStretch(
-            sig, a, b, [None if t is None else fl(t) for t in terms], fl(onchain), perp_delta,
-            fl(hf), fl(ltv), fl(aave_free),
-            [([(key, s_, e, fl(u), fl(mm), table, None if ext is None else fl(ext))
+        return MonitorStretch(
+            sig, a, b, [None if t is None else _ticks(t, n) for t in terms], _ticks(onchain, n), perp_delta,
+            _ticks(hf, n), _ticks(ltv, n), _ticks(aave_free, n),
+            [([(key, s_, e, _ticks(u, n), _ticks(mm, n), table, None if ext is None else _ticks(ext, n))
                for key, s_, e, u, mm, table, ext in held],
-              fl(notional) if held else None, fl(total) if held else None)
+              _ticks(notional, n) if held else None, _ticks(total, n) if held else None)
              for held, notional, total in venues], stale)
-        out.arrays = arrays
-        return out
 
     def count_stale(self, key: str, t: int) -> None:
         """Count tick ``t`` in ``Pricing.stale_marks`` for ``key``, as :meth:`Pricing.mark` does
@@ -653,7 +656,7 @@ class Stretches:
                 self.count_stale(key, i1 - 1)
             if stale[j + 1]:
                 self.count_stale(key, i1)
-        return s.cats, s.rows[j]
+        return s.cats, tuple(s.parts[j].tolist())
 
     def _build_attr(self, moving: list, a: int) -> AttrStretch | None:
         """Attribution.market_move's parts for ticks ``[a, b)``: tick t's part from the prices at
@@ -682,14 +685,14 @@ class Stretches:
         n = inp.valid() - 1  # tick t needs elements t - 1 and t
         if n <= 0:
             return None
-        rows = list(zip(*[p[:n].tolist() for p in parts])) if parts else [()] * n
+        table = np.stack([p[:n] for p in parts], axis=1) if parts else np.empty((n, 0))
         stale = []
         for key, _, perp, _ in moving:
             if perp:
                 fresh = self.fresh(key)[a - 1:a + n]
                 if not bool(fresh.all()):
                     stale.append((key, (~fresh).tolist()))
-        return AttrStretch(moving, a, a + n, tuple(cats), rows, stale)
+        return AttrStretch(moving, a, a + n, tuple(cats), table, stale)
 
     def _perp_parts(self, key: str, qty: float, e: float, lo: int, hi: int) -> np.ndarray:
         """Attribution of perp ``key`` (price_delta, basis) for ticks ``[lo + 1, hi)`` as two rows,
@@ -784,16 +787,18 @@ class Stretches:
             return None
         hi = min(hi, s.b)
         bounds = []  # (first tick, prefix, equity terms, venues) per segment
+        before = None  # the previous segment's positions (their signature is the stretch's)
         for t, pos, bal in segments or [(lo, mon._pos, book.bal)]:
             if t >= hi:
                 break
             try:
-                if self._signature_of(pos) != s.sig:
+                if not (before is not None and self._same_signature(before, pos)) and self._signature_of(pos) != s.sig:
                     raise _Ineligible(t)
                 bounds.append((t, *self._bound(s, pos, bal)))
             except _Ineligible:
                 hi = t
                 break
+            before = pos
         if not bounds or hi <= lo:
             return None
         j0, j1 = lo - s.a, hi - s.a
@@ -801,58 +806,60 @@ class Stretches:
         cuts = [j0] + [t - s.a for t, _, _, _ in bounds[1:]] + [j1]
 
         def piece(get) -> np.ndarray:
-            """Per tick of the span: ``get(segment)`` (a float, or a list over the stretch) of its segment."""
+            """Per tick of the span: ``get(segment)`` (a float, or an array over the stretch) of its segment."""
             values = [get(seg) for seg in bounds]
             first = values[0]
             if all(v is first or (v.__class__ is float and v == first and math.copysign(1.0, v) == math.copysign(1.0, first))
-                   for v in values):  # the same in every segment (a moving term's list, an untouched balance)
-                return s.array(first, j0, j1) if first.__class__ is list else np.full(n, first, dtype=np.float64)
+                   for v in values):  # the same in every segment (a moving term's array, an untouched balance)
+                return first[j0:j1] if first.__class__ is np.ndarray else np.full(n, first, dtype=np.float64)
             if all(v.__class__ is float for v in values):  # a balance per segment: each repeated over its ticks
                 return np.repeat(np.array(values, dtype=np.float64), lengths)
-            parts = [s.array(v, js, je) if v.__class__ is list else np.full(je - js, v, dtype=np.float64)
+            parts = [v[js:je] if v.__class__ is np.ndarray else np.full(je - js, v, dtype=np.float64)
                      for js, je, v in zip(cuts, cuts[1:], values)]
             return np.concatenate(parts)
 
         lengths = np.diff(cuts)
         stale = [(key, [s.a + j for j in range(j0, j1) if flags[j]]) for key, flags in s.stale]
         equity = piece(lambda seg: seg[1])
-        for m in range(len(bounds[0][2])):
-            equity = equity + piece(lambda seg, m=m: seg[2][m])
-        free = s.array(s.aave_free, j0, j1).copy()
+        for m, term in enumerate(bounds[0][2]):
+            # a moving position's term is the stretch's array in every segment (_bound)
+            equity = equity + (term[j0:j1] if term.__class__ is np.ndarray else piece(lambda seg, m=m: seg[2][m]))
+        free = s.aave_free[j0:j1].copy()
         mr_min = _span(math.inf, n)
         accounts = []
         memo = self._lp_memo
-        for v, (held, notional_l, total_l, _) in enumerate(bounds[0][3]):
+        for v, (held, notional_a, total_a, _) in enumerate(bounds[0][3]):
             eq = piece(lambda seg, v=v: seg[3][v][3])
             if not held:
                 accounts.append((eq, math.inf, _EMPTY))  # no position: notional 0, ratio inf
                 continue
             for h in held:
-                eq = eq + s.array(h[3], j0, j1)
-            notional = s.array(notional_l, j0, j1)
-            mr = _ratio(eq, notional, math.inf)
+                eq = eq + h[3][j0:j1]
+            notional = notional_a[j0:j1]
+            with np.errstate(all="ignore"):
+                mr = _ratio(eq, notional, math.inf)
             mr_min = np.where(mr < mr_min, mr, mr_min)
             if len(held) == 1:
                 key, size, e, u, _, table, _ = held[0]
-                # the distinct margin balances less unrealised P&L (a few per funding segment)
-                w, where = np.unique(eq - (0.0 + s.array(u, j0, j1)), return_inverse=True)
-                lps = {key: _prices([self._lp_single(key, x, size, e, table) for x in w.tolist()], where)}
+                w = eq - (0.0 + u[j0:j1])  # the margin balance less unrealised P&L
+                # (never None: _perp let in only tables with ascending caps, and size is not 0)
+                lps = {key: margin.liquidation_price_array(w, size, e, table)}
             else:
                 rows = [_liquidation_prices_at(x, held, j, memo) for x, j in zip(eq.tolist(), range(j0, j1))]
                 lps = {h[0]: _prices([r[h[0]] for r in rows], np.arange(n)) for h in held}
             # monitor_row: with a position open, an account below its maintenance margin or with
             # a liquidation price inside the hour's bar can be liquidated (NaN never crosses)
-            bad = eq < s.array(total_l, j0, j1)
+            bad = eq < total_a[j0:j1]
             for key, size, _, _, _, _, ext in held:
                 if ext is not None:
                     value, none = lps[key]
                     lp = np.where(none, math.nan, value)
-                    x = s.array(ext, j0, j1)
+                    x = ext[j0:j1]
                     bad |= (x <= lp) if size > 0 else (x >= lp)
             free &= ~((notional > 0) & bad)
             accounts.append((eq, mr, lps))
-        core = {"equity": equity, "onchain": s.array(s.onchain, j0, j1), "perp_delta": s.perp_delta,
-                "hf": s.array(s.hf, j0, j1), "ltv": s.array(s.ltv, j0, j1), "mr_min": mr_min, "free": free,
+        core = {"equity": equity, "onchain": s.onchain[j0:j1], "perp_delta": s.perp_delta,
+                "hf": s.hf[j0:j1], "ltv": s.ltv[j0:j1], "mr_min": mr_min, "free": free,
                 "accounts": accounts}
         return hi, core, stale
 
@@ -900,8 +907,9 @@ class Stretches:
     def attr_block(self, moving: list, lo: int, hi: int) -> tuple | None:
         """:meth:`attr_row` for the ticks ``[lo, hi')`` at once (each from tick t - 1 to t),
         ``hi'`` <= ``hi`` the end of the attribution stretch covering ``lo`` (built here if
-        needed); None when none applies. Returns ``(hi', categories, [amounts per tick], stale)``,
-        ``stale`` as in :meth:`monitor_block` (the ticks attr_row would count, in its order)."""
+        needed); None when none applies. Returns ``(hi', categories, amounts, stale)``, ``amounts``
+        a float64 array of shape (hi' - lo, len(categories)), row j tick lo + j's, ``stale`` as
+        in :meth:`monitor_block` (the ticks attr_row would count, in its order)."""
         if lo < 1:
             return None
         s = self.attr
@@ -928,7 +936,7 @@ class Stretches:
                 if flags[j + 1]:
                     ticks.append(t)
             stale.append((key, ticks))
-        return hi, s.cats, s.rows[lo - s.a:hi - s.a], stale
+        return hi, s.cats, s.parts[lo - s.a:hi - s.a], stale
 
 
 def _prices(got: list, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -952,11 +960,11 @@ def _liquidation_prices_at(eq: float, held: list, j: int, memo: dict) -> dict[st
     """``{perp key: liquidation price or None}`` of an account holding several positions at
     element ``j`` of its stretch, with :func:`perps.account_state`'s operations (margin balance
     ``eq``; ``held``: the :class:`MonitorStretch` venue's positions)."""
-    wallet = eq - sum(h[3][j] for h in held)
+    wallet = eq - sum(h[3].item(j) for h in held)
     out = {}
     for key, s, e, _, _, table, _ in held:
-        others_mm = sum(h[4][j] for h in held if h[0] != key)
-        others_upnl = sum(h[3][j] for h in held if h[0] != key)
+        others_mm = sum(h[4].item(j) for h in held if h[0] != key)
+        others_upnl = sum(h[3].item(j) for h in held if h[0] != key)
         k = (key, wallet, others_mm, others_upnl)
         lp = memo.get(k, memo) if wallet else memo
         if lp is memo:

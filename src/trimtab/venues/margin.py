@@ -70,8 +70,8 @@ def maintenance_array(table, size: float, marks):
     same arithmetic; ``max(0.0, x)`` written as ``where(x > 0, x, 0)``, which keeps max's
     result for a NaN (0.0) too. Returns None when the caps are not ascending (then only the
     linear search of :func:`bracket` is right). Used by :mod:`trimtab.engine.stretch`."""
-    caps = np.array([t.cap for t in table.tiers], dtype=np.float64)
-    if caps.size == 0 or (caps.size > 1 and not bool(np.all(caps[1:] >= caps[:-1]))):
+    caps = _ascending_caps(table)
+    if caps is None:
         return None
     x = abs(size) * marks if table.basis == "notional" else np.full(marks.shape, abs(size))
     idx = np.minimum(np.searchsorted(caps, x, side="left"), caps.size - 1)
@@ -79,6 +79,15 @@ def maintenance_array(table, size: float, marks):
     cum = np.array([t.cum for t in table.tiers], dtype=np.float64)[idx]
     v = _maintenance(size, marks, mmr, cum)
     return np.where(v > 0.0, v, 0.0)
+
+
+def _ascending_caps(table) -> np.ndarray | None:
+    """The caps of ``table``'s tiers as a float64 array, or None when they are not ascending
+    (or there are none): only then does a binary search find :func:`bracket`'s tier."""
+    caps = np.array([t.cap for t in table.tiers], dtype=np.float64)
+    if caps.size == 0 or (caps.size > 1 and not bool(np.all(caps[1:] >= caps[:-1]))):
+        return None
+    return caps
 
 
 def derived_cum(tiers: Sequence[tuple[float, float]]) -> list[float]:
@@ -116,13 +125,68 @@ def liquidation_price(wallet: float, other_mm: float, other_upnl: float, size: f
         denom = q * t.mmr - side * q
         if denom == 0:
             continue
-        lp = (wallet - other_mm + other_upnl + t.cum - side * q * entry) / denom
+        lp = _candidate(wallet, other_mm, other_upnl, t.cum, side * q * entry, denom)
         if lp <= 0 or not math.isfinite(lp):
             continue
         if bracket(table, size, lp) is t:
             return lp
         found = found if found is not None else lp
     return found
+
+
+def _candidate(wallet, other_mm, other_upnl, cum, side_notional, denom):
+    """The FAQ's LP with one bracket's MMR (in ``denom``) and maintenance amount ``cum``: the one
+    formula :func:`liquidation_price` (floats) and :func:`liquidation_price_array` (an array of
+    wallets: the same operations, so the same doubles element by element) share."""
+    return (wallet - other_mm + other_upnl + cum - side_notional) / denom
+
+
+def liquidation_price_array(wallet: np.ndarray, size: float, entry: float, table) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`liquidation_price` ``(w, 0, 0, size, entry, table)`` of a position alone in its
+    account for each wallet balance ``w`` of ``wallet`` (a float64 array, USD), as ``(prices,
+    none)``: the price, 0.0 where liquidation_price gives None (``none`` True there). The
+    brackets are tried in the same order with the same arithmetic, each element stopping at
+    its first self-consistent one, so each price is the double the scalar returns. None when
+    ``size`` is 0 or the caps are not ascending (:func:`maintenance_array`'s condition)."""
+    caps = _ascending_caps(table)
+    if caps is None or not size:
+        return None
+    side = 1.0 if size > 0 else -1.0
+    q = abs(size)
+    n = wallet.shape[0]
+    price = left = None  # left: no bracket has answered yet (None: every element, no bracket tried)
+    tried = []  # (valid, candidate) per bracket tried, for the scalar's fallback
+    last = caps.size - 1
+    for k, t in enumerate(table.tiers):
+        denom = q * t.mmr - side * q
+        if denom == 0:
+            continue
+        lp = _candidate(wallet, 0, 0, t.cum, side * q * entry, denom)
+        ok = (lp > 0) & (lp < math.inf)  # not (lp <= 0 or not isfinite(lp)), NaN included
+        # bracket(table, size, lp) is t: the measure above the previous cap, at or below this one
+        x = q * lp if table.basis == "notional" else np.full(n, q)
+        hit = ok if left is None else ok & left
+        if k:
+            hit = hit & (caps[k - 1] < x)
+        if k < last:
+            hit = hit & (x <= caps[k])
+        if left is None:
+            if hit.all():  # the usual case: every element answered by the first bracket tried
+                return lp, ~hit
+            price, left = np.where(hit, lp, 0.0), ~hit
+        else:
+            price[hit] = lp[hit]
+            left &= ~hit
+            if not left.any():
+                return price, left
+        tried.append((ok, lp))
+    if left is None:  # no bracket to try: None everywhere
+        return np.zeros(n), np.ones(n, dtype=bool)
+    for ok, lp in tried:  # no bracket self-consistent: the first valid candidate
+        first = ok & left
+        price[first] = lp[first]
+        left &= ~ok
+    return price, left
 
 
 def collateral_value(tiers, qty: float, price: float) -> float:

@@ -90,6 +90,7 @@ class SimVenues:
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
         self.last_rate: dict[str, float] = {}
+        self._size_text: dict[str, tuple[float, str]] = {}  # perp key -> (size, funding()'s note text of -size)
         self._funding_facts: list | None = None  # funding()'s per-key catalog facts (_funding_facts_of), built on first use
 
     def snapshot(self) -> dict:
@@ -433,12 +434,12 @@ class SimVenues:
         before any rate was ever seen is left unsettled, counted in ``funding_missing``.
         """
         out = []
-        view, bal, mark_of = self.view, book.bal, self.px.mark
+        view, bal, mark_of, sizes = self.view, book.bal, self.px.mark, self._size_text
         cols, i = view.cols, view.i
         facts = self._funding_facts
         if facts is None:
             facts = self._funding_facts = self._funding_facts_of()
-        for key, venue, field, margin, peers in facts:
+        for key, venue, field, margin, peers, hours in facts:
             s = bal.get(key, 0.0)
             if not s:
                 continue
@@ -446,8 +447,7 @@ class SimVenues:
             rate = col[i] if col is not None else view.get(field)  # view.get raises for an absent series
             source = field
             if rate != rate:  # NaN: no settlement in the data at this tick
-                t = view.time
-                if t.hour not in self.venues[venue].perp.funding_hours_utc or t.minute:
+                if not _on_the_hour(view.epoch[i], hours):
                     continue
                 others = [view.get(f) for f in peers]
                 others = [r for r in others if not math.isnan(r)]
@@ -467,17 +467,29 @@ class SimVenues:
             if read is not None:
                 read.append(key)
             pay = -s * mark * rate
-            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)],
-                            price=rate, price_field=source, note=f"-size x mark x rate = {-s:.4f} x {mark:.2f} x {rate:.6g}"))
+            size = sizes.get(key)
+            if size is None or size[0] != s:  # a size is held for many settlements: formatted once
+                size = sizes[key] = (s, f"{-s:.4f}")
+            # positional: Fill's fields in order (tick .. step_id, price, price_field, note)
+            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)], None, None,
+                            rate, source, f"-size x mark x rate = {size[1]} x {mark:.2f} x {rate:.6g}"))
         return out
 
-    def _funding_facts_of(self) -> list[tuple[str, str, str | None, str, list[str | None]]]:
+    def funding_margins(self) -> frozenset[str]:
+        """The keys :meth:`funding`'s fills have their legs on: each perp venue's ``Margin:USDT``."""
+        if self._funding_facts is None:
+            self._funding_facts = self._funding_facts_of()
+        return frozenset(f[3] for f in self._funding_facts)
+
+    def _funding_facts_of(self) -> list[tuple[str, str, str | None, str, list[str | None], frozenset[int]]]:
         """Per perp key, in ``perp_keys`` order, what :meth:`funding` reads of the static
         catalog: (key, venue, funding field, the venue's ``Margin:USDT`` key, the funding fields
-        of the other perps of the same asset, in ``perp_keys`` order, for a missing rate's proxy)."""
+        of the other perps of the same asset, in ``perp_keys`` order, for a missing rate's proxy,
+        the venue's settlement hours ``funding_hours_utc``)."""
         info = self.px.info
         return [(key, info[key].venue, info[key].funding_field, f"{info[key].venue}:Margin:USDT",
-                 [info[k].funding_field for k in self.perp_keys if k != key and info[k].asset == info[key].asset])
+                 [info[k].funding_field for k in self.perp_keys if k != key and info[k].asset == info[key].asset],
+                 frozenset(self.venues[info[key].venue].perp.funding_hours_utc))
                 for key in self.perp_keys]
 
     def liquidations(self, tick: int, book: Book) -> list[tuple[Fill, float | None]]:
@@ -498,6 +510,12 @@ class _RiskMemo:
         self.account: dict[str, tuple[float, float, float]] = {}
         self.perp: dict[str, tuple[float, float, float, float, dict[str, float | None]]] = {}
         self.health: dict[str, tuple[float, float, float, float]] = {}
+
+
+def _on_the_hour(epoch: int, hours: frozenset[int]) -> bool:
+    """Whether UTC epoch second ``epoch`` falls in minute 0 of one of ``hours`` (0-23): the
+    ``time.hour in hours and not time.minute`` of its datetime, without building one."""
+    return epoch // 3600 % 24 in hours and not epoch % 3600 // 60
 
 
 def _canon(asset: str) -> str:
