@@ -48,3 +48,28 @@ def test_run_json_fits_the_summary_schema(kind, validator, tmp_path):
         assert isinstance(s[BLOCK[kind]], dict) and s[BLOCK[kind]]
     # summary.json in the run folder is the same object
     assert json.loads((Path(s["run_dir"]) / "summary.json").read_text()) == s
+
+
+_MODELS_AFTER = """
+import sys
+from trimtab.cli.main import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+built = "trimtab.summary_models" in sys.modules or "StrategySummary" in vars(sys.modules.get("trimtab.summary", sys))
+sys.stderr.write("\\nLOADED " + " ".join([m for m in ("trimtab.summary",) if m in sys.modules] + ["models"] * built) + "\\n")
+"""
+
+
+def test_a_run_amends_its_summary_without_building_the_models(tmp_path):
+    p = subprocess.run([sys.executable, "-c", _MODELS_AFTER, "run", str(RUNS["strategy"]), "--start", "2025-01-01",
+                        "--end", "2025-01-02", "--out", str(tmp_path), "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert json.loads(p.stdout)["kind"] == "strategy", p.stderr
+    loaded = [x for x in p.stderr.splitlines() if x.startswith("LOADED")][-1].split()[1:]
+    assert loaded == ["trimtab.summary"]          # amend_after_run ran; the pydantic models were never defined
+    import trimtab.summary as summary
+    import trimtab.summary_models as models
+    assert summary.StrategySummary is models.StrategySummary and summary.Summary is models.Summary
+    with pytest.raises(AttributeError):
+        summary.NoSuchModel

@@ -27,15 +27,15 @@ from pandas_reference import equity_table  # noqa: E402
 
 from trimtab.engine.backtest import collector_paused  # noqa: E402
 from trimtab.engine.journal import SCHEMA, Journal, MetricsRow  # noqa: E402
-from trimtab.engine.results import _BLOCK, equity_columns, metric_columns, write_equity_csv  # noqa: E402
+from trimtab.engine.results import _ARROW_MIN, _BLOCK, equity_columns, metric_columns, write_equity_csv  # noqa: E402
 
 _AWKWARD = [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 2.2250738585072014e-308, 1e300, 1e16, 1e15, 123456789.12345679,
             0.1 + 0.2, 1.0, -1.5e-7, 9.999999999999999e22]
 
 
-def test_equity_csv_is_what_pandas_writes_for_awkward_floats(tmp_path):
+@pytest.mark.parametrize("n", [_BLOCK + 301, _ARROW_MIN - 1])   # more than one block (Arrow's text); a short run (repr's)
+def test_equity_csv_is_what_pandas_writes_for_awkward_floats(tmp_path, n):
     rng = np.random.default_rng(5)
-    n = _BLOCK + 301                       # more than one block
     venues = ["binance", "okx"]
     epoch = (1_700_000_000 // 3600 * 3600 + 3600 * np.arange(n)).tolist()
     equity = (1e5 * np.exp(np.cumsum(rng.normal(scale=1e-3, size=n)))).tolist()

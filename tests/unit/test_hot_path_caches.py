@@ -21,6 +21,7 @@ from trimtab.accounting.book import Book
 from trimtab.data.feed import DataError
 from trimtab.data.market import MarketView
 from trimtab.engine.backtest import run_backtest
+from trimtab.engine.journal import dumps
 from trimtab.engine.kernel import Engine, funding_ticks, iso_minutes
 from trimtab.planner.plan import Plan
 from trimtab.timeutil import utc
@@ -57,6 +58,19 @@ def test_plan_ids_equal_the_legacy_hash_and_survive_from_dict(plans):
         want = asdict(plan) | {"id": pid}
         assert plan.to_dict() == want
         assert type(plan.to_dict()["steps"]) is tuple  # as asdict keeps them
+
+
+def test_plan_json_text_is_the_jsonable_dump_of_to_dict(plans):
+    for _, d in plans:
+        plan = Plan.from_dict(d)
+        assert plan.json_text() == dumps(plan.to_dict())
+
+
+def test_plan_json_text_refuses_a_non_finite_float(plans):
+    _, d = plans[0]
+    bad = json.loads(json.dumps(d)) | {"id": None, "expected_cost": float("inf")}
+    with pytest.raises(ValueError):
+        Plan.from_dict(bad).json_text()
 
 
 def test_a_plan_edited_after_hashing_is_refused(plans):

@@ -1,5 +1,6 @@
 """The journal's multi-row INSERTs (trimtab.engine.journal.insert_rows): the very rows, values and
-errors of ``executemany``, on a real SQLite file; and the page size of a new journal."""
+errors of ``executemany``, on a real SQLite file; and the page size of a new journal; and a
+step's ``instructions`` text, written again only when it changes."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from trimtab.engine.journal import PARAMS_PER_STATEMENT, insert_rows
+from trimtab.engine.journal import PARAMS_PER_STATEMENT, Journal, dumps, insert_rows
+from trimtab.planner.plan import Instruction, Step
 
 TABLE = "CREATE TABLE t (tick INTEGER PRIMARY KEY, name TEXT, x REAL, y REAL)"
 
@@ -57,3 +59,21 @@ def test_rows_of_other_widths_raise_and_never_shift_values(tmp_path):
     assert table(db) == []
     insert_rows(db, "INSERT INTO t VALUES (?,?,?,?)", [])  # nothing to write
     assert table(db) == []
+
+
+def test_a_step_row_repeats_its_instructions_only_when_they_change(tmp_path):
+    ins = Instruction("aave_v3", "supply", "aave_v3:aToken:aweETH", 1.5, "weETH", expected_cost=math.inf)
+    a = Step("s1", "supply", (ins,))
+    same = Step("s1", "supply", (Instruction(**{**ins.__dict__}),))  # another object, the same text
+    moved = Step("s1", "supply", (Instruction(**{**ins.__dict__, "amount": 2.5}),))
+    j = Journal(tmp_path / "journal.sqlite")
+    for st, status in ((a, "pending"), (a, "done"), (same, "done"), (moved, "done"), (a, "done")):
+        j.step("p1", st, status, 0, "2024-01-01T00:00Z", "")
+    j.step("p2", a, "pending", 0, "2024-01-01T00:00Z", "")  # another plan: its own first row
+    j.close()
+    db = sqlite3.connect(tmp_path / "journal.sqlite")
+    texts = [r[0] for r in db.execute("SELECT instructions FROM instructions ORDER BY rowid")]
+    db.close()
+    first = dumps([{k: v for k, v in ins.__dict__.items() if k != "params"}])
+    assert '"expected_cost":"inf"' in first
+    assert texts == [first, None, None, first.replace("1.5", "2.5"), first, first]

@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("live",),                                  # live runner, feeds, adapters, execution
     ("portfolio",),                             # portfolios of strategies, drift baskets
     ("audit",),                                 # static findings (audits portfolios too)
-    ("summary", "compare", "explain", "diagram", "ruletest", "schema"),  # reports
+    ("summary", "summary_models", "compare", "explain", "diagram", "ruletest", "schema"),  # reports
     ("research",),                              # sweeps and walk-forward over many backtests
     ("reports",),                               # charts and HTML reports of runs and sweeps
     ("console",),                               # the operator console: REST API and pages over run dirs

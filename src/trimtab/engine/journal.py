@@ -104,6 +104,12 @@ def _legs_text(legs: list[list]) -> str:
     return json.dumps(legs, separators=(",", ":"), default=str)
 
 
+def _instructions_text(step) -> str:
+    """The ``instructions`` column of a step's row: JSON of its instructions' fields (``params`` left out)."""
+    return dumps([dict(venue=i.venue, operation=i.operation, instrument=i.instrument, amount=i.amount, asset=i.asset,
+                       price_field=i.price_field, expected_cost=i.expected_cost) for i in step.instructions])
+
+
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and (math.isinf(x) or math.isnan(x))) else x
 
@@ -221,7 +227,7 @@ class Journal:
         self._mcols: tuple[str, ...] = ()
         self._mget = None
         self._mlen = 0
-        self._ins_last: dict[tuple[str, str], str] = {}  # (plan, step) -> its last instructions JSON
+        self._ins_last: dict[tuple[str, str], tuple] = {}  # (plan, step id) -> (the Step, its instructions JSON) last journaled
         # Metrics that have been 0.0 on every tick so far get no column until they change (or
         # the journal commits a checkpoint or closes): SQLite then adds it with DEFAULT 0.0, and
         # the rows written before cost nothing for it, not even a header byte. A new journal only.
@@ -304,7 +310,8 @@ class Journal:
         self._add("analyses", (tick, time, trigger, plan_id, a["recommendation"], dumps(a)))
 
     def plan(self, plan, tick: int) -> None:
-        self._add("plans", (plan.id, tick, plan.time, plan.state, plan.action, plan.trigger, plan.expected_cost, dumps(plan.to_dict())))
+        """A plan's row: its JSON is :meth:`Plan.json_text` (the text ``dumps(plan.to_dict())`` gives)."""
+        self._add("plans", (plan.id, tick, plan.time, plan.state, plan.action, plan.trigger, plan.expected_cost, plan.json_text()))
 
     def plan_gap(self, g) -> None:
         """A plan's hedge-gap record (:class:`trimtab.engine.legrisk.PlanGap`), replacing the last."""
@@ -314,14 +321,15 @@ class Journal:
     def step(self, plan_id: str, step, status: str, tick: int, time: str, detail: str) -> None:
         """A step's status change; its ``instructions`` JSON is NULL when it is the same as the
         step's previous row's (a step changes status several times, its instructions rarely)."""
-        ins = [dict(venue=i.venue, operation=i.operation, instrument=i.instrument, amount=i.amount, asset=i.asset,
-                    price_field=i.price_field, expected_cost=i.expected_cost) for i in step.instructions]
-        text = dumps(ins)
         key = (plan_id, step.id)
-        if self._ins_last.get(key) == text:
+        last = self._ins_last.get(key)
+        if last is not None and last[0] is step:  # Steps are frozen: the same object has the same text
             text = None
         else:
-            self._ins_last[key] = text
+            text = _instructions_text(step)
+            self._ins_last[key] = (step, text)
+            if last is not None and last[1] == text:
+                text = None
         self._add("instructions", (plan_id, step.id, tick, time, status, step.venue or step.instructions[0].venue,
                                    step.operation or step.instructions[0].operation, int(step.bundle), step.description, detail, text))
 

@@ -85,7 +85,19 @@ class Plan:
     def canonical_json(self) -> str:
         """The plan's fields as sorted, compact JSON (the same text as ``json.dumps(asdict(plan))``
         with those options: :func:`_plain` builds the same structure without asdict's deep copy)."""
-        return json.dumps(_plain(self), sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+        return json.dumps(self._content, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+
+    def json_text(self) -> str:
+        """:meth:`to_dict` as compact JSON, keys in field order then ``id`` (the journal's text
+        of the plan). Raises ValueError (from :attr:`id`) on a non-finite float."""
+        plan_id = self.id  # hashed first: its allow_nan=False proves every float finite, so no inf/nan mapping is due
+        return json.dumps({**self._content, "id": plan_id}, separators=(",", ":"), default=str)
+
+    @cached_property
+    def _content(self) -> dict:
+        # The fields as _plain gives them, built once for the id and the journal text (plans are
+        # pure data: nothing edits them once built). Never handed out: to_dict gives fresh copies.
+        return _plain(self)
 
     @cached_property
     def id(self) -> str:
