@@ -1,6 +1,6 @@
 """The journal's multi-row INSERTs (trimtab.engine.journal.insert_rows): the very rows, values and
-errors of ``executemany``, on a real SQLite file; and the page size of a new journal; and a
-step's ``instructions`` text, written again only when it changes."""
+errors of ``executemany``, on a real SQLite file; and a step's ``instructions`` text, written
+again only when it changes."""
 from __future__ import annotations
 
 import math
