@@ -209,17 +209,10 @@ class Executor:
                     keys[touched[1]] = None
         book, value = self.book, self.px.value
         bal, entry = book.bal, book.entry
-        if len(legs) == 1 and len(keys) == 1:
-            # a funding or gas fill, thousands a run: sum([v]) is 0.0 + v, without the lists
-            k = keys[0]
-            before = 0.0 + value(k, bal.get(k, 0.0), entry.get(k, 0.0))
-            book.apply(fill, price)
-            after = 0.0 + value(k, book.bal.get(k, 0.0), book.entry.get(k, 0.0))
-        else:
-            before = sum([value(k, bal.get(k, 0.0), entry.get(k, 0.0)) for k in keys])
-            book.apply(fill, price)
-            bal, entry = book.bal, book.entry
-            after = sum([value(k, bal.get(k, 0.0), entry.get(k, 0.0)) for k in keys])
+        before = sum([value(k, bal.get(k, 0.0), entry.get(k, 0.0)) for k in keys])
+        book.apply(fill, price)
+        bal, entry = book.bal, book.entry
+        after = sum([value(k, bal.get(k, 0.0), entry.get(k, 0.0)) for k in keys])
         fill.impact = after - before
         if record and self._staged is not None:
             self._staged.append((fill, price))  # booked once the gateway has the step

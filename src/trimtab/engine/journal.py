@@ -348,10 +348,7 @@ class Journal:
         text = enc(f.legs)
         if text is None:
             text = _legs_text([[l.key, l.delta, l.amount] for l in f.legs])
-        price = f.price
-        if type(price) is not float or price - price != 0.0:  # a finite float is kept as is
-            price = _num(price)
-        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, price, f.price_field, f.impact, text, f.note))
+        self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, text, f.note))
         return f.id
 
     def ledger(self, tick: int, time: str, amounts: dict[str, float]) -> None:

@@ -281,7 +281,7 @@ class QuietSpans:
                     marks[t].append(key)
         equity = cols["equity"].tolist() if isinstance(cols["equity"], np.ndarray) else [cols["equity"]] * k
         capital, net = e.capital, e.cflows.net
-        funds = [t for t, settles in due.items() if settles and t <= last]  # due is in tick order, from i on
+        funds = [t for t in range(i, i + k) if due.get(t)]
         if self._columns_ok(cats, funds):
             self._commit_columns(i, k, cats, rows, equity, funds, marks, self._take_ahead(i + k))
         else:

@@ -143,14 +143,19 @@ def csv_floats(col: np.ndarray) -> list[str]:
     text = _arrow_texts(col)
     own = np.flatnonzero(~_arrow_is_repr(col))
     for i, x in zip(own.tolist(), col[own].tolist()):
-        text[i] = repr(x) if x == x else ""
+        text[i] = _repr_text(x)
     return text
 
 
 def _repr_floats(col: np.ndarray) -> list[str]:
     """:func:`csv_floats`' text by ``repr`` alone: cheaper for a short run's few floats than
     importing Arrow's compute module (~4 ms)."""
-    return [repr(x) if x == x else "" for x in np.asarray(col, dtype=np.float64).tolist()]
+    return list(map(_repr_text, np.asarray(col, dtype=np.float64).tolist()))
+
+
+def _repr_text(x: float) -> str:
+    """``to_csv``'s text of one float: its ``repr``, empty for NaN."""
+    return repr(x) if x == x else ""
 
 
 def _arrow_is_repr(col: np.ndarray) -> np.ndarray:

@@ -72,15 +72,7 @@ def _num(ir: tuple) -> VFn:
         if ir[1] == "abs":
             (f,) = fs
             return lambda env: np.abs(f(env))
-        pick = _min2 if ir[1] == "min" else _max2
-
-        def reduce_(env):
-            acc = fs[0](env)
-            for g in fs[1:]:
-                acc = pick(acc, g(env))
-            return acc
-
-        return reduce_
+        return _fold(_min2 if ir[1] == "min" else _max2, fs)
     if tag == "bin":
         op, lf, rf = ir[1], _num(ir[2]), _num(ir[3])
         if op == "+":
@@ -154,7 +146,7 @@ def _bool(ir: tuple) -> VFn:
 
         return truth
     if tag in ("and", "or"):
-        return _combine(tag, [_bool(k) for k in ir[1]])
+        return _fold(_JOIN[tag], [_bool(k) for k in ir[1]])
     raise _Unsupported(ir)
 
 
@@ -183,17 +175,22 @@ def _nan(ir: tuple, nan_as: bool) -> VFn:
 
         return truth
     if tag in ("and", "or"):
-        return _combine(tag, [_nan(k, nan_as) for k in ir[1]])
+        return _fold(_JOIN[tag], [_nan(k, nan_as) for k in ir[1]])
     raise _Unsupported(ir)
 
 
-def _combine(tag: str, fs: list[VFn]) -> VFn:
-    join = np.logical_and if tag == "and" else np.logical_or
+#: the truth arrays' and / or (the closures' ``all`` / ``any`` over their parts)
+_JOIN = {"and": np.logical_and, "or": np.logical_or}
 
-    def combined(env):
+
+def _fold(join, fs: list[VFn]) -> VFn:
+    """``join(...join(join(f0(env), f1(env)), f2(env))...)`` over ``fs`` in order: min/max of
+    numbers, and/or of truths (the closures' left-to-right order)."""
+
+    def folded(env):
         acc = fs[0](env)
         for f in fs[1:]:
             acc = join(acc, f(env))
         return acc
 
-    return combined
+    return folded

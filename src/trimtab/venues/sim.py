@@ -90,7 +90,6 @@ class SimVenues:
         self.funding_proxies: dict[str, int] = {}
         self.funding_missing: dict[str, int] = {}
         self.last_rate: dict[str, float] = {}
-        self._size_text: dict[str, tuple[float, str]] = {}  # perp key -> (size, funding()'s note text of -size)
         self._funding_facts: list | None = None  # funding()'s per-key catalog facts (_funding_facts_of), built on first use
 
     def snapshot(self) -> dict:
@@ -434,7 +433,7 @@ class SimVenues:
         before any rate was ever seen is left unsettled, counted in ``funding_missing``.
         """
         out = []
-        view, bal, mark_of, sizes = self.view, book.bal, self.px.mark, self._size_text
+        view, bal, mark_of = self.view, book.bal, self.px.mark
         cols, i = view.cols, view.i
         facts = self._funding_facts
         if facts is None:
@@ -467,12 +466,8 @@ class SimVenues:
             if read is not None:
                 read.append(key)
             pay = -s * mark * rate
-            size = sizes.get(key)
-            if size is None or size[0] != s:  # a size is held for many settlements: formatted once
-                size = sizes[key] = (s, f"{-s:.4f}")
-            # positional: Fill's fields in order (tick .. step_id, price, price_field, note)
-            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)], None, None,
-                            rate, source, f"-size x mark x rate = {size[1]} x {mark:.2f} x {rate:.6g}"))
+            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)],
+                            price=rate, price_field=source, note=f"-size x mark x rate = {-s:.4f} x {mark:.2f} x {rate:.6g}"))
         return out
 
     def funding_margins(self) -> frozenset[str]:
