@@ -43,19 +43,56 @@ def max_rss_mb() -> float:
 
 # Runs COMMAND in a fresh, small Python and prints the child's max RSS: a child's peak is counted
 # from its fork, so one forked from this (large) process would report at least this process's RSS.
-_LAUNCHER = """import json, resource, subprocess, sys, time
+# It also samples, every 2 ms, the memory of the command together with the processes it started
+# (the journal's writer process, trimtab.engine.journal_writer) from /proc, and prints the largest
+# sums: of their RSS (an upper bound: pages of shared libraries mapped by both count twice) and of
+# their PSS (each shared page split between the processes mapping it: the run's own memory).
+# A child not yet running its own program (forked, before exec) shares the parent's pages and is
+# skipped. Linux only (None elsewhere).
+_LAUNCHER = """import json, os, resource, subprocess, sys, time
+def sums(pid):
+    rss = pss = 0
+    todo, cmd = [pid], None
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                c = f.read()
+            if cmd is None:
+                cmd = c
+            elif c == cmd:
+                continue
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    k, v = line.split(":", 1)
+                    if k == "Rss":
+                        rss += int(v.split()[0])
+                    elif k == "Pss":
+                        pss += int(v.split()[0])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return rss, pss
 t = time.perf_counter()
 with open(sys.argv[1], "wb") as err:
-    code = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err).returncode
-print(json.dumps({"code": code, "wall_s": time.perf_counter() - t,
+    proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+    tree = [0, 0] if os.path.exists(f"/proc/{proc.pid}/smaps_rollup") else None
+    while proc.poll() is None:
+        if tree is not None:
+            tree = [max(a, b) for a, b in zip(tree, sums(proc.pid))]
+        time.sleep(0.002)
+print(json.dumps({"code": proc.returncode, "wall_s": time.perf_counter() - t, "tree_kb": tree,
                   "maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
 
 def run_process_rss(config: Path = FLAGSHIP) -> dict:
     """A whole ``trimtab run CONFIG --json`` as a fresh process (interpreter start, imports, config,
-    audit, data, run, summary): its max RSS in MB and its wall time in seconds. The figure issue
-    14's memory target is about (< 150 MB)."""
+    audit, data, run, summary): its max RSS in MB; the largest sampled sums of the RSS and of the
+    PSS of it and the processes it started (``tree_rss_mb``, ``tree_pss_mb``: with the journal's
+    writer process; None off Linux); its wall time in seconds. The figures issue 14's memory
+    target is about (< 150 MB)."""
     exe = Path(sys.executable).parent / "trimtab"
     with tempfile.TemporaryDirectory(prefix="trimtab-bench-rss-") as tmp:
         errfile = Path(tmp) / "stderr.txt"
@@ -67,7 +104,9 @@ def run_process_rss(config: Path = FLAGSHIP) -> dict:
         if r["code"] != 0:
             raise SystemExit(f"trimtab run {config} failed ({r['code']}):\n{errfile.read_text(errors='replace')[-2000:]}")
     rss = r["maxrss"] / (1024 * 1024) if sys.platform == "darwin" else r["maxrss"] / 1024
-    return {"max_rss_mb": rss, "wall_s": r["wall_s"]}
+    tree = r["tree_kb"]
+    return {"max_rss_mb": rss, "wall_s": r["wall_s"], "tree_rss_mb": None if tree is None else tree[0] / 1024,
+            "tree_pss_mb": None if tree is None else tree[1] / 1024}
 
 
 def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
@@ -114,6 +153,8 @@ def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
         "max_rss_mb": max_rss_mb(),
         "run_process_max_rss_mb": process["max_rss_mb"] if process else None,
         "run_process_wall_s": process["wall_s"] if process else None,
+        "run_tree_rss_mb": process["tree_rss_mb"] if process else None,
+        "run_tree_pss_mb": process["tree_pss_mb"] if process else None,
         "journal_mb": journal_mb,
         # ticks processed in quiet spans (bulk); ticks whose monitors read a quiet stretch (vector) / were computed per tick
         "paths": dict(result.paths),
@@ -150,6 +191,10 @@ def print_lines(r: dict) -> None:
     else:
         print(f"  `trimtab run` RSS  {r['run_process_max_rss_mb']:,.1f} MB max RSS of the whole process "
               f"(subprocess `trimtab run CONFIG --json`, {r['run_process_wall_s']:.2f} s wall; target < 150 MB)")
+        rss, pss = r["run_tree_rss_mb"], r["run_tree_pss_mb"]
+        print("  with its writer    " + ("n/a (no /proc)" if rss is None else
+              f"{pss:,.1f} MB PSS ({rss:,.1f} MB RSS, shared libraries counted twice): the largest sums over "
+              f"`trimtab run` and its journal writer process, sampled every 2 ms (target < 150 MB)"))
     print(f"  journal.sqlite     {r['journal_mb']:.1f} MB")
     print(f"  python {r['python']} on {r['machine']}")
 

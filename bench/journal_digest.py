@@ -50,10 +50,11 @@ def digests(rows: dict[str, list[str]]) -> dict[str, str]:
     return {t: hashlib.sha256("\n".join(r).encode()).hexdigest() for t, r in rows.items()}
 
 
-def run(config: Path, start: str | None, end: str | None) -> tuple[dict[str, list[str]], dict]:
-    """Backtest ``config`` into a temporary folder; return its journal rows and summary."""
+def run(config: Path, start: str | None, end: str | None, writer: bool = False) -> tuple[dict[str, list[str]], dict]:
+    """Backtest ``config`` into a temporary folder (``writer``: the journal written by a writer
+    process, as ``trimtab run`` does); return its journal rows and summary."""
     with tempfile.TemporaryDirectory(prefix="trimtab-digest-") as tmp:
-        res = run_backtest(load_strategy(config), start=start, end=end, out=tmp, run_id="digest")
+        res = run_backtest(load_strategy(config), start=start, end=end, out=tmp, run_id="digest", journal_writer=writer)
         return table_rows(Path(tmp) / "digest" / "journal.sqlite"), res.summary
 
 
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end")
     ap.add_argument("--save", type=Path, help="write the digests (and the rows, for --check's report) as JSON")
     ap.add_argument("--check", type=Path, help="compare with a file written by --save; exit 1 on any difference")
+    ap.add_argument("--journal-writer", action="store_true", help="the journal written by a writer process (as `trimtab run`)")
     args = ap.parse_args(argv)
-    rows, summary = run(args.config, args.start, args.end)
+    rows, summary = run(args.config, args.start, args.end, args.journal_writer)
     got = digests(rows)
     got["final_equity"] = repr(summary["final_equity"])
     # the whole summary but its folder (stale mark hours, costs, hedge gap, ... as printed)

@@ -3,7 +3,7 @@
 None of them runs a strategy; each exits 1 when it finds an error (a config issue, an error
 finding, a failing rule case).
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import math

@@ -1,6 +1,6 @@
 """``trimtab compare CONFIG...``: every config (strategy, drift basket, portfolio) over one common
 window, side by side; each compare writes its runs into its own new ``<out>/compare-<time>/``."""
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import sys

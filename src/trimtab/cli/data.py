@@ -13,7 +13,7 @@ Every command reads and writes the data directory in force: ``trimtab --data DIR
 ``TRIMTAB_DATA``), else the bundled ``data/``. Exit codes: 0 success; 1 a data or build error
 (one line naming the file, series or flag and the fix).
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import sys

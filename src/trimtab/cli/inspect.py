@@ -1,5 +1,5 @@
 """Looking at configs and runs: ``trimtab diagram``, ``trimtab explain`` and ``trimtab schema``."""
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import sqlite3

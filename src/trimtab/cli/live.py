@@ -1,5 +1,5 @@
 """``trimtab status RUN`` and ``trimtab stop RUN``: look at a run and stop a live one."""
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import sqlite3
@@ -121,7 +121,7 @@ def _aave(st: dict) -> dict:
     return aave_balances(st["positions"], Path(st["run_dir"]) / "journal.sqlite", st["time"])
 
 
-def _print_positions(out: Console, st: dict, indent: str = "  ") -> None:
+def _print_positions(out: "Console", st: dict, indent: str = "  ") -> None:
     """Positions in token units (perps signed); Aave balances in underlying units with their
     scaled balance and index, or labelled scaled when the index is not known."""
     aave = st.get("aave") or {}

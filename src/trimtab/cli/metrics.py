@@ -6,7 +6,7 @@ one table per scope (strategy, portfolio). ``--json`` prints one JSON object
 ``{"metrics": [{name, family, scope, unit, domain: {lo, hi, lo_open, hi_open, integer, reason,
 text}, kind, stage, description}, ...]}``; ``inf`` is written as the string ``"inf"``.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import math
@@ -36,7 +36,7 @@ def record(d: Metric | Family) -> dict[str, Any]:
     }
 
 
-def print_tables(console: Console, scope: Scope | None = None) -> None:
+def print_tables(console: "Console", scope: Scope | None = None) -> None:
     """The registry as one rich table per scope (only ``scope`` if given)."""
     from rich import box
     from rich.table import Table

@@ -24,7 +24,7 @@ a required field), ``unit`` and ``description`` (declared with the field in its 
 Exit codes as ``trimtab run``: 2 for a config error (every issue printed, ``--set`` ones at
 their flag).
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import re
@@ -162,7 +162,7 @@ def _fmt(x: Any) -> str:
     return "" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def print_table(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
+def print_table(console: "Console", strategy, rows: list[dict[str, Any]]) -> None:
     """The rows as one rich table; a value that differs from its default is bold."""
     from rich import box
     from rich.table import Table
@@ -182,7 +182,7 @@ def print_table(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
         console.print("overrides: " + ", ".join(f"{k}={v}" for k, v in strategy.overrides.items()), markup=False)
 
 
-def print_fields(console: Console, strategy, rows: list[dict[str, Any]]) -> None:
+def print_fields(console: "Console", strategy, rows: list[dict[str, Any]]) -> None:
     """The target fields as one rich table; a value that differs from its default is bold."""
     from rich import box
     from rich.markup import escape

@@ -5,7 +5,7 @@ either under ``--runs``. The report is written to ``-o`` (default ``<dir>/report
 path printed on stdout. Exit codes as in :mod:`trimtab.cli.main`: 1 for a run or sweep that
 cannot be reported (one line naming the file and what is wrong), 2 for a bad flag.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import sys
 from pathlib import Path

@@ -7,6 +7,8 @@ every other config runs through :func:`trimtab.engine.backtest.run_backtest` or
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -139,8 +141,9 @@ def run(
                     result = run_live(strategy, out=out, run_id=run_id, start=t0, end=t1, resume=resume, progress=progress,
                                       feed="live", notice=notice, static=data.static, execute=execute, journal=journal)
             else:
+                # one run: the journal's SQLite work on another core, if there is one
                 result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
-                                      run_id=run_id, overwrite=overwrite, journal=journal)
+                                      run_id=run_id, overwrite=overwrite, journal=journal, journal_writer=(os.cpu_count() or 1) > 1)
     except ConfigError as e:
         print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -149,6 +152,8 @@ def run(
         raise fail(msg) from None
     except OSError as e:  # the run directory cannot be written, the disk is full, ...
         raise fail(f"{strategy.name}: cannot write the run: {e}") from None
+    except sqlite3.Error as e:  # the journal: the disk is full, the file was removed, its writer killed
+        raise fail(f"{strategy.name}: cannot write the journal: {e}") from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
 

@@ -1,5 +1,5 @@
 """``trimtab serve``: the operator console (issue 17; docs/console.md) over a runs folder."""
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import sys
 from pathlib import Path

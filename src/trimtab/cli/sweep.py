@@ -5,7 +5,7 @@ Output as in :mod:`trimtab.cli.main`: the table of the best variants (or with ``
 JSON object) on stdout, the progress bar and the failed variants on stderr. Exit 0 when at least
 one variant finished; 1 when none did (or a runtime error); 2 for a bad flag or config.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these at every start-up (cli/main.py).
 
 import json
 import math

@@ -1,7 +1,7 @@
 """Pydantic models of an Aave v3 market's risk parameters (venue YAML ``risk``): eMode
 categories, per-reserve parameters and the liquidation constants, with the per-asset lookups
 the protocol does (a venue model of :mod:`trimtab.config.models`)."""
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from pydantic import Field
 

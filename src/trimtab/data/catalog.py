@@ -41,7 +41,7 @@ ruamel's round-trip loader as before. The shipped catalog is read on first use (
 ``BY_NAME``, :func:`spec`, :func:`catalog_for`), not when this module is imported.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 import io
 import re
@@ -194,7 +194,7 @@ class _Entry(pydantic.BaseModel):
         return v
 
     @pydantic.model_validator(mode="after")
-    def _known_columns(self) -> _Entry:
+    def _known_columns(self) -> "_Entry":
         for what in ("geometric", "positive"):
             unknown = [c for c in getattr(self, what) if c not in self.columns]
             if unknown:

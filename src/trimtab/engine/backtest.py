@@ -17,7 +17,7 @@ from .window import new_run_id, resolve_window
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                  run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
                  flows: list[Flow] | None = None, overwrite: bool = False, journal: str = "slim",
-                 bulk: bool = True) -> RunResult:
+                 bulk: bool = True, journal_writer: bool = False) -> RunResult:
     """Run ``strategy`` over the bundled real data and write ``<out>/<run_id>/``.
 
     The run directory is owned by this call for the run's life (:func:`trimtab.runs.claim`): a
@@ -38,6 +38,10 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             (the trace as JSON every tick); see :mod:`trimtab.engine.journal`. ValueError otherwise.
         bulk: process the quiet spans at once (:mod:`trimtab.engine.quiet`; the same results as
             False, which steps every tick).
+        journal_writer: the journal's SQLite statements run in a writer process, on another
+            core (:mod:`trimtab.engine.journal_writer`; the same journal). ``trimtab run`` sets
+            it on a machine of more than one core; runs that already fill the cores (``compare``,
+            sweeps) leave it off.
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
@@ -50,7 +54,7 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned, \
             collector_paused():
         engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions,
-                        journal_mode=journal, bulk=bulk)
+                        journal_mode=journal, bulk=bulk, journal_writer=journal_writer)
         engine.run_until(engine.view.n, progress)
         return engine.finish()
 

@@ -27,8 +27,8 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable
-from functools import lru_cache
-from itertools import chain, compress, repeat
+from functools import partial
+from itertools import compress, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -36,7 +36,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..runs import RunError
-from ..secrets import scrubbing
+from ..secrets import scrubbing, secrets_loaded
+from .journal_writer import WriterConnection as _Remote
+from .sqlrows import PARAMS_PER_STATEMENT, insert_rows, span_rows  # noqa: F401 (PARAMS_PER_STATEMENT: re-exported)
 
 #: Journal modes: "slim" (the default) writes no per-tick rule trace (``decisions.rules`` is
 #: NULL; :mod:`trimtab.explain` recomputes it exactly); "full" writes it as JSON every tick.
@@ -135,6 +137,13 @@ def seen_metrics(stored: dict[str, float], seen: str | None) -> dict[str, float]
     return {**stored, **{k: float(v) for k, v in d.items()}}
 
 
+def _floats(v, n: int) -> list:
+    """A quiet span's metric as ``n`` Python values (the ones a per-tick dict holds): an array's
+    elements, or one value repeated."""
+    x = v.tolist() if hasattr(v, "tolist") else v
+    return x if isinstance(x, list) else [x] * n
+
+
 def _getter(names: tuple[str, ...]):
     """``m -> tuple(m[k] for k in names)`` in C (``itemgetter`` of one name returns the bare value)."""
     if len(names) > 1:
@@ -150,37 +159,6 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-#: Parameters per multi-row INSERT of :func:`insert_rows` (rows x columns, at most the
-#: connection's limit). Replaying a flagship run's writes: 512 to 2,048 take ~9% fewer
-#: instructions than ``executemany`` (callgrind); larger statements cost more to prepare
-#: (32k: 1.6x as long as ``executemany``).
-PARAMS_PER_STATEMENT = 1024
-
-
-def insert_rows(db: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
-    """``db.executemany(sql, rows)`` (``sql``: an INSERT ending in one ``(?, ...)`` row) as
-    multi-row ``INSERT ... VALUES (...), (...)`` statements of about
-    :data:`PARAMS_PER_STATEMENT` parameters: the same rows in the same order, each resolved
-    (``OR REPLACE``) against those before it, with fewer per-row steps. Rows of differing
-    widths (or none) go to ``executemany`` itself, which raises its own error for them, so
-    a short row can never shift another's values. Not committed."""
-    widths = set(map(len, rows))
-    if len(widths) != 1:
-        db.executemany(sql, rows)
-        return
-    params = min(PARAMS_PER_STATEMENT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
-    k = max(1, params // widths.pop())
-    for s in range(0, len(rows), k):
-        chunk = rows[s:s + k]
-        db.execute(_multi_row(sql, len(chunk)), tuple(chain.from_iterable(chunk)))
-
-
-@lru_cache(maxsize=64)
-def _multi_row(sql: str, k: int) -> str:
-    """``sql`` (ending in one ``(?, ...)`` row) with ``k`` rows of parameters."""
-    return sql + ("," + sql[sql.rindex("("):]) * (k - 1)
-
-
 class Journal:
     """Buffered writer of one run's journal. ``flush_every`` rows per table between writes.
 
@@ -188,10 +166,13 @@ class Journal:
     WAL files) is already at ``path``: nothing is ever deleted here (replacing a finished
     backtest is :func:`trimtab.runs.claim`'s ``overwrite``); ``fresh=False`` opens an existing one.
     ``mode``: "slim" or "full" (:data:`MODES`; ValueError otherwise), recorded in meta
-    ``journal``; an existing journal keeps the mode it was started with.
+    ``journal``; an existing journal keeps the mode it was started with. ``writer=True``: a new
+    journal's statements run in a writer process (:mod:`trimtab.engine.journal_writer`: the
+    same rows, committed at the same points; a failed statement raises at the next read or
+    :meth:`close`); ignored for an existing journal or with ``TRIMTAB_*`` secrets loaded.
     """
 
-    def __init__(self, path: Path, flush_every: int = 5000, fresh: bool = True, mode: str = "slim"):
+    def __init__(self, path: Path, flush_every: int = 5000, fresh: bool = True, mode: str = "slim", writer: bool = False):
         if mode not in MODES:
             raise ValueError(f"journal mode {mode!r}: use one of {', '.join(MODES)}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,14 +181,25 @@ class Journal:
                 if old.exists():
                     raise RunError(f"{old} already exists: a new run never replaces another run's journal")
         self.path = path
-        # Every string written is redacted of loaded TRIMTAB_* secrets; with none loaded (a
-        # backtest) this is the bare connection and costs nothing per tick.
-        self.db = scrubbing(sqlite3.connect(path))
+        if writer and fresh and not secrets_loaded():
+            # A new backtest journal: its statements run in a writer process, on another core
+            # (trimtab.engine.journal_writer); the rows and answers are the in-process ones.
+            self.db = _Remote(path)
+            self._insert = self.db.insert_rows
+        else:
+            # Every string written is redacted of loaded TRIMTAB_* secrets; with none loaded (a
+            # backtest) this is the bare connection and costs nothing per tick.
+            self.db = scrubbing(sqlite3.connect(path))
+            self._insert = partial(insert_rows, self.db)
         self.db.execute("PRAGMA journal_mode=WAL")
         # One transaction: each CREATE on its own was a commit (and a sync) of its own.
         self.db.executescript("BEGIN;\n" + SCHEMA + "COMMIT;\n")
         self.buf: dict[str, list[tuple]] = {t: [] for t in ("decisions", "plans", "instructions", "fills", "ledger", "metrics", "analyses", "series", "observations", "feed_errors", "quarantine", "plan_hedge")}
         self.flush_every = flush_every
+        # A writer process gets a table's rows every POST_EVERY (uncommitted, as a flush writes
+        # them), so it keeps pace with the run instead of holding a batch back until the end,
+        # and decodes small batches (its memory adds to the run's).
+        self._post_every = min(flush_every, self.POST_EVERY) if isinstance(self.db, _Remote) else flush_every
         self._fill_id = 0
         self._sql = dict(self._SQL)  # the metrics and ledger statements grow with their columns
         if fresh:
@@ -217,13 +209,16 @@ class Journal:
             mode = json.loads(row[0]).get("mode", "full") if row else "full"
         self.mode = mode
         self._full = mode == "full"
-        # A journal from before the decisions view (a resumed live run) keeps its decisions table.
-        self._legacy = self.db.execute("SELECT type FROM sqlite_master WHERE name='decisions'").fetchone()[0] == "table"
+        # A journal from before the decisions view (a resumed live run) keeps its decisions table;
+        # a new one has SCHEMA's tables as created above (nothing to ask: a writer process
+        # would make every new run wait for it to start).
+        self._legacy = not fresh and self.db.execute("SELECT type FROM sqlite_master WHERE name='decisions'").fetchone()[0] == "table"
         self._mkeys = ("tick", "time", "state") if self._legacy else METRIC_KEYS
         self._decision = None  # the tick's decision, written with its metrics (one row per tick)
         # The wide tables (metrics, ledger): the columns the table has (a resumed run's), and
         # the order a tick's row is built in (the first dict's names, new names appended).
-        self._have = {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")} for t in ("metrics", "ledger")}
+        self._have = ({"metrics": set(METRIC_KEYS), "ledger": set(LEDGER_KEYS)} if fresh else
+                      {t: {r[1] for r in self.db.execute(f"PRAGMA table_info({t})")} for t in ("metrics", "ledger")})
         self._mcols: tuple[str, ...] = ()
         self._mget = None
         self._mlen = 0
@@ -259,13 +254,25 @@ class Journal:
     def _add(self, table: str, row: tuple) -> None:
         b = self.buf[table]
         b.append(row)
-        if len(b) >= self.flush_every:
+        if len(b) >= self._post_every:
+            self._grown(table)
+
+    #: Rows per table handed to a writer process at a time (:class:`WriterConnection`).
+    POST_EVERY = 500
+
+    def _grown(self, table: str) -> None:
+        """``table``'s buffer has grown: all buffered rows written and committed (:meth:`flush`)
+        at ``flush_every`` rows, this table's handed to the writer process at :data:`POST_EVERY`."""
+        n = len(self.buf[table])
+        if n >= self.flush_every:
             self.flush()
+        elif n >= self._post_every:
+            self._write(table)
 
     def _write(self, table: str) -> None:
         """Write ``table``'s buffered rows (:func:`insert_rows`), not committed, and empty its buffer."""
         rows = self.buf[table]
-        insert_rows(self.db, self._sql[table], rows)
+        self._insert(self._sql[table], rows)
         rows.clear()
 
     def meta(self, key: str, value) -> None:
@@ -384,8 +391,7 @@ class Journal:
         rows = self.buf["ledger"]
         # no row for a tick whose every amount is zero or None, as ledger() does
         rows.extend(compress(zip(range(first, first + k), *cols), map(any, zip(*cols))))
-        if len(rows) >= self.flush_every:
-            self.flush()
+        self._grown("ledger")
         return True
 
     def keep_columns(self, names: list[str], n: int) -> None:
@@ -462,11 +468,6 @@ class Journal:
             raise ValueError("a quiet span is journaled in slim mode only")
         n = len(times)
         head = (state, None, None, None, None, None)
-        # an array's elements as Python floats (the values a per-tick dict holds)
-        lists = {}
-        for k, v in cols.items():
-            x = v.tolist() if hasattr(v, "tolist") else v
-            lists[k] = x if isinstance(x, list) else [x] * n
         kept = self._kept
         if kept is not None:
             if first + n > self._kept_seen.shape[0]:
@@ -477,16 +478,24 @@ class Journal:
                 self._kept_seen[first:first + n] = True
         # every metric still without a column is 0.0 at every tick (as arrays: one C loop each)
         zero = all(k in cols and bool(np.all(np.asarray(cols[k]) == 0.0)) for k in self._zcols)
-        if self._mget is not None and len(lists) == self._mlen and zero and all(k in lists for k in self._mcols):
-            # the rows as tuples straight from zip (in C): tick, time, state, the decision, the metrics
-            self.buf["metrics"].extend(zip(range(first, first + n), times, repeat(state, n),
-                                           *[repeat(x, n) for x in head], *[lists[k] for k in self._mcols]))
+        if self._mget is not None and len(cols) == self._mlen and zero and all(k in cols for k in self._mcols):
+            columns = [cols[k] for k in self._mcols]
+            if isinstance(self.db, _Remote):
+                # the writer process builds the rows, from a float64 array's bytes (the same floats)
+                if self.buf["metrics"]:
+                    self._write("metrics")  # the rows before these, first
+                self.db.insert_span(self._sql["metrics"], first, times, state, head,
+                                    [v.tobytes() if isinstance(v, np.ndarray) and v.dtype == np.float64 else _floats(v, n)
+                                     for v in columns])
+            else:
+                self.buf["metrics"].extend(span_rows(first, times, state, head, [_floats(v, n) for v in columns]))
         else:
+            lists = {k: _floats(v, n) for k, v in cols.items()}
             for j, (t, time) in enumerate(zip(range(first, first + n), times)):
                 self._metrics_slow((t, time, state, *head), {k: v[j] for k, v in lists.items()})
         self.buf["series"].extend(series)
-        if len(self.buf["metrics"]) >= self.flush_every or len(self.buf["series"]) >= self.flush_every:
-            self.flush()
+        self._grown("metrics")
+        self._grown("series")
 
     def _metrics_slow(self, head: tuple, m: dict[str, float]) -> None:
         first = self._mget is None
@@ -626,10 +635,27 @@ class Journal:
         if commit:
             self.db.commit()
 
-    def close(self) -> None:
+    def seal(self) -> None:
+        """Every row written and committed, zero metrics given their columns; the journal stays
+        open until :meth:`close`. With a writer process the commit is posted: it runs while the
+        caller writes its other files, and :meth:`close` waits for it."""
         self._materialize_zeros()
         self.flush()
+        self._sealed = True
+
+    _sealed = False
+
+    def close(self) -> None:
+        """:meth:`seal` (unless sealed) and close; again, a no-op. Raises a failed write's
+        ``sqlite3`` error (with a writer process, the first one it met)."""
+        if self._closed:
+            return
+        if not self._sealed:
+            self.seal()
+        self._closed = True
         self.db.close()
+
+    _closed = False
 
 
 # --------------------------------------------------------------------------- reading metrics

@@ -87,7 +87,7 @@ class Engine:
 
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
                  flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, journal_mode: str = "slim",
-                 stretches: bool = True, bulk: bool = True):
+                 stretches: bool = True, bulk: bool = True, journal_writer: bool = False):
         self.strategy = strategy
         # Every series is checked with the strategy's data_checks limits (trimtab.data.quality).
         self.window = window = window.with_checks(strategy.config.data_checks)
@@ -100,7 +100,8 @@ class Engine:
         view.add_fields(px.fields() | sim.fields())
         self.book = Book()
         self.attr = Attribution()
-        self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume, mode=journal_mode)
+        self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume, mode=journal_mode,
+                                                writer=journal_writer)
         self.iso = iso = iso_minutes(view, 0)
         if not resume:  # equity.csv's risk columns, kept as journaled (a resumed run reads its journal)
             journal.keep_columns(equity_columns(sim.perp_venues), view.n)
@@ -500,11 +501,15 @@ class Engine:
             "run_dir": str(run_dir),
         }
         self.journal.meta("summary", summary)
-        self.journal.close()
+        self.journal.seal()  # a writer process commits it while the files below are written
         (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
         # The risk columns as journaled (kept on the way, or read back from the closed journal).
+        columns = self.journal.kept_columns(last)
+        if columns is None:
+            self.journal.close()
         write_equity_csv(run_dir / "equity.csv", epoch, equity, nav, run_dir / "journal.sqlite", sim.perp_venues,
-                         columns=self.journal.kept_columns(last))
+                         columns=columns)
+        self.journal.close()
         return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch)
 
 

@@ -10,12 +10,14 @@ risk metrics the engine journaled at that tick.
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import sqlite3
 import time
 from pathlib import Path
-from typing import Sequence
+from types import ModuleType
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -106,21 +108,43 @@ def metric_columns(n: int, rows: Sequence[MetricsRow], perp_venues: Sequence[str
     return cols
 
 
-def _utc_parts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> tuple[np.ndarray, np.ndarray]:
-    """(date text, time of day text) per epoch second of ``epoch``, as two object arrays of str
-    (shape (n,)): ``time.strftime(day_fmt, time.gmtime(d * 86400))`` and ``time.strftime(clock_fmt,
-    time.gmtime(s))`` of ``(d, s) = divmod(e, 86400)``, each distinct day and second of the day
-    formatted once and shared (hourly ticks repeat 24 clocks, and a day 24 times)."""
+def _utc_distinct(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> list[tuple[list[str], np.ndarray]]:
+    """The date's and the time of day's text of each epoch second of ``epoch`` (n of them), as
+    ``[(day_texts, day_index), (clock_texts, clock_index)]``: the texts of the distinct days /
+    seconds of the day, ``time.strftime(day_fmt, time.gmtime(d * 86400))`` and
+    ``time.strftime(clock_fmt, time.gmtime(s))`` of ``(d, s) = divmod(e, 86400)``, each formatted
+    once (hourly ticks repeat 24 clocks, and a day 24 times), and each second's index into them
+    (intp, shape (n,))."""
     fmt, gm = time.strftime, time.gmtime
     e = np.asarray(epoch, dtype=np.int64)
     d, s = np.divmod(e, 86400)   # floors as Python's divmod does (times before 1970)
     out = []
     for parts, f, scale in ((d, day_fmt, 86400), (s, clock_fmt, 1)):
         uniq, which = np.unique(parts, return_inverse=True)
-        texts = np.empty(uniq.size, dtype=object)
-        texts[:] = [fmt(f, gm(x * scale)) for x in uniq.tolist()]
-        out.append(texts[which.reshape(-1)])
+        out.append(([fmt(f, gm(x * scale)) for x in uniq.tolist()], which.reshape(-1)))
+    return out
+
+
+def _utc_parts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """(date text, time of day text) per epoch second of ``epoch``, as two object arrays of str
+    (shape (n,)), the distinct texts of :func:`_utc_distinct` shared."""
+    out = []
+    for texts, which in _utc_distinct(epoch, day_fmt, clock_fmt):
+        shared = np.empty(len(texts), dtype=object)
+        shared[:] = texts
+        out.append(shared[which])
     return out[0], out[1]
+
+
+def _utc_array(epoch: Sequence[int], day_fmt: str, clock_fmt: str):
+    """:func:`utc_texts` as an Arrow string array (length n): the distinct texts of
+    :func:`_utc_distinct` taken by index and joined in Arrow, no Python str per second."""
+    arrow = _arrow()
+    pa, call = arrow.pa, arrow.call
+    days, clocks = (call("take", [_string_array(texts), pa.Array.from_buffers(
+        pa.int64(), which.size, [None, pa.py_buffer(np.ascontiguousarray(which, dtype=np.int64))])])
+        for texts, which in _utc_distinct(epoch, day_fmt, clock_fmt))
+    return call("binary_join_element_wise", [days, clocks, arrow.empty])
 
 
 def utc_texts(epoch: Sequence[int], day_fmt: str, clock_fmt: str) -> list[str]:
@@ -138,7 +162,8 @@ def csv_floats(col: np.ndarray) -> list[str]:
     for NaN. Used for every equity.csv (strategies here, portfolios in trimtab.portfolio).
 
     Arrow's text (:func:`_arrow_texts`, ~4x faster than ``repr`` here, which cost most of
-    equity.csv) where it is ``repr``'s, :func:`_arrow_is_repr`; ``repr`` for the rest."""
+    equity.csv) where it is ``repr``'s, :func:`_arrow_is_repr`; ``repr`` for the rest.
+    (equity.csv itself keeps the text in Arrow: :func:`_csv_float_arrays`.)"""
     col = np.asarray(col, dtype=np.float64)
     text = _arrow_texts(col)
     own = np.flatnonzero(~_arrow_is_repr(col))
@@ -158,8 +183,42 @@ def _repr_text(x: float) -> str:
     return repr(x) if x == x else ""
 
 
+class _Arrow(NamedTuple):
+    """The Arrow pieces equity.csv's text is made with (:func:`_arrow`)."""
+    pa: ModuleType
+    call: Callable        # call_function(name, args, options=None): a compute kernel by name
+    to_string: object     # CastOptions: float64 -> string
+    null_empty: object    # JoinOptions of binary_join_element_wise: a null (NaN) joins as ""
+    comma: object         # StringScalar ","
+    empty: object         # StringScalar ""
+
+
+@functools.cache
+def _arrow() -> _Arrow:
+    """Arrow's compute kernels (once per process), called through ``pyarrow._compute``
+    (private): ``pyarrow.compute`` costs ~20 ms to import, more than Arrow saves a short run;
+    the public names if that module moves (the same kernels)."""
+    import pyarrow as pa
+    try:
+        from pyarrow._compute import CastOptions, JoinOptions, call_function
+    except ImportError:   # another pyarrow layout: the public names
+        from pyarrow.compute import CastOptions, JoinOptions, call_function
+    comma, empty = _string_array([",", ""])   # pa.scalar would import pandas
+    return _Arrow(pa, call_function, CastOptions(pa.string()), JoinOptions("replace", ""), comma, empty)
+
+
+def _string_array(texts: Sequence[str]):
+    """``texts`` (n str) as an Arrow string array of n, no nulls, built from its buffers:
+    ``pa.array`` would import pandas (to test for a Series), which a run never does."""
+    import pyarrow as pa
+    raw = [t.encode() for t in texts]
+    offsets = np.zeros(len(raw) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, raw), dtype=np.int32, count=len(raw)), dtype=np.int32, out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(raw), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))])
+
+
 def _arrow_is_repr(col: np.ndarray) -> np.ndarray:
-    """Per float of ``col`` (shape (n,)), bool: is Arrow's text of it Python's ``repr``?
+    """Per float of ``col`` (any shape), bool: is Arrow's text of it Python's ``repr``?
 
     Both write the shortest digits that read back as the float (of those, the closest to it:
     double-conversion and David Gay's dtoa), without exponent from 1e-4 (repr) / 1e-6 (Arrow)
@@ -173,18 +232,79 @@ def _arrow_is_repr(col: np.ndarray) -> np.ndarray:
 
 def _arrow_texts(col: np.ndarray) -> list[str]:
     """Arrow's float64 -> string cast of ``col`` (shape (n,)) as str (``nan``, ``inf``, ``1``,
-    ``1e+10``: :func:`_arrow_is_repr` says where it is ``repr``'s). Called through
-    ``pyarrow._compute`` (private): ``pyarrow.compute`` costs ~20 ms to import, more than this
-    saves a short run; the public path if that module moves. The array wraps ``col``'s buffer:
-    ``pa.array`` would import pandas (to test for a Series), which a run never does."""
-    import pyarrow as pa
-    values = np.ascontiguousarray(col, dtype=np.float64)
-    array = pa.Array.from_buffers(pa.float64(), values.size, [None, pa.py_buffer(values)])
-    try:
-        from pyarrow._compute import CastOptions, call_function
-    except ImportError:   # another pyarrow layout: the public cast, the same text
-        return array.cast(pa.string()).to_pylist()
-    return call_function("cast", [array], CastOptions(pa.string())).to_pylist()
+    ``1e+10``: :func:`_arrow_is_repr` says where it is ``repr``'s)."""
+    return _arrow_cast(np.ascontiguousarray(col, dtype=np.float64)).to_pylist()
+
+
+def _arrow_cast(values: np.ndarray, null: np.ndarray | None = None):
+    """Arrow's float64 -> string cast of C-contiguous float64 ``values`` (shape (n,)) as an
+    Arrow string array of n, null where bool ``null`` (shape (n,), optional) is True. The float
+    array wraps ``values``' buffer: ``pa.array`` would import pandas (to test for a Series),
+    which a run never does."""
+    arrow = _arrow()
+    pa = arrow.pa
+    valid = None if null is None else pa.py_buffer(np.packbits(~null, bitorder="little"))
+    array = pa.Array.from_buffers(pa.float64(), values.size, [valid, pa.py_buffer(values)])
+    return arrow.call("cast", [array], arrow.to_string)
+
+
+def _csv_float_arrays(cols: Sequence[Sequence[float]]) -> list:
+    """:func:`csv_floats`' text of each float column of ``cols`` (k columns of n floats) as an
+    Arrow string array of n, null for NaN: no Python str per float.
+
+    Arrow's text where it is ``repr``'s (:func:`_arrow_is_repr`), and for +-inf (``inf``,
+    ``-inf`` as ``repr``); an integral magnitude below 1e10 (``-0`` too), Arrow's digits without
+    ``.0``, gets ``.0`` appended, in bulk; ``repr`` writes the rest (other magnitudes: rare).
+
+    The columns end to end are cast at once (a kernel call each costs more than its floats at
+    a block's size); the fixes above are made per column slice, and only where needed."""
+    arrow = _arrow()
+    pa, call = arrow.pa, arrow.call
+    values = np.stack([np.asarray(c, dtype=np.float64) for c in cols]) if cols else np.empty((0, 0))
+    k, n = values.shape
+    nan = np.isnan(values)
+    text = _arrow_cast(values.reshape(-1), nan.reshape(-1) if nan.any() else None)
+    with np.errstate(invalid="ignore"):   # trunc of a signalling NaN
+        mag = np.abs(values)
+        point = (values == np.trunc(values)) & (mag < 1e10)   # integral, finite (NaN compares False)
+    own = ~_arrow_is_repr(values) & ~point & (mag < math.inf)   # neither +-inf nor NaN
+    # ".0" is appended in bulk (a join over the column, ~1/10 of a repr a float) where at least
+    # 1 in 16 floats are integral; fewer take repr's text with the other magnitudes.
+    integral = point.sum(axis=1)
+    bulk = (integral > 0) & (integral * 16 >= n)
+    own |= point & ~bulk[:, None]
+    out = []
+    for i, (mine, pointed) in enumerate(zip(own.any(axis=1).tolist(), bulk.tolist())):
+        col = text.slice(i * n, n)
+        if mine:   # repr's text there, put in by a boolean mask
+            mask = pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(own[i], bitorder="little"))])
+            col = call("replace_with_mask", [col, mask, _string_array(list(map(repr, values[i, own[i]].tolist())))])
+        if pointed:   # ".0" after the integral ones: joined to a column of "" and ".0" (a null stays null)
+            offsets = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum(point[i], dtype=np.int32, out=offsets[1:])
+            suffix = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets * 2), pa.py_buffer(b".0" * int(offsets[-1]))])
+            col = call("binary_join_element_wise", [col, suffix, arrow.empty])
+        out.append(col)
+    return out
+
+
+def _arrow_rows(epoch: Sequence[int], cols: Sequence[np.ndarray]) -> memoryview:
+    """equity.csv's lines of ticks ``epoch`` (n int epoch seconds) and float columns ``cols``
+    (each of n), each line ``\\n`` then its fields (no line end: the caller ends the file), as
+    UTF-8 bytes: the fields as :func:`_repr_rows` writes them, made and joined in Arrow."""
+    arrow = _arrow()
+    texts = [_utc_array(epoch, _DAY, _CLOCK), *_csv_float_arrays(cols)]
+    lines = arrow.call("binary_join_element_wise", [*texts, arrow.comma], arrow.null_empty)
+    _, offsets, data = lines.buffers()
+    at = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    return memoryview(data)[int(at[0]):int(at[-1])]
+
+
+def _repr_rows(epoch: Sequence[int], cols: Sequence[np.ndarray]) -> bytes:
+    """:func:`_arrow_rows`' bytes by ``repr`` and Python's str (:func:`utc_texts`,
+    :func:`_repr_floats`): a short run's few rows, without importing Arrow's compute module."""
+    texts = [utc_texts(epoch, _DAY, _CLOCK), *map(_repr_floats, cols)]
+    return "".join(map(",".join, zip(*texts))).encode()
 
 
 def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], nav: Sequence[float], journal: Path,
@@ -210,11 +330,13 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
     names = equity_columns(perp_venues)
     if columns is not None and (set(columns) != set(names) or any(len(columns[k]) != n for k in names)):
         raise ValueError(f"equity.csv metric columns {sorted(columns)} do not match {names} over {n} ticks")
-    floats = csv_floats if n >= _ARROW_MIN else _repr_floats   # the same text either way
+    rows = _arrow_rows if n >= _ARROW_MIN else _repr_rows   # the same bytes either way
     db = sqlite3.connect(journal) if columns is None else None
     try:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(",".join(["time", "equity", "nav", *names]) + "\n")
+        with open(path, "wb") as f:
+            # Each row's line starts with its "\n" (the time's text), so Arrow's joined rows
+            # are written as they lie in its buffer; the last line's end closes the file.
+            f.write(",".join(["time", "equity", "nav", *names]).encode())
             # A block of ticks at a time: the journal's rows and their text for the whole run at
             # once were the largest part of the run's peak memory.
             for lo in range(0, n, _BLOCK):
@@ -223,11 +345,8 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
                     block = metric_columns(hi - lo, read_metrics(db, lo, hi - 1, names=names), perp_venues, lo)
                 else:
                     block = {k: columns[k][lo:hi] for k in names}
-                cols = [utc_texts(epoch[lo:hi], "%Y-%m-%d ", "%H:%M:%S+00:00"),
-                        floats(np.asarray(equity[lo:hi], dtype=np.float64)),
-                        floats(np.asarray(nav[lo:hi], dtype=np.float64))]
-                cols += [floats(block[k]) for k in names]
-                f.write("\n".join(map(",".join, zip(*cols))) + "\n")
+                f.write(rows(epoch[lo:hi], [equity[lo:hi], nav[lo:hi], *(block[k] for k in names)]))
+            f.write(b"\n")
     finally:
         if db is not None:
             db.close()
@@ -235,7 +354,10 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
 
 #: Ticks per block of equity.csv (a few hundred kB of text at a time).
 _BLOCK = 2048
-#: Ticks from which equity.csv's floats go through Arrow (:func:`csv_floats`); a shorter run's
-#: ~30 columns take ``repr`` alone (:func:`_repr_floats`): ~0.3 us more a float, against ~4 ms
+#: equity.csv's time (:func:`utc_texts` formats): ``YYYY-MM-DD HH:MM:SS+00:00``, after the "\n"
+#: that ends the line before (:func:`_arrow_rows`).
+_DAY, _CLOCK = "\n%Y-%m-%d ", "%H:%M:%S+00:00"
+#: Ticks from which equity.csv's text is made in Arrow (:func:`_arrow_rows`); a shorter run's
+#: ~30 columns take ``repr`` alone (:func:`_repr_rows`): ~0.3 us more a float, against ~4 ms
 #: of importing Arrow's compute module (even at ~400 ticks).
 _ARROW_MIN = 256

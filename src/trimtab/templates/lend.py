@@ -1,6 +1,6 @@
 """``lend``: supply ``allocation`` of equity (in the aToken's asset) to a lending venue; its
 delta counts when the aToken's asset is priced as the strategy's asset."""
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

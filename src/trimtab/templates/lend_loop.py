@@ -20,7 +20,7 @@ a loop of two different stables needs a swap per round, which this template does
 One plan holds at most one entry bundle: do not combine it with ``leveraged_stake``. Real
 execution (``--execute``) refuses it by name until the live bundle adapter can cast the rounds.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

@@ -6,7 +6,7 @@ collateral = e / (1 - L) ETH of LST and debt = e x L / (1 - L) ETH, so collatera
 debt / collateral = L. (Seed 004's ``leverage = L / (1 - L)`` gives collateral 9e and debt 8e at
 L = 0.9, i.e. LTV 0.889, not 0.9.) Net delta: e ETH.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

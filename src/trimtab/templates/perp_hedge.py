@@ -6,7 +6,7 @@ traded) and the others take up the rest. Margin: ``allocation`` of equity as USD
 equity, split like the sizes; a stale venue's account is topped up to the hedge's overall
 margin ratio, never withdrawn from.
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

@@ -4,7 +4,7 @@ size = side x ``max_position_size`` x equity / mark, with side from the signal i
 below ``signal_threshold`` confidence), margined with the whole equity; a position rests with
 take-profit and stop-loss orders from the signal's sd (:func:`stop_prices`).
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 import math
 from typing import Literal

@@ -1,6 +1,6 @@
 """``spot``: hold ``allocation`` of equity as a spot token on a CEX, bought with that venue's
 USDT at ``price_field``; delta = units. A stale price holds what is there."""
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

@@ -2,7 +2,7 @@
 units x the LST/ETH rate. Bought by staking ETH; sold back to ETH by the cheapest route that fits
 the plan's deadline (trimtab.planner.routes): a DEX pool, or the protocol's withdrawal queue
 when the plan may wait that long (``route_deadline_h``)."""
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

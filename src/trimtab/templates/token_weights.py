@@ -5,7 +5,7 @@ without a healthy price holds what it has. The basket owns every wallet token, s
 config's only target, and its trades (matched swaps, sells before buys, the slippage guard)
 are planned by :class:`trimtab.planner.drift.Basket` (``owns_wallet``).
 """
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 

@@ -1,6 +1,6 @@
 """``wallet_reserve``: keep a fixed ``amount`` of a token in the wallet (gas money), bought
 with ``swap_venue``. Its value is set aside before allocations share the equity."""
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic reads these at import (templates/base.py).
 
 from typing import Literal
 
