@@ -45,13 +45,13 @@ def max_rss_mb() -> float:
 # from its fork, so one forked from this (large) process would report at least this process's RSS.
 # It also samples, every 2 ms, the memory of the command together with the processes it started
 # (the journal's writer process, trimtab.engine.journal_writer) from /proc, and prints the largest
-# sums: of their RSS (an upper bound: pages of shared libraries mapped by both count twice) and of
-# their PSS (each shared page split between the processes mapping it: the run's own memory).
-# A child not yet running its own program (forked, before exec) shares the parent's pages and is
-# skipped. Linux only (None elsewhere).
+# sums: of their RSS (an upper bound: pages of shared libraries mapped by both count twice), and
+# of the command's RSS with the others' private pages (USS: what they add to the run, the
+# libraries they share with it counted once). A child not yet running its own program (forked,
+# before exec) shares the parent's pages and is skipped. Linux only (None elsewhere).
 _LAUNCHER = """import json, os, resource, subprocess, sys, time
 def sums(pid):
-    rss = pss = 0
+    rss = own = 0
     todo, cmd = [pid], None
     while todo:
         p = todo.pop()
@@ -67,13 +67,14 @@ def sums(pid):
                     k, v = line.split(":", 1)
                     if k == "Rss":
                         rss += int(v.split()[0])
-                    elif k == "Pss":
-                        pss += int(v.split()[0])
+                        own += int(v.split()[0]) if p == pid else 0
+                    elif k in ("Private_Clean", "Private_Dirty") and p != pid:
+                        own += int(v.split()[0])
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo += [int(x) for x in f.read().split()]
         except (OSError, ValueError):
             pass
-    return rss, pss
+    return rss, own
 t = time.perf_counter()
 with open(sys.argv[1], "wb") as err:
     proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
@@ -89,10 +90,10 @@ print(json.dumps({"code": proc.returncode, "wall_s": time.perf_counter() - t, "t
 
 def run_process_rss(config: Path = FLAGSHIP) -> dict:
     """A whole ``trimtab run CONFIG --json`` as a fresh process (interpreter start, imports, config,
-    audit, data, run, summary): its max RSS in MB; the largest sampled sums of the RSS and of the
-    PSS of it and the processes it started (``tree_rss_mb``, ``tree_pss_mb``: with the journal's
-    writer process; None off Linux); its wall time in seconds. The figures issue 14's memory
-    target is about (< 150 MB)."""
+    audit, data, run, summary): its max RSS in MB; the largest sampled sums, over it and the
+    processes it started (the journal's writer process), of their RSS (``tree_rss_mb``) and of its
+    RSS with their private pages (``tree_own_mb``; both None off Linux); its wall time in
+    seconds. The figures issue 14's memory target is about (< 150 MB)."""
     exe = Path(sys.executable).parent / "trimtab"
     with tempfile.TemporaryDirectory(prefix="trimtab-bench-rss-") as tmp:
         errfile = Path(tmp) / "stderr.txt"
@@ -106,7 +107,7 @@ def run_process_rss(config: Path = FLAGSHIP) -> dict:
     rss = r["maxrss"] / (1024 * 1024) if sys.platform == "darwin" else r["maxrss"] / 1024
     tree = r["tree_kb"]
     return {"max_rss_mb": rss, "wall_s": r["wall_s"], "tree_rss_mb": None if tree is None else tree[0] / 1024,
-            "tree_pss_mb": None if tree is None else tree[1] / 1024}
+            "tree_own_mb": None if tree is None else tree[1] / 1024}
 
 
 def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
@@ -154,7 +155,7 @@ def bench(config: Path = FLAGSHIP, memory: bool = True) -> dict:
         "run_process_max_rss_mb": process["max_rss_mb"] if process else None,
         "run_process_wall_s": process["wall_s"] if process else None,
         "run_tree_rss_mb": process["tree_rss_mb"] if process else None,
-        "run_tree_pss_mb": process["tree_pss_mb"] if process else None,
+        "run_tree_own_mb": process["tree_own_mb"] if process else None,
         "journal_mb": journal_mb,
         # ticks processed in quiet spans (bulk); ticks whose monitors read a quiet stretch (vector) / were computed per tick
         "paths": dict(result.paths),
@@ -191,10 +192,10 @@ def print_lines(r: dict) -> None:
     else:
         print(f"  `trimtab run` RSS  {r['run_process_max_rss_mb']:,.1f} MB max RSS of the whole process "
               f"(subprocess `trimtab run CONFIG --json`, {r['run_process_wall_s']:.2f} s wall; target < 150 MB)")
-        rss, pss = r["run_tree_rss_mb"], r["run_tree_pss_mb"]
+        rss, own = r["run_tree_rss_mb"], r["run_tree_own_mb"]
         print("  with its writer    " + ("n/a (no /proc)" if rss is None else
-              f"{pss:,.1f} MB PSS ({rss:,.1f} MB RSS, shared libraries counted twice): the largest sums over "
-              f"`trimtab run` and its journal writer process, sampled every 2 ms (target < 150 MB)"))
+              f"{own:,.1f} MB: `trimtab run`'s RSS + its journal writer's private pages ({rss:,.1f} MB summing "
+              f"both RSS, shared libraries twice); largest sums, sampled every 2 ms (target < 150 MB)"))
     print(f"  journal.sqlite     {r['journal_mb']:.1f} MB")
     print(f"  python {r['python']} on {r['machine']}")
 
