@@ -168,7 +168,8 @@ class Journal:
     ``mode``: "slim" or "full" (:data:`MODES`; ValueError otherwise), recorded in meta
     ``journal``; an existing journal keeps the mode it was started with. ``writer=True``: a new
     journal's statements run in a writer process (:mod:`trimtab.engine.journal_writer`: the
-    same rows, committed at the same points; a failed statement raises at the next read or
+    same rows, in the same order; fewer commits before the last, as a quiet span's metrics go
+    to the writer without filling a buffer; a failed statement raises at the next read or
     :meth:`close`); ignored for an existing journal or with ``TRIMTAB_*`` secrets loaded.
     """
 
