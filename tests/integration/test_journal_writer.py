@@ -223,3 +223,19 @@ def test_values_bind_as_in_process(tmp_path):
         check.close()
     assert got[0] == got[1]
     assert got[0][0][1] == "None" and got[0][1][6] == "b'\\x01'" and got[0][1][-1] == "blob"
+
+
+def test_a_journal_that_cannot_be_opened_says_so(tmp_path):
+    """The writer cannot open the file (here a directory): the first read raises the error
+    sqlite3 gives in-process, naming the file, and close does too; the child exits cleanly."""
+    (tmp_path / "a_dir").mkdir()
+    w = WriterConnection(tmp_path / "a_dir")
+    w.execute("CREATE TABLE t (x)")  # posted: skipped by the writer
+    with pytest.raises(sqlite3.OperationalError) as e:
+        w.execute("SELECT 1").fetchone()
+    with pytest.raises(sqlite3.OperationalError) as same:
+        sqlite3.connect(tmp_path / "a_dir").execute("PRAGMA cache_size=-512")
+    assert str(e.value).startswith(str(same.value)) and "a_dir" in str(e.value)
+    with pytest.raises(sqlite3.OperationalError):
+        w.close()
+    assert w._proc.returncode == 0

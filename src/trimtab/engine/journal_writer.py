@@ -237,9 +237,13 @@ def _serve(path: str, inp, out) -> int:
     # parameters: ~150 kB prepared each) and a run uses ~40 distinct ones: sqlite3's default
     # cache of 128 kept ~6 MB of them; the few evicted are prepared again, on this core. The
     # page cache: SQLite's default 2 MB; dirty pages past it go to the WAL before the commit.
-    db = sqlite3.connect(path, cached_statements=STATEMENTS)
-    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     failed = None
+    try:
+        db = sqlite3.connect(path, cached_statements=STATEMENTS)
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    except sqlite3.Error as e:  # the file cannot be opened: the next read and the close say so
+        db = sqlite3.connect(":memory:")
+        failed = (1, type(e).__name__, str(e), f"opening {path}")
 
     def answer(msg) -> None:
         body = enc.encode(msg)
