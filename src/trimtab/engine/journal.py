@@ -185,12 +185,13 @@ class Journal:
         if writer and fresh and not secrets_loaded():
             # A new backtest journal: its statements run in a writer process, on another core
             # (trimtab.engine.journal_writer); the rows and answers are the in-process ones.
-            self.db = _Remote(path)
+            self.db = self._writer = _Remote(path)
             self._insert = self.db.insert_rows
         else:
             # Every string written is redacted of loaded TRIMTAB_* secrets; with none loaded (a
             # backtest) this is the bare connection and costs nothing per tick.
             self.db = scrubbing(sqlite3.connect(path))
+            self._writer = None
             self._insert = partial(insert_rows, self.db)
         self.db.execute("PRAGMA journal_mode=WAL")
         # One transaction: each CREATE on its own was a commit (and a sync) of its own.
@@ -200,7 +201,7 @@ class Journal:
         # A writer process gets a table's rows every POST_EVERY (uncommitted, as a flush writes
         # them), so it keeps pace with the run instead of holding a batch back until the end,
         # and decodes small batches (its memory adds to the run's).
-        self._post_every = min(flush_every, self.POST_EVERY) if isinstance(self.db, _Remote) else flush_every
+        self._post_every = min(flush_every, self.POST_EVERY) if self._writer is not None else flush_every
         self._fill_id = 0
         self._sql = dict(self._SQL)  # the metrics and ledger statements grow with their columns
         if fresh:
@@ -481,11 +482,11 @@ class Journal:
         zero = all(k in cols and bool(np.all(np.asarray(cols[k]) == 0.0)) for k in self._zcols)
         if self._mget is not None and len(cols) == self._mlen and zero and all(k in cols for k in self._mcols):
             columns = [cols[k] for k in self._mcols]
-            if isinstance(self.db, _Remote):
+            if self._writer is not None:
                 # the writer process builds the rows, from a float64 array's bytes (the same floats)
                 if self.buf["metrics"]:
                     self._write("metrics")  # the rows before these, first
-                self.db.insert_span(self._sql["metrics"], first, times, state, head,
+                self._writer.insert_span(self._sql["metrics"], first, times, state, head,
                                     [v.tobytes() if isinstance(v, np.ndarray) and v.dtype == np.float64 else _floats(v, n)
                                      for v in columns])
             else:

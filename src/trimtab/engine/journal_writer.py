@@ -155,7 +155,10 @@ class WriterConnection:
         if len(head) < _HEAD.size:
             self._gone()
         (n,) = _HEAD.unpack(head)
-        reply = self._dec.decode(r.read(n))
+        body = r.read(n)
+        if len(body) < n:  # the child died while answering
+            self._gone()
+        reply = self._dec.decode(body)
         if reply[0] == 0:
             return reply[1]
         _, name, message, statement = reply
