@@ -41,7 +41,9 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
         journal_writer: the journal's SQLite statements run in a writer process, on another
             core (:mod:`trimtab.engine.journal_writer`; the same journal). ``trimtab run`` sets
             it on a machine of more than one core; runs that already fill the cores (``compare``,
-            sweeps) leave it off.
+            sweeps) leave it off. The journal's commits are not synced to the disk
+            (:class:`trimtab.engine.journal.Journal` ``synced``): running the backtest again
+            writes it again.
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
@@ -54,7 +56,7 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
     with claim(out, run_id, new_id=lambda: new_run_id(strategy, start, end, out), overwrite=overwrite) as owned, \
             collector_paused():
         engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions,
-                        journal_mode=journal, bulk=bulk, journal_writer=journal_writer)
+                        journal_mode=journal, bulk=bulk, journal_writer=journal_writer, journal_synced=False)
         engine.run_until(engine.view.n, progress)
         return engine.finish()
 

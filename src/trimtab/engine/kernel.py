@@ -87,7 +87,7 @@ class Engine:
 
     def __init__(self, strategy: Strategy, window: MarketData, run_dir: Path, capital: float | None = None,
                  flows: list[Flow] | None = None, time_decisions: bool = False, resume: bool = False, journal_mode: str = "slim",
-                 stretches: bool = True, bulk: bool = True, journal_writer: bool = False):
+                 stretches: bool = True, bulk: bool = True, journal_writer: bool = False, journal_synced: bool = True):
         self.strategy = strategy
         # Every series is checked with the strategy's data_checks limits (trimtab.data.quality).
         self.window = window = window.with_checks(strategy.config.data_checks)
@@ -101,7 +101,7 @@ class Engine:
         self.book = Book()
         self.attr = Attribution()
         self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume, mode=journal_mode,
-                                                writer=journal_writer)
+                                                writer=journal_writer, synced=journal_synced)
         self.iso = iso = iso_minutes(view, 0)
         if not resume:  # equity.csv's risk columns, kept as journaled (a resumed run reads its journal)
             journal.keep_columns(equity_columns(sim.perp_venues), view.n)
@@ -495,22 +495,35 @@ class Engine:
             "funding_missing": dict(sim.funding_missing),
             "data_gaps": data_notes,
             "quarantined": view.quarantine_summary(last),
-            "costs": self._costs(),
-            "hedge_gap": self._hedge_gap(),
+            "costs": None,  # from the journal, below
+            "hedge_gap": None,
             "overrides": dict(strategy.overrides),
             "run_dir": str(run_dir),
         }
-        self.journal.meta("summary", summary)
-        self.journal.seal()  # a writer process commits it while the files below are written
-        (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-        # The risk columns as journaled (kept on the way, or read back from the closed journal).
+        # The risk columns as journaled: kept on the way, or read back from the closed journal.
         columns = self.journal.kept_columns(last)
+        if columns is not None:
+            # Every row committed first: a writer process inserts the rows still buffered and
+            # commits them while this file is built, so the reads below and the close wait for
+            # less (the summary's row is then a commit of its own).
+            self.journal.seal()
+            self._equity_csv(epoch, equity, nav, columns)
+        summary["costs"], summary["hedge_gap"] = self._costs(), self._hedge_gap()
+        self.journal.meta("summary", summary)
+        self.journal.seal()  # a writer process commits it while summary.json is written
+        (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
         if columns is None:
             self.journal.close()
-        write_equity_csv(run_dir / "equity.csv", epoch, equity, nav, run_dir / "journal.sqlite", sim.perp_venues,
-                         columns=columns)
+            self._equity_csv(epoch, equity, nav, None)
         self.journal.close()
         return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch)
+
+
+    def _equity_csv(self, epoch, equity, nav, columns: dict | None) -> None:
+        """``equity.csv`` (:func:`trimtab.engine.results.write_equity_csv`): the risk columns
+        given, or read from the closed journal when None."""
+        write_equity_csv(self.run_dir / "equity.csv", epoch, equity, nav, self.run_dir / "journal.sqlite",
+                         self.sim.perp_venues, columns=columns)
 
 
 def iso_minutes(view: MarketView, first: int) -> list[str]:
