@@ -2,20 +2,32 @@
 default), and a writer process's connection is set as an in-process one (issue 14)."""
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
 
+from trimtab import secrets
 from trimtab.engine.journal import Journal
 
 # PRAGMA synchronous: 0 OFF, 2 FULL (https://www.sqlite.org/pragma.html#pragma_synchronous)
 OFF, FULL = 0, 2
 
 
+@pytest.fixture(autouse=True)
+def no_secrets(monkeypatch):
+    """A journal runs in a writer process only while no TRIMTAB_* secret is loaded (Journal):
+    earlier tests in this process may have registered some."""
+    monkeypatch.setattr(secrets, "_registered", set())
+    for name in [k for k in os.environ if k.startswith("TRIMTAB_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.mark.parametrize("writer", [False, True])
 @pytest.mark.parametrize("synced, expected", [(True, FULL), (False, OFF)])
 def test_synced_sets_the_connections_synchronous(tmp_path, writer, synced, expected):
     j = Journal(tmp_path / "journal.sqlite", writer=writer, synced=synced)
+    assert (j._writer is not None) == writer
     try:
         assert j.db.execute("PRAGMA synchronous").fetchone()[0] == expected
     finally:
@@ -25,6 +37,7 @@ def test_synced_sets_the_connections_synchronous(tmp_path, writer, synced, expec
 def test_an_unsynced_journal_holds_what_it_committed(tmp_path):
     path = tmp_path / "journal.sqlite"
     j = Journal(path, writer=True, synced=False)
+    assert j._writer is not None
     j.meta("summary", {"final_equity": 1.5})
     j.close()
     assert j.db._proc.returncode == 0   # the writer process ended with the journal closed

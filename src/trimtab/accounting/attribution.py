@@ -16,6 +16,7 @@ A tick's equity change has two parts, each attributed exactly:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import accumulate
 from operator import sub
 from typing import Protocol
 
@@ -78,6 +79,26 @@ def factor_part(sign, qty, old, new, k: int):
     for j in range(k + 1, len(old)):
         part = part * old[j]
     return part
+
+
+_LAYOUTS: dict[tuple[str, ...], tuple] = {}  # _layout's, by the columns' categories
+
+
+def _layout(cats: tuple[str, ...]) -> tuple[list[str], list[int], list[int], list[int]]:
+    """``(categories, order, starts, ends)`` of columns of categories ``cats``: the categories
+    in order of first appearance; the columns grouped by category (each category's in order);
+    where each category's columns start and end in that grouping. Kept per ``cats`` (a run
+    has few)."""
+    got = _LAYOUTS.get(cats)
+    if got is None:
+        groups: dict[str, list[int]] = {}
+        for j, cat in enumerate(cats):
+            groups.setdefault(cat, []).append(j)
+        order = [j for cols in groups.values() for j in cols]
+        ends = list(accumulate(map(len, groups.values())))
+        starts = [end - len(cols) for end, cols in zip(ends, groups.values())]
+        got = _LAYOUTS[cats] = (list(groups), order, starts, ends)
+    return got
 
 
 class Attribution:
@@ -203,34 +224,36 @@ class Attribution:
         """
         total = self.total
         k = len(changes)
-        groups: dict[str, list[int]] = {}
-        for j, cat in enumerate(cats):
-            groups.setdefault(cat, []).append(j)
+        names, order, starts, ends = _layout(cats)
         ev_cats = {c for evs in events.values() for c, _ in evs}
-        if ev_cats & groups.keys() or not (groups.keys() | ev_cats) <= total.keys():
+        if not ev_cats.isdisjoint(names) or not (ev_cats.union(names)) <= total.keys():
             return None
         out: dict[str, list] = {}
         after: dict[str, list[float]] = {}  # each category's running total after each tick
-        for cat, cols in groups.items():
-            block = parts[:, cols]
-            amount = block[:, 0]
-            for j in range(1, len(cols)):
-                amount = amount + block[:, j]
-            present = (block != 0.0).any(axis=1)  # NaN != 0: a NaN part is added, as `if part` does
-            if not present.any():
-                continue
-            vals = amount.tolist()
-            if not present.all():
-                for j in np.flatnonzero(~present).tolist():
-                    vals[j] = None
-            out[cat] = vals
-            w = len(cols)
-            flat = block.ravel().copy()  # (block's own copy: amount may be a view of it)
-            flat[0] = total[cat] + flat[0]  # the running total starts from the total so far
-            after[cat] = np.add.accumulate(flat)[w - 1::w].tolist()
+        if names:
+            grouped = parts[:, order]  # each category's columns side by side, in cats' order
+            # (k, categories): whether the tick has a part of it (NaN != 0: a NaN part is added, as `if part` does)
+            present = np.logical_or.reduceat(grouped != 0.0, starts, axis=1)
+            some, every = present.any(axis=0).tolist(), present.all(axis=0).tolist()
+            for n, cat in enumerate(names):
+                if not some[n]:
+                    continue
+                block = grouped[:, starts[n]:ends[n]]
+                amount = block[:, 0]
+                for j in range(1, block.shape[1]):
+                    amount = amount + block[:, j]
+                vals = amount.tolist()
+                if not every[n]:
+                    for j in np.flatnonzero(~present[:, n]).tolist():
+                        vals[j] = None
+                out[cat] = vals
+                flat = block.flatten()  # (a copy: block is a view of grouped)
+                flat[0] = total[cat] + flat[0]  # the running total starts from the total so far
+                after[cat] = np.add.accumulate(flat)[block.shape[1] - 1::block.shape[1]].tolist()
+        ticks = sorted(events)
         for cat in sorted(ev_cats, key=list(total).index):
             run, vals, now, j0 = [], [None] * k, total[cat], 0
-            for j in sorted(events):
+            for j in ticks:
                 for c, a in events[j]:
                     if c == cat and a:
                         vals[j] = (0.0 if vals[j] is None else vals[j]) + a

@@ -92,21 +92,24 @@ class Book:
         as an extra leg on the venue's ``Margin:USDT`` key (so fills still sum to positions).
         """
         self.version += 1
+        bal, sums = self.bal, self.sums  # (_trade_perp changes bal in place)
         extra: list[Leg] = []
         for leg in fill.legs:
-            if leg.delta == 0.0:
+            key, delta = leg.key, leg.delta
+            if delta == 0.0:
                 continue
-            if _ptype(leg.key) == "Perp":
-                realised = self._trade_perp(leg.key, leg.delta, trade_price)
+            if (_PTYPES.get(key) or _ptype(key)) == "Perp":  # _ptype's memo read inline: every fill's legs
+                realised = self._trade_perp(key, delta, trade_price)
                 if realised:
-                    extra.append(Leg(f"{leg.key.split(':', 1)[0]}:Margin:USDT", realised, realised))
+                    extra.append(Leg(f"{key.split(':', 1)[0]}:Margin:USDT", realised, realised))
             else:
-                self.bal[leg.key] = self.bal.get(leg.key, 0.0) + leg.delta
-            self.sums[leg.key] = self.sums.get(leg.key, 0.0) + leg.delta
-        for leg in extra:
-            self.bal[leg.key] = self.bal.get(leg.key, 0.0) + leg.delta
-            self.sums[leg.key] = self.sums.get(leg.key, 0.0) + leg.delta
-        fill.legs.extend(extra)
+                bal[key] = bal.get(key, 0.0) + delta
+            sums[key] = sums.get(key, 0.0) + delta
+        if extra:
+            for leg in extra:
+                bal[leg.key] = bal.get(leg.key, 0.0) + leg.delta
+                sums[leg.key] = sums.get(leg.key, 0.0) + leg.delta
+            fill.legs.extend(extra)
 
     def _trade_perp(self, key: str, ds: float, price: float | None) -> float:
         if price is None:

@@ -46,8 +46,8 @@ def float_list(values: np.ndarray, distinct: bool = False) -> list[float]:
     heads = np.flatnonzero(new)
     if distinct:
         # Sorting the runs' first values only: an age column repeats each value for a few ticks.
-        uniq, which = np.unique(bits[heads], return_inverse=True)
-        per_run = _objects(uniq.view(np.float64).tolist())[which.reshape(-1)]
+        uniq, which = _unique_inverse(bits[heads])
+        per_run = _objects(uniq.view(np.float64).tolist())[which]
     elif heads.size * 4 > a.size * 3:
         # Mostly distinct (an hourly price): sharing would save under a quarter of the
         # objects, and repeating each run's object costs ~the plain list again.
@@ -57,6 +57,20 @@ def float_list(values: np.ndarray, distinct: bool = False) -> list[float]:
     if heads.size == a.size:
         return per_run.tolist()
     return np.repeat(per_run, np.diff(heads, append=a.size)).tolist()
+
+
+def _unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True)`` of a non-empty int64 array of shape (n,): the same
+    two arrays, by a stable argsort. An age column is runs of rising values, which the stable
+    sort takes in a few passes (np.unique's quicksort took ~2-5x as long on the flagship's ages)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    new = np.empty(x.size, dtype=bool)
+    new[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    which = np.empty(x.size, dtype=np.intp)
+    which[order] = np.cumsum(new) - 1
+    return xs[new], which
 
 
 def _objects(floats: list[float]) -> np.ndarray:
@@ -162,6 +176,7 @@ class MarketView:
         self.ages = Columns(lambda s: float_list(self.data.age_hours(s), distinct=True))
         self.absent: set[str] = set()
         self._fresh: dict[tuple[str, float], list[bool]] = {}
+        self._age_ok: dict[tuple[str, float], list[bool]] = {}   # (series, max age) -> age_flags
         self.quar: dict[str, list[int]] = {}        # series -> reason code per tick (only series with faults)
         self._qrows: dict[int, list[tuple[str, MarketData, int]]] = {}   # tick -> (series, its data, faulty row)
         self.i = 0
@@ -220,7 +235,7 @@ class MarketView:
         ``ticks`` must hold the same series as the view's data and start one hour after the
         view's last tick. Every loaded column and age, the clock (``times``, and ``epoch``,
         which stays the same list object: RewardAccrual and the executor hold it) and the
-        cached freshness flags grow by ``len(ticks.index)``; nothing already read changes.
+        cached freshness and age flags grow by ``len(ticks.index)``; nothing already read changes.
         The values come from :meth:`MarketData.field` / :meth:`MarketData.age_hours`, so a
         live tick is put on the clock by exactly the loader's rules (as-of, event, ages).
 
@@ -253,6 +268,8 @@ class MarketView:
                              for k, (v, a) in enumerate(zip(self.cols[f][first:], ages[first:])))
             else:
                 flags.extend([False] * len(new))
+        for (s, max_age), flags in self._age_ok.items():
+            flags.extend([a <= max_age for a in self.ages[s][first:]])
         return first
 
     @property
@@ -302,6 +319,29 @@ class MarketView:
         s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
         return self.ages.get(s)
 
+    def age_flags(self, field_or_series: str, max_age_h: float) -> list[bool] | None:
+        """``flags[i]`` is ``age(field_or_series, i) <= max_age_h`` for every tick: the same list
+        object for the view's life (grown in place by :meth:`extend`), compared as arrays
+        (:meth:`ages_array`: no list of the ages is built). None when the series is not loaded
+        (:meth:`age` is then inf) or ``max_age_h`` is not a number (compare :meth:`ages_of`)."""
+        s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
+        if s not in self.ages or not isinstance(max_age_h, (int, float)):
+            return None
+        flags = self._age_ok.get((s, max_age_h))
+        if flags is None:
+            flags = self._age_ok[(s, max_age_h)] = (self.ages_array(s) <= max_age_h).tolist()
+        return flags
+
+    def ages_array(self, field_or_series: str) -> np.ndarray | None:
+        """:meth:`ages_of` as a float64 array of shape ``(n,)`` (the data's own, read-only, while
+        nothing was appended: no list built), or None when the series is not loaded."""
+        s = field_or_series if field_or_series in self.ages else series_of(field_or_series)
+        if s not in self.ages:
+            return None
+        if self._as_loaded():
+            return np.asarray(self.data.age_hours(s), dtype=np.float64)
+        return np.asarray(self.ages[s][:self.n], dtype=np.float64)
+
     def quarantine_summary(self, upto: int) -> dict[str, dict]:
         """Per quarantined series, over ticks ``[0, upto)``: ``ticks`` (count), ``first`` and
         ``last`` (ISO times) and ``reasons`` (reason -> ticks), for the run summary."""
@@ -318,10 +358,36 @@ class MarketView:
                       "last": f"{self.times[ticks[-1]]:%Y-%m-%dT%H:%MZ}", "reasons": reasons}
         return out
 
+    def _as_loaded(self) -> bool:
+        """True while nothing was appended (:meth:`extend`): every column, age and quarantine list
+        then holds exactly its ``data`` array's values, so whole-window work may read the arrays
+        (no list to build or convert back)."""
+        return self.n == self.data.epoch.size
+
+    def fresh_array(self, field: str, max_age_h: float) -> np.ndarray:
+        """:meth:`fresh_flags` as a bool array of shape ``(n,)`` (a new array, not kept)."""
+        ok = self._fresh_array(field, max_age_h)
+        return ok if ok is not None else np.asarray(self.fresh_flags(field, max_age_h)[:self.n], dtype=bool)
+
+    def _fresh_array(self, field: str, max_age_h: float) -> np.ndarray | None:
+        """The flags of a loaded ``field`` and numeric ``max_age_h`` from the data's own arrays
+        while :meth:`_as_loaded` (the same values as the lists, so the same comparisons); None otherwise."""
+        if not (isinstance(max_age_h, (int, float)) and field in self.cols and self._as_loaded()):
+            return None
+        s = series_of(field)
+        ok = ~np.isnan(np.asarray(self.data.field(field), dtype=np.float64))
+        ok &= np.asarray(self.data.age_hours(s), dtype=np.float64) <= max_age_h
+        if s in self.quar:  # its codes: the list self.quar[s] (_add_quarantine)
+            ok &= self.data.quarantine(s)[0] == 0
+        return ok
+
     def _fresh_flags(self, field: str, max_age_h: float) -> list[bool]:
         # Computed once per (field, max age) for the whole window: the loop asks every tick.
         if field not in self.cols:
             return [False] * self.n
+        ok = self._fresh_array(field, max_age_h)
+        if ok is not None:
+            return ok.tolist()
         ages = self.ages[series_of(field)]
         q = self.quar.get(series_of(field))
         vals = self.cols[field]

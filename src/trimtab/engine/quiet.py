@@ -149,7 +149,7 @@ class QuietSpans:
         sim_state, px_state = sim.snapshot(), px.snapshot()
         scratch = Book(dict(book.bal), dict(book.entry), dict(book.sums))
         fills_at: dict[int, tuple[list, list[str]]] = {}  # tick -> (its fills, the perp keys whose stale marks funding read)
-        after: list[tuple[int, dict]] = []  # (tick, the sim's state once it settled) per tick looked at
+        after: list[tuple[int, tuple]] = []  # (tick, the sim's funding state once it settled) per tick looked at
         last = t
         done = False
         try:
@@ -162,12 +162,12 @@ class QuietSpans:
                     return t, due, segments
                 if fills and moves_funded and any(leg.key in moves for f in fills for leg in f.legs):
                     return (t if t > i else i), due, segments
-                after.append((t, sim.snapshot()))
+                after.append((t, sim.funding_state()))
                 due[t] = bool(fills)
                 if fills:
-                    # reading a fresh mark changes nothing: only a stale one (its hour counted)
-                    # needs reading again when booked
-                    fills_at[t] = (fills, [k for k in read if not px.mark_is_fresh(k, t)])
+                    # reading a fresh mark changes nothing: only a stale one (its hour counted,
+                    # what funding puts in ``read``) needs reading again when booked
+                    fills_at[t] = (fills, read)
                     for f in fills:
                         scratch.apply(f)
                     keys = [leg.key for f in fills for leg in f.legs]
@@ -185,7 +185,7 @@ class QuietSpans:
             view.i = i
         return hi, due, segments
 
-    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, stale marks read)}, [(tick, sim state after)]): _fundings
+    _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, stale marks read)}, [(tick, sim funding state after)]): _fundings
 
     def _take_ahead(self, end: int) -> dict[int, tuple[list, list[str]]] | None:
         """The look-ahead's fills by tick for the ticks before ``end``, with the sim's state put
@@ -200,7 +200,10 @@ class QuietSpans:
         if last < end:
             return fills_at
         k = bisect_left(after, end, key=lambda x: x[0])
-        self.e.sim.restore(after[k - 1][1] if k else state)
+        if k:  # (settling changes only the sim's funding state)
+            self.e.sim.restore_funding(after[k - 1][1])
+        else:
+            self.e.sim.restore(state)
         return {t: v for t, v in fills_at.items() if t < end}
 
     def _span(self, i: int, n: int) -> tuple[int, str | None]:
@@ -277,11 +280,15 @@ class QuietSpans:
         marks: dict[int, list[str]] = {}
         for key, ts in stale:
             for t in ts:
-                if t <= last and key not in marks.setdefault(t, []):
-                    marks[t].append(key)
+                if t <= last:
+                    got = marks.get(t)
+                    if got is None:
+                        marks[t] = [key]
+                    elif key not in got:
+                        got.append(key)
         equity = cols["equity"].tolist() if isinstance(cols["equity"], np.ndarray) else [cols["equity"]] * k
         capital, net = e.capital, e.cflows.net
-        funds = [t for t in range(i, i + k) if due.get(t)]
+        funds = [t for t, settles in due.items() if settles and t < i + k]  # (due: ticks from i on, in order)
         if self._columns_ok(cats, funds):
             self._commit_columns(i, k, cats, rows, equity, funds, marks, self._take_ahead(i + k))
         else:
@@ -304,7 +311,7 @@ class QuietSpans:
                 ledger(t, iso[t], attr.tick)
         book, px = e.book, e.px
         eeth = e.rewards.observe_span(book, px, i, k, e.stretches.column)
-        nav = [e.cflows.nav(x) for x in equity]
+        nav = list(map(e.cflows.nav, equity))
         e.eq_series[i:i + k] = equity
         e.nav_series[i:i + k] = nav
         e.legrisk.overdue(last, cols, False)  # nothing in flight: its unhedged clock stops
@@ -333,11 +340,12 @@ class QuietSpans:
         attr, journal, view, sim, executor, px = e.attr, e.journal, e.view, e.sim, e.executor, e.px
         events: dict[int, list[tuple[str, float]]] = {}
         count, book = e.stretches.count_stale, e.book
+        pending, p = sorted(marks), 0  # the stale-mark ticks, counted in order
         for t in funds:
-            if marks:
-                for u in sorted(u for u in marks if u <= t):
-                    for key in marks.pop(u):
-                        count(key, u)
+            while p < len(pending) and pending[p] <= t:
+                for key in marks[pending[p]]:
+                    count(key, pending[p])
+                p += 1
             view.i = t
             if ahead is None:
                 self.settled["again"] += 1
@@ -354,7 +362,7 @@ class QuietSpans:
                 got.append((fill.category, fill.impact))
             if got:
                 events[t - i] = got
-        for u in sorted(marks):
+        for u in pending[p:]:
             for key in marks[u]:
                 count(key, u)
         marks.clear()

@@ -39,6 +39,7 @@ prices), and only tick ``t`` reads them.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class _Inputs:
 
     def __init__(self, st: "Stretches", lo: int, hi: int):
         self.st, self.lo, self.hi = st, lo, hi
-        self.bad: list[list[int]] = []  # per field read: the first bad tick at or after each tick
+        self.bad: list[list[int]] = []  # per field read: its bad ticks, ascending, then the view's n
 
     def need(self, field: str | None) -> None:
         """The stretch reads ``view.require(field, t)``: it ends before the field's first NaN."""
@@ -104,10 +105,10 @@ class _Inputs:
         self.need_asset(inf.asset)
 
     def valid(self) -> int:
-        """How many ticks from ``lo`` on pass every check (pure Python: one index per field)."""
+        """How many ticks from ``lo`` on pass every check (pure Python: one search per field)."""
         lo, n = self.lo, self.hi - self.lo
         for nb in self.bad:
-            n = min(n, nb[lo] - lo)
+            n = min(n, nb[bisect_left(nb, lo)] - lo)
         return n
 
 
@@ -125,6 +126,8 @@ def _ratio(num, den, zero):
     """``num / den if den > 0 else zero`` element by element (den may be a float). Callers
     run it inside ``np.errstate(all="ignore")`` (an inf or NaN operand warns nothing)."""
     positive = np.asarray(den) > 0
+    if den.__class__ is np.ndarray and positive.all():  # the usual case: the same quotients, two where fewer
+        return num / den
     return np.where(positive, num / np.where(positive, den, 1.0), zero)
 
 
@@ -210,6 +213,8 @@ class Stretches:
         self._last_moving: list | None = None
         self._attr_skip = -1  # no attribution stretch before this tick (the last build found nothing)
         self._lp_memo: dict[tuple, float | None] = {}  # _lp
+        self._cats: dict[str, tuple[str, ...]] = {}  # _part_cats
+        self._collateral: list | None = None  # _bound
         self.counts = {"vector": 0, "per_tick": 0}
         self.builds = {"monitor": 0, "attribution": 0}  # stretches built (bench/quiet_stretches.py)
 
@@ -227,10 +232,16 @@ class Stretches:
         self._fresh_view()
         col = self._cols.get(field)
         if col is None:
-            raw = self.view.cols.get(field)
-            if raw is None:
+            view = self.view
+            if field not in view.cols:
                 return None
-            col = self._cols[field] = np.asarray(raw, dtype=np.float64)
+            if view.n == view.data.epoch.size:
+                # nothing appended (MarketView.extend): the column's list is float_list of this
+                # very array, so read it rather than build the list (if unread) and convert it back
+                col = np.asarray(view.data.field(field), dtype=np.float64)
+            else:
+                col = np.asarray(view.cols[field], dtype=np.float64)
+            self._cols[field] = col
         return col
 
     @staticmethod
@@ -241,13 +252,15 @@ class Stretches:
         return np.minimum.accumulate(idx[::-1])[::-1].tolist() + [n]
 
     def next_nan(self, field: str) -> list[int] | None:
-        """Per tick, the first tick at or after it where ``field`` is NaN (None: not in the view)."""
+        """The ticks where ``field`` is NaN, ascending, then the view's length (None: not in the
+        view): the first tick at or after ``t`` where it is NaN is the first element >= ``t``
+        (a few NaN ticks, not a list over every tick as :meth:`first_at_or_after`'s)."""
         got = self._nan.get(field)
         if got is None:
             col = self.column(field)
             if col is None:
                 return None
-            got = self._nan[field] = self.first_at_or_after(np.isnan(col))
+            got = self._nan[field] = np.flatnonzero(np.isnan(col)).tolist() + [col.shape[0]]
         return got
 
     def memo(self, key: tuple, a: int, b: int, compute):
@@ -498,15 +511,17 @@ class Stretches:
     def _bound(self, s: MonitorStretch, pos: list, bal: dict[str, float]) -> tuple[float, list, list]:
         """(prefix, equity terms, venues) of :meth:`_bind` for the positions ``pos``
         (``Monitors.positions_of``) and balances ``bal``, without binding ``s``."""
-        sim = self.sim
-        terms = [v if lst is None else lst for lst, (_, _, _, v, _, _) in zip(s.terms, pos)]
+        terms = [p[3] if lst is None else lst for lst, p in zip(s.terms, pos)]  # p[3]: its value
         prefix, k = 0.0, 0
         while k < len(terms) and terms[k].__class__ is not np.ndarray:
             prefix += terms[k]
             k += 1
         venues = []
-        for venue, (held, notional, total) in zip(sim.perp_venues, s.venues):
-            collateral, _ = perps._static(sim, venue)
+        statics = self._collateral
+        if statics is None:  # per perp venue, its margin keys (perps._static: the same for the run)
+            sim = self.sim
+            statics = self._collateral = [perps._static(sim, venue)[0] for venue in sim.perp_venues]
+        for (held, notional, total), collateral in zip(s.venues, statics):
             eq = 0.0
             for key, asset, tiers, usd in collateral:
                 q = bal.get(key, 0.0)
@@ -537,6 +552,7 @@ class Stretches:
         share = self.share_usd(a, b)
         for k, q, e, v, kind, d in mon._pos:
             inf = px.info[k]
+            valued = False  # _need_value(inp, k) done
             if v is not None:
                 terms.append(None)
             elif inf.ptype == "Perp":
@@ -545,10 +561,12 @@ class Stretches:
                 terms.append(perp_value(q, m, e, share))
             else:
                 self._need_value(inp, k)
+                valued = True
                 terms.append(self.memo(("value", k, q), a, b, lambda lo, hi, k=k, q=q: self._value_delta(k, q, lo, hi)[0]))
             if kind == _ONCHAIN:
                 if d is None:
-                    self._need_value(inp, k)
+                    if not valued:  # the same fields again would change nothing
+                        self._need_value(inp, k)
                     d = self.memo(("delta", k, q), a, b, lambda lo, hi, k=k, q=q: self._value_delta(k, q, lo, hi)[1])
                 onchain = onchain + d
             elif kind == _PERP:
@@ -709,8 +727,12 @@ class Stretches:
         return out
 
     def _part_cats(self, key: str) -> tuple[str, ...]:
-        """The categories of :meth:`_parts`' rows: those of ``key``'s factors that move."""
-        return tuple(cat for cat, f in self._factors(key, 0, 2)[1] if isinstance(f, np.ndarray))
+        """The categories of :meth:`_parts`' rows: those of ``key``'s factors that move (kept per
+        key: which factors are arrays depends on the key's fields, not on the ticks)."""
+        got = self._cats.get(key)
+        if got is None:
+            got = self._cats[key] = tuple(cat for cat, f in self._factors(key, 0, 2)[1] if isinstance(f, np.ndarray))
+        return got
 
     def _parts(self, key: str, qty: float, lo: int, hi: int) -> np.ndarray:
         """Non-perp ``key``'s telescoped factor parts for ticks ``[lo + 1, hi)``, one row per
@@ -720,16 +742,13 @@ class Stretches:
         sign, factors = self._factors(key, lo, hi)
         f0 = [_pair(f)[0] for _, f in factors]
         f1 = [_pair(f)[1] for _, f in factors]
-        rows = []
-        for k, (cat, f) in enumerate(factors):
-            if not isinstance(f, np.ndarray):
-                continue  # a constant factor never moves: the per-tick code adds nothing for it
-            part = factor_part(sign, qty, f0, f1, k)
-            row = np.empty(hi - lo)
-            row[-1] = np.nan
-            row[:-1] = np.where(f1[k] != f0[k], part, 0.0)
-            rows.append(row)
-        return np.stack(rows) if rows else np.empty((0, hi - lo))
+        # a constant factor never moves: the per-tick code adds nothing for it (no row)
+        moving = [k for k, (_, f) in enumerate(factors) if isinstance(f, np.ndarray)]
+        out = np.empty((len(moving), hi - lo))
+        out[:, -1] = np.nan
+        for i, k in enumerate(moving):
+            out[i, :-1] = np.where(f1[k] != f0[k], factor_part(sign, qty, f0, f1, k), 0.0)
+        return out
 
     def _need_factors(self, inp: _Inputs, key: str) -> None:
         inf = self.px.info[key]
@@ -805,10 +824,15 @@ class Stretches:
         n = j1 - j0
         cuts = [j0] + [t - s.a for t, _, _, _ in bounds[1:]] + [j1]
 
-        def piece(get) -> np.ndarray:
-            """Per tick of the span: ``get(segment)`` (a float, or an array over the stretch) of its segment."""
-            values = [get(seg) for seg in bounds]
+        def piece(values) -> np.ndarray:
+            """Per tick of the span: ``values[i]`` (a float, or an array over the stretch; a sequence
+            over the segments) for segment i's ticks."""
             first = values[0]
+            if first.__class__ is float and first and all(v.__class__ is float for v in values):
+                # floats (a balance), the first not 0.0 (so == tells the sign too): the test below, in C
+                if values.count(first) == len(values):
+                    return np.full(n, first, dtype=np.float64)
+                return np.repeat(np.array(values, dtype=np.float64), lengths)
             if all(v is first or (v.__class__ is float and v == first and math.copysign(1.0, v) == math.copysign(1.0, first))
                    for v in values):  # the same in every segment (a moving term's array, an untouched balance)
                 return first[j0:j1] if first.__class__ is np.ndarray else np.full(n, first, dtype=np.float64)
@@ -820,16 +844,17 @@ class Stretches:
 
         lengths = np.diff(cuts)
         stale = [(key, [s.a + j for j in range(j0, j1) if flags[j]]) for key, flags in s.stale]
-        equity = piece(lambda seg: seg[1])
-        for m, term in enumerate(bounds[0][2]):
+        _, prefixes, terms, venues = zip(*bounds)  # each field of the segments' bounds, segment by segment
+        equity = piece(prefixes)
+        for m, term in enumerate(terms[0]):
             # a moving position's term is the stretch's array in every segment (_bound)
-            equity = equity + (term[j0:j1] if term.__class__ is np.ndarray else piece(lambda seg, m=m: seg[2][m]))
+            equity = equity + (term[j0:j1] if term.__class__ is np.ndarray else piece([seg[m] for seg in terms]))
         free = s.aave_free[j0:j1].copy()
         mr_min = _span(math.inf, n)
         accounts = []
         memo = self._lp_memo
         for v, (held, notional_a, total_a, _) in enumerate(bounds[0][3]):
-            eq = piece(lambda seg, v=v: seg[3][v][3])
+            eq = piece([seg[v][3] for seg in venues])
             if not held:
                 accounts.append((eq, math.inf, _EMPTY))  # no position: notional 0, ratio inf
                 continue

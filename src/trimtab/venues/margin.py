@@ -70,13 +70,13 @@ def maintenance_array(table, size: float, marks):
     same arithmetic; ``max(0.0, x)`` written as ``where(x > 0, x, 0)``, which keeps max's
     result for a NaN (0.0) too. Returns None when the caps are not ascending (then only the
     linear search of :func:`bracket` is right). Used by :mod:`trimtab.engine.stretch`."""
-    caps = _ascending_caps(table)
+    caps, mmrs, cums = _table_arrays(table)
     if caps is None:
         return None
     x = abs(size) * marks if table.basis == "notional" else np.full(marks.shape, abs(size))
     idx = np.minimum(np.searchsorted(caps, x, side="left"), caps.size - 1)
-    mmr = np.array([t.mmr for t in table.tiers], dtype=np.float64)[idx]
-    cum = np.array([t.cum for t in table.tiers], dtype=np.float64)[idx]
+    mmr = mmrs[idx]
+    cum = cums[idx]
     v = _maintenance(size, marks, mmr, cum)
     return np.where(v > 0.0, v, 0.0)
 
@@ -88,6 +88,26 @@ def _ascending_caps(table) -> np.ndarray | None:
     if caps.size == 0 or (caps.size > 1 and not bool(np.all(caps[1:] >= caps[:-1]))):
         return None
     return caps
+
+
+_TABLES: dict[int, tuple] = {}  # id(table) -> (table, caps, mmrs, cums): _table_arrays
+
+
+def _table_arrays(table) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(:func:`_ascending_caps`, each tier's ``mmr``, each tier's ``cum``) of ``table`` as float64
+    arrays (read-only: shared), made once per table object: a stretch asks for them per
+    position and per span, and the tables are immutable config models (``Strict``)."""
+    hit = _TABLES.get(id(table))
+    if hit is None or hit[0] is not table:
+        if len(_TABLES) > 256:  # tables of configs long gone
+            _TABLES.clear()
+        arrays = [_ascending_caps(table), np.array([t.mmr for t in table.tiers], dtype=np.float64),
+                  np.array([t.cum for t in table.tiers], dtype=np.float64)]
+        for a in arrays:
+            if a is not None:
+                a.flags.writeable = False
+        hit = _TABLES[id(table)] = (table, *arrays)
+    return hit[1:]
 
 
 def derived_cum(tiers: Sequence[tuple[float, float]]) -> list[float]:
@@ -148,7 +168,7 @@ def liquidation_price_array(wallet: np.ndarray, size: float, entry: float, table
     brackets are tried in the same order with the same arithmetic, each element stopping at
     its first self-consistent one, so each price is the double the scalar returns. None when
     ``size`` is 0 or the caps are not ascending (:func:`maintenance_array`'s condition)."""
-    caps = _ascending_caps(table)
+    caps = _table_arrays(table)[0]
     if caps is None or not size:
         return None
     side = 1.0 if size > 0 else -1.0

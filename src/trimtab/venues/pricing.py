@@ -254,40 +254,53 @@ class Pricing:
         refs = self._trade_refs.get(key)
         if refs is None:
             refs = self._tradable_refs(key)
-            if refs[1] is not None:  # a series not loaded yet may be added to the view later: not kept
+            # a series not loaded yet (neither flags nor ages) may be added to the view later: not kept
+            if refs[1] is not None or refs[2] is not None:
                 self._trade_refs[key] = refs
-        flags, ages, max_age = refs
+        flags, current, ages, max_age = refs
         j = self.view.i if i is None else i
         if not flags[j]:  # mark_is_fresh
             return False
+        if current is not None:  # no funding to check, or ages[j] <= max_age compared once for the window
+            return current is True or current[j]
         # view.age is inf for a series the view does not hold
-        return ages is True or (ages[j] if ages is not None else math.inf) <= max_age
+        return (ages[j] if ages is not None else math.inf) <= max_age
 
     def tradable_all(self, key: str) -> list[bool]:
         """:meth:`tradable` of ``key`` at every tick of the view, in order (the same flags, from
-        the same lists, compared as arrays)."""
+        the same values as arrays: MarketView.fresh_array / ages_array, which read the data's own
+        arrays rather than build the lists and convert them back)."""
         import numpy as np  # a backtest's quiet stretches only
 
-        flags, ages, max_age = self._tradable_refs(key)
-        n = self.view.n
-        fresh = np.asarray(flags[:n], dtype=bool)
-        if ages is True:
+        inf = self.info[key]
+        view, n = self.view, self.view.n
+        fresh = view.fresh_array(inf.mark_field, inf.stale_after_h)
+        if not inf.funding_field:
             return fresh.tolist()
+        max_age = self.funding_max_age[key]
         if max_age is None:  # a comparison with None raises in tradable(): let it, tick by tick
             return [self.tradable(key, j) for j in range(n)]
-        age = np.full(n, math.inf) if ages is None else np.asarray(ages[:n], dtype=np.float64)
+        ages = view.ages_array(inf.funding_field)
+        age = np.full(n, math.inf) if ages is None else ages
         return (fresh & (age <= max_age)).tolist()
 
-    def _tradable_refs(self, key: str) -> tuple[list[bool], list[float] | None | bool, float | None]:
-        """What :meth:`tradable` reads of ``key``: the view's freshness flags of its mark, the
-        ages of its funding series (True: no funding field, nothing to check; None: a series the
-        view does not hold, age inf) and the largest funding age allowed. The view keeps these
-        lists for its life and grows them in place (MarketView.fresh_flags / ages_of)."""
+    def _tradable_refs(self, key: str) -> tuple[list[bool], list[bool] | bool | None, list[float] | None, float | None]:
+        """What :meth:`tradable` reads of ``key``: the view's freshness flags of its mark, then
+        whether its funding series is current: True (no funding field, nothing to check) or, per
+        tick, its age within the largest allowed (MarketView.age_flags: a loaded series and a
+        numeric largest age, so the ages' list is never built); otherwise None, and the series'
+        ages (None: a series the view does not hold, age inf) and that largest age, compared tick
+        by tick. The view keeps these lists for its life and grows them in place
+        (MarketView.fresh_flags / age_flags / ages_of)."""
         inf = self.info[key]
         flags = self.view.fresh_flags(inf.mark_field, inf.stale_after_h)
         if not inf.funding_field:
-            return flags, True, None
-        return flags, self.view.ages_of(inf.funding_field), self.funding_max_age[key]
+            return flags, True, None, None
+        max_age = self.funding_max_age[key]
+        current = self.view.age_flags(inf.funding_field, max_age)
+        if current is not None:
+            return flags, current, None, max_age
+        return flags, None, self.view.ages_of(inf.funding_field), max_age
 
     def index(self, key: str, i: int | None = None) -> float:
         return self.view.require(self.info[key].index_field, i)
