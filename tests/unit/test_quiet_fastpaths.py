@@ -2,8 +2,8 @@
 
 - :meth:`SimVenues.funding_state` / :meth:`SimVenues.restore_funding`: the part of a snapshot
   that funding changes, put back as :meth:`SimVenues.restore` would, stops left alone;
-- :meth:`SimVenues.funding`: its fills' texts and fields as the keyword / f-string form gave
-  them, and ``read`` holding only the stale marks (those read again when booked ahead);
+- :meth:`SimVenues.funding`: its fills' fields and note text, and ``read`` holding only the
+  stale marks (those read again when booked ahead);
 - :func:`trimtab.accounting.attribution._layout`: the columns grouped by category;
 - :meth:`Book.apply`: a malformed key still raises on every fill, a perp's realised P&L leg.
 """

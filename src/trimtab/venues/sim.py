@@ -477,10 +477,8 @@ class SimVenues:
             if read is not None and not self.px.mark_is_fresh(key):
                 read.append(key)
             pay = -s * mark * rate
-            # positional and %-formatted (the same fill and text as keywords and an f-string,
-            # quicker: a settlement of each open perp every funding hour)
-            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)], None, None, rate, source,
-                            "-size x mark x rate = %.4f x %.2f x %.6g" % (-s, mark, rate)))
+            out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)],
+                            price=rate, price_field=source, note=f"-size x mark x rate = {-s:.4f} x {mark:.2f} x {rate:.6g}"))
         return out
 
     def funding_margins(self) -> frozenset[str]:
