@@ -2,6 +2,7 @@
 integration tests (running it costs seconds; every test reads its journal)."""
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -101,6 +102,18 @@ class Stages:
 
     def equity(self):
         return self.monitors.equity()
+
+
+@pytest.fixture
+def no_secrets(monkeypatch):
+    """No ``TRIMTAB_*`` secret loaded for the test: a journal runs in a writer process only
+    without one (trimtab.engine.journal.Journal), and earlier tests in the process may have
+    registered some (trimtab.secrets keeps them for the process's life)."""
+    from trimtab import secrets
+
+    monkeypatch.setattr(secrets, "_registered", set())
+    for name in [k for k in os.environ if k.startswith("TRIMTAB_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

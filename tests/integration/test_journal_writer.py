@@ -29,6 +29,8 @@ from journal_rows import TABLES, journal_rows  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 TRIMTAB = Path(sys.executable).parent / "trimtab"
 
+pytestmark = pytest.mark.usefixtures("no_secrets")   # (tests/conftest.py: else no writer process)
+
 
 def _meta(path: Path) -> dict:
     db = sqlite3.connect(path)

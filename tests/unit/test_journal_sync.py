@@ -2,25 +2,16 @@
 default), and a writer process's connection is set as an in-process one (issue 14)."""
 from __future__ import annotations
 
-import os
 import sqlite3
 
 import pytest
 
-from trimtab import secrets
 from trimtab.engine.journal import Journal
 
 # PRAGMA synchronous: 0 OFF, 2 FULL (https://www.sqlite.org/pragma.html#pragma_synchronous)
 OFF, FULL = 0, 2
 
-
-@pytest.fixture(autouse=True)
-def no_secrets(monkeypatch):
-    """A journal runs in a writer process only while no TRIMTAB_* secret is loaded (Journal):
-    earlier tests in this process may have registered some."""
-    monkeypatch.setattr(secrets, "_registered", set())
-    for name in [k for k in os.environ if k.startswith("TRIMTAB_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_secrets")   # (tests/conftest.py: else no writer process)
 
 
 @pytest.mark.parametrize("writer", [False, True])

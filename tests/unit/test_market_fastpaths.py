@@ -1,6 +1,7 @@
-"""Whole-window fast paths of the market view and pricing read the data's own arrays (no list
-built and converted back): they must give exactly what the per-tick lists give, before and after
-a live view grows (MarketView.extend), with quarantined rows and stale feeds in the window."""
+"""Whole-window fast paths of the market view and pricing (freshness and age flags, columns) read
+the data's own arrays (no list built and converted back): they must give exactly what the
+per-tick lists give, before and after a live view grows (MarketView.extend), with quarantined
+rows and stale feeds in the window."""
 from __future__ import annotations
 
 import math
@@ -87,6 +88,9 @@ def test_fresh_flags_and_ages_from_the_arrays_match_the_lists():
         else:
             assert ages is None and view.ages_of(f) is None and view.age_flags(f, 2) is None
     assert view.age_flags("perp.bybit.ETHUSDT", None) is None   # not a number: compared tick by tick by the caller
+    col = view.column_array("perp.bybit.ETHUSDT.close")
+    assert col.dtype == np.float64 and _bits(col.tolist()) == _bits(view.cols["perp.bybit.ETHUSDT.close"])
+    assert view.column_array("perp.okx.ETHUSDT.close") is None
 
 
 def test_after_extend_the_arrays_are_the_grown_lists():
@@ -103,6 +107,7 @@ def test_after_extend_the_arrays_are_the_grown_lists():
             assert view.fresh_array(f, max_age).tolist() == view.fresh_flags(f, max_age) == _per_tick(view, f, max_age)
             assert view.fresh_flags(f, max_age) == whole.fresh_flags(f, max_age)
         assert _bits(view.ages_array(f).tolist()) == _bits(view.ages_of(f)) == _bits(whole.ages_of(f))
+        assert _bits(view.column_array(f).tolist()) == _bits(view.cols[f]) == _bits(whole.column_array(f).tolist())
         assert view.age_flags(f, 2) == whole.age_flags(f, 2) == [a <= 2 for a in whole.ages_of(f)]
     assert kept is view.age_flags("perp.bybit.ETHUSDT.close", 1.0) and kept == whole.age_flags("perp.bybit.ETHUSDT", 1.0)
     assert not all(kept)   # the hole

@@ -1,8 +1,8 @@
 """The fast paths of trimtab.engine.stretch and trimtab.venues.margin give what the general code
 gives, bit for bit: ``_ratio`` when every denominator is positive, the NaN-tick lists that end a
-stretch (against :meth:`Stretches.first_at_or_after`), the column read from the data's array
-and the per-table arrays margin keeps.
-(Whole runs with and without stretches: tests/unit/test_stretch.py.)"""
+stretch (against :meth:`Stretches.first_at_or_after`) and the per-table arrays margin keeps.
+(Whole runs with and without stretches: tests/unit/test_stretch.py; the columns read from the
+data's arrays, MarketView.column_array: tests/unit/test_market_fastpaths.py.)"""
 from __future__ import annotations
 
 import math
@@ -46,8 +46,7 @@ def _stretches_over(cols: dict[str, np.ndarray]) -> Stretches:
     """A Stretches reading only ``cols`` (next_nan and column need no more)."""
     n = len(next(iter(cols.values())))
     st = Stretches.__new__(Stretches)
-    st.view = SimpleNamespace(n=n, cols={f: c.tolist() for f, c in cols.items()},
-                              data=SimpleNamespace(epoch=np.zeros(n), field=lambda f: cols[f]))
+    st.view = SimpleNamespace(n=n, column_array=lambda f: cols.get(f))  # MarketView.column_array's answer
     st._n, st._cols, st._nan, st._flags, st._memo = n, {}, {}, {}, {}
     return st
 
@@ -74,17 +73,6 @@ def test_valid_is_first_at_or_after():
                 for f in fields:
                     want = min(want, per_tick[f][lo] - lo)
                 assert inp.valid() == want
-
-
-def test_column_reads_the_data_array_until_the_view_grows():
-    c = np.array([1.0, math.nan, 3.0])
-    st = _stretches_over({"x": c})
-    assert st.column("x") is c
-    assert st.column("absent") is None
-    st.view.n = 4  # grown (MarketView.extend): the list is read
-    st.view.cols["x"] = c.tolist() + [4.0]
-    got = st.column("x")
-    assert got is not c and _bits(got) == _bits([1.0, math.nan, 3.0, 4.0])
 
 
 def test_table_arrays_are_kept_per_table():

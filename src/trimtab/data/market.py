@@ -332,6 +332,15 @@ class MarketView:
             flags = self._age_ok[(s, max_age_h)] = (self.ages_array(s) <= max_age_h).tolist()
         return flags
 
+    def column_array(self, field: str) -> np.ndarray | None:
+        """The column ``field`` as a float64 array of shape ``(n,)`` (the data's own, read-only,
+        while :meth:`_as_loaded`: no list built), or None when the view does not hold it."""
+        if field not in self.cols:
+            return None
+        if self._as_loaded():
+            return np.asarray(self.data.field(field), dtype=np.float64)
+        return np.asarray(self.cols[field], dtype=np.float64)
+
     def ages_array(self, field_or_series: str) -> np.ndarray | None:
         """:meth:`ages_of` as a float64 array of shape ``(n,)`` (the data's own, read-only, while
         nothing was appended: no list built), or None when the series is not loaded."""
@@ -370,15 +379,23 @@ class MarketView:
         return ok if ok is not None else np.asarray(self.fresh_flags(field, max_age_h)[:self.n], dtype=bool)
 
     def _fresh_array(self, field: str, max_age_h: float) -> np.ndarray | None:
-        """The flags of a loaded ``field`` and numeric ``max_age_h`` from the data's own arrays
-        while :meth:`_as_loaded` (the same values as the lists, so the same comparisons); None otherwise."""
-        if not (isinstance(max_age_h, (int, float)) and field in self.cols and self._as_loaded()):
+        """The flags of a loaded ``field`` for a numeric ``max_age_h`` as a bool array: a value,
+        fresh enough, not quarantined. From the data's own arrays while :meth:`_as_loaded` (the
+        values the lists hold), else from the view's lists (zip's length: the shortest). None
+        otherwise: the caller compares tick by tick."""
+        if not (isinstance(max_age_h, (int, float)) and field in self.cols):
             return None
         s = series_of(field)
-        ok = ~np.isnan(np.asarray(self.data.field(field), dtype=np.float64))
-        ok &= np.asarray(self.data.age_hours(s), dtype=np.float64) <= max_age_h
-        if s in self.quar:  # its codes: the list self.quar[s] (_add_quarantine)
-            ok &= self.data.quarantine(s)[0] == 0
+        q = self.quar.get(s)  # its codes (_add_quarantine): a series with faults only
+        if self._as_loaded():
+            vals, ages, codes = self.data.field(field), self.data.age_hours(s), self.data.quarantine(s)[0] if q else None
+        else:
+            vals, ages = self.cols[field], self.ages[s]
+            n = min(len(vals), len(ages), len(q)) if q else min(len(vals), len(ages))
+            vals, ages, codes = vals[:n], ages[:n], q[:n] if q else None
+        ok = ~np.isnan(np.asarray(vals, dtype=np.float64)) & (np.asarray(ages, dtype=np.float64) <= max_age_h)
+        if codes is not None:
+            ok &= np.asarray(codes) == 0
         return ok
 
     def _fresh_flags(self, field: str, max_age_h: float) -> list[bool]:
@@ -388,19 +405,13 @@ class MarketView:
         ok = self._fresh_array(field, max_age_h)
         if ok is not None:
             return ok.tolist()
+        # max_age_h is not a number: compared per tick as before (and raising there)
         ages = self.ages[series_of(field)]
         q = self.quar.get(series_of(field))
         vals = self.cols[field]
-        if not isinstance(max_age_h, (int, float)):  # compared per tick as before (and raising there)
-            if q:
-                return [not math.isnan(v) and a <= max_age_h and not c for v, a, c in zip(vals, ages, q)]
-            return [not math.isnan(v) and a <= max_age_h for v, a in zip(vals, ages)]
-        # As arrays: a value, fresh enough, not quarantined (zip's length: the shortest list)
-        n = min(len(vals), len(ages), len(q)) if q else min(len(vals), len(ages))
-        ok = ~np.isnan(np.asarray(vals[:n], dtype=np.float64)) & (np.asarray(ages[:n], dtype=np.float64) <= max_age_h)
         if q:
-            ok &= np.asarray(q[:n]) == 0
-        return ok.tolist()
+            return [not math.isnan(v) and a <= max_age_h and not c for v, a, c in zip(vals, ages, q)]
+        return [not math.isnan(v) and a <= max_age_h for v, a in zip(vals, ages)]
 
     def require(self, field: str, i: int | None = None) -> float:
         """Value of ``field``; raises DataError rather than returning NaN."""

@@ -493,8 +493,8 @@ class Journal:
                 if self.buf["metrics"]:
                     self._write("metrics")  # the rows before these, first
                 self._writer.insert_span(self._sql["metrics"], first, times, state, head,
-                                    [v.tobytes() if isinstance(v, np.ndarray) and v.dtype == np.float64 else _floats(v, n)
-                                     for v in columns])
+                                         [v.tobytes() if isinstance(v, np.ndarray) and v.dtype == np.float64 else _floats(v, n)
+                                          for v in columns])
             else:
                 self.buf["metrics"].extend(span_rows(first, times, state, head, [_floats(v, n) for v in columns]))
         else:
@@ -650,17 +650,14 @@ class Journal:
         files, and :meth:`close` waits for it."""
         self._materialize_zeros()
         self.flush()
-        self._sealed = True
-
-    _sealed = False
 
     def close(self) -> None:
-        """:meth:`seal` (unless sealed) and close; again, a no-op. Raises a failed write's
-        ``sqlite3`` error (with a writer process, the first one it met)."""
+        """:meth:`seal` and close (a journal sealed already commits nothing more: the commit
+        finds no transaction); again, a no-op. Raises a failed write's ``sqlite3`` error (with
+        a writer process, the first one it met)."""
         if self._closed:
             return
-        if not self._sealed:
-            self.seal()
+        self.seal()
         self._closed = True
         self.db.close()
 

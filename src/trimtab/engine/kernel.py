@@ -101,7 +101,7 @@ class Engine:
         self.book = Book()
         self.attr = Attribution()
         self.journal = journal = Journal(self.run_dir / "journal.sqlite", fresh=not resume, mode=journal_mode,
-                                                writer=journal_writer, synced=journal_synced)
+                                         writer=journal_writer, synced=journal_synced)
         self.iso = iso = iso_minutes(view, 0)
         if not resume:  # equity.csv's risk columns, kept as journaled (a resumed run reads its journal)
             journal.keep_columns(equity_columns(sim.perp_venues), view.n)
@@ -512,12 +512,10 @@ class Engine:
         self.journal.meta("summary", summary)
         self.journal.seal()  # a writer process commits it while summary.json is written
         (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
-        if columns is None:
-            self.journal.close()
-            self._equity_csv(epoch, equity, nav, None)
         self.journal.close()
+        if columns is None:
+            self._equity_csv(epoch, equity, nav, None)
         return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch)
-
 
     def _equity_csv(self, epoch, equity, nav, columns: dict | None) -> None:
         """``equity.csv`` (:func:`trimtab.engine.results.write_equity_csv`): the risk columns

@@ -232,15 +232,9 @@ class Stretches:
         self._fresh_view()
         col = self._cols.get(field)
         if col is None:
-            view = self.view
-            if field not in view.cols:
+            col = self.view.column_array(field)  # (the data's own array while nothing was appended)
+            if col is None:
                 return None
-            if view.n == view.data.epoch.size:
-                # nothing appended (MarketView.extend): the column's list is float_list of this
-                # very array, so read it rather than build the list (if unread) and convert it back
-                col = np.asarray(view.data.field(field), dtype=np.float64)
-            else:
-                col = np.asarray(view.cols[field], dtype=np.float64)
             self._cols[field] = col
         return col
 

@@ -96,14 +96,14 @@ class SimVenues:
         """What changes tick to tick, as plain data: ``stops`` (perp key -> [take profit, stop
         loss]), ``last_rate`` (funding rate by perp key), ``funding_proxies``/``funding_missing``
         (settlement counts by perp key)."""
-        return {"stops": {k: list(v) for k, v in self.stops.items()}, "last_rate": dict(self.last_rate),
-                "funding_proxies": dict(self.funding_proxies), "funding_missing": dict(self.funding_missing)}
+        last_rate, proxies, missing = self.funding_state()
+        return {"stops": {k: list(v) for k, v in self.stops.items()}, "last_rate": last_rate,
+                "funding_proxies": proxies, "funding_missing": missing}
 
     def restore(self, snap: dict) -> None:
         """Load a :meth:`snapshot`."""
         self.stops = {k: (v[0], v[1]) for k, v in snap["stops"].items()}
-        self.last_rate = dict(snap["last_rate"])
-        self.funding_proxies, self.funding_missing = dict(snap["funding_proxies"]), dict(snap["funding_missing"])
+        self.restore_funding((snap["last_rate"], snap["funding_proxies"], snap["funding_missing"]))
 
     def funding_state(self) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
         """The part of :meth:`snapshot` that :meth:`funding` changes (copies of ``last_rate``,
