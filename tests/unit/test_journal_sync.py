@@ -35,3 +35,15 @@ def test_an_unsynced_journal_holds_what_it_committed(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key='summary'").fetchone()[0] == '{"final_equity":1.5}'
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("writer", [False, True])
+def test_a_row_written_after_a_seal_is_committed_by_close(tmp_path, writer):
+    """Engine.finish seals before equity.csv, then writes the summary: close commits it."""
+    path = tmp_path / "journal.sqlite"
+    j = Journal(path, writer=writer, synced=False)
+    j.seal()
+    j.meta("summary", {"final_equity": 2.5})
+    j.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='summary'").fetchone()[0] == '{"final_equity":2.5}'
