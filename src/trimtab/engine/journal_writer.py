@@ -36,7 +36,6 @@ code (no pickle).
 from __future__ import annotations
 
 import os
-import os
 import signal
 import sqlite3
 import struct
