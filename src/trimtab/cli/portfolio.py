@@ -25,6 +25,8 @@ from .progress import tick_progress
 if TYPE_CHECKING:   # rich (and cli/render.py, which needs it) only where a summary is drawn
     from rich.console import Console
 
+    from ..data.background import BackgroundLoad
+
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 
 
@@ -37,13 +39,15 @@ def _exit(code: int, message: str | None = None):
 def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = Path("runs"), as_json: bool = False,
                  flow: list[str] | None = None, live: bool = False, run_id: str | None = None, resume: bool = False,
                  overwrite: bool = False, allow_audit_errors: bool = False,
-                 begin: Callable[[], None] = lambda: None) -> Path | None:
+                 begin: Callable[[], None] = lambda: None, data_load: BackgroundLoad | None = None) -> Path | None:
     """Run ``config`` if it is a portfolio or a basket config and print its summary (a resumed
     portfolio says on stderr from which checkpoint tick it continues, at its first tick).
 
     The config is audited first (:func:`trimtab.cli.preflight.audit_gate`): an error finding
     refuses the run unless ``allow_audit_errors``. ``begin`` is called once loading and the audit
-    are done, as the run starts (:func:`trimtab.cli.common.pause_collection`).
+    are done, as the run starts (:func:`trimtab.cli.common.pause_collection`). ``data_load``: the
+    bundle already loading (``trimtab run`` starts it before the config is read), else it is
+    loaded here.
 
     Returns the run directory it wrote, or None (nothing done) for any other config. Raises ``typer.Exit`` on errors and
     ``typer.BadParameter`` for a flag the config kind cannot take.
@@ -77,7 +81,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
                 raise _exit(EXIT_RUNTIME, f"{name}: --overwrite replaces a finished backtest; a portfolio run is continued with "
                                           f"--resume, never replaced: pick another --run-id")
             p = None if resume else load_portfolio(config)
-            data = load_market_data()
+            data = data_load.result() if data_load is not None else load_market_data()
             audit_errors = audit_gate(config, data=data, start=t0, end=t1, allow=allow_audit_errors)
             begin()
             with tick_progress(err, enabled=show, label="portfolio") as progress:
@@ -100,7 +104,7 @@ def dispatch_run(config: Path, start=None, end=None, capital=None, out: Path = P
             except FlowError as e:
                 raise _exit(EXIT_CONFIG, str(e)) from None
             strategy = load_strategy(config)
-            data = load_market_data()
+            data = data_load.result() if data_load is not None else load_market_data()
             from ..portfolio.window import strategy_window
 
             check_flows_window(flows, *strategy_window(strategy, data, t0, t1))  # a window outside the data: one line

@@ -65,9 +65,13 @@ def run(
     check_run_id_flags(run_id, resume, overwrite, live)
     multiplier = check_costs_flag(costs, config)
     check_set_flag(set_, config)
+    from ..data.background import BackgroundLoad
+
+    # Every kind of run reads the bundle: it decodes on a thread while the config loads.
+    loading = BackgroundLoad()
     dispatched = dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live,
                               run_id=run_id, resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors,
-                              begin=begin)
+                              begin=begin, data_load=loading)
     if dispatched is not None:
         if report:
             from .report import report_after_run
@@ -79,7 +83,6 @@ def run(
     # --- end of issue 6 dispatch ---
 
     from ..config.load import load_strategy
-    from ..data.feed import load_market_data
     from ..engine.backtest import run_backtest
     from ..engine.journal import jsonable
     from .progress import tick_progress
@@ -103,9 +106,9 @@ def run(
     try:
         if show:
             with err.status("loading market data", spinner="dots"):
-                data = load_market_data()
+                data = loading.result()
         else:
-            data = load_market_data()
+            data = loading.result()
         on_bundle = not live or replay  # a run on the live feed is not checked against the bundle's coverage
         if on_bundle:
             from ..engine.window import resolve_window
