@@ -18,8 +18,9 @@ __all__ = ["BackgroundLoad"]
 
 
 class BackgroundLoad:
-    """:func:`~trimtab.data.feed.load_market_data` of ``data_dir`` (default: the bundle
-    ``TRIMTAB_DATA`` or the repository's ``data/`` names) on a thread started at construction.
+    """:func:`~trimtab.data.feed.load_market_data` of ``data_dir`` (default: the data directory
+    in force when the thread starts: ``--data``, else ``TRIMTAB_DATA``, else the repository's
+    ``data/``) on a thread started at construction.
 
     :meth:`result` waits for it and returns the :class:`~trimtab.data.feed.MarketData`, or
     raises what the load raised (a :class:`~trimtab.data.feed.DataError` for a missing or
@@ -31,8 +32,12 @@ class BackgroundLoad:
 
     def __init__(self, data_dir: Path | None = None):
         # pyarrow's Parquet reader is imported here, not on the thread: a first import there
-        # would hold the import lock while the caller imports its own modules.
-        from pyarrow._parquet import ParquetReader  # noqa: F401
+        # would hold the import lock while the caller imports its own modules. (Another pyarrow
+        # layout: the loader falls back to the public reader, imported on the thread.)
+        try:
+            from pyarrow._parquet import ParquetReader  # noqa: F401
+        except ImportError:
+            pass
 
         self._data: MarketData | None = None
         self._error: BaseException | None = None
