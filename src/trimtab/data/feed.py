@@ -531,6 +531,20 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
         DataError: bundle or file missing, unknown series name (with close matches).
     """
     d = Path(data_dir) if data_dir is not None else Path(DEFAULT_DATA_DIR)
+    catalog, names = read_catalog(d, series)
+    return assemble(d, read_series(d, catalog, names), catalog, start, end)
+
+
+def read_catalog(d: Path, series: Iterable[str] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """The first step of :func:`load_market_data`: the bundle's manifest at ``d``, checked.
+
+    Returns ``(catalog, names)``: the manifest's series (name -> entry, with ``interval_h``,
+    ``fill``, ``columns`` and ``name`` normalized) and the names to load (``series``, default
+    all, in the manifest's order).
+
+    Raises:
+        DataError: no or an invalid manifest, a file outside ``d``, an unknown series name.
+    """
     mpath = d / "manifest.json"
     if not mpath.exists():
         raise DataError(f"no data bundle at {d} (manifest.json missing); build it with "
@@ -554,6 +568,16 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
             close = difflib.get_close_matches(n, list(catalog), n=5, cutoff=0.6)
             hint = f"; did you mean: {', '.join(close)}" if close else ""
             raise DataError(f"unknown series {n!r} in bundle {d}{hint}")
+    return catalog, names
+
+
+def read_series(d: Path, catalog: dict[str, dict], names: list[str]) -> dict[str, Series]:
+    """The second step of :func:`load_market_data`: the series files of ``names`` (entries of
+    :func:`read_catalog`'s ``catalog``) under ``d``, in that order, as :class:`Series`.
+
+    Raises:
+        DataError: a file missing or damaged.
+    """
     loaded: dict[str, Series] = {}
     pool = pa.default_memory_pool()
     # The file's Arrow buffers and the reader's scratch (decompression, decoded pages) are free
@@ -568,6 +592,20 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
             pool.release_unused()
     if not per_file:
         pool.release_unused()
+    return loaded
+
+
+def assemble(d: Path, loaded: dict[str, Series], catalog: dict[str, dict], start=None, end=None,
+             quality: Mapping[str, SeriesQuality] | None = None) -> MarketData:
+    """The last step of :func:`load_market_data`: ``d``'s ``static.json`` and the clock
+    [start, end] (default: the span of the ``loaded`` series' availability times) around them.
+    ``quality``: the checks of every series with the default limits, if already made (the
+    :class:`~trimtab.data.quality.Checked` of ``loaded`` judged whole, by
+    :mod:`trimtab.data.background`'s child); by default made when first read.
+
+    Raises:
+        DataError: ``static.json`` is not valid JSON; no observations to bound a default clock.
+    """
     spath = d / "static.json"
     try:
         static = json.loads(spath.read_text(encoding="utf-8")) if spath.exists() else {}
@@ -579,4 +617,4 @@ def load_market_data(data_dir: Path | None = None, start=None, end=None,
             raise DataError("no observations in the requested series; give start and end")
         start = start if start is not None else to_ts(min(a[0] for a in nonempty)).ceil("h")
         end = end if end is not None else to_ts(max(a[-1] for a in nonempty)).ceil("h")
-    return MarketData(_clock(start, end), loaded, static, bundle=catalog)
+    return MarketData(_clock(start, end), loaded, static, bundle=catalog, quality=quality)
