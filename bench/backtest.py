@@ -47,21 +47,16 @@ def max_rss_mb() -> float:
 # (the journal's writer process, trimtab.engine.journal_writer) from /proc, and prints the largest
 # sums: of their RSS (an upper bound: pages of shared libraries mapped by both count twice), and
 # of the command's RSS with the others' private pages (USS: what they add to the run, the
-# libraries they share with it counted once). A child not yet running its own program (forked,
-# before exec) shares the parent's pages and is skipped. Linux only (None elsewhere).
+# libraries they share with it counted once). That counts a forked child too (`trimtab run`'s
+# loader, trimtab.data.background): the pages it still shares with the command are not its
+# private ones. Linux only (None elsewhere).
 _LAUNCHER = """import json, os, resource, subprocess, sys, time
 def sums(pid):
     rss = own = 0
-    todo, cmd = [pid], None
+    todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                c = f.read()
-            if cmd is None:
-                cmd = c
-            elif c == cmd:
-                continue
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
                     k, v = line.split(":", 1)
@@ -91,7 +86,7 @@ print(json.dumps({"code": proc.returncode, "wall_s": time.perf_counter() - t, "t
 def run_process_rss(config: Path = FLAGSHIP) -> dict:
     """A whole ``trimtab run CONFIG --json`` as a fresh process (interpreter start, imports, config,
     audit, data, run, summary): its max RSS in MB; the largest sampled sums, over it and the
-    processes it started (the journal's writer process), of their RSS (``tree_rss_mb``) and of its
+    processes it started (the journal's writer process, the bundle's loader), of their RSS (``tree_rss_mb``) and of its
     RSS with their private pages (``tree_own_mb``; both None off Linux); its wall time in
     seconds. The figures issue 14's memory target is about (< 150 MB)."""
     exe = Path(sys.executable).parent / "trimtab"

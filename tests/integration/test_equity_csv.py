@@ -88,3 +88,40 @@ def test_missing_metric_or_tick_is_an_empty_field(tmp_path):
     assert lines[3].split(",")[3:5] == ["0.5", ""]  # tick 2 lacks ltv
     back = pd.read_csv(path, index_col=0)
     assert back["health_factor"].iloc[0] == math.inf and math.isnan(back["ltv"].iloc[2])
+
+
+def test_written_by_the_loaders_child_or_here_when_it_fails(tmp_path):
+    """`trimtab run` hands equity.csv to the child that loaded the bundle
+    (trimtab.data.background, trimtab.engine.results.equity_csv_job): the same bytes as written
+    in-process; a child whose job fails leaves it to the run, which writes it itself. In a fresh
+    interpreter (a loader is only forked from a process of one thread), on the flagship's short
+    window, without the journal writer (so no other process is running)."""
+    import subprocess
+
+    code = """
+import sys
+from pathlib import Path
+from trimtab.config.load import load_strategy
+from trimtab.data.background import BackgroundLoad
+from trimtab.engine.backtest import run_backtest
+from trimtab.engine.results import equity_csv_job, prepare_equity_csv_job
+out, start, end = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+strategy = load_strategy(Path("configs/usdt_eth_staking_hedged_leveraged.yaml"))
+def broken(spec, arrays):
+    raise OSError("disk full (on purpose)")
+for name, job in (("child", equity_csv_job), ("broken", broken), ("here", None)):
+    loading = BackgroundLoad(job=job, prepare=prepare_equity_csv_job if job else None)
+    assert loading.how == "process", loading.how
+    data = loading.result()
+    helper = loading if job else None
+    run_backtest(strategy, start=start, end=end, out=out, run_id=name, data=data, csv_helper=helper)
+    print(name, loading._helper is None)
+"""
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path), START, END], cwd=Path(__file__).resolve().parents[2],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["child", "True", "broken", "True", "here", "True"]  # the job taken (or none to take)
+    here = (tmp_path / "here" / "equity.csv").read_bytes()
+    assert here.count(b"\n") > 1000
+    assert (tmp_path / "child" / "equity.csv").read_bytes() == here
+    assert (tmp_path / "broken" / "equity.csv").read_bytes() == here

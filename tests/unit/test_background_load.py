@@ -240,3 +240,38 @@ def test_run_refused_for_its_config_while_the_bundle_loads_exits_cleanly(tmp_pat
     assert "nothing was run" in p.stderr
     assert "Traceback" not in p.stderr and "Exception in thread" not in p.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_child_does_one_job_after_the_load(tmp_path):
+    """The job a caller gives at construction runs in the child on the arrays handed over (the
+    same bytes), after ``prepare``; a job that raises is reported as not done; either way, and
+    with no job handed over at all, the child is reaped (it ends at the job pipe's end)."""
+    out = _fresh("""
+import numpy as np
+def job(spec, arrays):
+    if spec.get("fail"):
+        raise RuntimeError("failed on purpose")
+    Path(spec["out"]).write_text(json.dumps({k: [a.dtype.str, a.tobytes().hex()] for k, a in arrays.items()}))
+def prepare():
+    Path(sys.argv[1]).write_text("prepared")
+arrays = {"i": np.arange(3, dtype="<i8"), "f": np.array([0.1, float("nan"), -0.0]), "b": np.array([True, False]),
+          "c": np.array([1, -2, 3], dtype=np.int8)}
+for fail in (False, True):
+    loading = BackgroundLoad(job=job, prepare=prepare)
+    assert loading.how == "process"
+    loading.result()
+    pid = loading._helper.pid
+    pending = loading.submit({"out": sys.argv[2], "fail": fail}, arrays)
+    print(pending.wait(), pending.wait(), pid in children(), loading.submit({}, arrays) is None)
+got = json.loads(Path(sys.argv[2]).read_text())
+print(got == {k: [a.dtype.str, a.tobytes().hex()] for k, a in arrays.items()})
+loading = BackgroundLoad(job=job)  # answered, never given its job: ends when closed
+loading.result()
+pid = loading._helper.pid
+loading.close()
+print(pid in children(), Path(sys.argv[1]).read_text())
+""", str(tmp_path / "prepared"), str(tmp_path / "job.json"))
+    assert out[:4] == ["True", "True", "False", "True"]      # done, reaped, one job only
+    assert out[4:8] == ["False", "False", "False", "True"]   # failed: not done, reaped
+    assert out[8] == "True"                                  # the arrays' bytes, as handed over
+    assert out[9:] == ["False", "prepared"]

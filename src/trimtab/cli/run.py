@@ -67,12 +67,14 @@ def run(
     check_set_flag(set_, config)
     from ..data.background import BackgroundLoad
 
-    # Every kind of run reads the bundle: it decodes on a thread while the config loads.
-    loading = BackgroundLoad()
+    # Every kind of run reads the bundle: a forked child (or a thread) loads it while the config
+    # loads; the child then writes a backtest's equity.csv (so this process never imports pyarrow).
+    loading = BackgroundLoad(job=_equity_csv_job, prepare=_prepare_equity_csv_job)
     dispatched = dispatch_run(config, start=start, end=end, capital=capital, out=out, as_json=as_json, flow=flow, live=live,
                               run_id=run_id, resume=resume, overwrite=overwrite, allow_audit_errors=allow_audit_errors,
                               begin=begin, data_load=loading)
     if dispatched is not None:
+        loading.close()
         if report:
             from .report import report_after_run
 
@@ -109,6 +111,8 @@ def run(
                 data = loading.result()
         else:
             data = loading.result()
+        if live:  # no equity.csv at the end of this process to hand over: the child ends now
+            loading.close()
         on_bundle = not live or replay  # a run on the live feed is not checked against the bundle's coverage
         if on_bundle:
             from ..engine.window import resolve_window
@@ -146,7 +150,8 @@ def run(
             else:
                 # one run: the journal's SQLite work on another core, if there is one
                 result = run_backtest(strategy, start=t0, end=t1, capital=capital, out=out, progress=progress, data=data, flows=flows,
-                                      run_id=run_id, overwrite=overwrite, journal=journal, journal_writer=(os.cpu_count() or 1) > 1)
+                                      run_id=run_id, overwrite=overwrite, journal=journal, journal_writer=(os.cpu_count() or 1) > 1,
+                                      csv_helper=loading)
     except ConfigError as e:
         print_issues(e, sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -182,6 +187,22 @@ def run(
         from .report import report_after_run
 
         report_after_run(getattr(result, "run_dir", None), as_json)
+
+
+# The forked loader's job (trimtab.data.background), imported there, not before the fork: the
+# engine's modules would delay the child's start by their import time.
+def _equity_csv_job(spec: dict, arrays: dict) -> None:
+    """:func:`trimtab.engine.results.equity_csv_job` (in the child)."""
+    from ..engine.results import equity_csv_job
+
+    equity_csv_job(spec, arrays)
+
+
+def _prepare_equity_csv_job() -> None:
+    """:func:`trimtab.engine.results.prepare_equity_csv_job` (in the child, while the run goes on)."""
+    from ..engine.results import prepare_equity_csv_job
+
+    prepare_equity_csv_job()
 
 
 def check_journal_flag(journal: str, config: Path) -> None:

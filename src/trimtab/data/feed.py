@@ -40,9 +40,9 @@ import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from trimtab.errors import TrimtabError
 
@@ -51,6 +51,9 @@ from .accrual import ACCRUAL, accrue
 from .clock import HOUR, epoch_s, epochs, find_gaps, geometric, to_ts
 from .location import BUNDLED_DATA_DIR, DEFAULT_DATA_DIR, data_dir
 from .quality import Bands, Checked, SeriesQuality
+
+if TYPE_CHECKING:  # pyarrow (~30-40 ms) is imported where a file is read: `trimtab run` reads the
+    import pyarrow as pa  # bundle in a forked child (trimtab.data.background), never in its own process
 
 __all__ = ["BUNDLED_DATA_DIR", "DEFAULT_DATA_DIR", "Gap", "DataError", "MarketData", "data_dir",
            "load_market_data", "set_data_dir"]
@@ -412,6 +415,8 @@ def _to_numpy(col: pa.ChunkedArray) -> np.ndarray:
     NaT's integer where null). Read from the Arrow buffers: pyarrow's ``to_numpy`` imports
     pandas (~0.4 s, ~75 MB), which a run never does. A column of any other type (a damaged
     file: refused later) goes through ``to_numpy``."""
+    import pyarrow as pa
+
     t = col.type
     ts = pa.types.is_timestamp(t)
     if ts:
@@ -578,6 +583,8 @@ def read_series(d: Path, catalog: dict[str, dict], names: list[str]) -> dict[str
     Raises:
         DataError: a file missing or damaged.
     """
+    import pyarrow as pa
+
     loaded: dict[str, Series] = {}
     pool = pa.default_memory_pool()
     # The file's Arrow buffers and the reader's scratch (decompression, decoded pages) are free

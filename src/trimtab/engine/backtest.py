@@ -17,7 +17,7 @@ from .window import new_run_id, resolve_window
 def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None = None, out: Path | str = "runs",
                  run_id: str | None = None, progress=None, data: MarketData | None = None, time_decisions: bool = False,
                  flows: list[Flow] | None = None, overwrite: bool = False, journal: str = "slim",
-                 bulk: bool = True, journal_writer: bool = False) -> RunResult:
+                 bulk: bool = True, journal_writer: bool = False, csv_helper=None) -> RunResult:
     """Run ``strategy`` over the bundled real data and write ``<out>/<run_id>/``.
 
     The run directory is owned by this call for the run's life (:func:`trimtab.runs.claim`): a
@@ -44,6 +44,10 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             sweeps) leave it off. The journal's commits are not synced to the disk
             (:class:`trimtab.engine.journal.Journal` ``synced``): running the backtest again
             writes it again.
+        csv_helper: a process to write ``equity.csv`` while the run ends (:attr:`Engine.csv_helper`:
+            ``trimtab run``'s :class:`trimtab.data.background.BackgroundLoad`, whose forked child
+            loaded the data); the file is complete when this returns, written here if the helper
+            cannot.
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.
@@ -57,6 +61,7 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             collector_paused():
         engine = Engine(strategy, data.slice(start, end), owned.run_dir, capital=capital, flows=flows, time_decisions=time_decisions,
                         journal_mode=journal, bulk=bulk, journal_writer=journal_writer, journal_synced=False)
+        engine.csv_helper = csv_helper
         engine.run_until(engine.view.n, progress)
         return engine.finish()
 

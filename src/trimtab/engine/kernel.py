@@ -39,7 +39,7 @@ from .journal import Journal, jsonable
 from .legrisk import LegRisk
 from .machine import Decision, StrategyMachine
 from .monitors import Monitors
-from .results import equity_columns, performance_of, utc_texts, write_equity_csv
+from .results import equity_columns, equity_csv_arrays, performance_of, utc_texts, write_equity_csv
 from .quiet import QuietSpans
 from .stretch import Stretches
 from .window import series_notes
@@ -502,12 +502,16 @@ class Engine:
         }
         # The risk columns as journaled: kept on the way, or read back from the closed journal.
         columns = self.journal.kept_columns(last)
+        pending = None
         if columns is not None:
             # Every row committed first: a writer process inserts the rows still buffered and
             # commits them while this file is built, so the reads below and the close wait for
             # less (the summary's row is then a commit of its own).
             self.journal.seal()
-            self._equity_csv(epoch, equity, nav, columns)
+            # A helper process (trimtab run's) writes it meanwhile, if there is one.
+            pending = self._offload_csv(epoch, equity, nav, columns) if self.csv_helper is not None else None
+            if pending is None:
+                self._equity_csv(epoch, equity, nav, columns)
         summary["costs"], summary["hedge_gap"] = self._costs(), self._hedge_gap()
         self.journal.meta("summary", summary)
         self.journal.seal()  # a writer process commits it while summary.json is written
@@ -515,7 +519,21 @@ class Engine:
         self.journal.close()
         if columns is None:
             self._equity_csv(epoch, equity, nav, None)
+        elif pending is not None and not pending.wait():
+            self._equity_csv(epoch, equity, nav, columns)  # the helper failed: written here
         return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch)
+
+    #: Where ``equity.csv`` may be written beside this process: an object with
+    #: ``submit(spec, arrays) -> pending | None`` (``pending.wait() -> bool``), e.g.
+    #: :class:`trimtab.data.background.BackgroundLoad` (run_backtest's ``csv_helper``).
+    csv_helper = None
+
+    def _offload_csv(self, epoch, equity, nav, columns: dict):
+        """Hand ``equity.csv`` to :attr:`csv_helper` (:func:`trimtab.engine.results.equity_csv_job`);
+        its pending job, or None if it cannot take it."""
+        spec = {"path": str(self.run_dir / "equity.csv"), "journal": str(self.run_dir / "journal.sqlite"),
+                "perp_venues": list(self.sim.perp_venues)}
+        return self.csv_helper.submit(spec, equity_csv_arrays(epoch, equity, nav, columns))
 
     def _equity_csv(self, epoch, equity, nav, columns: dict | None) -> None:
         """``equity.csv`` (:func:`trimtab.engine.results.write_equity_csv`): the risk columns

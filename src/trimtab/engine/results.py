@@ -352,6 +352,31 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
             db.close()
 
 
+def equity_csv_arrays(epoch, equity, nav, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`write_equity_csv`'s inputs as the 1-D arrays :func:`equity_csv_job` takes
+    (``epoch`` int64, the rest float64: the same floats), the metric columns as ``m:<name>``."""
+    out = {"epoch": np.asarray(epoch, dtype=np.int64), "equity": np.asarray(equity, dtype=np.float64),
+           "nav": np.asarray(nav, dtype=np.float64)}
+    out.update({"m:" + k: np.asarray(v, dtype=np.float64) for k, v in columns.items()})
+    return out
+
+
+def equity_csv_job(spec: dict, arrays: dict[str, np.ndarray]) -> None:
+    """:func:`write_equity_csv` in another process (``trimtab run``'s forked helper,
+    :meth:`trimtab.data.background.BackgroundLoad.submit`): ``spec`` = ``{"path", "journal",
+    "perp_venues"}`` (str, str, list of str), ``arrays`` as :func:`equity_csv_arrays` made them.
+    The equity and NAV columns go back to Python floats, as the engine holds them: the same
+    bytes as the in-process call. Raises what :func:`write_equity_csv` raises."""
+    columns = {k[2:]: v for k, v in arrays.items() if k.startswith("m:")}
+    write_equity_csv(Path(spec["path"]), arrays["epoch"], arrays["equity"].tolist(), arrays["nav"].tolist(),
+                     Path(spec["journal"]), list(spec["perp_venues"]), columns=columns)
+
+
+def prepare_equity_csv_job() -> None:
+    """What :func:`equity_csv_job` imports (pyarrow's compute kernels), made ready ahead."""
+    _arrow()
+
+
 #: Ticks per block of equity.csv (a few hundred kB of text at a time).
 _BLOCK = 2048
 #: equity.csv's time (:func:`utc_texts` formats): ``YYYY-MM-DD HH:MM:SS+00:00``, after the "\n"
