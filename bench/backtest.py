@@ -188,9 +188,10 @@ def print_lines(r: dict) -> None:
         print(f"  `trimtab run` RSS  {r['run_process_max_rss_mb']:,.1f} MB max RSS of the whole process "
               f"(subprocess `trimtab run CONFIG --json`, {r['run_process_wall_s']:.2f} s wall; target < 150 MB)")
         rss, own = r["run_tree_rss_mb"], r["run_tree_own_mb"]
-        print("  with its writer    " + ("n/a (no /proc)" if rss is None else
-              f"{own:,.1f} MB: `trimtab run`'s RSS + its journal writer's private pages ({rss:,.1f} MB summing "
-              f"both RSS, shared libraries twice); largest sums, sampled every 2 ms (target < 150 MB)"))
+        print("  with its children  " + ("n/a (no /proc)" if rss is None else
+              f"{own:,.1f} MB: `trimtab run`'s RSS + the private pages of its journal writer and its bundle loader "
+              f"({rss:,.1f} MB summing their RSS, shared pages more than once); largest sums, sampled every 2 ms "
+              f"(target < 150 MB)"))
     print(f"  journal.sqlite     {r['journal_mb']:.1f} MB")
     print(f"  python {r['python']} on {r['machine']}")
 
