@@ -17,11 +17,12 @@ import sqlite3
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .journal import MetricsRow, read_metrics
+if TYPE_CHECKING:  # the journal's module chain (msgspec, the writer) is imported where a journal is read:
+    from .journal import MetricsRow  # trimtab run's loader imports this module to write equity.csv
 
 
 def performance(equity) -> dict[str, float]:
@@ -342,6 +343,8 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
             for lo in range(0, n, _BLOCK):
                 hi = min(lo + _BLOCK, n)
                 if columns is None:
+                    from .journal import read_metrics
+
                     block = metric_columns(hi - lo, read_metrics(db, lo, hi - 1, names=names), perp_venues, lo)
                 else:
                     block = {k: columns[k][lo:hi] for k in names}
