@@ -59,7 +59,7 @@ __all__ = ["BackgroundLoad"]
 
 # (the file's length, the header's offset), written on the pipe once the answer is in the file
 _HEAD = struct.Struct(">QQ")
-_PATIENCE_S = 120.0  # the longest wait for the child's first byte (the bundle loads in ~0.05 s)
+_PATIENCE_S = 120.0  # the longest wait for the child's answer or a job's status (the bundle loads in ~0.05 s)
 
 
 class BackgroundLoad:
@@ -127,7 +127,7 @@ class BackgroundLoad:
             try:
                 answer = child.receive()
             finally:
-                if isinstance(answer, tuple) and child.job:
+                if isinstance(answer, tuple) and child.has_job:
                     self._helper = child  # kept for submit(); closed by close()
                 else:
                     self.close()
@@ -176,7 +176,7 @@ class Pending:
         self._child = child
         self._done: bool | None = None
 
-    def wait(self, timeout: float = 120.0) -> bool:
+    def wait(self, timeout: float = _PATIENCE_S) -> bool:
         """Wait for the job (at most ``timeout`` seconds); True if the child did it, False if it
         failed, died or took too long (the child is then killed and reaped: the caller does the
         work itself). Idempotent."""
@@ -195,8 +195,8 @@ def _can_fork() -> bool:
 class _Child:
     """A forked loader: its pid, the read end of its pipe, and the memfd its answer goes to."""
 
-    def __init__(self, pid: int, pipe: int, fd: int, cmd: int, job_fd: int, job: bool):
-        self.pid, self.pipe, self.fd, self.cmd, self.job_fd, self.job = pid, pipe, fd, cmd, job_fd, job
+    def __init__(self, pid: int, pipe: int, fd: int, cmd: int, job_fd: int, has_job: bool):
+        self.pid, self.pipe, self.fd, self.cmd, self.job_fd, self.has_job = pid, pipe, fd, cmd, job_fd, has_job
         self.answered = False   # the data's answer came: the child is not killed, it ends by itself
         self.busy = False       # a job was handed over and not answered: killed if abandoned
         self.closed = False

@@ -333,6 +333,8 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
         raise ValueError(f"equity.csv metric columns {sorted(columns)} do not match {names} over {n} ticks")
     rows = _arrow_rows if n >= _ARROW_MIN else _repr_rows   # the same bytes either way
     db = sqlite3.connect(journal) if columns is None else None
+    if db is not None:
+        from .journal import read_metrics  # (only here: the loader's child writes from columns, without the journal's modules)
     try:
         with open(path, "wb") as f:
             # Each row's line starts with its "\n" (the time's text), so Arrow's joined rows
@@ -343,8 +345,6 @@ def write_equity_csv(path: Path, epoch: Sequence[int], equity: Sequence[float], 
             for lo in range(0, n, _BLOCK):
                 hi = min(lo + _BLOCK, n)
                 if columns is None:
-                    from .journal import read_metrics
-
                     block = metric_columns(hi - lo, read_metrics(db, lo, hi - 1, names=names), perp_venues, lo)
                 else:
                     block = {k: columns[k][lo:hi] for k in names}
