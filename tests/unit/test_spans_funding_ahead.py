@@ -27,28 +27,25 @@ def test_cut_span_books_its_look_ahead(market, tmp_path):
 
 def test_look_ahead_keeps_only_stale_mark_reads(market, tmp_path):
     # OKX's data stopping in April 2025 (its position held, marked at the reference price): a
-    # settlement booked from the look-ahead reads again exactly the perp marks it read stale
-    # (their hours are counted); a fresh read changes nothing and is not kept
+    # settlement booked from the look-ahead (SimVenues.funding_block's rows) is marked stale
+    # exactly where the perp's mark was stale (its hour is counted when booked); a fresh read
+    # changes nothing and is not marked
     e = Engine(load_strategy(ROOT / "configs" / FLAGSHIP), market.slice("2025-03-20", "2025-04-10"), tmp_path, bulk=True)
     booked = []
     take = e.quiet._take_ahead
 
     def recording(end):
         got = take(end)
-        if got and end >= 0:  # the perps held through the span: the ones a fill's venue settles
-            held = {f.venue: [k for k in e.sim.perp_keys_of[f.venue] if e.book.qty(k)] for fs, _ in got.values() for f in fs}
-            booked.extend((t, fills, kept, held) for t, (fills, kept) in got.items())
+        if got and end >= 0:
+            booked.extend(got)
         return got
 
     e.quiet._take_ahead = recording
     e.run_until(e.view.n)
     stale = fresh = 0
-    for t, fills, kept, held in booked:
-        perps = [held[f.venue] for f in fills]
-        assert all(len(p) == 1 for p in perps)  # one perp held a venue: the mark its fill read
-        info = [e.px.info[p[0]] for p in perps]
-        want = [p[0] for p, inf in zip(perps, info) if not e.view.fresh(inf.mark_field, inf.stale_after_h, t)]
-        assert kept == want, t
-        stale += len(want)
-        fresh += len(fills) - len(want)
+    for t, key, *_, was_stale, _proxy in booked:
+        inf = e.px.info[key]
+        assert was_stale == (not e.view.fresh(inf.mark_field, inf.stale_after_h, t)), (t, key)
+        stale += was_stale
+        fresh += not was_stale
     assert stale > 5 and fresh > 50  # both kinds of read were booked

@@ -221,6 +221,25 @@ class Executor:
             self.on_fill(fill)
         return fill
 
+    def apply_settlements(self, rows: list[tuple]) -> list[float]:
+        """Apply funding settlements worked out column-wise
+        (:meth:`trimtab.venues.sim.SimVenues.funding_block`'s rows: ``pay`` on a margin key of
+        fixed value) to the book, in order, and return their equity impacts: what :meth:`apply`
+        does with each one-leg fill (``record=False``), without building it."""
+        book, value = self.book, self.px.value
+        bal, entry, sums = book.bal, book.entry, book.sums
+        out = []
+        for row in rows:
+            m, pay = row[3], row[4]
+            e = entry.get(m, 0.0)
+            before = 0 + value(m, bal.get(m, 0.0), e)  # apply()'s sum over the one touched key
+            book.version += 1
+            if pay != 0.0:  # Book.apply skips a zero leg
+                bal[m] = bal.get(m, 0.0) + pay
+                sums[m] = sums.get(m, 0.0) + pay
+            out.append(0 + value(m, bal.get(m, 0.0), e) - before)
+        return out
+
     def _touch(self, key: str) -> tuple[str, ...]:
         """The keys a one-leg fill on ``key`` touches, in :meth:`apply`'s order: ``(key,)``, or
         ``(key, venue margin key)`` for a perp; kept per key (instruments and venues are static).

@@ -366,6 +366,20 @@ class Journal:
         self._add("fills", (f.id, f.tick, time, f.plan_id, f.step_id, f.venue, f.operation, f.category, _num(f.price), f.price_field, f.impact, text, f.note))
         return f.id
 
+    def funding_fills(self, rows: list[tuple], impacts: list[float], iso: list[str]) -> None:
+        """The fill rows of funding settlements worked out column-wise
+        (:meth:`trimtab.venues.sim.SimVenues.funding_block`'s ``rows``, booked with their
+        ``impacts``, :meth:`trimtab.engine.executor.Executor.apply_settlements`), ``iso`` the
+        time of each tick: the rows :meth:`fill` writes for the same fills, with the next ids."""
+        from .legs_json import one_leg_json
+
+        add, fid = self._add, self._fill_id
+        for (t, _key, venue, margin, pay, rate, field, note, _stale, _proxy), impact in zip(rows, impacts):
+            fid += 1
+            add("fills", (fid, t, iso[t], None, None, venue, "funding", "funding", rate, field, impact,
+                          one_leg_json(margin, pay), note))
+        self._fill_id = fid
+
     def ledger(self, tick: int, time: str, amounts: dict[str, float]) -> None:
         """The tick's attribution by category: one row per tick with one REAL column per
         category (added when first seen), NULL where the category has nothing; no row when

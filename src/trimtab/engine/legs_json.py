@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["legs_json"]
+__all__ = ["legs_json", "one_leg_json"]
 
 _KEY_TEXT: dict[str, str] = {}   # instrument key -> json.dumps(key)
 _KEY_CACHE_MAX = 4096            # keys are a strategy's instruments; never let odd input grow this
@@ -34,9 +34,23 @@ def legs_json(legs) -> str | None:
         if k is None:
             if type(key) is not str:
                 return None
-            k = json.dumps(key)
-            if len(_KEY_TEXT) < _KEY_CACHE_MAX:
-                _KEY_TEXT[key] = k
+            k = _key_text(key)
         r = repr(d)  # float repr is most of the cost: a funding or fee leg's amount is its delta
         parts.append(f"[{k},{r},{r if a is d else repr(a)}]")
     return "[" + ",".join(parts) + "]"
+
+
+def one_leg_json(key: str, amount: float) -> str:
+    """:func:`legs_json` of one leg on ``key`` whose delta is its ``amount`` (a funding
+    settlement's), a finite ``float`` (the caller checks it): the same text."""
+    k = _KEY_TEXT.get(key) or _key_text(key)
+    r = repr(amount)
+    return f"[[{k},{r},{r}]]"
+
+
+def _key_text(key: str) -> str:
+    """``json.dumps(key)``, kept for the next fill on ``key``."""
+    k = json.dumps(key)
+    if len(_KEY_TEXT) < _KEY_CACHE_MAX:
+        _KEY_TEXT[key] = k
+    return k

@@ -242,6 +242,16 @@ class Pricing:
         inf = self.info[key]
         return self.view.fresh_flags(inf.mark_field, inf.stale_after_h), self.view.cols.get(inf.mark_field)
 
+    def mark_columns(self, key: str) -> tuple[list[bool], list[float] | None]:
+        """What :meth:`mark` reads of perp ``key`` at a tick ``t``: ``(flags, column)``, the
+        mark being ``column[t]`` where ``flags[t]`` (fresh), else the reference price (and the
+        hour counted in ``stale_marks``); column None when the view does not hold the field.
+        The view's own lists, grown in place: do not change them."""
+        refs = self._mark_refs.get(key)
+        if refs is None:
+            refs = self._mark_refs[key] = self._mark_refs_of(key)
+        return refs
+
     def mark_is_fresh(self, key: str, i: int | None = None) -> bool:
         refs = self._mark_refs.get(key)
         if refs is None:

@@ -29,6 +29,7 @@ import math
 
 from ..accounting.book import Book, Fill, Leg
 from ..config.load import Strategy
+from ..data.feed import DataError
 from ..errors import ExecutionError
 from ..keys import parse_key
 from . import aave, perps
@@ -478,8 +479,83 @@ class SimVenues:
                 read.append(key)
             pay = -s * mark * rate
             out.append(Fill(tick, venue, "funding", "funding", [Leg(margin, pay, pay)],
-                            price=rate, price_field=source, note=f"-size x mark x rate = {-s:.4f} x {mark:.2f} x {rate:.6g}"))
+                            price=rate, price_field=source, note=f"{_note_head(-s)}{mark:.2f} x {rate:.6g}"))
         return out
+
+    def funding_block(self, ticks: list[int], book: Book) -> tuple[list[tuple], list[tuple[int, str]]] | None:
+        """The settlements :meth:`funding` gives at each of ``ticks`` (ascending) while the
+        book's perp sizes stay as they are, as rows instead of fills, without changing anything
+        (a quiet span books them column-wise: trimtab.engine.quiet).
+
+        Returns ``(rows, missing)``: per settlement, in :meth:`funding`'s order (tick by tick,
+        then ``perp_keys``), ``(tick, perp key, venue, margin key, pay, rate, price field, note,
+        stale, proxy)``, the numbers and text of its fill, ``stale`` whether the mark it read was
+        stale (:meth:`Pricing.mark` counts that hour when it is booked), ``proxy`` whether its
+        rate is a proxy; ``missing``: the ``(tick, perp key)`` left unsettled (no rate yet).
+        :meth:`funding_settled` then gives the sim's state as settling them leaves it.
+
+        None when :meth:`funding` must settle them tick by tick: a series it reads is missing
+        (it raises there), a margin's value moves with prices, or a payment or rate is not
+        finite."""
+        view, bal, px = self.view, book.bal, self.px
+        cols, epoch, get, usd = view.cols, view.epoch, view.get, px.asset_usd
+        facts = self._funding_facts
+        if facts is None:
+            facts = self._funding_facts = self._funding_facts_of()
+        held = []
+        for key, venue, field, margin, peers, hours in facts:
+            s = bal.get(key, 0.0)
+            if not s:
+                continue
+            col = cols.get(field)
+            flags, marks = px.mark_columns(key)
+            if col is None or not px.value_is_static(margin):
+                return None
+            held.append((key, venue, field, margin, peers, hours, -s, col, flags, marks, px.info[key].asset, _note_head(-s)))
+        last = dict(self.last_rate)
+        rows, missing = [], []
+        try:
+            for t in ticks:
+                for key, venue, field, margin, peers, hours, ns, col, flags, marks, asset, head in held:
+                    rate, source, proxy = col[t], field, False
+                    if rate != rate:  # NaN: no settlement in the data at this tick (funding() for the proxies)
+                        if not _on_the_hour(epoch[t], hours):
+                            continue
+                        others = [get(f, t) for f in peers]
+                        others = [r for r in others if not math.isnan(r)]
+                        if others:
+                            rate, source = sum(others) / len(others), "proxy: mean of other venues"
+                        elif key in last:
+                            rate, source = last[key], "proxy: this venue's previous settlement"
+                        else:
+                            missing.append((t, key))
+                            continue
+                        proxy = True
+                    else:
+                        last[key] = rate
+                    stale = not flags[t]
+                    mark = usd(asset, t) if stale else marks[t]  # Pricing.mark's reference price when stale
+                    pay = ns * mark * rate  # -size x mark x rate, as funding() multiplies it
+                    if pay - pay != 0.0 or rate - rate != 0.0:  # inf or nan
+                        return None
+                    rows.append((t, key, venue, margin, pay, rate, source, f"{head}{mark:.2f} x {rate:.6g}", stale, proxy))
+        except DataError:
+            return None
+        return rows, missing
+
+    def funding_settled(self, rows: list[tuple], missing: list[tuple[int, str]]) -> None:
+        """Change the funding state as settling :meth:`funding_block`'s ``rows`` and
+        ``missing`` does (in their order): ``last_rate`` of a perp is its last rate that was not
+        a proxy, ``funding_proxies`` and ``funding_missing`` count the others."""
+        last_rate, proxies, unsettled = self.last_rate, self.funding_proxies, self.funding_missing
+        for row in rows:
+            key = row[1]
+            if row[9]:
+                proxies[key] = proxies.get(key, 0) + 1
+            else:
+                last_rate[key] = row[5]
+        for _, key in missing:
+            unsettled[key] = unsettled.get(key, 0) + 1
 
     def funding_margins(self) -> frozenset[str]:
         """The keys :meth:`funding`'s fills have their legs on: each perp venue's ``Margin:USDT``."""
@@ -516,6 +592,11 @@ class _RiskMemo:
         self.account: dict[str, tuple[float, float, float]] = {}
         self.perp: dict[str, tuple[float, float, float, float, dict[str, float | None]]] = {}
         self.health: dict[str, tuple[float, float, float, float]] = {}
+
+
+def _note_head(neg_size: float) -> str:
+    """The start of a funding fill's note, which the mark and rate end (:meth:`SimVenues.funding`)."""
+    return f"-size x mark x rate = {neg_size:.4f} x "
 
 
 def _on_the_hour(epoch: int, hours: frozenset[int]) -> bool:
