@@ -114,7 +114,7 @@ for name, job in (("child", equity_csv_job), ("broken", broken), ("here", None))
     assert loading.how == "process", loading.how
     data = loading.result()
     helper = loading if job else None
-    run_backtest(strategy, start=start, end=end, out=out, run_id=name, data=data, csv_helper=helper)
+    run_backtest(strategy, start=start, end=end, out=out, run_id=name, data=data, csv_helper=helper).settle()
     print(name, loading._helper is None)
 """
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path), START, END], cwd=Path(__file__).resolve().parents[2],

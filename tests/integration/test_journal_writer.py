@@ -104,6 +104,32 @@ def test_reads_answer_and_writes_keep_their_order(tmp_path):
     db.close()
 
 
+def test_the_writer_commits_when_idle(tmp_path):
+    """Past IDLE_COMMIT bytes of rows, the writer commits them as soon as nothing is queued
+    (its idle time, during the run), so the run's last commit carries only what came after;
+    the rows and their order are the same."""
+    from trimtab.engine.journal_writer import IDLE_COMMIT
+
+    j = Journal(tmp_path / "j.sqlite", writer=True)
+    n = 0
+    other = sqlite3.connect(tmp_path / "j.sqlite")
+    while n * 20 < 2 * IDLE_COMMIT:  # a series row is ~20 bytes of MessagePack
+        for t in range(n, n + 5000):
+            j.series_row(t, float(t), 1.0, 0.0)
+        n += 5000
+        j.flush(commit=False)
+    j.db.execute("SELECT 1").fetchone()  # every row ran
+    deadline = time.monotonic() + 30
+    while other.execute("SELECT count(*) FROM series").fetchone()[0] < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert other.execute("SELECT count(*) FROM series").fetchone() == (n,)  # committed, by the writer alone
+    other.close()
+    j.close()
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    assert db.execute("SELECT tick FROM series ORDER BY rowid").fetchall() == [(t,) for t in range(n)]
+    db.close()
+
+
 def test_a_failed_write_raises_its_sqlite_error_and_commits_nothing_after(tmp_path):
     """A posted statement that fails: the next read raises the in-process error class and
     message, naming the statement; the rows of its transaction are not committed, those

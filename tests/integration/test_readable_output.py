@@ -132,3 +132,44 @@ def test_compare_formats_money_and_keeps_each_compare(tmp_path):
         assert f"{supply:+,.2f}" in lending
         eth = next(ln for ln in p.stdout.splitlines() if ln.strip().startswith("eth_staking_only") and "%" not in ln)
         assert f"{r['rows'][1]['attribution']['staking_yield']:+,.6f}" in eth
+
+
+def test_run_directory_lists_each_file_at_its_final_size(tmp_path):
+    # `trimtab run` shows the summary while the loader's child may still write equity.csv
+    # (RunResult.settle): the files are listed once they are complete, at their final sizes.
+    # The flagship's whole window, so the file takes the child long enough to matter.
+    from trimtab.cli.render import size
+
+    p = cli("run", FLAGSHIP, "--out", str(tmp_path), "--run-id", "full")
+    assert p.returncode == 0, p.stderr
+    run_dir = tmp_path / "full"
+    listed = dict(re.findall(r"^  (\S+)\s+(\d[\d.]* [KMG]?B)\s", p.stdout.split("run directory", 1)[1], re.M))
+    assert {"journal.sqlite", "summary.json", "equity.csv"} <= listed.keys(), p.stdout
+    for name in ("journal.sqlite", "summary.json", "equity.csv"):
+        assert listed[name] == size((run_dir / name).stat().st_size), name
+    assert (run_dir / "equity.csv").read_text().count("\n") > 12_000  # every hour of the window
+
+
+def test_files_are_listed_once_ready(tmp_path):
+    # print_summary waits for the run's files (files_ready) before it lists them: a file
+    # finished there is listed at its final size; nothing else of the summary waits for it
+    import io
+
+    from rich.console import Console
+
+    from trimtab.cli.render import print_summary
+
+    p = cli("run", FLAGSHIP, "--start", "2025-01-01", "--end", "2025-01-03", "--out", str(tmp_path), "--run-id", "r", "--json")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    late = tmp_path / "r" / "late.csv"
+    seen = []
+
+    def ready():
+        seen.append(buf.getvalue())
+        late.write_text("x" * 2048)
+
+    buf = io.StringIO()
+    print_summary(summary, Console(file=buf, width=160), files_ready=ready)
+    assert "P&L attribution" in seen[0] and "run directory" not in seen[0]
+    assert re.search(r"^  late\.csv\s+2\.0 KB", buf.getvalue(), re.M), buf.getvalue()

@@ -7,7 +7,7 @@ inf/nan are the strings ``"inf"``, ``"-inf"``, ``"nan"``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -356,18 +356,25 @@ def hedge_gap(s: dict) -> RenderableType:
     return t
 
 
-def summary_renderables(s: dict) -> list[RenderableType]:
-    """The summary as rich renderables, top to bottom."""
-    return [header(s), Text(""), performance(s), attribution(s), costs(s), positions(s), counts(s), hedge_gap(s), Text(""),
-            data_notes(s), Text(""), reconciliation(s), Text(""), run_dir(s)]
+def summary_renderables(s: dict, files: bool = True) -> list[RenderableType]:
+    """The summary as rich renderables, top to bottom; the run directory's files last (unless
+    not ``files``)."""
+    out = [header(s), Text(""), performance(s), attribution(s), costs(s), positions(s), counts(s), hedge_gap(s), Text(""),
+           data_notes(s), Text(""), reconciliation(s), Text("")]
+    return out + [run_dir(s)] if files else out
 
 
-def print_summary(s: dict, console: Console | None = None) -> None:
-    """Print the readable summary of a run to ``console`` (default: stdout)."""
+def print_summary(s: dict, console: Console | None = None, files_ready: Callable[[], None] | None = None) -> None:
+    """Print the readable summary of a run to ``console`` (default: stdout). ``files_ready``:
+    called before the run directory's files are listed with their sizes, to wait for one still
+    being written (``RunResult.settle``)."""
     console = console or Console()
-    for r in summary_renderables(s):
+    for r in summary_renderables(s, files=False):
         # Text lines are not wrapped, so paths and instrument keys stay whole (copyable).
         console.print(r, soft_wrap=isinstance(r, Text))
+    if files_ready is not None:
+        files_ready()
+    console.print(run_dir(s), soft_wrap=True)
 
 
 def print_comparison(result: dict, console: Console) -> None:

@@ -169,6 +169,7 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(jsonable(result.summary), default=json_default) + "\n")
         sys.stdout.flush()
+        _settle(result, strategy.name)
         if report:
             from .report import report_after_run
 
@@ -182,11 +183,22 @@ def run(
 
     from rich.console import Console
 
-    print_summary(result.summary, Console(highlight=False))
+    print_summary(result.summary, Console(highlight=False), files_ready=lambda: _settle(result, strategy.name))
     if report:
         from .report import report_after_run
 
         report_after_run(getattr(result, "run_dir", None), as_json)
+
+
+def _settle(result, name: str) -> None:
+    """Wait for the run's files still being written beside this process (``RunResult.settle``:
+    the loader's child writes ``equity.csv`` while the summary is shown)."""
+    settle = getattr(result, "settle", None)  # a live run's result has nothing to settle
+    if settle is not None:
+        try:
+            settle()
+        except OSError as e:
+            raise fail(f"{name}: cannot write the run: {e}") from None
 
 
 # The forked loader's job (trimtab.data.background), imported there, not before the fork: the

@@ -46,8 +46,9 @@ def run_backtest(strategy: Strategy, start=None, end=None, capital: float | None
             writes it again.
         csv_helper: a process to write ``equity.csv`` while the run ends (:attr:`Engine.csv_helper`:
             ``trimtab run``'s :class:`trimtab.data.background.BackgroundLoad`, whose forked child
-            loaded the data); the file is complete when this returns, written here if the helper
-            cannot.
+            loaded the data); the file may still be being written when this returns:
+            ``RunResult.settle()`` waits for it (and writes it here if the helper cannot), so a
+            caller can show the summary meanwhile.
 
     Raises:
         DataError: a window outside the data, or a series the strategy needs has no value.

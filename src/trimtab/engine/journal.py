@@ -168,9 +168,10 @@ class Journal:
     ``mode``: "slim" or "full" (:data:`MODES`; ValueError otherwise), recorded in meta
     ``journal``; an existing journal keeps the mode it was started with. ``writer=True``: a new
     journal's statements run in a writer process (:mod:`trimtab.engine.journal_writer`: the
-    same rows, in the same order; fewer commits before the last, as a quiet span's metrics go
-    to the writer without filling a buffer; a failed statement raises at the next read or
-    :meth:`close`); ignored for an existing journal or with ``TRIMTAB_*`` secrets loaded.
+    same rows, in the same order; commits where the writer is idle rather than every
+    ``flush_every`` rows, as a quiet span's metrics go to the writer without filling a buffer;
+    a failed statement raises at the next read or :meth:`close`); ignored for an existing
+    journal or with ``TRIMTAB_*`` secrets loaded.
     ``synced=False``: commits are not synced to the disk (SQLite ``PRAGMA synchronous=OFF``): a
     crashed or killed process loses nothing committed, a power loss or OS crash may; for a
     backtest's journal, which running the backtest again rewrites. A live run keeps the default.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time as _time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class RunResult:
     #: ticks whose monitors read a quiet stretch ("vector") or were computed one by one ("per_tick")
     paths: dict = field(repr=False, default_factory=dict)
     epoch: list[int] = field(repr=False, default_factory=list)
+    #: Waits for the files a helper process still writes into ``run_dir`` (``equity.csv``,
+    #: :attr:`Engine.csv_helper`), writing them here if it cannot; a no-op otherwise. Raises
+    #: OSError when the file cannot be written.
+    settle: Callable[[], None] = field(repr=False, compare=False, default=lambda: None)
 
     @property
     def ticks(self) -> int:
@@ -453,6 +458,10 @@ class Engine:
         """Summarise, write summary.json and equity.csv, close the journal."""
         view, px, sim, book, strategy, window = self.view, self.px, self.sim, self.book, self.strategy, self.window
         iso, run_dir = self.iso, self.run_dir
+        # Every row committed first: a writer process inserts the rows still buffered and
+        # commits them while the summary and equity.csv are built, so the reads below and the
+        # close wait for less (the summary's row is then a commit of its own).
+        self.journal.seal()
         last = max(self.next_tick, 1)
         equity, nav, epoch = self.eq_series[:last], self.nav_series[:last], view.epoch[:last]
         # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
@@ -504,10 +513,6 @@ class Engine:
         columns = self.journal.kept_columns(last)
         pending = None
         if columns is not None:
-            # Every row committed first: a writer process inserts the rows still buffered and
-            # commits them while this file is built, so the reads below and the close wait for
-            # less (the summary's row is then a commit of its own).
-            self.journal.seal()
             # A helper process (trimtab run's) writes it meanwhile, if there is one.
             pending = self._offload_csv(epoch, equity, nav, columns) if self.csv_helper is not None else None
             if pending is None:
@@ -517,11 +522,16 @@ class Engine:
         self.journal.seal()  # a writer process commits it while summary.json is written
         (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str))
         self.journal.close()
+        settle = RunResult.settle
         if columns is None:
             self._equity_csv(epoch, equity, nav, None)
-        elif pending is not None and not pending.wait():
-            self._equity_csv(epoch, equity, nav, columns)  # the helper failed: written here
-        return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch)
+        elif pending is not None:
+            # the caller settles it once it has shown the summary: the helper writes meanwhile
+            def settle() -> None:
+                if not pending.wait():
+                    self._equity_csv(epoch, equity, nav, columns)  # the helper failed: written here
+        return RunResult(summary, run_dir, equity, self.decision_ns, dict(self.stretches.counts) if self.stretches else {}, epoch,
+                         settle)
 
     #: Where ``equity.csv`` may be written beside this process: an object with
     #: ``submit(spec, arrays) -> pending | None`` (``pending.wait() -> bool``), e.g.
