@@ -458,11 +458,14 @@ class Engine:
         """Summarise, write summary.json and equity.csv, close the journal."""
         view, px, sim, book, strategy, window = self.view, self.px, self.sim, self.book, self.strategy, self.window
         iso, run_dir = self.iso, self.run_dir
-        # Every row committed first: a writer process inserts the rows still buffered and
-        # commits them while the summary and equity.csv are built, so the reads below and the
-        # close wait for less (the summary's row is then a commit of its own).
-        self.journal.seal()
         last = max(self.next_tick, 1)
+        # The risk columns as journaled: kept on the way, or read back from the closed journal.
+        columns = self.journal.kept_columns(last)
+        if columns is not None:
+            # Every row committed first: a writer process inserts the rows still buffered and
+            # commits them while the summary and equity.csv are built, so the reads below and
+            # the close wait for less (the summary's row is then a commit of its own).
+            self.journal.seal()
         equity, nav, epoch = self.eq_series[:last], self.nav_series[:last], view.epoch[:last]
         # Returns come from NAV per unit, so deposits and withdrawals are not counted as P&L.
         perf = performance_of(nav, epoch)
@@ -509,8 +512,6 @@ class Engine:
             "overrides": dict(strategy.overrides),
             "run_dir": str(run_dir),
         }
-        # The risk columns as journaled: kept on the way, or read back from the closed journal.
-        columns = self.journal.kept_columns(last)
         pending = None
         if columns is not None:
             # A helper process (trimtab run's) writes it meanwhile, if there is one.
