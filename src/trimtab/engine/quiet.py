@@ -138,7 +138,7 @@ class QuietSpans:
 
         Usually no settlement lands on a moving position: the settlements are then worked out
         column-wise (:meth:`SimVenues.funding_block`, :meth:`_worked_out`), the same numbers
-        without a fill per settlement (~4,000 of the flagship's ~4,800); where the block declines,
+        without a fill per settlement (~4,000 of the flagship's ~4,800 fills); where the block declines,
         the look-ahead settles tick by tick as above."""
         e = self.e
         sim, px, view, book = e.sim, e.px, e.view, e.book
