@@ -193,12 +193,10 @@ def run(
 def _settle(result, name: str) -> None:
     """Wait for the run's files still being written beside this process (``RunResult.settle``:
     the loader's child writes ``equity.csv`` while the summary is shown)."""
-    settle = getattr(result, "settle", None)  # a live run's result has nothing to settle
-    if settle is not None:
-        try:
-            settle()
-        except OSError as e:
-            raise fail(f"{name}: cannot write the run: {e}") from None
+    try:
+        result.settle()  # (a no-op for a run that left nothing to a helper: a live run's)
+    except OSError as e:
+        raise fail(f"{name}: cannot write the run: {e}") from None
 
 
 # The forked loader's job (trimtab.data.background), imported there, not before the fork: the

@@ -184,10 +184,7 @@ class QuietSpans:
                     fills_at[t] = (fills, read)
                     for f in fills:
                         scratch.apply(f)
-                    keys = [leg.key for f in fills for leg in f.legs]
-                    pos = e.monitors.positions_after(segments[-1][1], scratch, keys)
-                    seg = (t, pos, dict(scratch.bal))
-                    segments = [seg] if t == i else segments + [seg]
+                    segments = self._segment(segments, i, t, scratch, [leg.key for f in fills for leg in f.legs])
                 t = nxt[t + 1]
             done = True
         finally:
@@ -205,9 +202,7 @@ class QuietSpans:
         (:meth:`SimVenues.funding_block`'s ``rows`` and ``missing``): the same due ticks and
         segments, the sim's funding state as settling them all leaves it, and the rows kept
         for :meth:`_commit` (:meth:`_take_ahead`)."""
-        e = self.e
-        book, sim = e.book, e.sim
-        positions_after = e.monitors.positions_after
+        book, sim = self.e.book, self.e.sim
         scratch = Book(dict(book.bal), book.entry, {})  # (positions_after reads bal and entry)
         bal = scratch.bal
         due = dict.fromkeys(ticks, False)
@@ -222,12 +217,18 @@ class QuietSpans:
                 keys.append(m)
                 k += 1
             due[t] = True
-            seg = (t, positions_after(segments[-1][1], scratch, keys), dict(bal))
-            segments = [seg] if t == i else segments + [seg]
+            segments = self._segment(segments, i, t, scratch, keys)
         state = sim.snapshot()
         sim.funding_settled(rows, missing)
         self._ahead = (state, ticks[-1], rows, missing)
         return hi, due, segments
+
+    def _segment(self, segments: list, i: int, t: int, scratch: Book, keys: list[str]) -> list:
+        """``segments`` with the one the settlements at tick ``t`` start (their margin ``keys``
+        changed in ``scratch``, the book as they leave it), or that one alone at the span's
+        first tick ``i``."""
+        seg = (t, self.e.monitors.positions_after(segments[-1][1], scratch, keys), dict(scratch.bal))
+        return [seg] if t == i else segments + [seg]
 
     _ahead: tuple | None = None  # (sim state before, last tick looked at, {tick: (fills, stale marks read)}, [(tick, sim funding state after)]) or, worked out column-wise, (sim state before, last tick looked at, funding_block's rows, its missing): _fundings
 

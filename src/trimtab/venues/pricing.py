@@ -253,10 +253,7 @@ class Pricing:
         return refs
 
     def mark_is_fresh(self, key: str, i: int | None = None) -> bool:
-        refs = self._mark_refs.get(key)
-        if refs is None:
-            refs = self._mark_refs[key] = self._mark_refs_of(key)
-        return refs[0][self.view.i if i is None else i]  # view.fresh, from its flags
+        return self.mark_columns(key)[0][self.view.i if i is None else i]  # view.fresh, from its flags
 
     def tradable(self, key: str, i: int | None = None) -> bool:
         """A perp may be traded only while its mark is fresh and its funding series is current

@@ -458,17 +458,11 @@ class SimVenues:
             rate = col[i] if col is not None else view.get(field)  # view.get raises for an absent series
             source = field
             if rate != rate:  # NaN: no settlement in the data at this tick
-                if not _on_the_hour(view.epoch[i], hours):
+                got = self._proxy(key, i, peers, hours, self.last_rate)
+                if got is None:
                     continue
-                others = [view.get(f) for f in peers]
-                others = [r for r in others if not math.isnan(r)]
-                if others:
-                    rate = sum(others) / len(others)
-                    source = "proxy: mean of other venues"
-                elif key in self.last_rate:
-                    rate = self.last_rate[key]
-                    source = "proxy: this venue's previous settlement"
-                else:
+                rate, source = got
+                if rate is None:
                     self.funding_missing[key] = self.funding_missing.get(key, 0) + 1
                     continue
                 self.funding_proxies[key] = self.funding_proxies.get(key, 0) + 1
@@ -498,7 +492,7 @@ class SimVenues:
         (it raises there), a margin's value moves with prices, or a payment or rate is not
         finite."""
         view, bal, px = self.view, book.bal, self.px
-        cols, epoch, get, usd = view.cols, view.epoch, view.get, px.asset_usd
+        cols, usd = view.cols, px.asset_usd
         facts = self._funding_facts
         if facts is None:
             facts = self._funding_facts = self._funding_facts_of()
@@ -518,16 +512,12 @@ class SimVenues:
             for t in ticks:
                 for key, venue, field, margin, peers, hours, ns, col, flags, marks, asset, head in held:
                     rate, source, proxy = col[t], field, False
-                    if rate != rate:  # NaN: no settlement in the data at this tick (funding() for the proxies)
-                        if not _on_the_hour(epoch[t], hours):
+                    if rate != rate:  # NaN: no settlement in the data at this tick
+                        got = self._proxy(key, t, peers, hours, last)
+                        if got is None:
                             continue
-                        others = [get(f, t) for f in peers]
-                        others = [r for r in others if not math.isnan(r)]
-                        if others:
-                            rate, source = sum(others) / len(others), "proxy: mean of other venues"
-                        elif key in last:
-                            rate, source = last[key], "proxy: this venue's previous settlement"
-                        else:
+                        rate, source = got
+                        if rate is None:
                             missing.append((t, key))
                             continue
                         proxy = True
@@ -542,6 +532,24 @@ class SimVenues:
         except DataError:
             return None
         return rows, missing
+
+    def _proxy(self, key: str, t: int, peers: list[str | None], hours: frozenset[int],
+               last_rate: dict[str, float]) -> tuple[float | None, str | None] | None:
+        """The rate perp ``key`` settles at tick ``t`` where the data has none (:meth:`funding`'s
+        rule): None off its venue's settlement hours (nothing settles); else ``(mean of the
+        other venues' rates at t, "proxy: ...")``, or failing that ``(last_rate[key], "proxy:
+        ...")``, or ``(None, None)`` when no rate was ever seen (left unsettled). Raises
+        DataError for a peer series the view does not hold."""
+        view = self.view
+        if not _on_the_hour(view.epoch[t], hours):
+            return None
+        others = [view.get(f, t) for f in peers]
+        others = [r for r in others if not math.isnan(r)]
+        if others:
+            return sum(others) / len(others), "proxy: mean of other venues"
+        if key in last_rate:
+            return last_rate[key], "proxy: this venue's previous settlement"
+        return None, None
 
     def funding_settled(self, rows: list[tuple], missing: list[tuple[int, str]]) -> None:
         """Change the funding state as settling :meth:`funding_block`'s ``rows`` and
